@@ -1,0 +1,17 @@
+# Third-party dependencies, all from Debian packages (scripts/install-deps.sh installs them).
+find_package(Threads REQUIRED)
+find_package(fmt REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(OpenMP REQUIRED COMPONENTS CXX)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
+# cpp-httplib is header-only in Debian; its .pc lives under the cpp-httplib name.
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+if(EDGELLM_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(EDGELLM_BUILD_BENCH)
+  find_package(benchmark QUIET)
+endif()

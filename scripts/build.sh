@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Configures and builds edgellm into ${BUILD_DIR:-build} (Release). Extra args go to cmake.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+build="${BUILD_DIR:-$here/build}"
+gen=()
+command -v ninja >/dev/null && gen=(-G Ninja)
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  cmake -S "$here" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release "$@"
+fi
+cmake --build "$build" -j "$(nproc)"

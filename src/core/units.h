@@ -1,0 +1,11 @@
+// Human-readable sizes and counts ("1.23 GiB", "135.2M").
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace edgellm {
+
+std::string format_bytes(uint64_t n_bytes);   // 1536 -> "1.50 KiB"
+std::string format_count(uint64_t n);         // 135200000 -> "135.20M"
+
+}  // namespace edgellm
