@@ -1,0 +1,57 @@
+// The CPU op set the engine is built from. Each op has a plain scalar reference in
+// src/kernels/ref/ and fast SIMD variants in src/kernels/cpu/ picked at run time; setting
+// EDGELLM_FORCE_REF=1 (or calling set_force_reference(true)) routes every call to the reference.
+// Layouts are row-major; shapes are given in the comments as [outer][inner].
+#pragma once
+#include <cstdint>
+
+#include "quant/ggml_type.h"
+
+namespace edgellm::kernels {
+
+enum class rope_mode { normal = 0, neox = 2 };  // numbering as ggml's rope "mode"
+
+// Which implementation family serves calls (for reports and tests).
+enum class impl { reference, avx2, avx512, neon, generic };
+impl active_impl();
+const char* impl_name(impl i);
+void set_force_reference(bool on);  // also forced by env EDGELLM_FORCE_REF=1
+
+// y[t][r] = sum_c w[r][c] * x[t][c]
+//   w: [n_rows][n_cols] of type wt (each row row_size(wt, n_cols) bytes)
+//   x: [n_tokens][n_cols] f32, y: [n_tokens][n_rows] f32
+// n_cols must be a multiple of wt's block size. Work is split across n_threads.
+void mul_mat(ggml_type wt, const void* w, int64_t n_rows, int64_t n_cols, const float* x,
+             int64_t n_tokens, float* y, int n_threads);
+
+// y = x / sqrt(mean(x^2) + eps) * weight, for each of n_tokens rows of n.
+void rms_norm(const float* x, const float* weight, float* y, int64_t n, int64_t n_tokens, float eps);
+
+// Rotary position embedding in place on x: [n_heads][head_dim] for one token at `pos`.
+// Only the first n_rot dims rotate. theta_i = pos * freq_scale * base^(-2i/n_rot) / freq_factors[i]
+// (freq_factors may be null: Llama 3.1-style rope_freqs).
+void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos, float freq_base,
+          float freq_scale, const float* freq_factors, rope_mode mode);
+
+// In place, numerically stable softmax over n values.
+void softmax(float* x, int64_t n);
+
+// y = silu(gate) * up, elementwise over n.
+void swiglu(const float* gate, const float* up, float* y, int64_t n);
+
+// y += x (n elements).
+void add(float* y, const float* x, int64_t n);
+
+// Attention of one query token over n_kv cached positions with grouped-query heads.
+//   q:   [n_head][head_dim] f32
+//   k,v: [n_kv][n_head_kv][head_dim] of kv_type (f32 or f16), position-major
+//   out: [n_head][head_dim] f32; scratch: at least n_kv floats per thread call
+// Query head h reads KV head h / (n_head / n_head_kv). Scores are scaled by `scale`.
+void attention(const float* q, const void* k, const void* v, ggml_type kv_type, int64_t n_kv,
+               int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, float* out,
+               float* scratch);
+
+// Dequantizes-free row lookup for embeddings: dst = row `row` of w ([n_rows][n_cols] of wt).
+void get_row(ggml_type wt, const void* w, int64_t n_cols, int64_t row, float* dst);
+
+}  // namespace edgellm::kernels
