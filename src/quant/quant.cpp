@@ -280,6 +280,14 @@ size_t quantize_row(ggml_type type, const float* src, void* dst, int64_t n) {
     const auto& tr = type_traits(type);
     if (!can_quantize(type)) throw error("quantization to " + std::string(tr.name) + " not implemented");
     check_row_length(type, n, tr.block_size);
+    if (tr.is_quantized) {
+        // Block formats cannot represent NaN/Inf (and converting them to ints is undefined), so the
+        // checked entry point refuses them instead of writing garbage.
+        for (int64_t i = 0; i < n; ++i)
+            if (!std::isfinite(src[i]))
+                throw error("cannot quantize non-finite value " + std::to_string(src[i]) + " at element " +
+                            std::to_string(i) + " to " + std::string(tr.name));
+    }
     switch (type) {
         case ggml_type::f32: std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float)); break;
         case ggml_type::f16: quantize_row_f16(src, static_cast<fp16_bits*>(dst), n); break;

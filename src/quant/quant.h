@@ -10,6 +10,7 @@
 namespace edgellm {
 
 // Converts n elements (a multiple of the type's block size) of type `type` at `src` to floats.
+// NaN/Inf scales stored in a file propagate to the output (as in ggml); nothing is rejected.
 // Supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K..Q6_K, Q8_K. Other types
 // throw edgellm::error("dequantization of X not implemented"); a bad n throws edgellm::error.
 void dequantize_row(ggml_type type, const void* src, float* dst, int64_t n);
@@ -17,7 +18,9 @@ void dequantize_row(ggml_type type, const void* src, float* dst, int64_t n);
 // Quantizes n floats (a multiple of the block size) into row_size(type, n) bytes at `dst` with
 // ggml's reference algorithm (round-to-nearest). Returns the number of bytes written.
 // Supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q8_K, and the k-quants
-// Q2_K..Q6_K (ggml's reference quantizers without an importance matrix).
+// Q2_K..Q6_K (ggml's reference quantizers without an importance matrix). F16/BF16 keep NaN and
+// Inf; block types reject them with edgellm::error naming the element (the per-type functions
+// below do not check: their input must be finite).
 size_t quantize_row(ggml_type type, const float* src, void* dst, int64_t n);
 
 bool can_dequantize(ggml_type type);
