@@ -2,6 +2,7 @@
 // Format: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -64,6 +65,11 @@ struct value {
     const array_value& as_array() const;
 };
 
+// Limits the reader enforces beyond the format itself (a file breaking one is rejected).
+constexpr int k_max_array_depth = 8;           // nesting of arrays inside arrays
+constexpr uint64_t k_max_key_bytes = 65535;     // the spec's key length limit
+constexpr uint64_t k_max_tensor_name_bytes = 65535;
+
 struct tensor_info {
     std::string name;
     ggml_type type = ggml_type::f32;
@@ -97,13 +103,14 @@ public:
     const value* find(std::string_view key) const;
     bool has(std::string_view key) const { return find(key) != nullptr; }
     // Typed getters; throw edgellm::error naming the key when missing or of the wrong type.
+    // (Conversion failures are rethrown with the key in the message.)
     const value& get(std::string_view key) const;
-    uint64_t get_u64(std::string_view key) const { return get(key).as_u64(); }
-    int64_t get_i64(std::string_view key) const { return get(key).as_i64(); }
-    double get_f64(std::string_view key) const { return get(key).as_f64(); }
-    bool get_bool(std::string_view key) const { return get(key).as_bool(); }
-    const std::string& get_string(std::string_view key) const { return get(key).as_string(); }
-    const array_value& get_array(std::string_view key) const { return get(key).as_array(); }
+    uint64_t get_u64(std::string_view key) const;
+    int64_t get_i64(std::string_view key) const;
+    double get_f64(std::string_view key) const;
+    bool get_bool(std::string_view key) const;
+    const std::string& get_string(std::string_view key) const;
+    const array_value& get_array(std::string_view key) const;
     // Optional variants: nullopt when the key is absent (still throw on a wrong type).
     std::optional<uint64_t> get_u64_opt(std::string_view key) const;
     std::optional<double> get_f64_opt(std::string_view key) const;
@@ -129,17 +136,34 @@ private:
     std::map<std::string, size_t, std::less<>> tensor_index_;
 };
 
+// Fills `size_bytes` bytes at `dst` with a tensor's data when the writer streams it out.
+using tensor_fill_fn = std::function<void(uint8_t* dst, size_t size_bytes)>;
+
 // Builds a GGUF v3 file: metadata in insertion order, tensors aligned to general.alignment.
+// Layout matches gguf-py's GGUFWriter (every tensor, the last included, is zero-padded to the
+// alignment), so a file either produced is rewritten byte-exactly.
 class writer {
 public:
     writer();
-    // Sets (or replaces, keeping the position) a metadata key.
+    // Sets (or replaces, keeping the position) a metadata key. Setting general.alignment
+    // (u32, a power of two) also changes the data alignment.
     void set(const std::string& key, value v);
     // Adds a tensor; `data` must hold row_size(type, ne[0]) * rows bytes and is copied.
     void add_tensor(const std::string& name, ggml_type type, const std::vector<int64_t>& ne,
                     const void* data, size_t size_bytes);
+    // Same, taking ownership of the bytes (no copy).
+    void add_tensor(const std::string& name, ggml_type type, const std::vector<int64_t>& ne,
+                    std::vector<uint8_t>&& data);
+    // Adds a tensor whose bytes are produced by `fill` only while write() streams the file, so
+    // a multi-GB model never has to be held in memory at once.
+    void add_tensor_lazy(const std::string& name, ggml_type type, const std::vector<int64_t>& ne,
+                         tensor_fill_fn fill);
+    // Sets the data alignment and records it as general.alignment (u32).
     void set_alignment(uint32_t alignment);
-    // Serialises everything; write() puts it in a file (throws edgellm::error on I/O failure).
+    uint32_t alignment() const { return alignment_; }
+    size_t n_tensors() const { return tensors_.size(); }
+    // Serialises everything; write() streams it to a file (via a temporary file renamed into
+    // place) and throws edgellm::error on I/O failure.
     std::vector<uint8_t> to_bytes() const;
     void write(const std::string& path) const;
 
@@ -149,7 +173,11 @@ private:
         ggml_type type;
         std::vector<int64_t> ne;
         std::vector<uint8_t> data;
+        size_t size_bytes = 0;
+        tensor_fill_fn fill;  // set for lazy tensors (then `data` is empty)
     };
+    size_t check_tensor(const std::string& name, ggml_type type, const std::vector<int64_t>& ne) const;
+    std::vector<uint8_t> header_bytes() const;
     uint32_t alignment_ = k_default_alignment;
     std::vector<std::pair<std::string, value>> kv_;
     std::vector<pending_tensor> tensors_;
