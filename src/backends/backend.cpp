@@ -1,0 +1,54 @@
+// Client-side measurement shared by every backend.
+#include "backends/backend.h"
+
+#include <nlohmann/json.hpp>
+
+
+#include "core/error.h"
+#include "core/timing.h"
+
+namespace edgellm::backends {
+
+generation_result backend::generate(const generation_request& req, const token_callback& on_piece,
+                                    const std::atomic<bool>* cancel) {
+    generation_result result;
+    const double t0 = now_ms();
+    double last_ms = -1;
+    int64_t n_pieces = 0;
+    bool cancelled = false;
+    auto emit = [&](std::string_view piece) -> bool {
+        if (piece.empty()) return !cancelled;
+        const double t = now_ms();
+        if (n_pieces == 0)
+            result.stats.ttft_ms = t - t0;
+        else
+            result.stats.inter_token_ms.push_back(t - last_ms);
+        last_ms = t;
+        ++n_pieces;
+        result.text.append(piece);
+        if (on_piece && !on_piece(piece)) cancelled = true;
+        if (cancel && cancel->load()) cancelled = true;
+        return !cancelled;
+    };
+    try {
+        do_generate(req, emit, result);
+    } catch (const nlohmann::json::exception& e) {
+        throw error(name() + ": unexpected response from the server (" + e.what() + ")");
+    }
+    auto& s = result.stats;
+    s.total_ms = now_ms() - t0;
+    if (cancelled) result.finish_reason = "cancelled";
+    if (s.n_gen_tokens <= 0) s.n_gen_tokens = n_pieces;
+    // Throughput: the backend's own timings when it reported them, else client-side estimates.
+    if (s.backend_prompt_ms && *s.backend_prompt_ms > 0 && s.n_prompt_tokens > 0)
+        s.prefill_tokens_per_s = s.n_prompt_tokens * 1000.0 / *s.backend_prompt_ms;
+    else if (s.n_prompt_tokens > 0 && s.ttft_ms > 0)
+        s.prefill_tokens_per_s = s.n_prompt_tokens * 1000.0 / s.ttft_ms;
+    if (s.backend_decode_ms && *s.backend_decode_ms > 0 && s.n_gen_tokens > 0)
+        s.decode_tokens_per_s = s.n_gen_tokens * 1000.0 / *s.backend_decode_ms;
+    else if (s.n_gen_tokens > 1 && s.total_ms > s.ttft_ms)
+        s.decode_tokens_per_s = (s.n_gen_tokens - 1) * 1000.0 / (s.total_ms - s.ttft_ms);
+    return result;
+}
+
+}  // namespace edgellm::backends

@@ -1,0 +1,188 @@
+// Python-hosted backends (Transformers, llama-cpp-python, ONNX Runtime GenAI): a worker script
+// from workers/ runs in its own process and speaks JSON lines over stdin/stdout:
+//   -> {"op":"load", "model":..., "settings":{...}}        <- {"ok":true, "load_ms":...}
+//   -> {"op":"generate", "prompt"|"messages", "params"}     <- {"piece":"..."}* then {"done":true, ...}
+//   any failure                                             <- {"error":"..."}
+// `python3 WORKER --check` prints {"available":bool, "missing":[...], "versions":{...}}.
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "backends/factories.h"
+#include "core/error.h"
+#include "core/process.h"
+#include "core/timing.h"
+
+#ifndef EDGELLM_SOURCE_WORKERS_DIR
+#define EDGELLM_SOURCE_WORKERS_DIR ""
+#endif
+
+namespace edgellm::backends {
+namespace {
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+std::string python_interpreter() {
+    if (const char* p = std::getenv("EDGELLM_PYTHON"); p && *p) return p;
+    return "python3";
+}
+
+// Worker scripts: $EDGELLM_WORKERS_DIR, the install tree (<prefix>/share/edgellm/workers), or the
+// source tree the binary was built from.
+std::optional<std::string> find_worker_script(const std::string& worker) {
+    std::vector<fs::path> dirs;
+    if (const char* d = std::getenv("EDGELLM_WORKERS_DIR"); d && *d) dirs.emplace_back(d);
+    fs::path exe_dir = self_exe_dir();
+    dirs.push_back(exe_dir / ".." / "share" / "edgellm" / "workers");
+    if (*EDGELLM_SOURCE_WORKERS_DIR) dirs.emplace_back(EDGELLM_SOURCE_WORKERS_DIR);
+    for (const auto& d : dirs) {
+        auto p = d / (worker + "_worker.py");
+        if (fs::exists(p)) return fs::weakly_canonical(p).string();
+    }
+    return std::nullopt;
+}
+
+json parse_worker_line(const std::string& line, const std::string& worker) {
+    auto j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+        throw error(worker + " worker: unexpected output (not a JSON object): '" + line.substr(0, 200) + "'");
+    if (j.contains("error")) throw error(worker + " worker: " + j["error"].get<std::string>());
+    return j;
+}
+
+class python_worker_backend final : public backend {
+public:
+    explicit python_worker_backend(std::string worker) : worker_(std::move(worker)) {}
+    std::string name() const override { return worker_; }
+    std::string description() const override { return "Python worker (" + worker_ + ")"; }
+
+    availability check_available(const backend_settings& s) const override {
+        auto script = find_worker_script(worker_);
+        if (!script) return {false, "worker script " + worker_ + "_worker.py not found", "set EDGELLM_WORKERS_DIR"};
+        auto py = find_executable(python_interpreter());
+        if (!py) return {false, "no Python interpreter (" + python_interpreter() + ")", "install python3 or set EDGELLM_PYTHON"};
+        try {
+            process_options po;
+            po.pipe_stdout = true;
+            po.stderr_path = "/dev/null";
+            child_process p({*py, *script, "--check"}, po);
+            auto line = p.read_line(30);
+            if (!line) return {false, "worker check printed nothing", ""};
+            auto j = json::parse(*line, nullptr, false);
+            if (j.is_discarded()) return {false, "worker check printed '" + line->substr(0, 100) + "'", ""};
+            if (j.value("available", false)) {
+                std::string v;
+                for (auto& [k, val] : j.value("versions", json::object()).items())
+                    v += (v.empty() ? "" : ", ") + k + " " + val.get<std::string>();
+                return {true, v, ""};
+            }
+            std::string missing;
+            for (const auto& m : j.value("missing", json::array())) missing += (missing.empty() ? "" : " ") + m.get<std::string>();
+            return {false, "missing Python packages: " + missing, "pip install " + missing};
+        } catch (const error& e) {
+            return {false, std::string("worker check failed: ") + e.what(), ""};
+        }
+    }
+
+    void load(const backend_settings& s) override {
+        settings_ = s;
+        const double t0 = now_ms();
+        auto script = find_worker_script(worker_);
+        if (!script) throw error(worker_ + ": worker script not found (set EDGELLM_WORKERS_DIR)");
+        auto py = find_executable(python_interpreter());
+        if (!py) throw error(worker_ + ": no Python interpreter found (install python3 or set EDGELLM_PYTHON)");
+        log_path_ = (fs::temp_directory_path() / ("edgellm-" + worker_ + "-worker.log")).string();
+        process_options po;
+        po.pipe_stdin = true;
+        po.pipe_stdout = true;
+        po.stderr_path = log_path_;
+        proc_ = child_process({*py, *script}, po);
+        json settings = {{"n_threads", s.n_threads}, {"n_ctx", s.n_ctx}, {"n_batch", s.n_batch},
+                         {"n_gpu_layers", s.n_gpu_layers}};
+        for (const auto& [k, v] : s.extra) settings[k] = v;
+        send({{"op", "load"}, {"model", s.model}, {"settings", settings}});
+        auto j = receive(s.timeout_s);
+        load_ms_ = j.contains("load_ms") ? j["load_ms"].get<double>() : now_ms() - t0;
+    }
+
+    void unload() override {
+        if (proc_.pid() > 0) {
+            try {
+                send({{"op", "exit"}});
+            } catch (const error&) {
+            }
+            proc_.terminate(2.0);
+        }
+    }
+    ~python_worker_backend() override { unload(); }
+
+protected:
+    void do_generate(const generation_request& req, const std::function<bool(std::string_view)>& emit,
+                     generation_result& result) override {
+        if (proc_.pid() <= 0) throw error(worker_ + ": generate called before load");
+        json params = {{"n_predict", req.n_predict}, {"temperature", req.temperature}, {"top_k", req.top_k},
+                       {"top_p", req.top_p}, {"min_p", req.min_p}, {"repeat_penalty", req.repeat_penalty}};
+        if (req.seed) params["seed"] = *req.seed;
+        if (!req.stop.empty()) params["stop"] = req.stop;
+        json msg = {{"op", "generate"}, {"params", params}};
+        if (req.chat()) {
+            msg["messages"] = json::array();
+            for (const auto& m : req.messages) msg["messages"].push_back({{"role", m.role}, {"content", m.content}});
+        } else {
+            msg["prompt"] = req.prompt;
+        }
+        send(msg);
+        bool stop_requested = false;
+        for (;;) {
+            auto j = receive(settings_.timeout_s);
+            if (j.contains("piece")) {
+                // After a cancel we keep draining until "done" so the protocol stays in step.
+                if (!stop_requested && !emit(j["piece"].get<std::string>())) stop_requested = true;
+                continue;
+            }
+            if (j.value("done", false)) {
+                auto& s = result.stats;
+                if (j.contains("n_prompt_tokens")) s.n_prompt_tokens = j["n_prompt_tokens"].get<int64_t>();
+                if (j.contains("n_gen_tokens")) s.n_gen_tokens = j["n_gen_tokens"].get<int64_t>();
+                if (j.contains("prompt_ms")) s.backend_prompt_ms = j["prompt_ms"].get<double>();
+                if (j.contains("decode_ms")) s.backend_decode_ms = j["decode_ms"].get<double>();
+                if (j.contains("memory_bytes")) s.backend_memory_bytes = j["memory_bytes"].get<uint64_t>();
+                if (j.contains("gpu_memory_bytes")) s.backend_gpu_memory_bytes = j["gpu_memory_bytes"].get<uint64_t>();
+                result.finish_reason = j.value("finish_reason", std::string("stop"));
+                return;
+            }
+        }
+    }
+
+private:
+    void send(const json& j) { proc_.write_line(j.dump()); }
+
+    json receive(double timeout_s) {
+        std::optional<std::string> line;
+        try {
+            line = proc_.read_line(timeout_s);
+        } catch (const error& e) {
+            throw error(worker_ + " worker: " + e.what());
+        }
+        if (!line) {
+            proc_.running();
+            throw error(worker_ + " worker exited unexpectedly (status " +
+                        std::to_string(proc_.exit_status().value_or(-1)) + "); see " + log_path_);
+        }
+        return parse_worker_line(*line, worker_);
+    }
+
+    std::string worker_;
+    backend_settings settings_;
+    child_process proc_;
+    std::string log_path_;
+};
+
+}  // namespace
+
+std::unique_ptr<backend> make_python_worker_backend(const std::string& worker) {
+    return std::make_unique<python_worker_backend>(worker);
+}
+
+}  // namespace edgellm::backends
