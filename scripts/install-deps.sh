@@ -12,7 +12,7 @@ done
 
 pkgs=(build-essential cmake ninja-build pkg-config git
       libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libfmt-dev libpcre2-dev libutf8proc-dev
-      libgtest-dev libgmock-dev libbenchmark-dev libomp-dev)
+      libgtest-dev libgmock-dev libbenchmark-dev libomp-dev ccache)
 if [ "$want_test" = 1 ]; then
   pkgs+=(clang-14 libclang-rt-14-dev python3 python3-pip chromium)
 fi
