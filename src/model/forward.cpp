@@ -1,0 +1,177 @@
+// Decoder forward pass (pre-norm RMSNorm, RoPE attention with GQA over the KV cache, SwiGLU FFN)
+// built from the kernels op set. Prefill runs every projection as one matrix-matrix product
+// over the step's tokens; decode is the same code with one token.
+#include "model/forward.h"
+
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <cmath>
+#include <map>
+
+#include "kernels/kernels.h"
+
+namespace edgellm::model {
+
+int64_t batch::n_outputs() const {
+    int64_t n = 0;
+    for (uint8_t w : want_logits) n += w;
+    return n;
+}
+
+forward_pass::forward_pass(const model& m, int64_t n_batch, int64_t n_ctx, int n_threads)
+    : m_(m), n_batch_(n_batch), n_ctx_(n_ctx), n_threads_(n_threads > 0 ? n_threads : 1) {
+    if (n_batch <= 0) throw usage_error(fmt::format("batch size must be positive, got {}", n_batch));
+    if (n_ctx <= 0) throw usage_error(fmt::format("context size must be positive, got {}", n_ctx));
+    const model_hparams& hp = m.hparams();
+    const auto sz = [n_batch](int64_t width) { return static_cast<size_t>(n_batch * width); };
+    x_.resize(sz(hp.n_embd));
+    xn_.resize(sz(hp.n_embd));
+    q_.resize(sz(hp.q_dim()));
+    k_.resize(sz(hp.kv_dim()));
+    v_.resize(sz(hp.kv_dim()));
+    if (!m.weights().layers.empty() && m.weights().layers[0].q_norm) {
+        q2_.resize(sz(hp.q_dim()));
+        k2_.resize(sz(hp.kv_dim()));
+    }
+    attn_.resize(sz(hp.q_dim()));
+    proj_.resize(sz(hp.n_embd));
+    gate_.resize(sz(hp.n_ff));
+    up_.resize(sz(hp.n_ff));
+}
+
+void forward_pass::validate(const kv_cache& kv, const batch& b) const {
+    const model_hparams& hp = m_.hparams();
+    if (b.positions.size() != b.size() || b.seq_ids.size() != b.size() || b.want_logits.size() != b.size())
+        throw error("batch arrays have different lengths");
+    if (kv.n_ctx() > n_ctx_)
+        throw error(fmt::format("KV cache context {} exceeds the forward pass context {}", kv.n_ctx(), n_ctx_));
+    std::map<int32_t, int64_t> next_pos;
+    for (size_t i = 0; i < b.size(); ++i) {
+        const int32_t tok = b.tokens[i];
+        const int32_t seq = b.seq_ids[i];
+        if (tok < 0 || tok >= hp.n_vocab)
+            throw error(fmt::format("token id {} at batch index {} is outside the vocabulary (0..{})", tok, i,
+                                    hp.n_vocab - 1));
+        if (seq < 0 || seq >= kv.n_seq())
+            throw error(fmt::format("sequence id {} at batch index {} is out of range (0..{})", seq, i, kv.n_seq() - 1));
+        auto it = next_pos.try_emplace(seq, kv.seq_len(seq)).first;
+        if (b.positions[i] != it->second)
+            throw error(fmt::format("batch index {}: sequence {} continues at position {}, got {}", i, seq, it->second,
+                                    b.positions[i]));
+        if (b.positions[i] >= kv.n_ctx())
+            throw error(fmt::format("sequence {} is full: position {} does not fit the context of {} tokens", seq,
+                                    b.positions[i], kv.n_ctx()));
+        ++it->second;
+    }
+}
+
+std::span<const float> forward_pass::eval(kv_cache& kv, const batch& b) {
+    validate(kv, b);
+    const int64_t n_vocab = m_.hparams().n_vocab;
+    const size_t n_out = static_cast<size_t>(b.n_outputs());
+    if (logits_.size() < n_out * static_cast<size_t>(n_vocab)) logits_.resize(n_out * static_cast<size_t>(n_vocab));
+    float* out = logits_.data();
+    for (size_t begin = 0; begin < b.size(); begin += static_cast<size_t>(n_batch_)) {
+        const size_t end = std::min(b.size(), begin + static_cast<size_t>(n_batch_));
+        eval_step(kv, b, begin, end, out);
+        for (size_t i = begin; i < end; ++i) out += b.want_logits[i] ? n_vocab : 0;
+    }
+    return {logits_.data(), n_out * static_cast<size_t>(n_vocab)};
+}
+
+void forward_pass::eval_step(kv_cache& kv, const batch& b, size_t begin, size_t end, float* logits_out) {
+    const model_hparams& hp = m_.hparams();
+    const model_weights& w = m_.weights();
+    const int64_t n = static_cast<int64_t>(end - begin);
+    const int64_t n_embd = hp.n_embd;
+
+    for (int64_t t = 0; t < n; ++t)
+        kernels::get_row(w.token_embd.type, w.token_embd.data, n_embd, b.tokens[begin + t], &x_[t * n_embd]);
+
+    for (int il = 0; il < hp.n_layer; ++il) eval_layer(il, kv, b, begin, n);
+
+    // The keys and values of every layer are written: the new positions are now valid.
+    for (size_t i = begin; i < end; ++i) kv.extend(b.seq_ids[i], b.positions[i] + 1);
+
+    // Final norm and output projection only for the rows whose logits were asked for.
+    int64_t n_out = 0;
+    for (int64_t t = 0; t < n; ++t) {
+        if (!b.want_logits[begin + t]) continue;
+        std::copy_n(&x_[t * n_embd], n_embd, &proj_[n_out * n_embd]);
+        ++n_out;
+    }
+    if (n_out == 0) return;
+    kernels::rms_norm(proj_.data(), w.output_norm, xn_.data(), n_embd, n_out, hp.rms_eps);
+    kernels::mul_mat(w.output.type, w.output.data, hp.n_vocab, n_embd, xn_.data(), n_out, logits_out, n_threads_);
+}
+
+void forward_pass::eval_layer(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n) {
+    const model_hparams& hp = m_.hparams();
+    const model_weights& w = m_.weights();
+    const layer_weights& lw = w.layers[static_cast<size_t>(il)];
+    const int64_t n_embd = hp.n_embd;
+    const int64_t q_dim = hp.q_dim();
+    const int64_t kv_dim = hp.kv_dim();
+    const int nt = n_threads_;
+    auto mm = [&](const matrix& wt, const float* in, float* out) {
+        kernels::mul_mat(wt.type, wt.data, wt.n_rows, wt.n_cols, in, n, out, nt);
+    };
+
+    // Attention block.
+    kernels::rms_norm(x_.data(), lw.attn_norm, xn_.data(), n_embd, n, hp.rms_eps);
+    mm(lw.wq, xn_.data(), q_.data());
+    mm(lw.wk, xn_.data(), k_.data());
+    mm(lw.wv, xn_.data(), v_.data());
+    float* q = q_.data();
+    float* k = k_.data();
+    if (lw.bq) {
+        for (int64_t t = 0; t < n; ++t) {
+            kernels::add(&q[t * q_dim], lw.bq, q_dim);
+            kernels::add(&k[t * kv_dim], lw.bk, kv_dim);
+            kernels::add(&v_[t * kv_dim], lw.bv, kv_dim);
+        }
+    }
+    if (lw.q_norm) {
+        // Per-head RMSNorm: the [n][n_head][head_dim] block is n * n_head rows of head_dim.
+        kernels::rms_norm(q, lw.q_norm, q2_.data(), hp.head_dim, n * hp.n_head, hp.rms_eps);
+        kernels::rms_norm(k, lw.k_norm, k2_.data(), hp.head_dim, n * hp.n_head_kv, hp.rms_eps);
+        q = q2_.data();
+        k = k2_.data();
+    }
+    for (int64_t t = 0; t < n; ++t) {
+        const int64_t pos = b.positions[begin + t];
+        kernels::rope(&q[t * q_dim], hp.n_head, hp.head_dim, hp.n_rot, pos, hp.rope_freq_base, hp.rope_freq_scale,
+                      w.rope_freqs, hp.rope);
+        kernels::rope(&k[t * kv_dim], hp.n_head_kv, hp.head_dim, hp.n_rot, pos, hp.rope_freq_base, hp.rope_freq_scale,
+                      w.rope_freqs, hp.rope);
+        kv.store(il, b.seq_ids[begin + t], pos, &k[t * kv_dim], &v_[t * kv_dim]);
+    }
+
+    // Causal attention: the token at position p sees positions 0..p of its own sequence, all of
+    // which are in the cache now (earlier steps, or stored just above).
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
+    const int n_att_threads = static_cast<int>(std::min<int64_t>(nt, n));
+    const size_t scores_needed = static_cast<size_t>(n_att_threads) * static_cast<size_t>(kv.n_ctx());
+    if (scores_.size() < scores_needed) scores_.resize(scores_needed);
+#pragma omp parallel for num_threads(n_att_threads) schedule(dynamic, 1) if (n_att_threads > 1)
+    for (int64_t t = 0; t < n; ++t) {
+        const int32_t seq = b.seq_ids[begin + t];
+        float* scratch = &scores_[static_cast<size_t>(omp_get_thread_num()) * static_cast<size_t>(kv.n_ctx())];
+        kernels::attention(&q[t * q_dim], kv.keys(il, seq), kv.values(il, seq), kv.type(),
+                           b.positions[begin + t] + 1, hp.n_head, hp.n_head_kv, hp.head_dim, scale, &attn_[t * q_dim],
+                           scratch);
+    }
+    mm(lw.wo, attn_.data(), proj_.data());
+    kernels::add(x_.data(), proj_.data(), n * n_embd);
+
+    // Feed-forward block: down(silu(gate(x)) * up(x)).
+    kernels::rms_norm(x_.data(), lw.ffn_norm, xn_.data(), n_embd, n, hp.rms_eps);
+    mm(lw.ffn_gate, xn_.data(), gate_.data());
+    mm(lw.ffn_up, xn_.data(), up_.data());
+    kernels::swiglu(gate_.data(), up_.data(), gate_.data(), n * hp.n_ff);
+    mm(lw.ffn_down, gate_.data(), proj_.data());
+    kernels::add(x_.data(), proj_.data(), n * n_embd);
+}
+
+}  // namespace edgellm::model

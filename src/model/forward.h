@@ -1,0 +1,76 @@
+// The decoder forward pass shared by every architecture. It takes a batch of (token, position,
+// sequence) entries, so prefill, decode, several sequences at once (continuous batching) and
+// draft verification (speculative decoding) are all the same call.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "model/kv_cache.h"
+#include "model/model.h"
+
+namespace edgellm::model {
+
+struct batch {
+    std::vector<int32_t> tokens;      // [n] token ids
+    std::vector<int64_t> positions;   // [n] position of each token in its sequence
+    std::vector<int32_t> seq_ids;     // [n] KV cache sequence of each token
+    std::vector<uint8_t> want_logits; // [n] 1 = return this entry's next-token logits
+
+    void add(int32_t token, int64_t pos, int32_t seq, bool logits) {
+        tokens.push_back(token);
+        positions.push_back(pos);
+        seq_ids.push_back(seq);
+        want_logits.push_back(logits ? 1 : 0);
+    }
+    void clear() {
+        tokens.clear();
+        positions.clear();
+        seq_ids.clear();
+        want_logits.clear();
+    }
+    size_t size() const { return tokens.size(); }
+    int64_t n_outputs() const;
+};
+
+// Run state of one model: scratch buffers sized once for up to n_batch tokens per step.
+class forward_pass {
+public:
+    forward_pass(const model& m, int64_t n_batch, int64_t n_ctx, int n_threads);
+
+    // Evaluates `b` (split into steps of at most n_batch tokens), writes its keys and values to
+    // `kv`, and returns the logits of the entries with want_logits set: [n_outputs][n_vocab] in
+    // batch order (valid until the next call). Within a sequence, entries must continue it:
+    // the k-th entry of sequence s has position kv.seq_len(s) + k. Bad entries throw edgellm::error.
+    std::span<const float> eval(kv_cache& kv, const batch& b);
+
+    int64_t n_batch() const { return n_batch_; }
+    int n_threads() const { return n_threads_; }
+    void set_n_threads(int n) { n_threads_ = n > 0 ? n : 1; }
+
+private:
+    void validate(const kv_cache& kv, const batch& b) const;
+    void eval_step(kv_cache& kv, const batch& b, size_t begin, size_t end, float* logits_out);
+    void eval_layer(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n);
+
+    const model& m_;
+    int64_t n_batch_;
+    int64_t n_ctx_;
+    int n_threads_;
+    // Scratch, each [n_batch][width]:
+    std::vector<float> x_;       // [n_batch][n_embd] residual stream
+    std::vector<float> xn_;      // [n_batch][n_embd] normalised input of a sub-layer
+    std::vector<float> q_;       // [n_batch][q_dim]
+    std::vector<float> q2_;      // [n_batch][q_dim] per-head normalised Q (qwen3)
+    std::vector<float> k_;       // [n_batch][kv_dim]
+    std::vector<float> k2_;      // [n_batch][kv_dim] per-head normalised K (qwen3)
+    std::vector<float> v_;       // [n_batch][kv_dim]
+    std::vector<float> attn_;    // [n_batch][q_dim] attention output
+    std::vector<float> proj_;    // [n_batch][n_embd] projection back to the residual
+    std::vector<float> gate_;    // [n_batch][n_ff]
+    std::vector<float> up_;      // [n_batch][n_ff]
+    std::vector<float> scores_;  // [n_threads][n_ctx] attention scores per thread
+    std::vector<float> logits_;  // [n_outputs][n_vocab], grown on demand
+};
+
+}  // namespace edgellm::model

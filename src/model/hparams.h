@@ -1,0 +1,47 @@
+// Model hyperparameters read from GGUF metadata ("{arch}.*" keys); nothing is hard-coded.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "gguf/gguf.h"
+#include "kernels/kernels.h"
+
+namespace edgellm::model {
+
+struct model_hparams {
+    std::string arch;           // general.architecture ("llama", "qwen2", "qwen3")
+    std::string name;           // general.name (may be empty)
+    int64_t n_layer = 0;        // {arch}.block_count
+    int64_t n_embd = 0;         // {arch}.embedding_length
+    int64_t n_head = 0;         // {arch}.attention.head_count
+    int64_t n_head_kv = 0;      // {arch}.attention.head_count_kv (defaults to n_head: no GQA)
+    int64_t head_dim = 0;       // {arch}.attention.key_length, else n_embd / n_head
+    int64_t n_ff = 0;           // {arch}.feed_forward_length
+    int64_t n_vocab = 0;        // rows of token_embd.weight
+    int64_t n_ctx_train = 0;    // {arch}.context_length
+    int64_t n_rot = 0;          // {arch}.rope.dimension_count, else head_dim
+    float rms_eps = 1e-5f;      // {arch}.attention.layer_norm_rms_epsilon
+    float rope_freq_base = 10000.0f;  // {arch}.rope.freq_base
+    float rope_freq_scale = 1.0f;     // 1 / {arch}.rope.scaling.factor for linear scaling
+    kernels::rope_mode rope = kernels::rope_mode::normal;  // set by the architecture
+    bool tied_embeddings = false;     // output.weight absent: logits reuse token_embd.weight
+
+    // Special tokens (tokenizer.ggml.*), -1 when absent.
+    int32_t bos_id = -1;
+    int32_t eos_id = -1;
+    int32_t eot_id = -1;
+    int32_t eom_id = -1;
+
+    int64_t q_dim() const { return n_head * head_dim; }      // width of the Q projection
+    int64_t kv_dim() const { return n_head_kv * head_dim; }  // width of the K and V projections
+    bool is_end_of_generation(int32_t token) const {
+        return token >= 0 && (token == eos_id || token == eot_id || token == eom_id);
+    }
+};
+
+// Reads and validates the hyperparameters of `arch` (consistency: heads divide, GQA groups
+// whole, rope dims even ...). n_vocab and tied_embeddings are filled from the tensors.
+// Throws edgellm::error naming the key that is missing or wrong.
+model_hparams read_hparams(const gguf::file& f, const std::string& arch);
+
+}  // namespace edgellm::model

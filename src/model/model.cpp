@@ -1,0 +1,50 @@
+// Model loading: architecture lookup, hyperparameters, and validated weight views.
+#include "model/model.h"
+
+#include <fmt/format.h>
+
+namespace edgellm::model {
+
+const std::vector<const arch_def*>& supported_archs() {
+    static const std::vector<const arch_def*> archs{&llama_arch(), &qwen2_arch(), &qwen3_arch()};
+    return archs;
+}
+
+const arch_def& find_arch(std::string_view name) {
+    std::string names;
+    for (const arch_def* a : supported_archs()) {
+        if (a->name == name) return *a;
+        names += fmt::format("{}{} ({})", names.empty() ? "" : ", ", a->name, a->families);
+    }
+    throw error(fmt::format("unsupported model architecture '{}'; supported: {}", name, names));
+}
+
+std::unique_ptr<model> model::load(const std::string& path) { return from_file(gguf::file::open(path)); }
+
+std::unique_ptr<model> model::from_file(gguf::file f) {
+    std::unique_ptr<model> m(new model());
+    m->file_ = std::move(f);
+    const gguf::file& gf = m->file_;
+    const std::string arch = gf.get_string_opt("general.architecture").value_or("");
+    if (arch.empty()) throw error("model metadata is missing 'general.architecture'");
+    m->arch_ = &find_arch(arch);
+    m->hp_ = read_hparams(gf, arch);
+    m->hp_.rope = m->arch_->rope;
+    const model_hparams& hp = m->hp_;
+
+    m->owned_.reserve(static_cast<size_t>(hp.n_layer) * 8 + 4);
+    weight_loader ld(gf, m->owned_, m->w_.n_matrix_bytes);
+    model_weights& w = m->w_;
+    w.token_embd = ld.require_matrix("token_embd.weight", hp.n_embd, hp.n_vocab);
+    w.output_norm = ld.require_vector("output_norm.weight", hp.n_embd);
+    if (auto out = ld.optional_matrix("output.weight", hp.n_embd, hp.n_vocab))
+        w.output = *out;
+    else
+        w.output = w.token_embd;
+    w.rope_freqs = ld.optional_vector("rope_freqs.weight", hp.n_rot / 2);
+    w.layers.resize(static_cast<size_t>(hp.n_layer));
+    for (int il = 0; il < hp.n_layer; ++il) m->arch_->load_layer(ld, hp, il, w.layers[il]);
+    return m;
+}
+
+}  // namespace edgellm::model

@@ -1,0 +1,35 @@
+// A loaded model: the GGUF mapping it lives in, its architecture, hyperparameters and weights.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "model/arch.h"
+#include "model/hparams.h"
+#include "model/weights.h"
+
+namespace edgellm::model {
+
+class model {
+public:
+    // Opens and validates a GGUF model: unsupported architecture, missing tensors and wrong
+    // shapes raise edgellm::error with a message naming the problem.
+    static std::unique_ptr<model> load(const std::string& path);
+    static std::unique_ptr<model> from_file(gguf::file f);
+
+    const gguf::file& file() const { return file_; }
+    const arch_def& arch() const { return *arch_; }
+    const model_hparams& hparams() const { return hp_; }
+    const model_weights& weights() const { return w_; }
+
+private:
+    model() = default;
+    gguf::file file_;
+    const arch_def* arch_ = nullptr;
+    model_hparams hp_;
+    model_weights w_;
+    std::vector<std::vector<float>> owned_;  // f32 copies of 1-D tensors (norms, biases)
+};
+
+}  // namespace edgellm::model

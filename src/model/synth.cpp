@@ -1,0 +1,352 @@
+// Synthetic llama GGUF writer: named shapes, llama.cpp-style type mixes, a built-in SentencePiece
+// byte vocab, and seeded random weights generated and quantized row by row while streaming.
+#include "model/synth.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <exception>
+#include <filesystem>
+#include <mutex>
+#include <set>
+
+#include "core/error.h"
+#include "gguf/gguf.h"
+#include "quant/quant.h"
+
+namespace edgellm::synth {
+
+const std::vector<shape>& shapes() {
+    // tiny keeps every row a whole number of 256-element k-quant blocks so each --type is really
+    // exercised (llama.cpp would otherwise fall back to other types for those rows).
+    static const std::vector<shape> k_shapes = {
+        {"tiny", 256, 2, 4, 2, 512, 0, 512, 10000.0f, 1e-5f},
+        {"small", 576, 30, 9, 3, 1536, 49152, 2048, 10000.0f, 1e-5f},
+        {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.0f, 1e-5f},
+    };
+    return k_shapes;
+}
+
+const shape& find_shape(std::string_view name) {
+    std::string known;
+    for (const auto& s : shapes()) {
+        if (s.name == name) return s;
+        known += (known.empty() ? "" : ", ") + s.name;
+    }
+    throw usage_error("unknown shape '" + std::string(name) + "' (known: " + known + ")");
+}
+
+const std::vector<type_mix>& type_mixes() {
+    // file_type values are llama.cpp's llama_ftype numbers.
+    using t = ggml_type;
+    static const std::vector<type_mix> k_mixes = {
+        {"f32", t::f32, 0},     {"f16", t::f16, 1},       {"bf16", t::bf16, 32},    {"q8_0", t::q8_0, 7},
+        {"q4_0", t::q4_0, 2},   {"q4_1", t::q4_1, 3},     {"q5_0", t::q5_0, 8},     {"q5_1", t::q5_1, 9},
+        {"q2_k", t::q2_k, 10},  {"q3_k", t::q3_k, 11},    {"q3_k_s", t::q3_k, 11},  {"q3_k_m", t::q3_k, 12},
+        {"q3_k_l", t::q3_k, 13}, {"q4_k", t::q4_k, 14},   {"q4_k_s", t::q4_k, 14},  {"q4_k_m", t::q4_k, 15},
+        {"q5_k", t::q5_k, 16},  {"q5_k_s", t::q5_k, 16},  {"q5_k_m", t::q5_k, 17},  {"q6_k", t::q6_k, 18},
+    };
+    return k_mixes;
+}
+
+const type_mix& find_type_mix(std::string_view name) {
+    std::string lower(name);
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::string known;
+    for (const auto& m : type_mixes()) {
+        if (m.name == lower) return m;
+        known += (known.empty() ? "" : ", ") + m.name;
+    }
+    throw usage_error("unknown weight type '" + std::string(name) + "' (known: " + known + ")");
+}
+
+namespace {
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// llama.cpp's use_more_bits: the first and last eighth of the layers, and every third between.
+bool use_more_bits(int il, int n_layer) {
+    return il < n_layer / 8 || il >= 7 * n_layer / 8 || (il - n_layer / 8) % 3 == 2;
+}
+
+// llama.cpp's replacement when a row is not a whole number of blocks of the chosen type.
+ggml_type row_fallback(ggml_type t) {
+    switch (t) {
+        case ggml_type::q2_k: case ggml_type::q3_k: return ggml_type::q4_0;  // llama.cpp: IQ4_NL
+        case ggml_type::q4_k: return ggml_type::q5_0;
+        case ggml_type::q5_k: return ggml_type::q5_1;
+        case ggml_type::q6_k: return ggml_type::q8_0;
+        default: return ggml_type::f16;
+    }
+}
+
+}  // namespace
+
+ggml_type tensor_type(const type_mix& mix, std::string_view name, int il, int n_layer, int64_t ne0, int64_t n_gqa,
+                      bool pure) {
+    using t = ggml_type;
+    if (ends_with(name, "_norm.weight")) return t::f32;
+    const t base = mix.base;
+    if (!type_traits(base).is_quantized) return base;
+    t type = base;
+    const std::string& m = mix.name;
+    if (!pure) {
+        if (name == "output.weight") {
+            type = base == t::q8_0 ? t::q8_0 : t::q6_k;
+        } else if (ends_with(name, "attn_v.weight")) {
+            if (m == "q2_k") type = n_gqa >= 4 ? t::q4_k : t::q3_k;
+            else if (m == "q3_k_m") type = il < 2 ? t::q5_k : t::q4_k;
+            else if (m == "q3_k_l") type = t::q5_k;
+            else if ((m == "q4_k_m" || m == "q5_k_m") && use_more_bits(il, n_layer)) type = t::q6_k;
+            else if (m == "q4_k_s" && il < 4) type = t::q5_k;
+        } else if (ends_with(name, "ffn_down.weight")) {
+            if (m == "q2_k") type = t::q3_k;
+            else if (m == "q3_k_m") type = il < n_layer / 16 ? t::q5_k : t::q4_k;
+            else if (m == "q3_k_l") type = t::q5_k;
+            else if ((m == "q4_k_m" || m == "q5_k_m") && use_more_bits(il, n_layer)) type = t::q6_k;
+            else if (m == "q4_k_s" && il < n_layer / 8) type = t::q5_k;
+        } else if (ends_with(name, "attn_output.weight")) {
+            if (m == "q2_k") type = t::q3_k;
+            else if (m == "q3_k_m") type = t::q4_k;
+            else if (m == "q3_k_l") type = t::q5_k;
+        }
+    }
+    while (ne0 % type_traits(type).block_size != 0) type = row_fallback(type);
+    return type;
+}
+
+vocab builtin_vocab(int64_t n_vocab) {
+    vocab v;
+    std::set<std::string> seen;
+    auto add = [&](const std::string& text, float score, int32_t type) {
+        if (!seen.insert(text).second) return;
+        v.tokens.push_back(text);
+        v.scores.push_back(score);
+        v.token_types.push_back(type);
+    };
+    add("<unk>", 0.0f, 2);
+    add("<s>", 0.0f, 3);
+    add("</s>", 0.0f, 3);
+    static const char* hex = "0123456789ABCDEF";
+    for (int b = 0; b < 256; ++b) add(std::string("<0x") + hex[b >> 4] + hex[b & 15] + ">", 0.0f, 6);
+    const std::string space = "\xE2\x96\x81";  // U+2581, SentencePiece's word-boundary marker
+    float score = -1.0f;
+    add(space, score, 1);
+    for (int c = 0x21; c < 0x7f; ++c) add(std::string(1, static_cast<char>(c)), score -= 1.0f, 1);
+    // Common words, each reachable by merging its prefixes (SPM merges adjacent pieces only
+    // when the concatenation is itself a token).
+    static const char* words[] = {
+        "the", "of", "and", "to", "in", "is", "was", "he", "she", "it", "that", "for", "on", "with", "as",
+        "his", "her", "they", "at", "be", "this", "had", "not", "are", "but", "from", "or", "have", "an",
+        "one", "you", "were", "all", "we", "there", "can", "time", "day", "little", "girl", "boy", "once",
+        "upon", "said", "play", "happy", "big", "mom", "very", "friend", "went", "saw", "wanted", "Once",
+        "The", "He", "She", "They", "Lily", "Tim", "Hello", "world", "what", "how", "who", "why", "model"};
+    for (const char* w : words) {
+        const std::string word = space + w;
+        for (size_t len = space.size() + 2; len <= word.size(); ++len) add(word.substr(0, len), score -= 1.0f, 1);
+    }
+    static const char* pieces[] = {"in", "ing", "er", "ed", "es", "en", "on", "an", "or", "ly", "re", "th", "he"};
+    for (const char* p : pieces) {
+        const std::string piece = p;
+        for (size_t len = 2; len <= piece.size(); ++len) add(piece.substr(0, len), score -= 1.0f, 1);
+    }
+    // Padding up to the shape's vocab size with generated lower-case pieces ("▁ab", "▁ac", ...),
+    // each reachable through its prefixes, so the tokenizer stays a valid SPM vocab.
+    for (int64_t k = 0; n_vocab > 0 && static_cast<int64_t>(v.tokens.size()) < n_vocab; ++k) {
+        std::string letters;
+        for (int64_t x = k; ; x = x / 26 - 1) {
+            letters.insert(letters.begin(), static_cast<char>('a' + x % 26));
+            if (x < 26) break;
+        }
+        const std::string word = space + letters;
+        for (size_t len = space.size() + 1; len <= word.size() && static_cast<int64_t>(v.tokens.size()) < n_vocab; ++len)
+            add(word.substr(0, len), score -= 1.0f, 1);
+    }
+    return v;
+}
+
+namespace {
+
+uint64_t splitmix64(uint64_t& state) {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+uint64_t fnv1a(std::string_view s) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+    return h;
+}
+
+// One row of approximately normal values (Irwin-Hall: the sum of four uniforms, rescaled to unit
+// variance). Pure integer arithmetic plus one multiply, so a seed gives the same bytes on every
+// machine and compiler, and each row depends only on (seed, tensor name, row index).
+void random_row(uint64_t seed, uint64_t tensor_hash, int64_t row, float sigma, float* out, int64_t n) {
+    uint64_t state = seed ^ (tensor_hash * 0xd1342543de82ef95ull) ^ (static_cast<uint64_t>(row) * 0x9e3779b97f4a7c15ull);
+    splitmix64(state);
+    const float scale = sigma * 1.7320508f / 65536.0f;  // sqrt(3): variance of the sum is 4/12
+    for (int64_t i = 0; i < n; ++i) {
+        const uint64_t z = splitmix64(state);
+        const int64_t sum = static_cast<int64_t>(z & 0xffff) + static_cast<int64_t>((z >> 16) & 0xffff) +
+                            static_cast<int64_t>((z >> 32) & 0xffff) + static_cast<int64_t>(z >> 48) - 2 * 65536 + 2;
+        out[i] = static_cast<float>(sum) * scale;
+    }
+}
+
+struct tensor_plan {
+    std::string name;
+    ggml_type type;
+    int64_t ne0, ne1;  // ne1 == 1 for vectors
+    float sigma;       // 0: a norm weight (all ones)
+};
+
+}  // namespace
+
+summary write_model(const std::string& path, const options& opts) {
+    const shape& sh = find_shape(opts.shape);
+    const type_mix& mix = find_type_mix(opts.type);
+    if (path.empty()) throw usage_error("no output path given");
+
+    gguf::writer w;
+    // Tokenizer first: its size fixes the embedding shapes.
+    std::vector<std::pair<std::string, gguf::value>> tokenizer_kv;
+    int64_t n_vocab = 0;
+    if (!opts.vocab_from.empty()) {
+        const auto vf = gguf::file::open(opts.vocab_from);
+        for (const auto& [key, val] : vf.metadata())
+            if (key.rfind("tokenizer.", 0) == 0) tokenizer_kv.emplace_back(key, val);
+        if (!vf.has("tokenizer.ggml.tokens"))
+            throw usage_error(opts.vocab_from + " has no tokenizer.ggml.tokens array to take the vocab from");
+        n_vocab = static_cast<int64_t>(vf.get_array("tokenizer.ggml.tokens").items.size());
+        if (n_vocab == 0) throw usage_error(opts.vocab_from + " has an empty vocab");
+    } else {
+        const vocab v = builtin_vocab(sh.n_vocab);
+        n_vocab = static_cast<int64_t>(v.tokens.size());
+        std::vector<gguf::value> tokens, scores, types;
+        for (size_t i = 0; i < v.tokens.size(); ++i) {
+            tokens.push_back(gguf::value::make_string(v.tokens[i]));
+            scores.push_back(gguf::value::make_f32(v.scores[i]));
+            types.push_back(gguf::value::make_i32(v.token_types[i]));
+        }
+        tokenizer_kv = {
+            {"tokenizer.ggml.model", gguf::value::make_string("llama")},
+            {"tokenizer.ggml.tokens", gguf::value::make_array(gguf::value_type::string, std::move(tokens))},
+            {"tokenizer.ggml.scores", gguf::value::make_array(gguf::value_type::f32, std::move(scores))},
+            {"tokenizer.ggml.token_type", gguf::value::make_array(gguf::value_type::i32, std::move(types))},
+            {"tokenizer.ggml.bos_token_id", gguf::value::make_u32(1)},
+            {"tokenizer.ggml.eos_token_id", gguf::value::make_u32(2)},
+            {"tokenizer.ggml.unknown_token_id", gguf::value::make_u32(0)},
+            {"tokenizer.ggml.add_bos_token", gguf::value::make_bool(true)},
+            {"tokenizer.ggml.add_eos_token", gguf::value::make_bool(false)},
+        };
+    }
+
+    const int64_t head_dim = sh.n_embd / sh.n_head;
+    const int64_t n_embd_kv = head_dim * sh.n_head_kv;
+    const int64_t n_gqa = sh.n_head / sh.n_head_kv;
+    const int n_layer = static_cast<int>(sh.n_layer);
+    const std::string name = opts.name.empty() ? "edgellm-synth-" + sh.name + "-" + mix.name : opts.name;
+
+    w.set("general.architecture", gguf::value::make_string("llama"));
+    w.set("general.name", gguf::value::make_string(name));
+    w.set("general.description",
+          gguf::value::make_string("synthetic random weights written by edgellm synth (shape " + sh.name + ", type " +
+                                   mix.name + (opts.pure ? " pure" : "") + ", seed " + std::to_string(opts.seed) +
+                                   "); every tensor quantized with edgellm's reference quantizers; "
+                                   "not a trained model"));
+    w.set("general.file_type", gguf::value::make_u32(mix.file_type));
+    w.set("general.quantization_version", gguf::value::make_u32(2));
+    w.set("llama.vocab_size", gguf::value::make_u32(static_cast<uint32_t>(n_vocab)));
+    w.set("llama.context_length", gguf::value::make_u32(static_cast<uint32_t>(sh.n_ctx)));
+    w.set("llama.embedding_length", gguf::value::make_u32(static_cast<uint32_t>(sh.n_embd)));
+    w.set("llama.block_count", gguf::value::make_u32(static_cast<uint32_t>(sh.n_layer)));
+    w.set("llama.feed_forward_length", gguf::value::make_u32(static_cast<uint32_t>(sh.n_ff)));
+    w.set("llama.attention.head_count", gguf::value::make_u32(static_cast<uint32_t>(sh.n_head)));
+    w.set("llama.attention.head_count_kv", gguf::value::make_u32(static_cast<uint32_t>(sh.n_head_kv)));
+    w.set("llama.attention.layer_norm_rms_epsilon", gguf::value::make_f32(sh.rms_eps));
+    w.set("llama.rope.freq_base", gguf::value::make_f32(sh.rope_freq_base));
+    w.set("llama.rope.dimension_count", gguf::value::make_u32(static_cast<uint32_t>(head_dim)));
+    for (auto& [key, val] : tokenizer_kv) w.set(key, std::move(val));
+
+    // Fan-in scaled weights keep every projection's output at unit scale, so activations and
+    // logits stay O(1) at any depth; the embedding is N(0, 1) (each layer sees it RMS-normed).
+    std::vector<tensor_plan> plan;
+    auto matrix = [&](const std::string& tname, int il, int64_t ne0, int64_t ne1, float sigma) {
+        plan.push_back({tname, tensor_type(mix, tname, il, n_layer, ne0, n_gqa, opts.pure), ne0, ne1, sigma});
+    };
+    auto norm = [&](const std::string& tname, int64_t ne0) { plan.push_back({tname, ggml_type::f32, ne0, 1, 0.0f}); };
+    const float s_embd = 1.0f / std::sqrt(static_cast<float>(sh.n_embd));
+    const float s_ff = 1.0f / std::sqrt(static_cast<float>(sh.n_ff));
+    matrix("token_embd.weight", 0, sh.n_embd, n_vocab, 1.0f);
+    for (int il = 0; il < n_layer; ++il) {
+        const std::string p = "blk." + std::to_string(il) + ".";
+        norm(p + "attn_norm.weight", sh.n_embd);
+        matrix(p + "attn_q.weight", il, sh.n_embd, sh.n_embd, s_embd);
+        matrix(p + "attn_k.weight", il, sh.n_embd, n_embd_kv, s_embd);
+        matrix(p + "attn_v.weight", il, sh.n_embd, n_embd_kv, s_embd);
+        matrix(p + "attn_output.weight", il, sh.n_embd, sh.n_embd, s_embd);
+        norm(p + "ffn_norm.weight", sh.n_embd);
+        matrix(p + "ffn_gate.weight", il, sh.n_embd, sh.n_ff, s_embd);
+        matrix(p + "ffn_down.weight", il, sh.n_ff, sh.n_embd, s_ff);
+        matrix(p + "ffn_up.weight", il, sh.n_embd, sh.n_ff, s_embd);
+    }
+    norm("output_norm.weight", sh.n_embd);
+    matrix("output.weight", n_layer - 1, sh.n_embd, n_vocab, s_embd);
+
+    summary sum;
+    sum.path = path;
+    sum.shape = sh.name;
+    sum.type = mix.name;
+    sum.n_vocab = static_cast<uint64_t>(n_vocab);
+    for (const auto& tp : plan) {
+        sum.n_params += static_cast<uint64_t>(tp.ne0 * tp.ne1);
+        sum.tensor_types[std::string(type_name(tp.type))]++;
+    }
+
+    size_t n_done = 0;
+    uint64_t bytes_done = 0;
+    for (const auto& tp : plan) {
+        const std::vector<int64_t> ne = tp.ne1 == 1 && tp.sigma == 0.0f ? std::vector<int64_t>{tp.ne0}
+                                                                       : std::vector<int64_t>{tp.ne0, tp.ne1};
+        w.add_tensor_lazy(tp.name, tp.type, ne, [&, tp](uint8_t* dst, size_t size_bytes) {
+            const size_t row_bytes = row_size(tp.type, tp.ne0);
+            if (size_bytes != row_bytes * static_cast<size_t>(tp.ne1))
+                throw error("synth: size mismatch for " + tp.name);
+            if (tp.sigma == 0.0f) {
+                std::vector<float> ones(static_cast<size_t>(tp.ne0), 1.0f);
+                quantize_row(tp.type, ones.data(), dst, tp.ne0);
+            } else {
+                const uint64_t h = fnv1a(tp.name);
+                std::exception_ptr failure;
+                std::mutex failure_mutex;
+#pragma omp parallel
+                {
+                    std::vector<float> buf(static_cast<size_t>(tp.ne0));
+#pragma omp for schedule(dynamic, 8)
+                    for (int64_t r = 0; r < tp.ne1; ++r) {
+                        try {
+                            random_row(opts.seed, h, r, tp.sigma, buf.data(), tp.ne0);
+                            quantize_row(tp.type, buf.data(), dst + static_cast<size_t>(r) * row_bytes, tp.ne0);
+                        } catch (...) {
+                            std::lock_guard<std::mutex> lock(failure_mutex);
+                            if (!failure) failure = std::current_exception();
+                        }
+                    }
+                }
+                if (failure) std::rethrow_exception(failure);
+            }
+            ++n_done;
+            bytes_done += size_bytes;
+            if (opts.progress) opts.progress(n_done, plan.size(), tp.name, bytes_done);
+        });
+    }
+    w.write(path);
+    sum.file_bytes = std::filesystem::file_size(path);
+    return sum;
+}
+
+}  // namespace edgellm::synth

@@ -1,0 +1,89 @@
+// `edgellm synth`: writes llama-architecture GGUF files with deterministic random weights in
+// any supported weight type (with llama.cpp's per-tensor type mixes), for tests and benchmarks.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "quant/ggml_type.h"
+
+namespace edgellm::synth {
+
+// Hyperparameters of a named shape (all llama-family).
+struct shape {
+    std::string name;
+    int64_t n_embd = 0;
+    int64_t n_layer = 0;
+    int64_t n_head = 0;
+    int64_t n_head_kv = 0;
+    int64_t n_ff = 0;
+    int64_t n_vocab = 0;  // 0: the size of the built-in vocab (without --vocab-from)
+    int64_t n_ctx = 0;    // llama.context_length
+    float rope_freq_base = 10000.0f;
+    float rms_eps = 1e-5f;
+};
+
+// tiny (tests), small (SmolLM-135M-like), tinyllama-1.1b.
+const std::vector<shape>& shapes();
+// The named shape; throws usage_error listing the known names.
+const shape& find_shape(std::string_view name);
+
+// A weight-type choice as `synth --type` spells it: a plain type (f32, f16, bf16, q8_0, q4_0,
+// q4_1, q5_0, q5_1, q3_k, q4_k, q5_k, q6_k) or one of llama.cpp's mixes (q2_k, q3_k_s, q3_k_m,
+// q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m).
+struct type_mix {
+    std::string name;    // as given, lower case
+    ggml_type base;      // the type most weights get
+    uint32_t file_type;  // llama_ftype written to general.file_type
+};
+const std::vector<type_mix>& type_mixes();
+const type_mix& find_type_mix(std::string_view name);  // throws usage_error listing the names
+
+// Which ggml type llama.cpp's quantizer would give this tensor (llama-quant.cpp's rules for a
+// dense llama model, gist only): output.weight in Q6_K (Q8_0 for q8_0), attn_v / ffn_down /
+// attn_output bumped per mix and layer, norms F32, and the fallback llama.cpp uses when a row
+// is not a whole number of 256-blocks (Q4_K->Q5_0, Q5_K->Q5_1, Q6_K->Q8_0, Q2_K/Q3_K->Q4_0
+// where llama.cpp would pick IQ4_NL). `pure` gives every matrix the base type (like
+// llama-quantize --pure) except for the row-length fallback.
+ggml_type tensor_type(const type_mix& mix, std::string_view tensor_name, int il, int n_layer, int64_t ne0,
+                      int64_t n_gqa, bool pure);
+
+struct options {
+    std::string shape = "tiny";
+    std::string type = "f16";
+    uint64_t seed = 42;
+    std::string vocab_from;  // GGUF whose tokenizer.* keys are copied; empty: built-in byte vocab
+    bool pure = false;
+    std::string name;        // general.name; empty: "edgellm-synth-<shape>-<type>"
+    // Called after each tensor is written (done = tensors finished so far).
+    std::function<void(size_t done, size_t total, const std::string& tensor, uint64_t bytes_done)> progress;
+};
+
+struct summary {
+    std::string path;
+    std::string shape;
+    std::string type;
+    uint64_t n_params = 0;
+    uint64_t n_vocab = 0;
+    uint64_t file_bytes = 0;
+    std::map<std::string, int> tensor_types;  // "Q4_K" -> number of tensors
+};
+
+// Writes the model to `path` (streamed tensor by tensor, never the whole model in memory).
+// Throws usage_error for bad options and edgellm::error for I/O failures.
+summary write_model(const std::string& path, const options& opts);
+
+// The built-in vocab: tokenizer.ggml.model "llama" (SentencePiece) with <unk>, <s>, </s>, the 256
+// byte-fallback tokens <0x00>..<0xFF>, printable ASCII, "▁" and common English pieces, padded with
+// generated pieces up to n_vocab when n_vocab is larger (0: no padding).
+struct vocab {
+    std::vector<std::string> tokens;
+    std::vector<float> scores;
+    std::vector<int32_t> token_types;  // llama.cpp: 1 normal, 2 unknown, 3 control, 6 byte
+};
+vocab builtin_vocab(int64_t n_vocab);
+
+}  // namespace edgellm::synth

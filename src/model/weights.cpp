@@ -1,0 +1,89 @@
+// Tensor lookup with shape/type validation for model loading (matrices stay in the mapping).
+#include "model/weights.h"
+
+#include <fmt/format.h>
+
+#include "quant/quant.h"
+
+namespace edgellm::model {
+namespace {
+
+std::string shape_str(const int64_t* ne, int n_dims) {
+    std::string s = "[";
+    for (int i = 0; i < n_dims; ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
+    return s + "]";
+}
+
+}  // namespace
+
+std::string layer_tensor_name(int il, const char* suffix) { return fmt::format("blk.{}.{}", il, suffix); }
+
+const gguf::tensor_info& weight_loader::require(const std::string& name) {
+    const gguf::tensor_info* t = file_.find_tensor(name);
+    if (!t) throw error(fmt::format("model is missing tensor {}", name));
+    return *t;
+}
+
+void weight_loader::check_shape(const gguf::tensor_info& t, int64_t ne0, int64_t ne1, int n_dims) {
+    const int64_t want[gguf::k_max_dims] = {ne0, ne1, 1, 1};
+    bool ok = true;
+    for (int i = 0; i < gguf::k_max_dims; ++i) ok = ok && t.ne[i] == want[i];
+    if (!ok)
+        throw error(fmt::format("tensor {} has shape {}, expected {}", t.name, shape_str(t.ne, std::max(t.n_dims, 1)),
+                                shape_str(want, n_dims)));
+}
+
+matrix weight_loader::to_matrix(const gguf::tensor_info& t, int64_t n_cols, int64_t n_rows) {
+    check_shape(t, n_cols, n_rows, 2);
+    const auto& tr = type_traits(t.type);
+    if (!can_dequantize(t.type))
+        throw error(fmt::format("tensor {} has type {}, which edgellm cannot compute with yet", t.name, tr.name));
+    if (n_cols % tr.block_size != 0)
+        throw error(fmt::format("tensor {} has {} columns, not a multiple of the {} block size {}", t.name, n_cols,
+                                tr.name, tr.block_size));
+    n_matrix_bytes_ += t.size_bytes;
+    return matrix{t.type, t.data, n_rows, n_cols};
+}
+
+const float* weight_loader::to_vector(const gguf::tensor_info& t, int64_t n) {
+    // Some converters store a norm as [n, 1]; the element count and the row are what matter.
+    check_shape(t, n, 1, 1);
+    if (!can_dequantize(t.type))
+        throw error(fmt::format("tensor {} has type {}, which edgellm cannot read", t.name, type_name(t.type)));
+    std::vector<float> v(static_cast<size_t>(n));
+    dequantize_row(t.type, t.data, v.data(), n);
+    owned_.push_back(std::move(v));
+    return owned_.back().data();
+}
+
+matrix weight_loader::require_matrix(const std::string& name, int64_t n_cols, int64_t n_rows) {
+    return to_matrix(require(name), n_cols, n_rows);
+}
+
+std::optional<matrix> weight_loader::optional_matrix(const std::string& name, int64_t n_cols, int64_t n_rows) {
+    const gguf::tensor_info* t = file_.find_tensor(name);
+    if (!t) return std::nullopt;
+    return to_matrix(*t, n_cols, n_rows);
+}
+
+const float* weight_loader::require_vector(const std::string& name, int64_t n) { return to_vector(require(name), n); }
+
+const float* weight_loader::optional_vector(const std::string& name, int64_t n) {
+    const gguf::tensor_info* t = file_.find_tensor(name);
+    return t ? to_vector(*t, n) : nullptr;
+}
+
+void load_common_layer(weight_loader& ld, const model_hparams& hp, int il, layer_weights& lw) {
+    auto n = [il](const char* suffix) { return layer_tensor_name(il, suffix); };
+    lw.attn_norm = ld.require_vector(n("attn_norm.weight"), hp.n_embd);
+    lw.wq = ld.require_matrix(n("attn_q.weight"), hp.n_embd, hp.q_dim());
+    lw.wk = ld.require_matrix(n("attn_k.weight"), hp.n_embd, hp.kv_dim());
+    lw.wv = ld.require_matrix(n("attn_v.weight"), hp.n_embd, hp.kv_dim());
+    lw.wo = ld.require_matrix(n("attn_output.weight"), hp.q_dim(), hp.n_embd);
+    lw.ffn_norm = ld.require_vector(n("ffn_norm.weight"), hp.n_embd);
+    lw.ffn_gate = ld.require_matrix(n("ffn_gate.weight"), hp.n_embd, hp.n_ff);
+    lw.ffn_up = ld.require_matrix(n("ffn_up.weight"), hp.n_embd, hp.n_ff);
+    lw.ffn_down = ld.require_matrix(n("ffn_down.weight"), hp.n_ff, hp.n_embd);
+}
+
+}  // namespace edgellm::model

@@ -1,0 +1,94 @@
+// Token sampling as a chain of small samplers (penalties -> top-k -> top-p -> min-p ->
+// temperature -> random pick, or greedy), deterministic under an explicit seed.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace edgellm::sampling {
+
+struct sampling_params {
+    float temperature = 0.8f;      // <= 0: greedy (argmax after penalties)
+    int top_k = 40;                // <= 0: off
+    float top_p = 0.95f;           // >= 1: off
+    float min_p = 0.05f;           // <= 0: off
+    float repeat_penalty = 1.0f;   // 1: off; divides positive / multiplies negative logits
+    float frequency_penalty = 0.0f;  // subtracted once per earlier occurrence
+    float presence_penalty = 0.0f;   // subtracted once if the token occurred
+    int penalty_last_n = 64;       // how many recent tokens the penalties look at (0: off)
+    uint64_t seed = 0;             // the PRNG seed (the caller picks one when the user gave none)
+};
+
+struct token_candidate {
+    int32_t id;
+    float logit;
+    float p;  // probability after the last softmax
+};
+
+// The working set a sampler chain narrows down. `sorted` says the entries are by descending logit.
+struct candidates {
+    std::vector<token_candidate> items;
+    bool sorted = false;
+    void sort_descending();
+    void softmax();  // fills p from logits (sorts first)
+};
+
+// The random source: std::mt19937_64 with an explicit seed, and our own double conversion so the
+// stream is the same with every standard library.
+class rng {
+public:
+    explicit rng(uint64_t seed) : gen_(seed) {}
+    double uniform01() { return static_cast<double>(gen_() >> 11) * (1.0 / 9007199254740992.0); }
+    void reseed(uint64_t seed) { gen_.seed(seed); }
+
+private:
+    std::mt19937_64 gen_;
+};
+
+class sampler {
+public:
+    virtual ~sampler() = default;
+    virtual std::string name() const = 0;
+    virtual void apply(candidates& c, rng& r) = 0;
+    virtual void accept(int32_t token) { (void)token; }
+    virtual void reset() {}
+};
+
+// Individual samplers (exposed for tests and for callers building their own chain).
+std::unique_ptr<sampler> make_penalties(int last_n, float repeat, float frequency, float presence);
+std::unique_ptr<sampler> make_top_k(int k);
+std::unique_ptr<sampler> make_top_p(float p, size_t min_keep = 1);
+std::unique_ptr<sampler> make_min_p(float p, size_t min_keep = 1);
+std::unique_ptr<sampler> make_temperature(float t);
+std::unique_ptr<sampler> make_greedy();  // keeps only the arg-max
+std::unique_ptr<sampler> make_dist();    // softmax, then picks one by the PRNG
+
+// A chain ending in a single chosen token. Throws edgellm::usage_error on invalid params.
+class sampler_chain {
+public:
+    explicit sampler_chain(uint64_t seed) : rng_(seed) {}
+    // The default chain for `p` (greedy when temperature <= 0).
+    static sampler_chain from_params(const sampling_params& p);
+
+    void add(std::unique_ptr<sampler> s) { chain_.push_back(std::move(s)); }
+    // Picks the next token from logits [n_vocab].
+    int32_t sample(std::span<const float> logits);
+    // Records a token that is now part of the context (prompt or generated) for the penalties.
+    void accept(int32_t token);
+    void reset();
+    std::string describe() const;  // "penalties -> top-k -> ... -> dist"
+
+private:
+    std::vector<std::unique_ptr<sampler>> chain_;
+    rng rng_;
+    candidates cur_;
+};
+
+// Checks ranges (top-p in (0,1], penalties >= 0 ...); throws edgellm::usage_error naming the flag.
+void validate(const sampling_params& p);
+
+}  // namespace edgellm::sampling
