@@ -1,0 +1,129 @@
+// Plain result structs of a benchmark: what was measured, where, and how. Runners fill them,
+// reporters (console, JSON, CSV, Markdown, HTML) and compare() only read them.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace edgellm::bench {
+
+// Version tag written into every JSON report; bump when a field changes meaning.
+inline constexpr const char* schema_version = "edgellm.bench/v1";
+
+// The machine the benchmark ran on.
+struct system_info {
+    std::string device;  // device class: "cpu", "cuda", "jetson", "apple_silicon", ...
+    std::string cpu;     // CPU model name
+    int n_cpu_cores = 0;
+    std::string gpu;     // GPU name, empty when there is none
+    uint64_t gpu_mem_total_bytes = 0;
+    uint64_t ram_total_bytes = 0;
+    std::string os;      // "Debian GNU/Linux 12 (bookworm), Linux 6.1"
+};
+
+// The edgellm binary that measured.
+struct build_info {
+    std::string version;
+    std::string commit;      // git commit, empty when unknown
+    std::string compiler;    // "g++ 12.2.0"
+    std::string build_type;  // "Release"
+    bool cuda = false;
+};
+
+// How the benchmark was asked to run (the CLI's flags after defaults were applied).
+struct bench_settings {
+    std::string mode = "prompts";  // "prompts" (prompt set), "micro" (llama-bench style), "sweep"
+    std::vector<std::string> backends;
+    std::vector<std::string> models;
+    std::string prompt_set;  // "builtin" or the prompts file
+    int n_runs = 0;          // measured runs per prompt
+    int n_warmup = 0;        // unmeasured runs before them
+    int n_predict = 0;       // max generated tokens per run
+    int n_threads = 0;       // 0 = backend default
+    int n_ctx = 0;
+    int n_gpu_layers = 0;
+    uint64_t seed = 0;
+    double temperature = 0.0;
+};
+
+// One point of the resource monitor's time series, relative to the start of the run.
+struct resource_point {
+    double t_ms = 0.0;
+    uint64_t rss_bytes = 0;
+    double cpu_pct = 0.0;  // of one core, so 4 busy cores read 400
+    uint64_t gpu_mem_bytes = 0;
+    double gpu_util_pct = 0.0;
+    std::optional<double> power_w;
+};
+
+// One measured generation: one prompt, one backend, one model, one repetition.
+struct run_sample {
+    std::string backend;
+    std::string model;
+    std::string prompt_id;
+    int run_index = 0;  // 0-based among the measured runs (warm-up runs are not recorded)
+    double ttft_ms = 0.0;  // request sent -> first generated token received
+    double prefill_tokens_per_s = 0.0;
+    double decode_tokens_per_s = 0.0;
+    double latency_ms = 0.0;  // request sent -> last token received
+    int n_prompt_tokens = 0;
+    int n_gen_tokens = 0;
+    std::string output_sample;  // start of the generated text
+    uint64_t peak_rss_bytes = 0;
+    uint64_t gpu_mem_bytes = 0;  // peak GPU memory; 0 when none or unknown
+    double cpu_pct = 0.0;        // mean over the run
+    double gpu_util_pct = 0.0;   // mean over the run
+    std::optional<double> energy_j_per_token;  // only where power is measurable
+    std::vector<resource_point> resources;
+    std::string error;  // non-empty when the run failed; its metrics are then not used
+};
+
+// llama-bench style test: ppN (prefill N tokens), tgN (generate N), ppN+tgM, repeated.
+struct micro_result {
+    std::string backend;
+    std::string model;
+    int n_prompt = 0;
+    int n_gen = 0;
+    int n_threads = 0;
+    int n_batch = 0;
+    int n_gpu_layers = 0;
+    int n_depth = 0;  // tokens already in the context before the test
+    std::vector<double> tokens_per_s;  // one per repetition
+    std::string error;
+};
+
+// Test name in llama-bench's notation: "pp512", "tg128", "pp512+tg128", "... @ d1024".
+std::string micro_test_name(const micro_result& m);
+
+// One point of a batch-size or concurrency sweep.
+struct sweep_point {
+    std::string backend;
+    std::string model;
+    std::string kind = "batch";  // "batch" (sequences in one forward pass) or "concurrency"
+    int n_parallel = 1;          // batch size or number of concurrent requests
+    std::vector<double> latency_ms;  // per request
+    double wall_ms = 0.0;            // first request sent -> last response done
+    int64_t n_gen_tokens = 0;        // over all requests
+    std::string error;
+};
+
+// Generated tokens per second over all requests of the sweep point (0 when nothing ran).
+double aggregate_tokens_per_s(const sweep_point& p);
+
+// Current time as ISO 8601 UTC ("2026-11-28T02:00:00Z"), for bench_report::created_utc.
+std::string utc_now_iso8601();
+
+// Everything one `edgellm bench` invocation produced.
+struct bench_report {
+    std::string schema = schema_version;
+    std::string created_utc;  // ISO 8601, "2026-11-28T02:00:00Z"
+    system_info system;
+    build_info build;
+    bench_settings settings;
+    std::vector<run_sample> samples;
+    std::vector<micro_result> micro;
+    std::vector<sweep_point> sweeps;
+};
+
+}  // namespace edgellm::bench
