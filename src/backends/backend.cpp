@@ -39,15 +39,20 @@ generation_result backend::generate(const generation_request& req, const token_c
     s.total_ms = now_ms() - t0;
     if (cancelled) result.finish_reason = "cancelled";
     if (s.n_gen_tokens <= 0) s.n_gen_tokens = n_pieces;
-    // Throughput: the backend's own timings when it reported them, else client-side estimates.
-    if (s.backend_prompt_ms && *s.backend_prompt_ms > 0 && s.n_prompt_tokens > 0)
-        s.prefill_tokens_per_s = s.n_prompt_tokens * 1000.0 / *s.backend_prompt_ms;
-    else if (s.n_prompt_tokens > 0 && s.ttft_ms > 0)
-        s.prefill_tokens_per_s = s.n_prompt_tokens * 1000.0 / s.ttft_ms;
-    if (s.backend_decode_ms && *s.backend_decode_ms > 0 && s.n_gen_tokens > 0)
-        s.decode_tokens_per_s = s.n_gen_tokens * 1000.0 / *s.backend_decode_ms;
-    else if (s.n_gen_tokens > 1 && s.total_ms > s.ttft_ms)
-        s.decode_tokens_per_s = (s.n_gen_tokens - 1) * 1000.0 / (s.total_ms - s.ttft_ms);
+    // Throughput: what the backend computed itself, else from its reported timings, else
+    // client-side estimates.
+    if (s.prefill_tokens_per_s <= 0) {
+        if (s.backend_prompt_ms && *s.backend_prompt_ms > 0 && s.n_prompt_tokens > 0)
+            s.prefill_tokens_per_s = s.n_prompt_tokens * 1000.0 / *s.backend_prompt_ms;
+        else if (s.n_prompt_tokens > 0 && s.ttft_ms > 0)
+            s.prefill_tokens_per_s = s.n_prompt_tokens * 1000.0 / s.ttft_ms;
+    }
+    if (s.decode_tokens_per_s <= 0) {
+        if (s.backend_decode_ms && *s.backend_decode_ms > 0 && s.n_gen_tokens > 0)
+            s.decode_tokens_per_s = s.n_gen_tokens * 1000.0 / *s.backend_decode_ms;
+        else if (s.n_gen_tokens > 1 && s.total_ms > s.ttft_ms)
+            s.decode_tokens_per_s = (s.n_gen_tokens - 1) * 1000.0 / (s.total_ms - s.ttft_ms);
+    }
     return result;
 }
 

@@ -40,8 +40,10 @@ struct generation_stats {
     double ttft_ms = 0;                  // request sent -> first streamed piece (client side)
     double total_ms = 0;                 // request sent -> last byte (client side)
     std::vector<double> inter_token_ms;  // gaps between streamed pieces (client side)
-    double prefill_tokens_per_s = 0;     // backend timing when reported, else n_prompt / ttft
-    double decode_tokens_per_s = 0;      // backend timing when reported, else (n_gen-1) / (total-ttft)
+    // Throughput: the backend's own figure when it computes one (native), else from its reported
+    // timings, else client-side (prefill: n_prompt / ttft; decode: (n_gen-1) / (total-ttft)).
+    double prefill_tokens_per_s = 0;
+    double decode_tokens_per_s = 0;
     std::optional<double> backend_prompt_ms;  // backend-reported prompt processing time
     std::optional<double> backend_decode_ms;  // backend-reported generation time
     std::optional<double> backend_load_ms;    // backend-reported model load time

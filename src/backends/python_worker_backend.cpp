@@ -73,14 +73,17 @@ public:
             if (j.is_discarded()) return {false, "worker check printed '" + line->substr(0, 100) + "'", ""};
             if (j.value("available", false)) {
                 std::string v;
-                for (auto& [k, val] : j.value("versions", json::object()).items())
-                    v += (v.empty() ? "" : ", ") + k + " " + val.get<std::string>();
+                const json versions = j.value("versions", json::object());
+                for (const auto& [k, val] : versions.items())
+                    v += (v.empty() ? "" : ", ") + k + " " + (val.is_string() ? val.get<std::string>() : val.dump());
                 return {true, v, ""};
             }
             std::string missing;
-            for (const auto& m : j.value("missing", json::array())) missing += (missing.empty() ? "" : " ") + m.get<std::string>();
+            const json missing_list = j.value("missing", json::array());
+            for (const auto& m : missing_list)
+                if (m.is_string()) missing += (missing.empty() ? "" : " ") + m.get<std::string>();
             return {false, "missing Python packages: " + missing, "pip install " + missing};
-        } catch (const error& e) {
+        } catch (const std::exception& e) {
             return {false, std::string("worker check failed: ") + e.what(), ""};
         }
     }
