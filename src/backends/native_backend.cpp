@@ -1,0 +1,115 @@
+// The native backend: edgellm's own engine behind the Backend interface, so the CLI, the
+// benchmark and the server drive it exactly like llama.cpp or Ollama.
+#include <random>
+#include <thread>
+
+#include "backends/factories.h"
+#include "core/error.h"
+#include "engine/engine.h"
+#include "gguf/gguf.h"
+#include "tokenizer/tokenizer.h"
+
+namespace edgellm::backends {
+namespace {
+
+class native_backend final : public backend {
+public:
+    std::string name() const override { return "native"; }
+    std::string description() const override { return "edgellm's built-in engine"; }
+
+    availability check_available(const backend_settings&) const override {
+        return {true, "built in (CPU kernels: GGUF llama / qwen2 / qwen3)", ""};
+    }
+
+    void load(const backend_settings& s) override {
+        if (s.model.empty()) throw usage_error("native: no model given (use -m / --model-path MODEL.gguf)");
+        engine::engine_params p;
+        p.model_path = s.model;
+        if (s.n_ctx > 0) p.n_ctx = s.n_ctx;
+        if (s.n_batch > 0) p.n_batch = s.n_batch;
+        if (s.n_threads > 0) p.n_threads = s.n_threads;
+        auto kv = s.extra.find("kv_type");
+        if (kv != s.extra.end()) {
+            auto t = type_from_name(kv->second);
+            if (!t || (*t != ggml_type::f16 && *t != ggml_type::f32))
+                throw usage_error("native: KV cache type must be f16 or f32, got '" + kv->second + "'");
+            p.kv_type = *t;
+        }
+        engine_ = std::make_unique<engine::engine>(p);
+        tokenizer_ = tokenizer::from_gguf(engine_->get_model().file());
+        load_ms_ = engine_->load_ms();
+    }
+
+    void unload() override {
+        tokenizer_.reset();
+        engine_.reset();
+    }
+
+    engine::engine* get_engine() { return engine_.get(); }
+
+protected:
+    void do_generate(const generation_request& req, const std::function<bool(std::string_view)>& emit,
+                     generation_result& result) override {
+        if (!engine_) throw error("native: generate called before load");
+        if (req.chat())
+            throw usage_error("native: chat requests need a chat template; use `edgellm chat` or send a prompt");
+        std::vector<int32_t> prompt = tokenizer_->encode(req.prompt, /*add_bos=*/true, /*parse_special=*/true);
+        if (prompt.empty()) prompt.push_back(tokenizer_->bos());
+        engine::generation_params gp;
+        gp.n_predict = req.n_predict;
+        gp.sampling.temperature = req.temperature;
+        gp.sampling.top_k = req.top_k;
+        gp.sampling.top_p = req.top_p;
+        gp.sampling.min_p = req.min_p;
+        gp.sampling.repeat_penalty = req.repeat_penalty;
+        gp.sampling.seed = req.seed ? *req.seed : std::random_device{}();
+        incremental_decoder dec(*tokenizer_);
+        std::string tail;  // text not yet emitted while a stop string may be forming
+        bool stopped_by_string = false;
+        auto st = engine_->generate(prompt, gp, [&](int32_t tok) {
+            if (tokenizer_->is_eog(tok)) return true;  // the engine stops on it; nothing to print
+            tail += dec.push(tok);
+            for (const auto& s : req.stop) {
+                auto pos = tail.find(s);
+                if (!s.empty() && pos != std::string::npos) {
+                    emit(tail.substr(0, pos));
+                    tail.clear();
+                    stopped_by_string = true;
+                    return false;
+                }
+            }
+            // Hold back only as much as could still become a stop string.
+            size_t keep = 0;
+            for (const auto& s : req.stop) keep = std::max(keep, s.size() > 0 ? s.size() - 1 : 0);
+            if (tail.size() > keep) {
+                std::string out = tail.substr(0, tail.size() - keep);
+                tail.erase(0, tail.size() - keep);
+                return emit(out);
+            }
+            return true;
+        });
+        if (!stopped_by_string) emit(tail + dec.flush());
+        auto& s = result.stats;
+        s.n_prompt_tokens = st.n_prompt;
+        s.n_gen_tokens = st.n_gen;
+        s.backend_prompt_ms = st.prefill_ms;
+        s.backend_decode_ms = st.decode_ms;
+        s.backend_load_ms = engine_->load_ms();
+        s.backend_memory_bytes = st.peak_rss_bytes;
+        s.prefill_tokens_per_s = st.prefill_tokens_per_s;
+        s.decode_tokens_per_s = st.decode_tokens_per_s;
+        result.finish_reason = stopped_by_string ? "stop"
+                               : st.stop_reason == "eos" ? "stop"
+                                                         : st.stop_reason;
+    }
+
+private:
+    std::unique_ptr<engine::engine> engine_;
+    std::unique_ptr<tokenizer> tokenizer_;
+};
+
+}  // namespace
+
+std::unique_ptr<backend> make_native_backend() { return std::make_unique<native_backend>(); }
+
+}  // namespace edgellm::backends
