@@ -10,6 +10,7 @@
 #include <limits>
 #include <map>
 #include <random>
+#include <sstream>
 
 #include "gguf/gguf.h"
 #include "test_util.h"
@@ -437,4 +438,37 @@ TEST(GgufShared, EverySharedGgufReads) {
         }
     }
     EXPECT_GT(n_files, 0u);
+}
+
+// ---- the checked-in fuzz corpus: each file is accepted or rejected as its manifest says ----
+
+TEST(GgufCorpus, EveryCorpusFileMeetsItsExpectation) {
+    const std::filesystem::path fuzz_dir = std::filesystem::path(EDGELLM_SOURCE_DIR) / "tests" / "fuzz";
+    std::ifstream manifest(fuzz_dir / "gguf_reader_fuzz.expected");
+    ASSERT_TRUE(manifest) << "missing " << fuzz_dir / "gguf_reader_fuzz.expected";
+    size_t n_checked = 0, n_rejected = 0;
+    std::string line;
+    while (std::getline(manifest, line)) {
+        if (line.empty() || line[0] == '#') continue;
+        std::istringstream fields(line);
+        std::string name, expect, field;
+        fields >> name >> expect >> field;
+        SCOPED_TRACE(name);
+        std::ifstream in(fuzz_dir / "corpus" / "gguf_reader_fuzz" / name, std::ios::binary);
+        ASSERT_TRUE(in) << "corpus file listed but missing";
+        std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
+        std::string got_field;
+        const std::string msg = parse_error(bytes, &got_field);
+        if (expect == "accept") {
+            EXPECT_EQ(msg, "");
+        } else {
+            ASSERT_NE(msg, "") << "malformed file accepted";
+            EXPECT_NE(got_field.find(field), std::string::npos) << "field '" << got_field << "': " << msg;
+            EXPECT_NE(msg.find("byte offset"), std::string::npos) << msg;
+            ++n_rejected;
+        }
+        ++n_checked;
+    }
+    EXPECT_GE(n_checked, 40u);
+    EXPECT_GE(n_rejected, 35u);
 }
