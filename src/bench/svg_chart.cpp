@@ -73,7 +73,7 @@ int layout_legend(std::vector<legend_item>& items, double avail_w) {
     double x = 0;
     int row = 0;
     for (auto& it : items) {
-        double w = 14 + text_width(truncate(it.name, 40), tick_font_px) + 18;
+        double w = 14 + text_width(truncate(it.name, 64), tick_font_px) + 18;
         if (x > 0 && x + w > avail_w) {
             x = 0;
             ++row;
@@ -92,7 +92,7 @@ std::string render_legend(const std::vector<legend_item>& items, double x0, doub
         out += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" rx=\"2\" fill=\"{}\"/>", px(x), px(y - 9),
                            it.color);
         out += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"{}\">{}</text>", px(x + 14), px(y),
-                           text_color, escape(truncate(it.name, 40)));
+                           text_color, escape(truncate(it.name, 64)));
     }
     return out + "</g>";
 }
@@ -194,7 +194,7 @@ axis_ticks nice_ticks(double lo, double hi, int max_ticks) {
 }
 
 std::string format_tick(double v, double step) {
-    if (std::fabs(v) < std::fabs(step) * 1e-9) v = 0.0;  // no "-0"
+    if (std::fabs(v) < std::fabs(step) * 1e-9) return "0";  // no "-0" or "0k"
     const char* suffix = "";
     if (step >= 1e6 && std::fabs(step) > 0) {
         v /= 1e6;
@@ -224,7 +224,7 @@ std::string render_bar_chart(const bar_chart& c) {
             if (!std::isfinite(v)) continue;
             double e = i < s.errors.size() && std::isfinite(s.errors[i]) ? std::fabs(s.errors[i]) : 0.0;
             vmax = std::max(vmax, v + e);
-            vmin = std::min(vmin, v - e);
+            vmin = std::min(vmin, v >= 0.0 ? 0.0 : v - e);
             ++n_bars;
         }
     if (n_bars == 0) return no_data("bar-chart", c.width, c.height, c.title);
@@ -268,11 +268,15 @@ std::string render_bar_chart(const bar_chart& c) {
                                px(cx - bar_w / 2), px(y_top), px(bar_w), px(std::max(bar_h, 0.5)), color, escape(tip));
             double label_y = top - 5;
             if (e > 0) {
-                double ya = ypx(v - e), yb = ypx(v + e), cap = std::min(bar_w * 0.35, 7.0);
+                // A non-negative quantity (time, speed, memory) cannot go below zero: clip the whisker.
+                double lower = v >= 0.0 ? std::max(0.0, v - e) : v - e;
+                double ya = ypx(lower), yb = ypx(v + e), cap = std::min(bar_w * 0.35, 7.0);
+                // The lower cap is left off when clipped so it does not claim the spread ends at 0.
+                std::string lower_cap = lower == v - e ? fmt::format("M{} {}H{}", px(cx - cap), px(ya), px(cx + cap)) : "";
                 out += fmt::format(
-                    "<path class=\"error-bar\" d=\"M{0} {1}V{2}M{3} {1}H{4}M{3} {2}H{4}\" stroke=\"#1f2937\" "
+                    "<path class=\"error-bar\" d=\"M{0} {1}V{2}M{3} {2}H{4}{5}\" stroke=\"#1f2937\" "
                     "stroke-width=\"1.3\" fill=\"none\"/>",
-                    px(cx), px(ya), px(yb), px(cx - cap), px(cx + cap));
+                    px(cx), px(ya), px(yb), px(cx - cap), px(cx + cap), lower_cap);
                 label_y = yb - 5;
             }
             if (value_labels)
