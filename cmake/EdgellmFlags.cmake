@@ -31,3 +31,10 @@ function(edgellm_simd_flags)
     endif()
   endforeach()
 endfunction()
+
+# Fuzzing: instrument the whole library for coverage so libFuzzer can steer into the parsers.
+if(EDGELLM_FUZZ)
+  target_compile_options(edgellm_flags INTERFACE
+    $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer>)
+  target_link_options(edgellm_flags INTERFACE -fsanitize=address,undefined)
+endif()

@@ -8,4 +8,5 @@ command -v ninja >/dev/null && gen=(-G Ninja)
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$here" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release "$@"
 fi
-cmake --build "$build" -j "$(nproc)"
+# BUILD_TARGETS="a b" limits the build to those targets.
+cmake --build "$build" -j "$(nproc)" ${BUILD_TARGETS:+--target $BUILD_TARGETS}
