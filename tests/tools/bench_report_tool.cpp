@@ -35,7 +35,9 @@ struct lcg {
 // Two backends x two models x three prompts x three runs on a synthetic Jetson, plus micro
 // tests and sweeps. `slowdown` scales every time (and divides every speed) to fake a regression.
 bench_report synthetic_report(double slowdown) {
-    lcg rng{42};
+    // Resource series lengths depend on the (slowed) latency, so they draw from their own
+    // generator: the metrics' noise is then identical for every slowdown.
+    lcg rng{42}, res_rng{7};
     bench_report r;
     r.created_utc = "2026-11-28T02:00:00Z";
     r.system = {"jetson", "ARMv8 Processor rev 1 (v8l)", 6, "NVIDIA Orin (synthetic fixture)", 7ull << 30,
@@ -95,10 +97,10 @@ bench_report synthetic_report(double slowdown) {
                         resource_point p;
                         p.t_ms = t;
                         p.rss_bytes = static_cast<uint64_t>(0.8 * s.peak_rss_bytes + 0.2 * s.peak_rss_bytes * ramp);
-                        p.cpu_pct = t < s.ttft_ms ? 380.0 + 15.0 * rng.next() : s.cpu_pct + 10.0 * rng.next();
+                        p.cpu_pct = t < s.ttft_ms ? 380.0 + 15.0 * res_rng.next() : s.cpu_pct + 10.0 * res_rng.next();
                         p.gpu_mem_bytes = static_cast<uint64_t>(s.gpu_mem_bytes * (0.9 + 0.1 * ramp));
-                        p.gpu_util_pct = std::clamp(s.gpu_util_pct + 8.0 * rng.next(), 0.0, 100.0);
-                        p.power_w = 7.5 + rng.next();
+                        p.gpu_util_pct = std::clamp(s.gpu_util_pct + 8.0 * res_rng.next(), 0.0, 100.0);
+                        p.power_w = 7.5 + res_rng.next();
                         s.resources.push_back(p);
                     }
                     if (!native && !q8 && pi == 2 && run == 2) {
