@@ -145,7 +145,7 @@ vocab builtin_vocab(int64_t n_vocab) {
         "The", "He", "She", "They", "Lily", "Tim", "Hello", "world", "what", "how", "who", "why", "model"};
     for (const char* w : words) {
         const std::string word = space + w;
-        for (size_t len = space.size() + 2; len <= word.size(); ++len) add(word.substr(0, len), score -= 1.0f, 1);
+        for (size_t len = space.size() + 1; len <= word.size(); ++len) add(word.substr(0, len), score -= 1.0f, 1);
     }
     static const char* pieces[] = {"in", "ing", "er", "ed", "es", "en", "on", "an", "or", "ly", "re", "th", "he"};
     for (const char* p : pieces) {
