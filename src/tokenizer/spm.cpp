@@ -48,7 +48,12 @@ public:
 
     void run(std::vector<int32_t>& out) {
         for (size_t offs = 0; offs < text_.size();) {
-            const size_t len = std::min(unicode::utf8_len(static_cast<uint8_t>(text_[offs])), text_.size() - offs);
+            // One symbol per well-formed character; an invalid byte is a symbol of its own so that
+            // it cannot swallow the next character (llama.cpp trusts the lead byte here, which
+            // loses a following space for invalid input; for valid UTF-8 the two agree).
+            size_t next = offs;
+            uint32_t cp;
+            const size_t len = unicode::decode_utf8(text_, next, cp) ? next - offs : 1;
             const int index = static_cast<int>(symbols_.size());
             symbols_.push_back({index - 1, offs + len == text_.size() ? -1 : index + 1, offs, len});
             offs += len;

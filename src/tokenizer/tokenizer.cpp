@@ -316,14 +316,12 @@ incremental_decoder::incremental_decoder(const tokenizer& tok, bool render_speci
 
 std::string incremental_decoder::push(int32_t id) {
     std::string piece = tok_.token_to_piece(id, render_special_);
-    if (at_start_) {
-        // A leading BOS does not end the "start": the space prefix sits on the next token.
-        if (id == tok_.bos() && tok_.is_special(id)) {
-            pending_ += piece;
-            return flush_complete();
-        }
+    const vocab& v = tok_.get_vocab();
+    if (tok_.is_special(id)) {
+        // SPM encodes text after a special token with a fresh space prefix; WPM only at the start.
+        if (v.type == vocab_type::spm) at_start_ = true;
+    } else if (at_start_) {
         at_start_ = false;
-        const vocab& v = tok_.get_vocab();
         const bool strip = (v.type == vocab_type::spm && v.add_space_prefix) || v.type == vocab_type::wpm;
         if (strip && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
     }

@@ -36,7 +36,8 @@ public:
     // byte as U+FFFD, as llama.cpp does. Never throws on any input bytes.
     std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const;
 
-    // Ids to text. The space the tokenizer prefixed (SPM) is removed from the first piece;
+    // Ids to text, the inverse of encode: the space SPM prefixes (at the start and after a
+    // special token) is removed again;
     // control/unknown tokens are rendered as their text only with render_special. Ids outside
     // the vocab throw edgellm::error.
     std::string decode(std::span<const int32_t> ids, bool render_special = false) const;
@@ -66,7 +67,8 @@ private:
 
 // Turns a stream of generated ids into text without ever splitting a multi-byte UTF-8
 // character: bytes of an unfinished character are held back until the next token completes
-// it. The first piece loses the tokenizer's prefix space, like tokenizer::decode.
+// it. The space the tokenizer prefixed is removed again: SPM adds one at the start and after
+// every special token, WordPiece marks every word start; the text of a BPE token is kept.
 class incremental_decoder {
 public:
     explicit incremental_decoder(const tokenizer& tok, bool render_special = false);
