@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "gguf/gguf.h"
+#include "gguf/gguf_summary.h"
 #include "test_util.h"
 
 using namespace edgellm;
@@ -471,4 +472,56 @@ TEST(GgufCorpus, EveryCorpusFileMeetsItsExpectation) {
     }
     EXPECT_GE(n_checked, 40u);
     EXPECT_GE(n_rejected, 35u);
+}
+
+// ---- the model summary and value rendering used by `edgellm inspect` ----
+
+TEST(GgufSummary, SummarisesArchitectureTypesAndTokenizer) {
+    writer w;
+    w.set("general.architecture", value::make_string("llama"));
+    w.set("general.file_type", value::make_u32(15));
+    w.set("llama.block_count", value::make_u32(3));
+    w.set("llama.context_length", value::make_u64(4096));
+    w.set("llama.attention.head_count", value::make_array(value_type::i32, {value::make_i32(4), value::make_i32(8)}));
+    w.set("tokenizer.ggml.model", value::make_string("gpt2"));
+    w.set("tokenizer.ggml.tokens", value::make_array(value_type::string, {value::make_string("a"), value::make_string("b")}));
+    w.add_tensor("a", ggml_type::q4_k, {256, 3}, random_bytes(3 * 144, 1));
+    w.add_tensor("b", ggml_type::q4_k, {256}, random_bytes(144, 2));
+    w.add_tensor("c", ggml_type::f32, {7}, random_bytes(28, 3));
+    const auto bytes = w.to_bytes();
+    const auto s = summarize(file::from_memory(bytes.data(), bytes.size()));
+    EXPECT_EQ(s.architecture, "llama");
+    EXPECT_EQ(s.file_type, "Q4_K_M");
+    EXPECT_EQ(s.n_params, 256u * 3 + 256 + 7);
+    EXPECT_EQ(s.n_tensors, 3u);
+    EXPECT_EQ(format_type_mix(s), "Q4_K: 2 tensors, F32: 1");
+    EXPECT_EQ(s.n_layers, 3u);
+    EXPECT_EQ(s.context_length, 4096u);
+    EXPECT_EQ(s.n_heads, 8u);  // per-layer array: the largest entry
+    EXPECT_FALSE(s.n_kv_heads.has_value());
+    EXPECT_EQ(s.tokenizer_model, "gpt2");
+    EXPECT_EQ(s.n_vocab, 2u);
+    EXPECT_FALSE(s.has_chat_template);
+}
+
+TEST(GgufSummary, FormatsValuesAbbreviatingLongOnes) {
+    std::vector<value> toks;
+    for (const char* t : {"<unk>", "<s>", "</s>", "x", "y"}) toks.push_back(value::make_string(t));
+    const auto arr = value::make_array(value_type::string, toks);
+    EXPECT_EQ(format_value(arr, 3), "[5 strings: '<unk>', '<s>', '</s>', ...]");
+    EXPECT_EQ(format_value(arr, 5), "['<unk>', '<s>', '</s>', 'x', 'y']");
+    EXPECT_EQ(format_value(value::make_string("a\nb"), 3), "'a\\nb'");
+    EXPECT_EQ(format_value(value::make_string(std::string(100, 'z')), 3, 10), "'zzzzzzzzzz...'");
+    EXPECT_EQ(format_value(value::make_i8(-3)), "-3");
+    EXPECT_EQ(format_value(value::make_bool(false)), "false");
+    EXPECT_EQ(value_type_label(arr), "array[string]");
+    const auto j = value_to_json(arr, 2);
+    EXPECT_EQ(j["n_items"], 5);
+    EXPECT_EQ(j["head"].size(), 2u);
+    EXPECT_EQ(value_to_json(arr).size(), 5u);
+    EXPECT_EQ(value_to_json(value::make_f32(std::nanf(""))), "nan");
+    EXPECT_EQ(value_to_json(value::make_u64(std::numeric_limits<uint64_t>::max())).get<uint64_t>(),
+              std::numeric_limits<uint64_t>::max());
+    EXPECT_EQ(file_type_name(7), "Q8_0");
+    EXPECT_EQ(file_type_name(999), "unknown (999)");
 }
