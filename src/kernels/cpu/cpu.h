@@ -1,0 +1,65 @@
+// Internal interface between the dispatcher (kernels.cpp), the ISA-neutral drivers in cpu/ and the
+// per-ISA files (*_avx2.cpp, *_avx512.cpp, *_neon.cpp). Not for use outside src/kernels.
+#pragma once
+#include <cstdint>
+
+#include "kernels/kernels.h"
+#include "quant/blocks.h"
+
+namespace edgellm::kernels::cpu {
+
+// Activation row format for the 32-element weight types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0). Not a
+// ggml block: the scale is kept as f32 (ggml's q8_0/q8_1 round it to f16) and s = d * sum(qs)
+// is precomputed so offset/min terms of the weight formats cost one multiply per block.
+struct act_q8_32 {
+    float d;
+    float s;
+    int8_t qs[32];
+};
+static_assert(sizeof(act_q8_32) == 40);
+
+// How mul_mat prepares the activations for a weight type.
+enum class act_format { f32, q8_32, q8_k };
+
+// Dot product of one weight row (n_cols elements of the weight type) with one prepared
+// activation row.
+using dot_fn = float (*)(const void* w_row, const void* act_row, int64_t n_cols);
+// Converts n floats into the activation format (n a multiple of its block size).
+using quantize_act_fn = void (*)(const float* x, void* dst, int64_t n);
+
+struct mul_mat_kernel {
+    act_format act = act_format::f32;
+    dot_fn dot = nullptr;  // null: no fast path for this type on this ISA
+};
+
+// The op set one ISA provides. Null members fall back to the generic (portable) version.
+struct isa_ops {
+    impl id = impl::generic;
+    mul_mat_kernel (*mul_mat_for)(ggml_type) = nullptr;
+    quantize_act_fn quantize_q8_32 = nullptr;
+    quantize_act_fn quantize_q8_k = nullptr;
+    float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
+    void (*rms_norm)(const float* x, const float* weight, float* y, int64_t n, int64_t n_tokens, float eps) = nullptr;
+    void (*softmax)(float* x, int64_t n) = nullptr;
+    void (*swiglu)(const float* gate, const float* up, float* y, int64_t n) = nullptr;
+    void (*add)(float* y, const float* x, int64_t n) = nullptr;
+    void (*attention)(const float* q, const void* k, const void* v, ggml_type kv_type, int64_t n_kv,
+                      int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, float* out,
+                      float* scratch) = nullptr;
+};
+
+// Per-ISA tables; each returns null when compiled out or the CPU lacks the ISA.
+const isa_ops* avx2_ops();
+const isa_ops* avx512_ops();
+const isa_ops* neon_ops();
+// The portable table (always available): scalar activation quantizers and float loops.
+const isa_ops& generic_ops();
+
+// Multithreaded, tiled matrix product using `ops` (see kernels.h for the contract).
+void mul_mat(const isa_ops& ops, ggml_type wt, const void* w, int64_t n_rows, int64_t n_cols,
+             const float* x, int64_t n_tokens, float* y, int n_threads);
+// RoPE with the angle table computed once per call (the same for every head).
+void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos, float freq_base,
+          float freq_scale, const float* freq_factors, rope_mode mode);
+
+}  // namespace edgellm::kernels::cpu

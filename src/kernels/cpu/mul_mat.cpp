@@ -1,0 +1,129 @@
+// ISA-neutral driver of the fast matrix product: prepares (quantizes) the activations once, then
+// splits weight rows across threads in chunks and, inside a chunk, runs every token over the
+// chunk's rows, so a chunk's weights come from memory once and from cache for the other tokens.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/cpu/cpu.h"
+#include "quant/quant.h"
+
+namespace edgellm::kernels::cpu {
+namespace {
+
+// Rows per work item. 16 rows of a 2048-wide Q4_0 matrix are 18 KiB (fits L1/L2 while the tokens
+// of a prefill batch sweep over them) and give enough items for dynamic balancing.
+constexpr int64_t k_rows_per_chunk = 16;
+
+size_t act_row_bytes(act_format f, int64_t n_cols) {
+    switch (f) {
+        case act_format::f32: return size_t(n_cols) * sizeof(float);
+        case act_format::q8_32: return size_t(n_cols / 32) * sizeof(act_q8_32);
+        case act_format::q8_k: return size_t(n_cols / QK_K) * sizeof(q8_k_block);
+    }
+    return 0;
+}
+
+int threads_for(int n_threads, int64_t n_rows, int64_t n_cols, int64_t n_tokens) {
+    // Tiny products finish before a thread team could start.
+    if (n_rows * n_cols * n_tokens < 32 * 1024) return 1;
+    const int64_t n_chunks = (n_rows + k_rows_per_chunk - 1) / k_rows_per_chunk;
+    return int(std::clamp<int64_t>(n_threads, 1, n_chunks));
+}
+
+}  // namespace
+
+void mul_mat(const isa_ops& ops, ggml_type wt, const void* w, int64_t n_rows, int64_t n_cols,
+             const float* x, int64_t n_tokens, float* y, int n_threads) {
+    const isa_ops& gen = generic_ops();
+    mul_mat_kernel k = ops.mul_mat_for ? ops.mul_mat_for(wt) : mul_mat_kernel{};
+    if (!k.dot) k = gen.mul_mat_for(wt);
+    const auto dot_f32 = ops.dot_f32 ? ops.dot_f32 : gen.dot_f32;
+    const size_t w_row_bytes = row_size(wt, n_cols);
+    const auto* wb = static_cast<const uint8_t*>(w);
+    const int nt = threads_for(n_threads, n_rows, n_cols, n_tokens);
+    const int64_t n_chunks = (n_rows + k_rows_per_chunk - 1) / k_rows_per_chunk;
+
+    if (!k.dot) {
+        // No fast dot for this type: dequantize each chunk of rows once (exactly, with the
+        // reference dequantizer) and run every token over it with the float dot.
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            std::vector<float> rows(size_t(k_rows_per_chunk * n_cols));
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t c = 0; c < n_chunks; ++c) {
+                const int64_t r0 = c * k_rows_per_chunk, r1 = std::min(n_rows, r0 + k_rows_per_chunk);
+                for (int64_t r = r0; r < r1; ++r)
+                    dequantize_row(wt, wb + size_t(r) * w_row_bytes, rows.data() + (r - r0) * n_cols, n_cols);
+                for (int64_t t = 0; t < n_tokens; ++t)
+                    for (int64_t r = r0; r < r1; ++r)
+                        y[t * n_rows + r] = dot_f32(rows.data() + (r - r0) * n_cols, x + t * n_cols, n_cols);
+            }
+        }
+        return;
+    }
+
+    const size_t a_row_bytes = act_row_bytes(k.act, n_cols);
+    const uint8_t* act = reinterpret_cast<const uint8_t*>(x);
+    thread_local std::vector<uint8_t> act_buf;
+    quantize_act_fn quantize = nullptr;
+    if (k.act == act_format::q8_32) quantize = ops.quantize_q8_32 ? ops.quantize_q8_32 : gen.quantize_q8_32;
+    if (k.act == act_format::q8_k) quantize = ops.quantize_q8_k ? ops.quantize_q8_k : gen.quantize_q8_k;
+    if (quantize) {
+        act_buf.resize(a_row_bytes * size_t(n_tokens));
+        act = act_buf.data();
+    }
+    uint8_t* act_out = act_buf.data();
+
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        if (quantize) {
+#pragma omp for schedule(static)
+            for (int64_t t = 0; t < n_tokens; ++t) quantize(x + t * n_cols, act_out + size_t(t) * a_row_bytes, n_cols);
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t c = 0; c < n_chunks; ++c) {
+            const int64_t r0 = c * k_rows_per_chunk, r1 = std::min(n_rows, r0 + k_rows_per_chunk);
+            for (int64_t t = 0; t < n_tokens; ++t) {
+                const uint8_t* a = act + size_t(t) * a_row_bytes;
+                float* yt = y + t * n_rows;
+                for (int64_t r = r0; r < r1; ++r) yt[r] = k.dot(wb + size_t(r) * w_row_bytes, a, n_cols);
+            }
+        }
+    }
+}
+
+// theta_i = pos * freq_scale * base^(-2i/n_rot) / freq_factors[i], as the reference; the angle
+// table is shared by all heads so the trigonometry runs n_rot/2 times per call, not per head.
+void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos, float freq_base,
+          float freq_scale, const float* freq_factors, rope_mode mode) {
+    if (n_rot > head_dim || n_rot % 2 != 0) throw error("rope: n_rot must be even and <= head_dim");
+    const int64_t half = n_rot / 2;
+    thread_local std::vector<float> cs;
+    cs.resize(size_t(2 * half));
+    for (int64_t i = 0; i < half; ++i) {
+        double theta = double(pos) * freq_scale * std::pow(double(freq_base), -2.0 * double(i) / double(n_rot));
+        if (freq_factors) theta /= freq_factors[i];
+        cs[2 * i] = float(std::cos(theta));
+        cs[2 * i + 1] = float(std::sin(theta));
+    }
+    for (int64_t h = 0; h < n_heads; ++h) {
+        float* xh = x + h * head_dim;
+        if (mode == rope_mode::neox) {
+            for (int64_t i = 0; i < half; ++i) {
+                const float a = xh[i], b = xh[i + half], c = cs[2 * i], s = cs[2 * i + 1];
+                xh[i] = a * c - b * s;
+                xh[i + half] = a * s + b * c;
+            }
+        } else {
+            for (int64_t i = 0; i < half; ++i) {
+                const float a = xh[2 * i], b = xh[2 * i + 1], c = cs[2 * i], s = cs[2 * i + 1];
+                xh[2 * i] = a * c - b * s;
+                xh[2 * i + 1] = a * s + b * c;
+            }
+        }
+    }
+}
+
+}  // namespace edgellm::kernels::cpu

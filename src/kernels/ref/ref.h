@@ -1,0 +1,25 @@
+// Plain scalar reference kernels: the oracle every fast kernel is tested against. Same contract
+// as the public ops in kernels/kernels.h; single-threaded and written for clarity, not speed.
+#pragma once
+#include <cstdint>
+
+#include "kernels/kernels.h"
+
+namespace edgellm::kernels::ref {
+
+// Dequantizes each weight row with the quant module's dequantize_row and accumulates the dot
+// products in double, so the reference carries no activation-quantization or f32 summation error.
+void mul_mat(ggml_type wt, const void* w, int64_t n_rows, int64_t n_cols, const float* x,
+             int64_t n_tokens, float* y);
+void rms_norm(const float* x, const float* weight, float* y, int64_t n, int64_t n_tokens, float eps);
+void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos, float freq_base,
+          float freq_scale, const float* freq_factors, rope_mode mode);
+void softmax(float* x, int64_t n);
+void swiglu(const float* gate, const float* up, float* y, int64_t n);
+void add(float* y, const float* x, int64_t n);
+void attention(const float* q, const void* k, const void* v, ggml_type kv_type, int64_t n_kv,
+               int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, float* out,
+               float* scratch);
+void get_row(ggml_type wt, const void* w, int64_t n_cols, int64_t row, float* dst);
+
+}  // namespace edgellm::kernels::ref

@@ -1,0 +1,124 @@
+// Reference (scalar, double-accumulating) element-wise ops, RoPE and attention. These define
+// the intended math; see kernels/kernels.h for the contracts.
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/ref/ref.h"
+#include "quant/fp16.h"
+#include "quant/quant.h"
+
+namespace edgellm::kernels::ref {
+
+void rms_norm(const float* x, const float* weight, float* y, int64_t n, int64_t n_tokens, float eps) {
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        const float* xt = x + t * n;
+        float* yt = y + t * n;
+        double sum_sq = 0.0;
+        for (int64_t i = 0; i < n; ++i) sum_sq += double(xt[i]) * xt[i];
+        const double inv = 1.0 / std::sqrt(sum_sq / double(n) + eps);
+        for (int64_t i = 0; i < n; ++i) yt[i] = float(xt[i] * inv * weight[i]);
+    }
+}
+
+// ggml's rope: "normal" rotates adjacent pairs (x[2i], x[2i+1]); "neox" rotates
+// (x[i], x[i + n_rot/2]). Dims past n_rot pass through unchanged.
+void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos, float freq_base,
+          float freq_scale, const float* freq_factors, rope_mode mode) {
+    if (n_rot > head_dim || n_rot % 2 != 0) throw error("rope: n_rot must be even and <= head_dim");
+    const int64_t half = n_rot / 2;
+    for (int64_t h = 0; h < n_heads; ++h) {
+        float* xh = x + h * head_dim;
+        for (int64_t i = 0; i < half; ++i) {
+            double theta = double(pos) * freq_scale * std::pow(double(freq_base), -2.0 * double(i) / double(n_rot));
+            if (freq_factors) theta /= freq_factors[i];
+            const double c = std::cos(theta), s = std::sin(theta);
+            const int64_t i0 = mode == rope_mode::neox ? i : 2 * i;
+            const int64_t i1 = mode == rope_mode::neox ? i + half : 2 * i + 1;
+            const double a = xh[i0], b = xh[i1];
+            xh[i0] = float(a * c - b * s);
+            xh[i1] = float(a * s + b * c);
+        }
+    }
+}
+
+void softmax(float* x, int64_t n) {
+    if (n <= 0) return;
+    float max_v = x[0];
+    for (int64_t i = 1; i < n; ++i) max_v = std::max(max_v, x[i]);
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum += std::exp(double(x[i]) - max_v);
+    for (int64_t i = 0; i < n; ++i) x[i] = float(std::exp(double(x[i]) - max_v) / sum);
+}
+
+void swiglu(const float* gate, const float* up, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+        const double g = gate[i];
+        y[i] = float(g / (1.0 + std::exp(-g)) * up[i]);
+    }
+}
+
+void add(float* y, const float* x, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+namespace {
+// Element `i` of a KV cache stored as f32 or f16.
+inline double kv_at(const void* base, ggml_type t, int64_t i) {
+    if (t == ggml_type::f32) return static_cast<const float*>(base)[i];
+    return fp16_to_fp32(static_cast<const uint16_t*>(base)[i]);
+}
+}  // namespace
+
+void attention(const float* q, const void* k, const void* v, ggml_type kv_type, int64_t n_kv,
+               int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, float* out,
+               float* scratch) {
+    if (kv_type != ggml_type::f32 && kv_type != ggml_type::f16)
+        throw error("attention: KV cache type must be F32 or F16");
+    if (n_head_kv <= 0 || n_head % n_head_kv != 0)
+        throw error("attention: n_head must be a multiple of n_head_kv");
+    const int64_t group = n_head / n_head_kv;
+    const int64_t kv_stride = n_head_kv * head_dim;  // elements per cached position
+    std::vector<double> acc(static_cast<size_t>(head_dim));
+    for (int64_t h = 0; h < n_head; ++h) {
+        const int64_t hk = h / group;
+        const float* qh = q + h * head_dim;
+        double max_s = -INFINITY;
+        for (int64_t j = 0; j < n_kv; ++j) {
+            double s = 0.0;
+            for (int64_t d = 0; d < head_dim; ++d) s += qh[d] * kv_at(k, kv_type, j * kv_stride + hk * head_dim + d);
+            scratch[j] = float(s * scale);
+            max_s = std::max(max_s, double(scratch[j]));
+        }
+        double sum = 0.0;
+        for (int64_t j = 0; j < n_kv; ++j) sum += std::exp(double(scratch[j]) - max_s);
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t j = 0; j < n_kv; ++j) {
+            const double p = std::exp(double(scratch[j]) - max_s) / sum;
+            for (int64_t d = 0; d < head_dim; ++d) acc[d] += p * kv_at(v, kv_type, j * kv_stride + hk * head_dim + d);
+        }
+        for (int64_t d = 0; d < head_dim; ++d) out[h * head_dim + d] = float(acc[d]);
+    }
+}
+
+void get_row(ggml_type wt, const void* w, int64_t n_cols, int64_t row, float* dst) {
+    const auto* base = static_cast<const uint8_t*>(w) + size_t(row) * row_size(wt, n_cols);
+    dequantize_row(wt, base, dst, n_cols);
+}
+
+void mul_mat(ggml_type wt, const void* w, int64_t n_rows, int64_t n_cols, const float* x,
+             int64_t n_tokens, float* y) {
+    const size_t row_bytes = row_size(wt, n_cols);
+    std::vector<float> wrow(static_cast<size_t>(n_cols));
+    for (int64_t r = 0; r < n_rows; ++r) {
+        dequantize_row(wt, static_cast<const uint8_t*>(w) + size_t(r) * row_bytes, wrow.data(), n_cols);
+        for (int64_t t = 0; t < n_tokens; ++t) {
+            const float* xt = x + t * n_cols;
+            double s = 0.0;
+            for (int64_t c = 0; c < n_cols; ++c) s += double(wrow[c]) * xt[c];
+            y[t * n_rows + r] = float(s);
+        }
+    }
+}
+
+}  // namespace edgellm::kernels::ref
