@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -94,7 +95,9 @@ generation_stats engine::generate(std::span<const int32_t> prompt, const generat
         const int32_t tok = chain.sample(last);
         st.sample_ms += sw.elapsed_ms();
         if (st.n_gen == 0) st.ttft_ms = total.elapsed_ms();
-        if (!gp.ignore_eos && hp.is_end_of_generation(tok)) {
+        const bool eog = hp.is_end_of_generation(tok) ||
+                         std::find(gp.extra_eog_ids.begin(), gp.extra_eog_ids.end(), tok) != gp.extra_eog_ids.end();
+        if (!gp.ignore_eos && eog) {
             st.stop_reason = "eos";
             break;
         }

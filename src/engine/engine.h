@@ -30,6 +30,7 @@ struct generation_params {
     int n_predict = 128;      // tokens to generate at most (> 0)
     sampling::sampling_params sampling;
     bool ignore_eos = false;  // keep going past EOS/EOT (benchmarks)
+    std::vector<int32_t> extra_eog_ids;  // more end-of-generation tokens (e.g. the tokenizer's <|im_end|>)
 };
 
 // What one generate() call measured. Rates are 0 when nothing was timed.

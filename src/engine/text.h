@@ -1,29 +1,38 @@
 // Text <-> token ids for the generation loop: prompt encoding (BOS handling) and streaming
-// decoding of generated tokens into printable pieces.
+// decoding of generated tokens, on top of the GGUF's tokenizer.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 namespace edgellm::engine {
 
 class text_codec {
 public:
+    // Builds the model's tokenizer. A model without usable tokenizer metadata still works with
+    // token ids (encode_prompt of non-empty text then fails, pieces print as "[id]").
     explicit text_codec(const model::model& m);
-    // Token ids of a prompt, with BOS first when the model wants one. "" gives [BOS] alone
-    // (an error for a model without a BOS token).
+    bool has_tokenizer() const { return tok_ != nullptr; }
+    const tokenizer* get_tokenizer() const { return tok_.get(); }
+
+    // Token ids of a prompt, BOS first when the model wants one; special-token text such as
+    // "<|im_start|>" is parsed. "" gives [BOS] alone (an error for a model without BOS).
     std::vector<int32_t> encode_prompt(const std::string& text) const;
-    // The text of one generated token (`first`: first piece of the output, where SPM drops the
-    // leading space it encodes).
-    std::string piece(int32_t token, bool first) const;
+    // Text completed by generated token `token` (bytes of an unfinished UTF-8 character are
+    // held back); flush() returns what is left at the end.
+    std::string push(int32_t token);
+    std::string flush();
+    void reset();
 
 private:
     int32_t bos_ = -1;
-    bool add_bos_ = true;
-    std::vector<std::string> tokens_;  // tokenizer.ggml.tokens (may be empty)
-    bool spm_ = true;
+    std::unique_ptr<tokenizer> tok_;
+    std::unique_ptr<incremental_decoder> dec_;
+    std::string tokenizer_error_;
 };
 
 }  // namespace edgellm::engine

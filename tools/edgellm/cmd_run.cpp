@@ -12,6 +12,7 @@
 #include "core/units.h"
 #include "engine/engine.h"
 #include "engine/text.h"
+#include "run_backend.h"
 
 namespace edgellm::cli {
 namespace {
@@ -37,6 +38,8 @@ struct run_options {
     bool json = false;
     bool ignore_eos = false;
     std::string kv_type = "f16";
+    std::string backend;  // empty or "native": this engine; otherwise any backend of the registry
+    std::string url;
 };
 
 std::vector<int32_t> parse_ids(const std::string& text) {
@@ -70,8 +73,33 @@ void check_options(const run_options& o) {
     if (o.top_k < 0) throw usage_error(fmt::format("--top-k must be >= 0, got {}", o.top_k));
 }
 
+void run_other_backend(const run_options& o) {
+    if (!o.prompt_ids.empty()) throw usage_error("--prompt-ids works only with the native backend");
+    backend_run_options b;
+    b.backend = o.backend;
+    b.model = o.model;
+    b.url = o.url;
+    b.prompt = o.prompt;
+    b.n_predict = o.n_predict;
+    b.temperature = o.temp;
+    b.top_k = o.top_k;
+    b.top_p = o.top_p;
+    b.min_p = o.min_p;
+    b.repeat_penalty = o.repeat_penalty;
+    if (o.seed >= 0) b.seed = static_cast<uint64_t>(o.seed);
+    b.n_threads = o.n_threads > 0 ? o.n_threads : 0;
+    b.n_ctx = static_cast<int>(o.n_ctx);
+    b.n_batch = static_cast<int>(o.n_batch);
+    b.json = o.json;
+    run_with_backend(b);
+}
+
 void run(const run_options& o) {
     check_options(o);
+    if (!o.backend.empty() && o.backend != "native") {
+        run_other_backend(o);
+        return;
+    }
     engine::engine_params ep;
     ep.model_path = o.model;
     ep.n_ctx = o.n_ctx;
@@ -109,11 +137,16 @@ void run(const run_options& o) {
         prompt = codec.encode_prompt(o.prompt);
     }
 
+    if (const tokenizer* tok = codec.get_tokenizer()) {
+        for (int32_t id = 0; id < tok->n_vocab(); ++id)
+            if (tok->is_eog(id)) gp.extra_eog_ids.push_back(id);
+    }
+
     std::vector<int32_t> generated;
     std::string text;
     auto on_token = [&](int32_t tok) {
         generated.push_back(tok);
-        const std::string piece = codec.piece(tok, generated.size() == 1);
+        const std::string piece = codec.push(tok);
         if (o.json) {
             text += piece;
         } else {
@@ -123,6 +156,11 @@ void run(const run_options& o) {
         return true;
     };
     const engine::generation_stats st = eng.generate(prompt, gp, on_token);
+    const std::string tail = codec.flush();
+    if (o.json)
+        text += tail;
+    else
+        std::fwrite(tail.data(), 1, tail.size(), stdout);
     const auto& hp = eng.hparams();
 
     if (o.json) {
@@ -197,6 +235,8 @@ void setup(CLI::App& app) {
     cmd->add_option("--presence-penalty", opts->presence_penalty, "presence penalty (default 0)");
     cmd->add_option("-s,--seed", opts->seed, "sampling seed (default: random)");
     cmd->add_option("--kv-type", opts->kv_type, "KV cache type: f16 (default) or f32");
+    cmd->add_option("--backend", opts->backend, "backend to run on (default: native, this engine; see `edgellm list`)");
+    cmd->add_option("--url", opts->url, "base URL of an HTTP backend");
     cmd->add_flag("--ignore-eos", opts->ignore_eos, "keep generating past end-of-generation tokens");
     cmd->add_flag("--json", opts->json, "print the result and summary as one JSON object on stdout");
     cmd->callback([opts] { run(*opts); });
