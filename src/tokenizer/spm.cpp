@@ -81,26 +81,22 @@ public:
 private:
     std::string_view text_of(const symbol& s) const { return text_.substr(s.offset, s.n); }
 
-    void resegment(const symbol& s, std::vector<int32_t>& out) {
+    // Every merge produced a vocab token, so a symbol is either a token or a single character
+    // that is not in the vocab and falls back to byte tokens.
+    void resegment(const symbol& s, std::vector<int32_t>& out) const {
         const std::string_view text = text_of(s);
         const int32_t id = tok_.find(text);
         if (id != k_no_token) {
             out.push_back(id);
             return;
         }
-        auto it = rev_merge_.find(text);
-        if (it == rev_merge_.end()) {
-            // No token covers this text: fall back to one token per byte.
-            for (char c : text) {
-                const int32_t b = tok_.byte_token[static_cast<uint8_t>(c)];
-                if (b != k_no_token) out.push_back(b);
-                else if (tok_.v.unk != k_no_token) out.push_back(tok_.v.unk);
-            }
-            return;
+        for (char c : text) {
+            const int32_t b = tok_.byte_token[static_cast<uint8_t>(c)];
+            if (b != k_no_token)
+                out.push_back(b);
+            else if (tok_.v.unk != k_no_token)
+                out.push_back(tok_.v.unk);
         }
-        const auto [left, right] = it->second;
-        resegment(symbols_[static_cast<size_t>(left)], out);
-        resegment(symbols_[static_cast<size_t>(right)], out);
     }
 
     void try_add_bigram(int left, int right) {
@@ -111,14 +107,12 @@ private:
         const int32_t id = tok_.find(text);
         if (id == k_no_token) return;
         queue_.push({left, right, tok_.v.scores[static_cast<size_t>(id)], text.size()});
-        rev_merge_[text] = {left, right};
     }
 
     const tokenizer_impl& tok_;
     std::string_view text_;
     std::vector<symbol> symbols_;
     std::priority_queue<bigram, std::vector<bigram>, bigram_order> queue_;
-    std::unordered_map<std::string_view, std::pair<int, int>> rev_merge_;
 };
 
 }  // namespace
