@@ -1,0 +1,62 @@
+// Prompt-set benchmark runner: prompts x runs x backends x models through the Backend
+// interface, after warm-up, with a resource sampler, producing a bench_report.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "bench/result.h"
+
+namespace edgellm::bench {
+
+struct prompt_case {
+    std::string id;
+    std::string text;
+};
+
+// Built-in prompts of varied lengths: "short", "medium", "long".
+const std::vector<prompt_case>& builtin_prompts();
+// One prompt per non-empty line ("id<TAB>text" names it, else p1, p2, ...). Throws on an
+// unreadable or empty file.
+std::vector<prompt_case> load_prompts(const std::string& path);
+
+struct run_plan {
+    std::vector<std::string> backends = {"native"};
+    std::vector<std::string> models;  // every backend runs every model
+    std::vector<prompt_case> prompts = builtin_prompts();
+    std::string prompt_set = "builtin";
+    int n_runs = 3;
+    int n_warmup = 1;
+    int n_predict = 64;
+    double temperature = 0.0;
+    uint64_t seed = 42;
+    backends::backend_settings settings;  // model is filled per model
+    double sample_interval_ms = 50.0;
+    size_t output_sample_chars = 400;
+};
+
+struct progress_event {
+    std::string backend;
+    std::string model;
+    std::string what;  // "loading", "warm-up", "run", "unavailable", "failed"
+    std::string prompt_id;
+    int run_index = 0;
+    size_t n_done = 0;   // measured runs finished
+    size_t n_total = 0;  // measured runs planned
+    std::string message;  // for "unavailable" / "failed": why
+};
+using progress_callback = std::function<void(const progress_event&)>;
+
+// Runs the plan. A backend that is unavailable or fails to load gets one sample whose `error`
+// says why (with the hint), and the others go on; a failed run is recorded with its error.
+// `create` makes a backend by name (default: the registry); tests pass fakes.
+bench_report run_prompt_benchmark(
+    const run_plan& plan, const progress_callback& progress = {},
+    const std::function<std::unique_ptr<backends::backend>(const std::string&)>& create = {});
+
+// This machine as far as /proc, /etc/os-release and uname tell, and this binary.
+system_info detect_system();
+build_info this_build();
+
+}  // namespace edgellm::bench
