@@ -21,7 +21,8 @@ const std::vector<shape>& shapes() {
     // exercised (llama.cpp would otherwise fall back to other types for those rows).
     static const std::vector<shape> k_shapes = {
         {"tiny", 256, 2, 4, 2, 512, 0, 512, 10000.0f, 1e-5f},
-        {"small", 576, 30, 9, 3, 1536, 49152, 2048, 10000.0f, 1e-5f},
+        // SmolLM-135M: tied embeddings, as the real model.
+        {"small", 576, 30, 9, 3, 1536, 49152, 2048, 10000.0f, 1e-5f, true},
         {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.0f, 1e-5f},
     };
     return k_shapes;
@@ -273,15 +274,17 @@ summary write_model(const std::string& path, const options& opts) {
     for (auto& [key, val] : tokenizer_kv) w.set(key, std::move(val));
 
     // Fan-in scaled weights keep every projection's output at unit scale, so activations and
-    // logits stay O(1) at any depth; the embedding is N(0, 1) (each layer sees it RMS-normed).
+    // logits stay O(1) at any depth; an untied embedding is N(0, 1) (each layer sees it RMS-normed).
     std::vector<tensor_plan> plan;
     auto matrix = [&](const std::string& tname, int il, int64_t ne0, int64_t ne1, float sigma) {
-        plan.push_back({tname, tensor_type(mix, tname, il, n_layer, ne0, n_gqa, opts.pure), ne0, ne1, sigma});
+        const std::string rule_name = sh.tied_embeddings && tname == "token_embd.weight" ? "output.weight" : tname;
+        plan.push_back({tname, tensor_type(mix, rule_name, il, n_layer, ne0, n_gqa, opts.pure), ne0, ne1, sigma});
     };
     auto norm = [&](const std::string& tname, int64_t ne0) { plan.push_back({tname, ggml_type::f32, ne0, 1, 0.0f}); };
     const float s_embd = 1.0f / std::sqrt(static_cast<float>(sh.n_embd));
     const float s_ff = 1.0f / std::sqrt(static_cast<float>(sh.n_ff));
-    matrix("token_embd.weight", 0, sh.n_embd, n_vocab, 1.0f);
+    // Tied: the embedding doubles as the output projection, so it takes the fan-in scale too.
+    matrix("token_embd.weight", 0, sh.n_embd, n_vocab, sh.tied_embeddings ? s_embd : 1.0f);
     for (int il = 0; il < n_layer; ++il) {
         const std::string p = "blk." + std::to_string(il) + ".";
         norm(p + "attn_norm.weight", sh.n_embd);
@@ -295,7 +298,7 @@ summary write_model(const std::string& path, const options& opts) {
         matrix(p + "ffn_up.weight", il, sh.n_embd, sh.n_ff, s_embd);
     }
     norm("output_norm.weight", sh.n_embd);
-    matrix("output.weight", n_layer - 1, sh.n_embd, n_vocab, s_embd);
+    if (!sh.tied_embeddings) matrix("output.weight", n_layer - 1, sh.n_embd, n_vocab, s_embd);
 
     summary sum;
     sum.path = path;

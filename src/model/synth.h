@@ -24,6 +24,7 @@ struct shape {
     int64_t n_ctx = 0;    // llama.context_length
     float rope_freq_base = 10000.0f;
     float rms_eps = 1e-5f;
+    bool tied_embeddings = false;  // no output.weight: the output projection reuses token_embd
 };
 
 // tiny (tests), small (SmolLM-135M-like), tinyllama-1.1b.
@@ -46,7 +47,8 @@ const type_mix& find_type_mix(std::string_view name);  // throws usage_error lis
 // dense llama model, gist only): output.weight in Q6_K (Q8_0 for q8_0), attn_v / ffn_down /
 // attn_output bumped per mix and layer, norms F32, and the fallback llama.cpp uses when a row
 // is not a whole number of 256-blocks (Q4_K->Q5_0, Q5_K->Q5_1, Q6_K->Q8_0, Q2_K/Q3_K->Q4_0
-// where llama.cpp would pick IQ4_NL). `pure` gives every matrix the base type (like
+// where llama.cpp would pick IQ4_NL). With tied embeddings llama.cpp gives token_embd the
+// output.weight rule; pass "output.weight" as the name for it then. `pure` gives every matrix the base type (like
 // llama-quantize --pure) except for the row-length fallback.
 ggml_type tensor_type(const type_mix& mix, std::string_view tensor_name, int il, int n_layer, int64_t ne0,
                       int64_t n_gqa, bool pure);

@@ -81,3 +81,13 @@ def test_same_seed_same_bytes_other_seed_other_weights(tmp_path):
     assert paths["a"].read_bytes() == paths["b"].read_bytes()
     assert paths["a"].read_bytes() != paths["c"].read_bytes()
     assert paths["a"].stat().st_size == paths["c"].stat().st_size
+
+
+def test_small_shape_has_tied_embeddings_and_runs(tmp_path):
+    gguf = pytest.importorskip("gguf", reason="PyPI gguf reads the tensor list")
+    path = synth(tmp_path, "--shape", "small", "--type", "q4_0")
+    names = {t.name for t in gguf.GGUFReader(str(path)).tensors}
+    assert "token_embd.weight" in names and "output.weight" not in names
+    assert len([n for n in names if n.endswith("attn_q.weight")]) == 30
+    model, logits = eval_logits(path, [1, 300, 301, 302])
+    check_logits(logits, 49152)
