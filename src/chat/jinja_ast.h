@@ -73,6 +73,7 @@ struct name_expr : expr {
 };
 struct list_expr : expr {
     std::vector<expr_ptr> items;
+    bool tuple = false;
     value eval(context& ctx) const override;
 };
 struct dict_expr : expr {

@@ -103,7 +103,7 @@ value string_method(const std::string& s, const std::string& name) {
     }
     if (name == "format") return method(name, [s](call_args& a) { return value(py_str_format(s, a)); });
     if (name == "isdigit" || name == "isnumeric" || name == "isdecimal" || name == "isalpha" || name == "isalnum" ||
-        name == "isspace" || name == "islower" || name == "isupper") {
+        name == "isspace" || name == "islower" || name == "isupper" || name == "istitle") {
         return method(name, [s, name](call_args&) { return value(py_is(s, name)); });
     }
     if (name == "zfill" || name == "center" || name == "ljust" || name == "rjust") {
@@ -120,7 +120,7 @@ value dict_method(const value& d, const std::string& name) {
     if (name == "items") {
         return method(name, [d](call_args&) {
             value_list out;
-            for (const auto& [k, v] : d.dict().items) out.push_back(value::make_list({value(k), v}));
+            for (const auto& [k, v] : d.dict().items) out.push_back(value::make_tuple({value(k), v}));
             return value::make_list(std::move(out));
         });
     }

@@ -65,7 +65,7 @@ value name_expr::eval(context& ctx) const { return ctx.lookup(name); }
 value list_expr::eval(context& ctx) const {
     value_list out;
     for (const auto& e : items) out.push_back(e->eval(ctx));
-    return value::make_list(std::move(out));
+    return tuple ? value::make_tuple(std::move(out)) : value::make_list(std::move(out));
 }
 
 value dict_expr::eval(context& ctx) const {

@@ -2,6 +2,8 @@
 // keeps non-ASCII text and takes indent/separators/sort_keys like json.dumps.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <set>
 
@@ -53,6 +55,7 @@ value_list select_items(context& ctx, value& in, call_args& a, bool by_attr, boo
     std::string test_name = has_test ? a.pos[next].str() : "";
     call_args test_args;
     if (has_test) test_args.pos.assign(a.pos.begin() + static_cast<std::ptrdiff_t>(next + 1), a.pos.end());
+    if (!in.truthy()) return out;  // jinja2 yields nothing for falsy input (None, empty, undefined)
     for (const auto& item : in.iterate()) {
         value subject = by_attr ? attr_path(item, attr) : item;
         bool r = has_test ? apply_test(ctx, test_name, subject, test_args) : subject.truthy();
@@ -65,9 +68,16 @@ value do_round(const value& v, int64_t precision, const std::string& method) {
     if (!v.is_number()) throw template_error("round() requires a number, got " + v.type_name());
     if (v.is_int() && method == "common") return v;
     double x = v.as_double();
+    if (method == "common" && precision >= 0 && precision < 300) {
+        // Python's round() rounds the exact binary value (2.675 -> 2.67), ties to even; so
+        // does glibc's printf.
+        char buf[400];
+        std::snprintf(buf, sizeof buf, "%.*f", static_cast<int>(precision), x);
+        return value(std::strtod(buf, nullptr));
+    }
     double scale = std::pow(10.0, static_cast<double>(precision));
     double y = x * scale;
-    if (method == "common") y = std::nearbyint(y);  // Python round(): half to even
+    if (method == "common") y = std::nearbyint(y);
     else if (method == "ceil") y = std::ceil(y);
     else if (method == "floor") y = std::floor(y);
     else throw template_error("method must be common, ceil or floor");
@@ -98,7 +108,13 @@ const std::map<std::string, filter_fn>& filters() {
             if (v.is_number()) return value(static_cast<int64_t>(std::llabs(v.as_int())));
             throw template_error("bad operand type for abs(): '" + v.type_name() + "'");
         };
-        f["attr"] = [](context&, value& v, call_args& a) { return get_attribute(v, a.get(0, "name").str()); };
+        f["attr"] = [](context&, value& v, call_args& a) {
+            // Python getattr only: dict keys are not attributes here, unlike `obj.name`.
+            std::string name = a.get(0, "name").str();
+            if (v.is_dict() && !v.dict().is_namespace && v.dict().find(name) != nullptr)
+                return value::undefined("'dict object' has no attribute '" + name + "'");
+            return get_attribute(v, name);
+        };
         f["batch"] = [](context&, value& v, call_args& a) {
             int64_t n = int_arg(a, 0, "linecount", 1);
             if (n <= 0) throw template_error("batch size must be positive");
@@ -133,7 +149,7 @@ const std::map<std::string, filter_fn>& filters() {
             size_t pos = by == "key" ? 0 : by == "value" ? 1 : 2;
             if (pos == 2) throw template_error("You can only sort by either \"key\" or \"value\"");
             value_list items;
-            for (const auto& [k, x] : v.dict().items) items.push_back(value::make_list({value(k), x}));
+            for (const auto& [k, x] : v.dict().items) items.push_back(value::make_tuple({value(k), x}));
             std::stable_sort(items.begin(), items.end(), [&](const value& x, const value& y) {
                 return value_less(sort_key(x.list()[pos], cs), sort_key(y.list()[pos], cs));
             });
@@ -197,7 +213,7 @@ const std::map<std::string, filter_fn>& filters() {
             if (v.is_undefined()) return value::make_list();
             if (!v.is_dict()) throw template_error("Can only get item pairs from a mapping.");
             value_list out;
-            for (const auto& [k, x] : v.dict().items) out.push_back(value::make_list({value(k), x}));
+            for (const auto& [k, x] : v.dict().items) out.push_back(value::make_tuple({value(k), x}));
             return value::make_list(std::move(out));
         };
         f["join"] = [](context&, value& v, call_args& a) {
@@ -220,6 +236,7 @@ const std::map<std::string, filter_fn>& filters() {
         f["title"] = [](context&, value& v, call_args&) { return value(jinja_title(soft_str(v))); };
         f["map"] = [](context& ctx, value& v, call_args& a) {
             value_list out;
+            if (!v.truthy()) return value::make_list();
             value attr = a.get(99, "attribute");
             if (!attr.is_undefined()) {
                 value def = a.get(99, "default");

@@ -299,6 +299,7 @@ private:
         }
         auto l = make<list_expr>(start);
         l->items = std::move(items);
+        l->tuple = true;
         return l;
     }
 

@@ -148,9 +148,12 @@ std::vector<std::string> py_splitlines(const std::string& s) {
 }
 
 std::string py_upper(const std::string& s) {
-    std::u32string u = to_u32(s);
-    for (auto& c : u) c = up(c);
-    return from_u32(u);
+    std::u32string u = to_u32(s), out;
+    for (char32_t c : u) {
+        if (c == U'\u00DF') out += U"SS";  // the one full case mapping common in chat text
+        else out += up(c);
+    }
+    return from_u32(out);
 }
 
 std::string py_lower(const std::string& s) {
@@ -247,6 +250,23 @@ int64_t py_find(const std::string& s, const std::string& sub, bool from_right) {
 bool py_is(const std::string& s, const std::string& which) {
     std::u32string u = to_u32(s);
     if (u.empty()) return false;
+    if (which == "istitle") {
+        bool any_cased = false, prev_cased = false;
+        for (char32_t c : u) {
+            bool upper = utf8proc_isupper(static_cast<utf8proc_int32_t>(c)) ||
+                         utf8proc_category(static_cast<utf8proc_int32_t>(c)) == UTF8PROC_CATEGORY_LT;
+            if (upper) {
+                if (prev_cased) return false;
+                prev_cased = any_cased = true;
+            } else if (is_cased(c)) {
+                if (!prev_cased) return false;
+                prev_cased = any_cased = true;
+            } else {
+                prev_cased = false;
+            }
+        }
+        return any_cased;
+    }
     if (which == "islower" || which == "isupper") {
         bool any_cased = false;
         for (char32_t c : u) {

@@ -1,6 +1,8 @@
 // Jinja2 value semantics: Python truthiness, str()/repr(), json.dumps, equality and ordering.
 #include "chat/jinja_value.h"
 
+#include <utf8proc.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -49,6 +51,12 @@ value value::make_list(value_list items) {
     value v;
     v.kind_ = kind::list;
     v.list_ = std::make_shared<value_list>(std::move(items));
+    return v;
+}
+
+value value::make_tuple(value_list items) {
+    value v = make_list(std::move(items));
+    v.tuple_ = true;
     return v;
 }
 
@@ -177,27 +185,60 @@ std::string python_float_repr(double d) {
     return neg ? "-" + out : out;
 }
 
+// Python's str.isprintable() for one code point: everything but the Other and Separator
+// categories, except the ASCII space.
+static bool py_printable(int32_t cp) {
+    if (cp == ' ') return true;
+    switch (utf8proc_category(cp)) {
+        case UTF8PROC_CATEGORY_CC:
+        case UTF8PROC_CATEGORY_CF:
+        case UTF8PROC_CATEGORY_CS:
+        case UTF8PROC_CATEGORY_CO:
+        case UTF8PROC_CATEGORY_CN:
+        case UTF8PROC_CATEGORY_ZL:
+        case UTF8PROC_CATEGORY_ZP:
+        case UTF8PROC_CATEGORY_ZS: return false;
+        default: return true;
+    }
+}
+
 static std::string python_string_repr(const std::string& s) {
     char quote = '\'';
     if (s.find('\'') != std::string::npos && s.find('"') == std::string::npos) quote = '"';
     std::string out(1, quote);
-    for (unsigned char c : s) {
-        if (c == quote || c == '\\') {
+    const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
+    utf8proc_ssize_t left = static_cast<utf8proc_ssize_t>(s.size());
+    while (left > 0) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n = utf8proc_iterate(p, left, &cp);
+        if (n <= 0) {  // invalid UTF-8 byte: shown like Python's surrogateescape repr
+            char buf[16];
+            std::snprintf(buf, sizeof buf, "\\udc%02x", *p);
+            out += buf;
+            ++p;
+            --left;
+            continue;
+        }
+        if (cp == quote || cp == '\\') {
             out += '\\';
-            out += static_cast<char>(c);
-        } else if (c == '\n') {
+            out += static_cast<char>(cp);
+        } else if (cp == '\n') {
             out += "\\n";
-        } else if (c == '\r') {
+        } else if (cp == '\r') {
             out += "\\r";
-        } else if (c == '\t') {
+        } else if (cp == '\t') {
             out += "\\t";
-        } else if (c < 0x20 || c == 0x7f) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+        } else if (!py_printable(cp)) {
+            char buf[16];
+            if (cp < 0x100) std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(cp));
+            else if (cp < 0x10000) std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(cp));
+            else std::snprintf(buf, sizeof buf, "\\U%08x", static_cast<unsigned>(cp));
             out += buf;
         } else {
-            out += static_cast<char>(c);
+            out.append(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
         }
+        p += n;
+        left -= n;
     }
     out += quote;
     return out;
@@ -220,11 +261,12 @@ std::string value::repr() const {
         case kind::floating: return python_float_repr(f_);
         case kind::string: return python_string_repr(s_);
         case kind::list: {
-            std::string out = "[";
+            std::string out = tuple_ ? "(" : "[";
             for (size_t i = 0; i < list_->size(); ++i) {
                 if (i) out += ", ";
                 out += (*list_)[i].repr();
             }
+            if (tuple_) return out + (list_->size() == 1 ? ",)" : ")");
             return out + "]";
         }
         case kind::dict: {

@@ -51,6 +51,8 @@ public:
     value(std::string s);
     value(const char* s) : value(std::string(s)) {}
     static value make_list(value_list items = {});
+    static value make_tuple(value_list items);  // a list that prints as a Python tuple
+    bool is_tuple() const { return tuple_; }
     static value make_dict();
     static value make_function(std::string name, function_t fn);
     static value from_json(const nlohmann::ordered_json& j);
@@ -97,6 +99,7 @@ public:
 private:
     kind kind_ = kind::undefined;
     bool b_ = false;
+    bool tuple_ = false;
     int64_t i_ = 0;
     double f_ = 0;
     std::string s_;
