@@ -3,6 +3,7 @@ byte-identically with Python jinja2 (configured as HF transformers does) and wit
 interpreter, for several conversations; or both raise."""
 import os
 import pathlib
+import subprocess
 
 import pytest
 
@@ -57,3 +58,25 @@ def test_render_matches_jinja2(tool, env, template, ctx_id, context):
         return
     assert got is not None, f"edgellm raised but jinja2 rendered: {err}"
     assert got == expected
+
+
+def builtin_names():
+    tool = chat_render_tool()
+    if not tool or not os.path.exists(tool):
+        return []
+    out = subprocess.run([tool, "--list-builtins"], capture_output=True, check=True, text=True).stdout
+    return out.split()
+
+
+@pytest.mark.parametrize("name", builtin_names())
+@pytest.mark.parametrize("ctx_id,context", CONTEXTS, ids=[c[0] for c in CONTEXTS])
+def test_builtin_matches_jinja2(tool, env, tmp_path, name, ctx_id, context):
+    """The built-in fallbacks are Jinja2 too: same oracle."""
+    source = subprocess.run([tool, "--builtin-source", name], capture_output=True, check=True,
+                            text=True).stdout
+    path = tmp_path / f"{name}.jinja"
+    path.write_text(source, encoding="utf-8")
+    expected, exc = render_python(env, source, context)
+    assert expected is not None, f"built-in {name} fails in jinja2: {exc!r}"
+    got, err = render_ours(tool, path, context)
+    assert got == expected, err

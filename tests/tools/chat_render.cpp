@@ -1,5 +1,6 @@
 // Test tool: renders a Jinja2 chat template with a JSON context, for the Python jinja2 oracle.
 // Usage: chat_render TEMPLATE_FILE [CONTEXT_JSON_FILE|-]  (context from stdin when omitted or "-").
+//        chat_render --list-builtins | --builtin-source NAME   (the built-in fallback templates)
 // The context may carry "__now__": epoch seconds for strftime_now() (formatted in UTC).
 // Prints the rendered text to stdout; on a template error prints "error: ..." to stderr, exit 2.
 #include <chrono>
@@ -8,11 +9,26 @@
 #include <iterator>
 #include <sstream>
 
+#include "chat/chat_template.h"
 #include "chat/jinja.h"
 
 int main(int argc, char** argv) {
     if (argc < 2) {
         std::cerr << "usage: chat_render TEMPLATE_FILE [CONTEXT_JSON_FILE|-]\n";
+        return 1;
+    }
+    const std::string first = argv[1];
+    try {
+        if (first == "--list-builtins") {
+            for (const auto& n : edgellm::chat::builtin_template_names()) std::cout << n << "\n";
+            return 0;
+        }
+        if (first == "--builtin-source" && argc > 2) {
+            std::cout << edgellm::chat::builtin_template_source(argv[2]);
+            return 0;
+        }
+    } catch (const std::exception& e) {
+        std::cerr << "error: " << e.what() << "\n";
         return 1;
     }
     std::ifstream tf(argv[1], std::ios::binary);
