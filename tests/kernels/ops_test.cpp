@@ -1,0 +1,200 @@
+// Element-wise ops, RoPE and attention: every op table and the public dispatcher against the
+// scalar reference on odd sizes, with guard bytes and NaN/Inf checks.
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "kernel_test_util.h"
+#include "kernels/kernels.h"
+#include "kernels/ref/ref.h"
+#include "quant/fp16.h"
+
+namespace edgellm {
+namespace {
+
+using test::nmse;
+
+// The fast ops compute in f32 (the reference in f64) and use a polynomial exp with ~2e-7
+// relative error, so outputs differ by a few f32 ulps: NMSE ~1e-13. 1e-10 leaves room for
+// accumulation-order effects on long rows while still catching any real mistake (a wrong
+// index gives NMSE ~1).
+constexpr double k_op_tol = 1e-10;
+
+const int64_t k_sizes[] = {1, 3, 17, 33, 127, 129, 1023, 4096};
+
+class ElementOps : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(ElementOps, RmsNormMatchesReference) {
+    const int64_t n = GetParam(), n_tokens = 3;
+    const auto x = test::random_floats(size_t(n * n_tokens), 1, 3.0f);
+    const auto wgt = test::random_floats(size_t(n), 2);
+    std::vector<float> ref(x.size());
+    kernels::ref::rms_norm(x.data(), wgt.data(), ref.data(), n, n_tokens, 1e-5f);
+    for (const auto& t : test::available_tables()) {
+        if (!t.ops->rms_norm) continue;
+        SCOPED_TRACE(t.name);
+        test::guarded_buffer y(x.size());
+        t.ops->rms_norm(x.data(), wgt.data(), y.data(), n, n_tokens, 1e-5f);
+        EXPECT_TRUE(y.guards_intact());
+        EXPECT_TRUE(test::all_finite(y.data(), y.size()));
+        EXPECT_LE(nmse(y.data(), ref.data(), ref.size()), k_op_tol);
+    }
+}
+
+TEST_P(ElementOps, SoftmaxMatchesReferenceAndSumsToOne) {
+    const int64_t n = GetParam();
+    auto x = test::random_floats(size_t(n), 3, 10.0f);
+    x[0] = 80.0f;  // large logits must not overflow (the max is subtracted first)
+    auto ref = x;
+    kernels::ref::softmax(ref.data(), n);
+    for (const auto& t : test::available_tables()) {
+        if (!t.ops->softmax) continue;
+        SCOPED_TRACE(t.name);
+        test::guarded_buffer y(x.size());
+        std::copy(x.begin(), x.end(), y.data());
+        t.ops->softmax(y.data(), n);
+        EXPECT_TRUE(y.guards_intact());
+        ASSERT_TRUE(test::all_finite(y.data(), y.size()));
+        double sum = 0.0;
+        for (int64_t i = 0; i < n; ++i) sum += y.data()[i];
+        EXPECT_NEAR(sum, 1.0, 1e-5);
+        EXPECT_LE(nmse(y.data(), ref.data(), ref.size()), k_op_tol);
+    }
+}
+
+TEST_P(ElementOps, SwigluAndAddMatchReference) {
+    const int64_t n = GetParam();
+    auto gate = test::random_floats(size_t(n), 4, 4.0f);
+    // exp(100) overflows f32: silu must still be ~0, not NaN. Kept out of size-1 rows, where
+    // the NMSE of a single ~0 output would be meaningless.
+    if (n > 1) gate[0] = -100.0f;
+    const auto up = test::random_floats(size_t(n), 5);
+    std::vector<float> ref(static_cast<size_t>(n));
+    kernels::ref::swiglu(gate.data(), up.data(), ref.data(), n);
+    std::vector<float> ref_add = up;
+    kernels::ref::add(ref_add.data(), gate.data(), n);
+    for (const auto& t : test::available_tables()) {
+        SCOPED_TRACE(t.name);
+        if (t.ops->swiglu) {
+            test::guarded_buffer y(static_cast<size_t>(n));
+            t.ops->swiglu(gate.data(), up.data(), y.data(), n);
+            EXPECT_TRUE(y.guards_intact());
+            ASSERT_TRUE(test::all_finite(y.data(), y.size()));
+            EXPECT_LE(nmse(y.data(), ref.data(), ref.size()), k_op_tol);
+        }
+        if (t.ops->add) {
+            test::guarded_buffer y(static_cast<size_t>(n));
+            std::copy(up.begin(), up.end(), y.data());
+            t.ops->add(y.data(), gate.data(), n);
+            EXPECT_TRUE(y.guards_intact());
+            EXPECT_EQ(0, std::memcmp(y.data(), ref_add.data(), ref_add.size() * sizeof(float)));
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, ElementOps, ::testing::ValuesIn(k_sizes));
+
+// (mode, head_dim, n_rot, pos, with rope_freqs factors)
+using rope_param = std::tuple<kernels::rope_mode, int, int, int, bool>;
+class Rope : public ::testing::TestWithParam<rope_param> {};
+
+TEST_P(Rope, MatchesReference) {
+    const auto [mode, head_dim, n_rot, pos, with_factors] = GetParam();
+    const int64_t n_heads = 5;
+    const auto x = test::random_floats(size_t(n_heads * head_dim), 7);
+    std::vector<float> factors(static_cast<size_t>(n_rot / 2));
+    for (size_t i = 0; i < factors.size(); ++i) factors[i] = 1.0f + float(i % 4);
+    const float* ff = with_factors ? factors.data() : nullptr;
+    auto ref = x;
+    kernels::ref::rope(ref.data(), n_heads, head_dim, n_rot, pos, 10000.0f, 0.5f, ff, mode);
+    auto y = x;
+    kernels::cpu::rope(y.data(), n_heads, head_dim, n_rot, pos, 10000.0f, 0.5f, ff, mode);
+    EXPECT_TRUE(test::all_finite(y.data(), y.size()));
+    EXPECT_LE(nmse(y.data(), ref.data(), ref.size()), k_op_tol);
+    // Dimensions past n_rot pass through untouched.
+    for (int64_t h = 0; h < n_heads; ++h)
+        for (int64_t d = n_rot; d < head_dim; ++d) EXPECT_EQ(y[h * head_dim + d], x[h * head_dim + d]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, Rope,
+                         ::testing::Values(rope_param{kernels::rope_mode::normal, 64, 64, 0, false},
+                                           rope_param{kernels::rope_mode::normal, 64, 64, 1234, false},
+                                           rope_param{kernels::rope_mode::neox, 128, 128, 77, true},
+                                           rope_param{kernels::rope_mode::neox, 80, 32, 4095, false},
+                                           rope_param{kernels::rope_mode::normal, 96, 48, 3, true}));
+
+TEST(RopeRef, PositionZeroIsIdentityAndRotationKeepsNorm) {
+    auto x = test::random_floats(64, 8);
+    auto y = x;
+    kernels::ref::rope(y.data(), 1, 64, 64, 0, 10000.0f, 1.0f, nullptr, kernels::rope_mode::normal);
+    for (size_t i = 0; i < x.size(); ++i) EXPECT_FLOAT_EQ(y[i], x[i]);
+    kernels::ref::rope(y.data(), 1, 64, 64, 99, 10000.0f, 1.0f, nullptr, kernels::rope_mode::neox);
+    double n0 = 0, n1 = 0;
+    for (size_t i = 0; i < x.size(); ++i) n0 += double(x[i]) * x[i], n1 += double(y[i]) * y[i];
+    EXPECT_NEAR(n0, n1, 1e-4 * n0);
+}
+
+TEST(RopeRef, RejectsOddOrOversizedNRot) {
+    std::vector<float> x(64);
+    EXPECT_THROW(kernels::rope(x.data(), 1, 64, 65, 0, 1e4f, 1.0f, nullptr, kernels::rope_mode::normal), error);
+    EXPECT_THROW(kernels::rope(x.data(), 1, 64, 63, 0, 1e4f, 1.0f, nullptr, kernels::rope_mode::normal), error);
+}
+
+// (kv type, n_kv, n_head, n_head_kv, head_dim)
+using attn_param = std::tuple<ggml_type, int, int, int, int>;
+class Attention : public ::testing::TestWithParam<attn_param> {};
+
+TEST_P(Attention, MatchesReference) {
+    const auto [kv_type, n_kv, n_head, n_head_kv, head_dim] = GetParam();
+    const auto q = test::random_floats(size_t(n_head * head_dim), 9);
+    const auto kf = test::random_floats(size_t(n_kv * n_head_kv * head_dim), 10);
+    const auto vf = test::random_floats(size_t(n_kv * n_head_kv * head_dim), 11);
+    std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+    for (size_t i = 0; i < kf.size(); ++i) kh[i] = fp32_to_fp16(kf[i]), vh[i] = fp32_to_fp16(vf[i]);
+    const void* k = kv_type == ggml_type::f16 ? static_cast<const void*>(kh.data()) : kf.data();
+    const void* v = kv_type == ggml_type::f16 ? static_cast<const void*>(vh.data()) : vf.data();
+    const float scale = 1.0f / std::sqrt(float(head_dim));
+    std::vector<float> ref(q.size()), scratch(static_cast<size_t>(n_kv));
+    kernels::ref::attention(q.data(), k, v, kv_type, n_kv, n_head, n_head_kv, head_dim, scale, ref.data(), scratch.data());
+    ASSERT_TRUE(test::all_finite(ref.data(), ref.size()));
+    for (const auto& t : test::available_tables()) {
+        if (!t.ops->attention) continue;
+        SCOPED_TRACE(t.name);
+        test::guarded_buffer out(q.size()), scr(static_cast<size_t>(n_kv));
+        t.ops->attention(q.data(), k, v, kv_type, n_kv, n_head, n_head_kv, head_dim, scale, out.data(), scr.data());
+        EXPECT_TRUE(out.guards_intact());
+        EXPECT_TRUE(scr.guards_intact()) << "scratch used beyond n_kv floats";
+        ASSERT_TRUE(test::all_finite(out.data(), out.size()));
+        EXPECT_LE(nmse(out.data(), ref.data(), ref.size()), k_op_tol);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Attention,
+                         ::testing::Values(attn_param{ggml_type::f16, 1, 4, 4, 64},
+                                           attn_param{ggml_type::f16, 7, 32, 4, 64},
+                                           attn_param{ggml_type::f32, 33, 8, 2, 20},
+                                           attn_param{ggml_type::f16, 129, 6, 3, 17},
+                                           attn_param{ggml_type::f32, 1023, 4, 1, 128},
+                                           attn_param{ggml_type::f16, 3, 9, 3, 8}));
+
+TEST(AttentionRef, SinglePositionReturnsItsValue) {
+    const auto q = test::random_floats(16, 12), k = test::random_floats(16, 13), v = test::random_floats(16, 14);
+    std::vector<float> out(16), scratch(1);
+    kernels::attention(q.data(), k.data(), v.data(), ggml_type::f32, 1, 1, 1, 16, 0.25f, out.data(), scratch.data());
+    for (size_t i = 0; i < v.size(); ++i) EXPECT_NEAR(out[i], v[i], 1e-6);
+}
+
+TEST(AttentionRef, RejectsBadKvTypeAndHeadGrouping) {
+    std::vector<float> q(16), kv(16), out(16), scratch(1);
+    EXPECT_THROW(kernels::attention(q.data(), kv.data(), kv.data(), ggml_type::q8_0, 1, 1, 1, 16, 1.0f, out.data(), scratch.data()), error);
+    EXPECT_THROW(kernels::attention(q.data(), kv.data(), kv.data(), ggml_type::f32, 1, 3, 2, 16, 1.0f, out.data(), scratch.data()), error);
+}
+
+TEST(Dispatch, ReportsAnImplementationName) {
+    EXPECT_STRNE(kernels::impl_name(kernels::active_impl()), "unknown");
+    kernels::set_force_reference(true);
+    EXPECT_STREQ(kernels::impl_name(kernels::active_impl()), "reference");
+    kernels::set_force_reference(false);
+}
+
+}  // namespace
+}  // namespace edgellm
