@@ -28,6 +28,8 @@ struct tiny_model_spec {
     std::set<std::string> drop;               // tensor names to leave out
     std::string bad_shape;                    // tensor whose row length gets one extra block
     uint32_t seed = 7;
+    std::vector<std::pair<std::string, gguf::value>> extra_kv;  // added (or replacing) metadata
+    bool rope_freqs = false;                  // add a Llama 3.1-style rope_freqs.weight
 };
 
 inline void write_tiny_model(const tiny_model_spec& s, const std::filesystem::path& path) {
@@ -45,6 +47,8 @@ inline void write_tiny_model(const tiny_model_spec& s, const std::filesystem::pa
     w.set(a + ".rope.freq_base", gguf::value::make_f32(10000.0f));
     w.set("tokenizer.ggml.bos_token_id", gguf::value::make_u32(1));
     w.set("tokenizer.ggml.eos_token_id", gguf::value::make_u32(2));
+
+    for (const auto& [key, value] : s.extra_kv) w.set(key, value);
 
     std::mt19937 rng(s.seed);
     std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -66,6 +70,7 @@ inline void write_tiny_model(const tiny_model_spec& s, const std::filesystem::pa
     add("token_embd.weight", s.n_embd, s.n_vocab, true, 1.0f, 0.0f);
     add("output_norm.weight", s.n_embd, 1, false, 0.1f, 1.0f);
     if (!s.tied) add("output.weight", s.n_embd, s.n_vocab, true, ws, 0.0f);
+    if (s.rope_freqs) add("rope_freqs.weight", head_dim / 2, 1, false, 0.5f, 2.0f);
     for (int il = 0; il < s.n_layer; ++il) {
         const std::string p = "blk." + std::to_string(il) + ".";
         add(p + "attn_norm.weight", s.n_embd, 1, false, 0.1f, 1.0f);

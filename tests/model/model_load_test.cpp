@@ -126,6 +126,61 @@ TEST(ModelLoad, Qwen3HasPerHeadNorms) {
     EXPECT_EQ(m->weights().layers[1].bq, nullptr);
 }
 
+TEST(ModelLoad, RopeScalingAndHeadDimFromMetadata) {
+    tiny_model_spec s;
+    s.extra_kv = {{"llama.rope.scaling.type", gguf::value::make_string("linear")},
+                  {"llama.rope.scaling.factor", gguf::value::make_f32(4.0f)},
+                  {"llama.rope.freq_base", gguf::value::make_f32(500000.0f)},
+                  {"llama.rope.dimension_count", gguf::value::make_u32(8)}};
+    const auto path = temp_dir("rope") / "m.gguf";
+    write_tiny_model(s, path);
+    auto m = model::model::load(path.string());
+    const auto& hp = m->hparams();
+    EXPECT_FLOAT_EQ(hp.rope_freq_scale, 0.25f);
+    EXPECT_FLOAT_EQ(hp.rope_freq_base, 500000.0f);
+    EXPECT_EQ(hp.n_rot, 8);
+    EXPECT_EQ(hp.head_dim, 16);
+    EXPECT_EQ(m->weights().rope_freqs, nullptr);
+
+    // Llama 3.1 factors: one per rotated pair (head_dim / 2 = 8 here, but n_rot / 2 = 4 wanted).
+    s.rope_freqs = true;
+    EXPECT_NE(load_error(s, "rope2").find("tensor rope_freqs.weight has shape [8], expected [4]"), std::string::npos);
+    s.extra_kv.pop_back();  // n_rot = head_dim = 16: 8 factors fit
+    const auto path3 = temp_dir("rope3") / "m.gguf";
+    write_tiny_model(s, path3);
+    auto m3 = model::model::load(path3.string());
+    ASSERT_NE(m3->weights().rope_freqs, nullptr);
+    EXPECT_EQ(m3->hparams().n_rot, 16);
+}
+
+TEST(ModelLoad, UnsupportedRopeScalingIsRefused) {
+    tiny_model_spec s;
+    s.extra_kv = {{"llama.rope.scaling.type", gguf::value::make_string("yarn")},
+                  {"llama.rope.scaling.factor", gguf::value::make_f32(4.0f)}};
+    const std::string msg = load_error(s, "yarn");
+    EXPECT_NE(msg.find("rope scaling type 'yarn' is not supported"), std::string::npos) << msg;
+}
+
+TEST(ModelLoad, ExplicitKeyLengthSetsHeadDim) {
+    tiny_model_spec s;
+    s.n_embd = 64;
+    s.n_head = 4;
+    s.extra_kv = {{"llama.attention.key_length", gguf::value::make_u32(16)}};
+    const auto path = temp_dir("keylen") / "m.gguf";
+    write_tiny_model(s, path);
+    EXPECT_EQ(model::model::load(path.string())->hparams().head_dim, 16);
+    s.extra_kv = {{"llama.attention.key_length", gguf::value::make_u32(32)}};
+    // With head_dim 32 the Q projection must be [64, 128]: the file's [64, 64] is refused.
+    const std::string msg = load_error(s, "keylen2");
+    EXPECT_NE(msg.find("tensor blk.0.attn_q.weight has shape [64, 64], expected [64, 128]"), std::string::npos) << msg;
+}
+
+TEST(ModelLoad, MissingRequiredMetadataIsNamed) {
+    tiny_model_spec s;
+    s.extra_kv = {{"llama.block_count", gguf::value::make_u32(0)}};
+    EXPECT_NE(load_error(s, "meta").find("'llama.block_count' = 0 is out of range"), std::string::npos);
+}
+
 TEST(ModelLoad, QuantizedMatricesStayInTheMapping) {
     tiny_model_spec s;
     s.weight_type = ggml_type::q8_0;
