@@ -1,5 +1,5 @@
 // ISA-neutral driver of the fast matrix product: prepares (quantizes) the activations once, then
-// splits weight rows across threads in chunks and, inside a chunk, runs every token over the
+// splits weight rows across the pool's threads in chunks and, inside a chunk, runs every token over the
 // chunk's rows, so a chunk's weights come from memory once and from cache for the other tokens.
 #include <algorithm>
 #include <cmath>
@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/thread_pool.h"
 #include "quant/quant.h"
 
 namespace edgellm::kernels::cpu {
@@ -48,19 +49,20 @@ void mul_mat(const isa_ops& ops, ggml_type wt, const void* w, int64_t n_rows, in
     if (!k.dot) {
         // No fast dot for this type: dequantize each chunk of rows once (exactly, with the
         // reference dequantizer) and run every token over it with the float dot.
-#pragma omp parallel num_threads(nt) if (nt > 1)
-        {
-            std::vector<float> rows(size_t(k_rows_per_chunk * n_cols));
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t c = 0; c < n_chunks; ++c) {
-                const int64_t r0 = c * k_rows_per_chunk, r1 = std::min(n_rows, r0 + k_rows_per_chunk);
+        // Checked here: an exception must not escape a worker thread.
+        if (!can_dequantize(wt)) throw error("mul_mat: weight type " + std::string(type_name(wt)) + " is not supported");
+        // One scratch buffer per thread index.
+        std::vector<std::vector<float>> scratch(static_cast<size_t>(nt));
+        parallel_for(nt, n_chunks, [&](int64_t c, int ti) {
+            auto& rows = scratch[size_t(ti)];
+            rows.resize(size_t(k_rows_per_chunk * n_cols));
+            const int64_t r0 = c * k_rows_per_chunk, r1 = std::min(n_rows, r0 + k_rows_per_chunk);
+            for (int64_t r = r0; r < r1; ++r)
+                dequantize_row(wt, wb + size_t(r) * w_row_bytes, rows.data() + (r - r0) * n_cols, n_cols);
+            for (int64_t t = 0; t < n_tokens; ++t)
                 for (int64_t r = r0; r < r1; ++r)
-                    dequantize_row(wt, wb + size_t(r) * w_row_bytes, rows.data() + (r - r0) * n_cols, n_cols);
-                for (int64_t t = 0; t < n_tokens; ++t)
-                    for (int64_t r = r0; r < r1; ++r)
-                        y[t * n_rows + r] = dot_f32(rows.data() + (r - r0) * n_cols, x + t * n_cols, n_cols);
-            }
-        }
+                    y[t * n_rows + r] = dot_f32(rows.data() + (r - r0) * n_cols, x + t * n_cols, n_cols);
+        });
         return;
     }
 
@@ -76,22 +78,18 @@ void mul_mat(const isa_ops& ops, ggml_type wt, const void* w, int64_t n_rows, in
     }
     uint8_t* act_out = act_buf.data();
 
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        if (quantize) {
-#pragma omp for schedule(static)
-            for (int64_t t = 0; t < n_tokens; ++t) quantize(x + t * n_cols, act_out + size_t(t) * a_row_bytes, n_cols);
+    if (quantize)
+        parallel_for(nt, n_tokens, [&](int64_t t, int) {
+            quantize(x + t * n_cols, act_out + size_t(t) * a_row_bytes, n_cols);
+        });
+    parallel_for(nt, n_chunks, [&](int64_t c, int) {
+        const int64_t r0 = c * k_rows_per_chunk, r1 = std::min(n_rows, r0 + k_rows_per_chunk);
+        for (int64_t t = 0; t < n_tokens; ++t) {
+            const uint8_t* a = act + size_t(t) * a_row_bytes;
+            float* yt = y + t * n_rows;
+            for (int64_t r = r0; r < r1; ++r) yt[r] = k.dot(wb + size_t(r) * w_row_bytes, a, n_cols);
         }
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t c = 0; c < n_chunks; ++c) {
-            const int64_t r0 = c * k_rows_per_chunk, r1 = std::min(n_rows, r0 + k_rows_per_chunk);
-            for (int64_t t = 0; t < n_tokens; ++t) {
-                const uint8_t* a = act + size_t(t) * a_row_bytes;
-                float* yt = y + t * n_rows;
-                for (int64_t r = r0; r < r1; ++r) yt[r] = k.dot(wb + size_t(r) * w_row_bytes, a, n_cols);
-            }
-        }
-    }
+    });
 }
 
 // theta_i = pos * freq_scale * base^(-2i/n_rot) / freq_factors[i], as the reference; the angle
