@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "core/error.h"
 #include "core/units.h"
 #include "device/sysfs.h"
 
@@ -46,6 +47,9 @@ std::string device_info::summary() const {
 }
 
 device_info detect_device(const detect_options& opts) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(opts.root, ec))
+        throw usage_error("device root '" + opts.root.string() + "' is not a directory");
     device_info d;
     d.root = opts.root.string();
     const bool system_root = opts.root == std::filesystem::path("/");

@@ -298,3 +298,7 @@ TEST(DeviceCli, DeviceJsonOnEveryFixture) {
         EXPECT_EQ(j["recommended_settings"].size(), 5u);
     }
 }
+
+TEST(DeviceDetect, MissingRootIsAUsageError) {
+    EXPECT_THROW(detect_device({"/nonexistent/edgellm-root", nullptr}), usage_error);
+}
