@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "command.h"
 #include "core/error.h"
@@ -20,6 +22,26 @@ int& exit_code() {
 }
 }  // namespace edgellm::cli
 
+namespace {
+// The seed system's command line (`--list`, `--backend X --model-path M --prompt P`,
+// `--benchmark --backends A B --model-names M N`) maps onto subcommands, so both spellings work.
+std::vector<std::string> translate_seed_flags(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.empty() || args[0].rfind("--", 0) != 0) return args;
+    auto has = [&](const char* f) { return std::find(args.begin(), args.end(), f) != args.end(); };
+    if (has("--benchmark")) {
+        args.erase(std::find(args.begin(), args.end(), "--benchmark"));
+        args.insert(args.begin(), "bench");
+    } else if (has("--list")) {
+        args.erase(std::find(args.begin(), args.end(), "--list"));
+        args.insert(args.begin(), "list");
+    } else if (has("--backend") || has("--model-path") || has("--model-name") || has("--prompt")) {
+        args.insert(args.begin(), "run");
+    }
+    return args;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
     using namespace edgellm::cli;
     CLI::App app{"edgellm: run, compare and serve LLMs on edge devices", "edgellm"};
@@ -29,7 +51,9 @@ int main(int argc, char** argv) {
     std::sort(reg.begin(), reg.end(), [](const auto& a, const auto& b) { return a.order < b.order; });
     for (auto& entry : reg) entry.setup(app);
     try {
-        app.parse(argc, argv);
+        std::vector<std::string> args = translate_seed_flags(argc, argv);
+        std::reverse(args.begin(), args.end());  // CLI11 takes the vector in reverse order
+        app.parse(args);
         if (app.get_subcommands().empty()) {
             std::fputs(app.help().c_str(), stdout);
             return 0;
