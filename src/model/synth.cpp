@@ -92,7 +92,8 @@ ggml_type tensor_type(const type_mix& mix, std::string_view name, int il, int n_
     const t base = mix.base;
     if (!type_traits(base).is_quantized) return base;
     t type = base;
-    const std::string& m = mix.name;
+    // Plain q3_k / q4_k / q5_k are written with the _S file types, so they follow those rules.
+    const std::string m = mix.name == "q3_k" || mix.name == "q4_k" || mix.name == "q5_k" ? mix.name + "_s" : mix.name;
     if (!pure) {
         if (name == "output.weight") {
             type = base == t::q8_0 ? t::q8_0 : t::q6_k;
@@ -249,7 +250,8 @@ summary write_model(const std::string& path, const options& opts) {
     const int64_t head_dim = sh.n_embd / sh.n_head;
     const int64_t n_embd_kv = head_dim * sh.n_head_kv;
     const int64_t n_gqa = sh.n_head / sh.n_head_kv;
-    const int n_layer = static_cast<int>(sh.n_layer);
+    if (opts.n_layer < 0) throw usage_error("--n-layer must be positive");
+    const int n_layer = static_cast<int>(opts.n_layer > 0 ? opts.n_layer : sh.n_layer);
     const std::string name = opts.name.empty() ? "edgellm-synth-" + sh.name + "-" + mix.name : opts.name;
 
     w.set("general.architecture", gguf::value::make_string("llama"));
@@ -264,7 +266,7 @@ summary write_model(const std::string& path, const options& opts) {
     w.set("llama.vocab_size", gguf::value::make_u32(static_cast<uint32_t>(n_vocab)));
     w.set("llama.context_length", gguf::value::make_u32(static_cast<uint32_t>(sh.n_ctx)));
     w.set("llama.embedding_length", gguf::value::make_u32(static_cast<uint32_t>(sh.n_embd)));
-    w.set("llama.block_count", gguf::value::make_u32(static_cast<uint32_t>(sh.n_layer)));
+    w.set("llama.block_count", gguf::value::make_u32(static_cast<uint32_t>(n_layer)));
     w.set("llama.feed_forward_length", gguf::value::make_u32(static_cast<uint32_t>(sh.n_ff)));
     w.set("llama.attention.head_count", gguf::value::make_u32(static_cast<uint32_t>(sh.n_head)));
     w.set("llama.attention.head_count_kv", gguf::value::make_u32(static_cast<uint32_t>(sh.n_head_kv)));

@@ -32,9 +32,9 @@ const std::vector<shape>& shapes();
 // The named shape; throws usage_error listing the known names.
 const shape& find_shape(std::string_view name);
 
-// A weight-type choice as `synth --type` spells it: a plain type (f32, f16, bf16, q8_0, q4_0,
-// q4_1, q5_0, q5_1, q3_k, q4_k, q5_k, q6_k) or one of llama.cpp's mixes (q2_k, q3_k_s, q3_k_m,
-// q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m).
+// A weight-type choice as `synth --type` spells it, each one of llama.cpp's file types: f32, f16,
+// bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s,
+// q5_k_m, q6_k; q3_k / q4_k / q5_k are aliases of the _s variants.
 struct type_mix {
     std::string name;    // as given, lower case
     ggml_type base;      // the type most weights get
@@ -59,6 +59,7 @@ struct options {
     uint64_t seed = 42;
     std::string vocab_from;  // GGUF whose tokenizer.* keys are copied; empty: built-in byte vocab
     bool pure = false;
+    int64_t n_layer = 0;     // overrides the shape's layer count when > 0
     std::string name;        // general.name; empty: "edgellm-synth-<shape>-<type>"
     // Called after each tensor is written (done = tensors finished so far).
     std::function<void(size_t done, size_t total, const std::string& tensor, uint64_t bytes_done)> progress;

@@ -91,3 +91,45 @@ def test_small_shape_has_tied_embeddings_and_runs(tmp_path):
     assert len([n for n in names if n.endswith("attn_q.weight")]) == 30
     model, logits = eval_logits(path, [1, 300, 301, 302])
     check_logits(logits, 49152)
+
+
+# llama.cpp's file types (llama_ftype) for the mixes synth writes.
+LLAMA_FTYPES = {"q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "q2_k": 10, "q3_k_s": 11,
+                "q3_k_m": 12, "q3_k_l": 13, "q4_k_s": 14, "q4_k_m": 15, "q5_k_s": 16, "q5_k_m": 17, "q6_k": 18}
+
+
+@pytest.fixture(scope="module")
+def f32_model(tmp_path_factory):
+    # 16 layers so the per-layer rules (first/last eighth, every third layer, first 1/16) all bite.
+    out = tmp_path_factory.mktemp("f32") / "f32.gguf"
+    subprocess.run([BIN, "synth", "-q", "-o", str(out), "--type", "f32", "--n-layer", "16", "--seed", "11"], check=True)
+    return out
+
+
+@pytest.mark.parametrize("mix", list(LLAMA_FTYPES))
+def test_synth_equals_llama_quantize_of_the_f32_model(tmp_path, f32_model, mix):
+    """The strongest check of both the k-quant quantizers and the type-mix rules: llama.cpp's own
+    llama_model_quantize (no imatrix) applied to the F32 synth model gives, tensor for tensor, the
+    same types and the same bytes as synth writing that mix directly (weights depend only on seed,
+    tensor name and row, not on the type)."""
+    import ctypes
+    gguf = pytest.importorskip("gguf", reason="PyPI gguf reads the tensors")
+    if not hasattr(llama_cpp, "llama_model_quantize"):
+        pytest.skip("this llama-cpp-python does not expose llama_model_quantize")
+    ref = tmp_path / f"ref_{mix}.gguf"
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = LLAMA_FTYPES[mix]
+    params.nthread = 1
+    assert llama_cpp.llama_model_quantize(str(f32_model).encode(), str(ref).encode(), ctypes.byref(params)) == 0
+    ours = synth(tmp_path, "--type", mix, "--n-layer", "16", "--seed", "11")
+    theirs = {t.name: t for t in gguf.GGUFReader(str(ref)).tensors}
+    mine = {t.name: t for t in gguf.GGUFReader(str(ours)).tensors}
+    assert set(theirs) == set(mine)
+    problems = []
+    for name, t in theirs.items():
+        m = mine[name]
+        if t.tensor_type != m.tensor_type:
+            problems.append(f"{name}: llama.cpp {t.tensor_type.name}, synth {m.tensor_type.name}")
+        elif np.asarray(t.data).tobytes() != np.asarray(m.data).tobytes():
+            problems.append(f"{name} ({t.tensor_type.name}): bytes differ")
+    assert not problems, problems[:8]

@@ -71,6 +71,7 @@ void setup(CLI::App& app) {
     cmd->add_option("--vocab-from", f->opts.vocab_from,
                     "Copy every tokenizer.* key from this GGUF (the vocab size follows it) instead of the "
                     "built-in byte-level SentencePiece vocab");
+    cmd->add_option("--n-layer", f->opts.n_layer, "Override the shape's number of layers");
     cmd->add_flag("--pure", f->opts.pure, "Every weight matrix in the base type (no llama.cpp mix rules)");
     cmd->add_option("--name", f->opts.name, "general.name (default edgellm-synth-SHAPE-TYPE)");
     cmd->add_flag("--json", f->json, "Print the summary as JSON");
