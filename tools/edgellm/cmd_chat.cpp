@@ -1,0 +1,189 @@
+// `edgellm chat`: interactive chat with a GGUF model on the native engine. Formats the history
+// with the model's chat template (or a named built-in fallback), streams replies, and reads
+// turns from a terminal or from piped stdin.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "chat/chat_template.h"
+#include "chat/jinja.h"
+#include "command.h"
+#include "core/error.h"
+#include "engine/engine.h"
+#include "engine/text.h"
+#include "tokenizer/vocab.h"
+
+namespace edgellm::cli {
+namespace {
+
+struct chat_options {
+    std::string model;
+    std::string system;
+    std::string chat_template;  // built-in name, Jinja2 file, or empty: the model's / a fallback
+    int n_predict = 512;
+    int n_threads = -1;
+    int64_t n_ctx = 0;
+    float temp = 0.8f;
+    int top_k = 40;
+    float top_p = 0.95f;
+    float min_p = 0.05f;
+    float repeat_penalty = 1.0f;
+    int64_t seed = -1;
+    bool stats = false;
+    bool show_prompt = false;
+};
+
+std::optional<std::string> template_override(const std::string& arg) {
+    if (arg.empty()) return std::nullopt;
+    std::ifstream f(arg, std::ios::binary);
+    if (f) {
+        std::stringstream ss;
+        ss << f.rdbuf();
+        return ss.str();
+    }
+    return arg;  // a built-in name (select_template rejects unknown names, listing the known)
+}
+
+void write_out(const std::string& s) {
+    std::fwrite(s.data(), 1, s.size(), stdout);
+    std::fflush(stdout);
+}
+
+void chat(const chat_options& o) {
+    if (o.n_predict <= 0) throw usage_error(fmt::format("-n must be positive, got {}", o.n_predict));
+    engine::engine_params ep;
+    ep.model_path = o.model;
+    ep.n_ctx = o.n_ctx;
+    ep.n_threads = o.n_threads > 0 ? o.n_threads : 0;
+    engine::engine eng(ep);
+    engine::text_codec codec(eng.get_model());
+    const tokenizer* tok = codec.get_tokenizer();
+    if (!tok) throw usage_error("chat needs a model with tokenizer metadata; " + o.model + " has none usable");
+
+    const gguf::file& file = eng.get_model().file();
+    chat::model_chat_info info;
+    info.chat_template = file.get_string_opt("tokenizer.chat_template");
+    info.architecture = file.get_string_opt("general.architecture").value_or("");
+    if (tok->bos() != k_no_token) info.bos_token = tok->token_to_piece(tok->bos(), true);
+    if (tok->eos() != k_no_token) info.eos_token = tok->token_to_piece(tok->eos(), true);
+    info.has_token = [tok](const std::string& t) { return tok->find_token(t) != k_no_token; };
+    chat::chat_template tmpl = chat::select_template(info, template_override(o.chat_template));
+    std::fprintf(stderr, "chat template: %s (%s)\n", tmpl.name().c_str(), tmpl.reason().c_str());
+
+    engine::generation_params gp;
+    gp.sampling.temperature = o.temp;
+    gp.sampling.top_k = o.top_k;
+    gp.sampling.top_p = o.top_p;
+    gp.sampling.min_p = o.min_p;
+    gp.sampling.repeat_penalty = o.repeat_penalty;
+    gp.sampling.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed)
+                                   : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    sampling::validate(gp.sampling);
+    for (int32_t id = 0; id < tok->n_vocab(); ++id)
+        if (tok->is_eog(id)) gp.extra_eog_ids.push_back(id);
+
+    std::vector<chat::chat_message> history;
+    auto reset = [&] {
+        history.clear();
+        if (!o.system.empty()) history.push_back({"system", o.system, {}});
+    };
+    reset();
+
+    const bool interactive = isatty(STDIN_FILENO) != 0;
+    const int64_t n_ctx = eng.params().n_ctx;
+    if (interactive) std::fprintf(stderr, "Type a message; /reset clears the history, /exit quits.\n");
+    std::string line;
+    while (true) {
+        if (interactive) write_out("> ");
+        if (!std::getline(std::cin, line)) break;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (!interactive) write_out("> " + line + "\n");
+        if (line.empty()) continue;
+        if (line == "/exit" || line == "/quit") break;
+        if (line == "/reset") {
+            reset();
+            write_out("(history cleared)\n");
+            continue;
+        }
+        if (line == "/help") {
+            write_out("/reset  forget the conversation (keeps --system)\n/exit   quit\n");
+            continue;
+        }
+        history.push_back({"user", line, {}});
+
+        // Render, tokenize, and drop the oldest turns while the prompt leaves no room to answer.
+        std::vector<int32_t> prompt;
+        while (true) {
+            std::string text = chat::render_chat(tmpl, history, true);
+            if (o.show_prompt) std::fprintf(stderr, "[prompt]\n%s\n[/prompt]\n", text.c_str());
+            const bool has_bos_text = !info.bos_token.empty() && text.rfind(info.bos_token, 0) == 0;
+            prompt = tok->encode(text, !has_bos_text, true);
+            if (static_cast<int64_t>(prompt.size()) + 8 < n_ctx) break;
+            size_t first = !history.empty() && history[0].role == "system" ? 1 : 0;
+            if (history.size() - first <= 1)
+                throw usage_error(fmt::format("the message needs {} tokens; the context holds {} (-c)", prompt.size(), n_ctx));
+            history.erase(history.begin() + static_cast<std::ptrdiff_t>(first));
+            std::fprintf(stderr, "(context full: dropped the oldest turn)\n");
+        }
+
+        gp.n_predict = static_cast<int>(std::min<int64_t>(o.n_predict, n_ctx - static_cast<int64_t>(prompt.size())));
+        codec.reset();
+        std::string reply;
+        auto on_token = [&](int32_t t) {
+            std::string piece = codec.push(t);
+            reply += piece;
+            write_out(piece);
+            return true;
+        };
+        engine::generation_stats st = eng.generate(prompt, gp, on_token);
+        std::string tail = codec.flush();
+        reply += tail;
+        write_out(tail + "\n");
+        history.push_back({"assistant", reply, {}});
+        if (o.stats)
+            std::fprintf(stderr, "[%lld prompt tokens, %lld generated, %.1f tokens/s, stop: %s]\n",
+                         static_cast<long long>(st.n_prompt), static_cast<long long>(st.n_gen),
+                         st.decode_tokens_per_s, st.stop_reason.c_str());
+    }
+}
+
+void setup(CLI::App& app) {
+    auto opts = std::make_shared<chat_options>();
+    CLI::App* cmd = app.add_subcommand("chat", "Chat with a GGUF model (interactive, or turns from piped stdin)");
+    std::string names;
+    for (const auto& n : chat::builtin_template_names()) names += (names.empty() ? "" : ", ") + n;
+    cmd->footer(
+        "Each line on stdin is one user turn; /reset forgets the history, /exit quits.\n"
+        "The prompt is formatted with the model's tokenizer.chat_template, or a built-in fallback\n"
+        "chosen from its vocabulary (printed on stderr). Built-ins: " + names + ".\n"
+        "Examples:\n"
+        "  edgellm chat -m qwen2.5-0.5b-instruct-q4_k_m.gguf --system \"Answer briefly.\"\n"
+        "  printf 'Hi\\nTell me a story\\n' | edgellm chat -m stories260K.gguf --temp 0 -n 32\n"
+        "  edgellm chat -m model.gguf --chat-template chatml\n");
+    cmd->add_option("-m,--model", opts->model, "GGUF model file")->required();
+    cmd->add_option("--system", opts->system, "system prompt");
+    cmd->add_option("--chat-template", opts->chat_template, "built-in template name or a Jinja2 file");
+    cmd->add_option("-n,--n-predict", opts->n_predict, "tokens per reply at most (default 512)");
+    cmd->add_option("-t,--threads", opts->n_threads, "threads (default: all hardware threads)");
+    cmd->add_option("-c,--ctx-size", opts->n_ctx, "context size (default: model's, at most 4096)");
+    cmd->add_option("--temp", opts->temp, "temperature; 0 = greedy (default 0.8)");
+    cmd->add_option("--top-k", opts->top_k, "top-k, 0 = off (default 40)");
+    cmd->add_option("--top-p", opts->top_p, "top-p, 1 = off (default 0.95)");
+    cmd->add_option("--min-p", opts->min_p, "min-p, 0 = off (default 0.05)");
+    cmd->add_option("--repeat-penalty", opts->repeat_penalty, "repetition penalty, 1 = off (default 1.0)");
+    cmd->add_option("-s,--seed", opts->seed, "sampling seed (default: random)");
+    cmd->add_flag("--stats", opts->stats, "print token counts and speed after each reply (stderr)");
+    cmd->add_flag("--show-prompt", opts->show_prompt, "print the formatted prompt before each reply (stderr)");
+    cmd->callback([opts] { chat(*opts); });
+}
+
+}  // namespace
+
+EDGELLM_REGISTER_COMMAND("chat", 35, setup);
+
+}  // namespace edgellm::cli
