@@ -39,13 +39,13 @@ metric_table collect(const bench_report& r) {
     }
     for (const auto& m : r.micro) {
         if (!m.error.empty() || m.tokens_per_s.empty()) continue;
-        std::string item = fmt::format("{} / {} {} t{} b{} ngl{}", m.backend, m.model, micro_test_name(m), m.n_threads,
+        std::string item = fmt::format("{} / {} {} t{} b{} ngl{}", m.backend, model_label(m.model), micro_test_name(m), m.n_threads,
                                        m.n_batch, m.n_gpu_layers);
         t.push_back({item, {{"tokens_per_s", summarize(m).mean, true}}});
     }
     for (const auto& p : r.sweeps) {
         if (!p.error.empty() || p.latency_ms.empty()) continue;
-        std::string item = fmt::format("{} / {} {} {}", p.backend, p.model, p.kind, p.n_parallel);
+        std::string item = fmt::format("{} / {} {} {}", p.backend, model_label(p.model), p.kind, p.n_parallel);
         t.push_back({item,
                      {{"latency_ms", summarize(p).mean, false},
                       {"aggregate_tokens_per_s", aggregate_tokens_per_s(p), true}}});

@@ -142,7 +142,7 @@ svg::bar_chart group_bars(const std::vector<group_summary>& groups, color_map& c
     c.y_label = y_label;
     std::vector<std::string> backends;
     for (const auto& g : groups) {
-        index_of(c.categories, g.model);
+        index_of(c.categories, model_label(g.model));
         index_of(backends, g.backend);
     }
     for (const auto& b : backends) {
@@ -152,7 +152,7 @@ svg::bar_chart group_bars(const std::vector<group_summary>& groups, color_map& c
         s.errors.assign(c.categories.size(), 0.0);
         for (const auto& g : groups) {
             if (g.backend != b) continue;
-            size_t i = index_of(c.categories, g.model);
+            size_t i = index_of(c.categories, model_label(g.model));
             summary v = pick(g);
             if (v.n == 0) continue;
             s.values[i] = v.mean;
@@ -227,7 +227,7 @@ std::string micro_section(const bench_report& r) {
     std::vector<std::string> series_names;
     for (const auto& m : r.micro) {
         index_of(c.categories, micro_test_name(m));
-        index_of(series_names, fmt::format("{} / {} t{} b{} ngl{}", m.backend, m.model, m.n_threads, m.n_batch,
+        index_of(series_names, fmt::format("{} / {} t{} b{} ngl{}", m.backend, model_label(m.model), m.n_threads, m.n_batch,
                                            m.n_gpu_layers));
     }
     for (const auto& name : series_names) {
@@ -239,7 +239,7 @@ std::string micro_section(const bench_report& r) {
     }
     for (const auto& m : r.micro) {
         if (!m.error.empty()) continue;
-        size_t si = index_of(series_names, fmt::format("{} / {} t{} b{} ngl{}", m.backend, m.model, m.n_threads,
+        size_t si = index_of(series_names, fmt::format("{} / {} t{} b{} ngl{}", m.backend, model_label(m.model), m.n_threads,
                                                        m.n_batch, m.n_gpu_layers));
         size_t ci = index_of(c.categories, micro_test_name(m));
         summary sm = summarize(m);
@@ -359,7 +359,7 @@ std::string tables_section(const bench_report& r, const std::vector<group_summar
         t.right_align = {false, false, true, true, true, true, true, true, true, true,
                          true,  true,  true, true, true, true, true, true};
         for (const auto& g : groups)
-            t.rows.push_back({g.backend, g.model, std::to_string(g.n_runs), std::to_string(g.n_failed),
+            t.rows.push_back({g.backend, model_label(g.model), std::to_string(g.n_runs), std::to_string(g.n_failed),
                               stat_cell(g.latency_ms, 1), format_number(g.latency_ms.min, 1),
                               format_number(g.latency_ms.max, 1), format_number(g.latency_ms.p50, 1),
                               format_number(g.latency_ms.p95, 1), stat_cell(g.ttft_ms, 1),
@@ -375,7 +375,7 @@ std::string tables_section(const bench_report& r, const std::vector<group_summar
                         "decode tok/s", "latency ms", "peak RSS MiB", "error"};
         runs.right_align = {false, false, false, true, true, true, true, true, true, true, true, false};
         for (const auto& s : r.samples)
-            runs.rows.push_back({s.backend, s.model, s.prompt_id, std::to_string(s.run_index),
+            runs.rows.push_back({s.backend, model_label(s.model), s.prompt_id, std::to_string(s.run_index),
                                  std::to_string(s.n_prompt_tokens), std::to_string(s.n_gen_tokens),
                                  format_number(s.ttft_ms, 1), format_number(s.prefill_tokens_per_s, 1),
                                  format_number(s.decode_tokens_per_s, 1), format_number(s.latency_ms, 1),
@@ -391,7 +391,7 @@ std::string tables_section(const bench_report& r, const std::vector<group_summar
         t.right_align = {false, false, true, true, true, true, false, true, true, true, true};
         for (const auto& m : r.micro) {
             summary s = summarize(m);
-            t.rows.push_back({m.backend, m.model, std::to_string(m.n_threads), std::to_string(m.n_batch),
+            t.rows.push_back({m.backend, model_label(m.model), std::to_string(m.n_threads), std::to_string(m.n_batch),
                               std::to_string(m.n_gpu_layers), std::to_string(m.n_depth), micro_test_name(m),
                               std::to_string(s.n), m.error.empty() ? stat_cell(s, 2) : "failed: " + m.error,
                               format_number(s.min, 2), format_number(s.max, 2)});
@@ -404,7 +404,7 @@ std::string tables_section(const bench_report& r, const std::vector<group_summar
         t.right_align = {false, false, false, true, true, true, true, true, true};
         for (const auto& p : r.sweeps) {
             summary s = summarize(p);
-            t.rows.push_back({p.backend, p.model, p.kind, std::to_string(p.n_parallel), std::to_string(s.n),
+            t.rows.push_back({p.backend, model_label(p.model), p.kind, std::to_string(p.n_parallel), std::to_string(s.n),
                               p.error.empty() ? stat_cell(s, 1) : "failed: " + p.error, format_number(s.p95, 1),
                               format_number(p.wall_ms, 1), format_number(aggregate_tokens_per_s(p), 1)});
         }

@@ -67,7 +67,7 @@ text_table groups_table(const std::vector<group_summary>& groups) {
     for (const auto& g : groups) {
         std::string runs = std::to_string(g.n_runs);
         if (g.n_failed) runs += fmt::format(" ({} failed)", g.n_failed);
-        t.rows.push_back({g.backend, g.model, runs,
+        t.rows.push_back({g.backend, model_label(g.model), runs,
                           format_mean_std(g.ttft_ms.mean, g.ttft_ms.std, g.ttft_ms.n, 1),
                           format_mean_std(g.prefill_tokens_per_s.mean, g.prefill_tokens_per_s.std,
                                           g.prefill_tokens_per_s.n, 1),
@@ -87,7 +87,7 @@ text_table micro_table(const std::vector<micro_result>& micro) {
     t.right_align = {false, false, true, true, true, true, true};
     for (const auto& m : micro) {
         summary s = summarize(m);
-        t.rows.push_back({m.backend, m.model, std::to_string(m.n_threads), std::to_string(m.n_batch),
+        t.rows.push_back({m.backend, model_label(m.model), std::to_string(m.n_threads), std::to_string(m.n_batch),
                           std::to_string(m.n_gpu_layers), micro_test_name(m),
                           m.error.empty() ? format_mean_std(s.mean, s.std, s.n, 2) : "failed: " + m.error});
     }
@@ -100,7 +100,7 @@ text_table sweep_table(const std::vector<sweep_point>& sweeps) {
     t.right_align = {false, false, false, true, true, true, true, true};
     for (const auto& p : sweeps) {
         summary s = summarize(p);
-        t.rows.push_back({p.backend, p.model, p.kind, std::to_string(p.n_parallel), std::to_string(s.n),
+        t.rows.push_back({p.backend, model_label(p.model), p.kind, std::to_string(p.n_parallel), std::to_string(s.n),
                           p.error.empty() ? format_mean_std(s.mean, s.std, s.n, 1) : "failed: " + p.error,
                           format_number(s.p95, 1), format_number(aggregate_tokens_per_s(p), 1)});
     }
@@ -230,7 +230,7 @@ std::string render_console(const bench_report& r) {
     if (!r.sweeps.empty()) out.append("\n").append(sweep_table(r.sweeps).render_console());
     for (const auto& s : r.samples)
         if (!s.error.empty())
-            out += fmt::format("failed: {} / {} prompt {} run {}: {}\n", s.backend, s.model, s.prompt_id, s.run_index,
+            out += fmt::format("failed: {} / {} prompt {} run {}: {}\n", s.backend, model_label(s.model), s.prompt_id, s.run_index,
                                s.error);
     return out;
 }

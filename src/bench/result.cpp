@@ -21,6 +21,12 @@ double aggregate_tokens_per_s(const sweep_point& p) {
     return static_cast<double>(p.n_gen_tokens) / (p.wall_ms / 1000.0);
 }
 
+std::string model_label(const std::string& model) {
+    auto slash = model.find_last_of('/');
+    if (slash == std::string::npos || slash + 1 == model.size()) return model;
+    return model.substr(slash + 1);
+}
+
 std::string utc_now_iso8601() {
     std::time_t t = std::time(nullptr);
     std::tm tm{};

@@ -111,6 +111,10 @@ struct sweep_point {
 // Generated tokens per second over all requests of the sweep point (0 when nothing ran).
 double aggregate_tokens_per_s(const sweep_point& p);
 
+// How reports show a model: the file name of a path ("/models/m.gguf" -> "m.gguf"), other
+// names (Ollama tags, served ids) as they are. The JSON keeps the name as given.
+std::string model_label(const std::string& model);
+
 // Current time as ISO 8601 UTC ("2026-11-28T02:00:00Z"), for bench_report::created_utc.
 std::string utc_now_iso8601();
 

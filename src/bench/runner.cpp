@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
@@ -221,6 +222,8 @@ bench_report run_prompt_benchmark(
     if (plan.models.empty()) throw usage_error("bench: no model given (-m MODEL)");
     if (plan.backends.empty()) throw usage_error("bench: no backend given (--backends NAME ...)");
     if (plan.prompts.empty()) throw usage_error("bench: no prompts");
+    if (!plan.served_model.empty() && plan.models.size() != 1)
+        throw usage_error("bench: a served model name needs exactly one -m model to stand for");
     if (plan.n_runs < 1) throw usage_error(fmt::format("--runs must be at least 1, got {}", plan.n_runs));
     if (plan.n_warmup < 0) throw usage_error(fmt::format("--warmup must be >= 0, got {}", plan.n_warmup));
     if (plan.n_predict < 1) throw usage_error(fmt::format("-n must be at least 1, got {}", plan.n_predict));
@@ -255,7 +258,7 @@ bench_report run_prompt_benchmark(
         run_sample s;
         s.backend = backend;
         s.model = model;
-        s.prompt_id = "-";
+        s.prompt_id.push_back('-');  // no prompt ran
         s.error = why;
         r.samples.push_back(std::move(s));
     };
@@ -269,6 +272,8 @@ bench_report run_prompt_benchmark(
             std::unique_ptr<backends::backend> be;
             backends::backend_settings settings = plan.settings;
             settings.model = model;
+            if (auto it = plan.served_model.find(backend_name); it != plan.served_model.end())
+                settings.model = it->second;
             try {
                 be = create ? create(backend_name) : backends::create_backend(backend_name);
                 auto avail = be->check_available(settings);
@@ -316,6 +321,10 @@ bench_report run_prompt_benchmark(
                     s.model = model;
                     s.prompt_id = prompt.id;
                     s.run_index = run;
+                    // No GPU monitor here yet, and edgellm's own CPU time says nothing about a
+                    // server process: not measured rather than 0.
+                    s.gpu_util_pct = std::nan("");
+                    if (!in_process) s.cpu_pct = std::nan("");
                     std::unique_ptr<process_sampler> sampler;
                     if (in_process) sampler = std::make_unique<process_sampler>(plan.sample_interval_ms);
                     try {
@@ -323,8 +332,11 @@ bench_report run_prompt_benchmark(
                         const auto& gs = res.stats;
                         s.ttft_ms = gs.ttft_ms;
                         s.latency_ms = gs.total_ms;
-                        s.prefill_tokens_per_s = gs.prefill_tokens_per_s;
-                        s.decode_tokens_per_s = gs.decode_tokens_per_s;
+                        // Backends report 0 when they could not compute a speed (prompt size
+                        // unknown, a single token): that is "not measured", not "zero".
+                        const double unknown = std::nan("");
+                        s.prefill_tokens_per_s = gs.prefill_tokens_per_s > 0 ? gs.prefill_tokens_per_s : unknown;
+                        s.decode_tokens_per_s = gs.decode_tokens_per_s > 0 ? gs.decode_tokens_per_s : unknown;
                         s.n_prompt_tokens = static_cast<int>(std::max<int64_t>(gs.n_prompt_tokens, 0));
                         s.n_gen_tokens = static_cast<int>(gs.n_gen_tokens);
                         s.output_sample = clip_utf8(res.text, plan.output_sample_chars);

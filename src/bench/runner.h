@@ -2,6 +2,7 @@
 // interface, after warm-up, with a resource sampler, producing a bench_report.
 #pragma once
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,10 @@ std::vector<prompt_case> load_prompts(const std::string& path);
 struct run_plan {
     std::vector<std::string> backends = {"native"};
     std::vector<std::string> models;  // every backend runs every model
+    // Backend -> the name that backend knows the model by (an Ollama tag, a server's model id),
+    // so a GGUF run natively and the same file behind a server share one report label. Only
+    // with a single model.
+    std::map<std::string, std::string> served_model;
     std::vector<prompt_case> prompts = builtin_prompts();
     std::string prompt_set = "builtin";
     int n_runs = 3;

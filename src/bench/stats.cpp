@@ -58,7 +58,7 @@ summary summarize(std::span<const double> values) {
     return s;
 }
 
-std::string group_summary::label() const { return backend + " / " + model; }
+std::string group_summary::label() const { return backend + " / " + model_label(model); }
 
 std::vector<group_summary> summarize_groups(const std::vector<run_sample>& samples) {
     // Keys in order of first appearance so reports list backends as the user named them.
@@ -80,15 +80,20 @@ std::vector<group_summary> summarize_groups(const std::vector<run_sample>& sampl
                 continue;
             }
             ++g.n_runs;
-            ttft.push_back(s.ttft_ms);
-            prefill.push_back(s.prefill_tokens_per_s);
-            decode.push_back(s.decode_tokens_per_s);
-            latency.push_back(s.latency_ms);
+            // A metric a backend could not measure is NaN (or 0 bytes of memory): it is left out
+            // of that metric's summary instead of dragging the mean to zero.
+            auto add = [](std::vector<double>& v, double x) {
+                if (std::isfinite(x)) v.push_back(x);
+            };
+            add(ttft, s.ttft_ms);
+            add(prefill, s.prefill_tokens_per_s);
+            add(decode, s.decode_tokens_per_s);
+            add(latency, s.latency_ms);
             n_gen.push_back(s.n_gen_tokens);
-            rss.push_back(static_cast<double>(s.peak_rss_bytes));
+            if (s.peak_rss_bytes > 0) rss.push_back(static_cast<double>(s.peak_rss_bytes));
             gpu_mem.push_back(static_cast<double>(s.gpu_mem_bytes));
-            cpu.push_back(s.cpu_pct);
-            gpu_util.push_back(s.gpu_util_pct);
+            add(cpu, s.cpu_pct);
+            add(gpu_util, s.gpu_util_pct);
             if (s.energy_j_per_token) energy.push_back(*s.energy_j_per_token);
         }
         g.ttft_ms = summarize(ttft);

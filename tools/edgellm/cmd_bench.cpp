@@ -35,6 +35,7 @@ struct bench_options {
     int n_ctx = 0;
     int n_gpu_layers = -1;
     std::string url;
+    std::vector<std::string> served;  // BACKEND=NAME
     double timeout_s = 300;
     std::string json_path, csv_path, md_path, html_path;
     std::vector<std::string> compare_paths;
@@ -132,6 +133,12 @@ void run_bench(bench_options o) {
     plan.n_predict = o.n_predict;
     plan.temperature = o.temperature;
     plan.seed = o.seed;
+    for (const auto& spec : o.served) {
+        auto eq = spec.find('=');
+        if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+            throw usage_error(fmt::format("--served-model wants BACKEND=NAME, got '{}'", spec));
+        plan.served_model[spec.substr(0, eq)] = spec.substr(eq + 1);
+    }
     plan.settings.n_threads = o.n_threads;
     plan.settings.n_ctx = o.n_ctx;
     plan.settings.n_gpu_layers = o.n_gpu_layers;
@@ -168,6 +175,7 @@ void setup(CLI::App& app) {
         "  edgellm bench                                   (native engine, cached synthetic model, HTML report)\n"
         "  edgellm bench --backends native -m model.gguf --runs 3 -n 64 --json r.json --html r.html\n"
         "  edgellm bench --backends native llama_cpp -m model.gguf --md -\n"
+        "  edgellm bench --backends native openai -m m.gguf --url http://127.0.0.1:8000/v1 --served-model openai=m\n"
         "  edgellm bench --compare before.json after.json --threshold 5\n");
     cmd->add_option("--backends,--backend", o->backends, "backends to run (default: native; see `edgellm list`)");
     cmd->add_option("-m,--model,--models,--model-names", o->models,
@@ -183,6 +191,8 @@ void setup(CLI::App& app) {
     cmd->add_option("-c,--ctx-size", o->n_ctx, "context size (default: backend default)");
     cmd->add_option("--ngl,--n-gpu-layers", o->n_gpu_layers, "layers on the GPU (default: backend default)");
     cmd->add_option("--url", o->url, "base URL of an HTTP backend");
+    cmd->add_option("--served-model", o->served,
+                    "BACKEND=NAME: the name a server knows the -m model by (report keeps the -m label)");
     cmd->add_option("--timeout", o->timeout_s, "seconds any one request may take (default 300)");
     cmd->add_option("--json", o->json_path, "write the JSON report (schema edgellm.bench/v1); - = stdout");
     cmd->add_option("--csv", o->csv_path, "write CSV; - = stdout");
