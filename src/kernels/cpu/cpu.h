@@ -1,6 +1,7 @@
 // Internal interface between the dispatcher (kernels.cpp), the ISA-neutral drivers in cpu/ and the
 // per-ISA files (*_avx2.cpp, *_avx512.cpp, *_neon.cpp). Not for use outside src/kernels.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/kernels.h"
@@ -27,9 +28,17 @@ using dot_fn = float (*)(const void* w_row, const void* act_row, int64_t n_cols)
 // Converts n floats into the activation format (n a multiple of its block size).
 using quantize_act_fn = void (*)(const float* x, void* dst, int64_t n);
 
+// The same for T = i+1 activation rows at once (rows act_stride bytes apart), writing
+// y[t * y_stride] for t < T: each weight block is unpacked once for all T tokens (prefill).
+using dot_multi_fn = void (*)(const void* w_row, const void* act, size_t act_stride, int64_t n_cols, float* y,
+                              size_t y_stride);
+constexpr int k_max_tile_tokens = 4;
+
 struct mul_mat_kernel {
     act_format act = act_format::f32;
     dot_fn dot = nullptr;  // null: no fast path for this type on this ISA
+    // dot_n[i] handles i+1 tokens; dot_n[0] is unused (dot serves one token); null: use dot.
+    dot_multi_fn dot_n[k_max_tile_tokens] = {};
 };
 
 // The op set one ISA provides. Null members fall back to the generic (portable) version.

@@ -84,10 +84,18 @@ void mul_mat(const isa_ops& ops, ggml_type wt, const void* w, int64_t n_rows, in
         });
     parallel_for(nt, n_chunks, [&](int64_t c, int) {
         const int64_t r0 = c * k_rows_per_chunk, r1 = std::min(n_rows, r0 + k_rows_per_chunk);
-        for (int64_t t = 0; t < n_tokens; ++t) {
-            const uint8_t* a = act + size_t(t) * a_row_bytes;
-            float* yt = y + t * n_rows;
-            for (int64_t r = r0; r < r1; ++r) yt[r] = k.dot(wb + size_t(r) * w_row_bytes, a, n_cols);
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += k_max_tile_tokens) {
+            const int n_tile = int(std::min<int64_t>(k_max_tile_tokens, n_tokens - t0));
+            const uint8_t* a = act + size_t(t0) * a_row_bytes;
+            float* yt = y + t0 * n_rows;
+            if (n_tile > 1 && k.dot_n[n_tile - 1]) {
+                for (int64_t r = r0; r < r1; ++r)
+                    k.dot_n[n_tile - 1](wb + size_t(r) * w_row_bytes, a, a_row_bytes, n_cols, yt + r, size_t(n_rows));
+                continue;
+            }
+            for (int t = 0; t < n_tile; ++t)
+                for (int64_t r = r0; r < r1; ++r)
+                    yt[t * n_rows + r] = k.dot(wb + size_t(r) * w_row_bytes, a + size_t(t) * a_row_bytes, n_cols);
         }
     });
 }

@@ -1,54 +1,11 @@
 // AVX2/FMA/F16C dot products of one weight row with one prepared activation row, ggml-style:
 // activations are 8-bit (act_q8_32 or q8_k), weights are unpacked to bytes in registers and
 // multiplied with maddubs (u8 x i8 -> i16 pairs) + madd (-> i32), scaled per block in f32.
-#include <immintrin.h>
-
-#include <cstring>
-
-#include "kernels/cpu/cpu.h"
+#include "kernels/cpu/avx2_util.h"
 #include "quant/quant.h"
 
 namespace edgellm::kernels::cpu::avx2_detail {
 namespace {
-
-inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-inline float f16(fp16_bits h) { return _cvtsh_ss(h); }
-
-// 32 nibbles -> 32 bytes: byte j holds element j (low nibbles are elements 0..15, high 16..31).
-inline __m256i unpack_nibbles(const uint8_t* qs) {
-    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-    const __m256i v = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
-    return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
-}
-
-// 32 bits -> 32 bytes, 0xFF where bit j is set (ggml's bytes_from_bits_32).
-inline __m256i bits_to_bytes(const uint8_t* qh) {
-    uint32_t x32;
-    std::memcpy(&x32, qh, sizeof x32);
-    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
-    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(int(x32)), shuf);
-    bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
-    return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
-}
-
-// Sum of u[i] * s[i] over byte pairs, widened to 8 i32 lanes. u in 0..63 keeps maddubs's i16
-// pair sums below saturation (63 * 127 * 2 < 32767).
-inline __m256i dot_u8_i8(__m256i u, __m256i s) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-}
-
-// Signed x signed via |x| and sign(y, x) (ggml's trick; y never holds -128 here).
-inline __m256i dot_i8_i8(__m256i x, __m256i y) {
-    return dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
-}
-
-inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
 float dot_q4_0(const void* wv, const void* av, int64_t n) {
     const auto* w = static_cast<const q4_0_block*>(wv);
@@ -135,12 +92,6 @@ float dot_q8_0(const void* wv, const void* av, int64_t n) {
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b].d) * a[b].d), _mm256_cvtepi32_ps(p0), acc0);
     }
     return hsum(_mm256_add_ps(acc0, acc1));
-}
-
-// i16 vector with `lo` in the low 128-bit lane and `hi` in the high one: maddubs keeps lanes,
-// so the low lane's products belong to the first 16 elements of a 32-byte load.
-inline __m256i scale_pair(int lo, int hi) {
-    return _mm256_set_m128i(_mm_set1_epi16(short(hi)), _mm_set1_epi16(short(lo)));
 }
 
 // Q4_K: per super-block x = d*sc[j]*q - dmin*m[j] over 8 sub-blocks of 32.
@@ -247,7 +198,10 @@ float dot_f32_row(const void* w, const void* x, int64_t n) {
 }
 }  // namespace
 
-mul_mat_kernel mul_mat_for(ggml_type t) {
+void add_tile_kernels(ggml_type t, mul_mat_kernel& k);
+
+namespace {
+mul_mat_kernel single_token_kernel(ggml_type t) {
     switch (t) {
         case ggml_type::f32: return {act_format::f32, dot_f32_row};
         case ggml_type::f16: return {act_format::f32, dot_f16};
@@ -260,6 +214,13 @@ mul_mat_kernel mul_mat_for(ggml_type t) {
         case ggml_type::q6_k: return {act_format::q8_k, dot_q6_k};
         default: return {};
     }
+}
+}  // namespace
+
+mul_mat_kernel mul_mat_for(ggml_type t) {
+    mul_mat_kernel k = single_token_kernel(t);
+    add_tile_kernels(t, k);
+    return k;
 }
 
 }  // namespace edgellm::kernels::cpu::avx2_detail

@@ -1,0 +1,148 @@
+// AVX2 multi-token dot products for prefill: one weight row against T (2..4) activation rows at
+// once, so each weight block is loaded and unpacked once and reused from registers T times
+// (the single-token dots in mul_mat_avx2.cpp unpack it again for every token).
+#include "kernels/cpu/avx2_util.h"
+#include "quant/quant.h"
+
+namespace edgellm::kernels::cpu::avx2_detail {
+namespace {
+
+template <class A, int T>
+inline void act_rows(const void* av, size_t stride, const A* (&a)[T]) {
+    for (int t = 0; t < T; ++t) a[t] = reinterpret_cast<const A*>(static_cast<const uint8_t*>(av) + size_t(t) * stride);
+}
+
+template <int T>
+void dot_q4_0_n(const void* wv, const void* av, size_t a_stride, int64_t n, float* y, size_t y_stride) {
+    const auto* w = static_cast<const q4_0_block*>(wv);
+    const act_q8_32* a[T];
+    act_rows(av, a_stride, a);
+    __m256 acc[T];
+    float corr[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), corr[t] = 0.0f;
+    for (int64_t b = 0; b < n / 32; ++b) {
+        const float d = f16(w[b].d);
+        const __m256i q = unpack_nibbles(w[b].qs);
+        for (int t = 0; t < T; ++t) {
+            const __m256i p = dot_u8_i8(q, load256(a[t][b].qs));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * a[t][b].d), _mm256_cvtepi32_ps(p), acc[t]);
+            corr[t] += d * a[t][b].s;
+        }
+    }
+    for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]) - 8.0f * corr[t];
+}
+
+template <int T>
+void dot_q8_0_n(const void* wv, const void* av, size_t a_stride, int64_t n, float* y, size_t y_stride) {
+    const auto* w = static_cast<const q8_0_block*>(wv);
+    const act_q8_32* a[T];
+    act_rows(av, a_stride, a);
+    __m256 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 32; ++b) {
+        const float d = f16(w[b].d);
+        const __m256i q = load256(w[b].qs);
+        const __m256i aq = _mm256_sign_epi8(q, q);  // |q|; the sign moves onto the activations
+        for (int t = 0; t < T; ++t) {
+            const __m256i p = dot_u8_i8(aq, _mm256_sign_epi8(load256(a[t][b].qs), q));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * a[t][b].d), _mm256_cvtepi32_ps(p), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]);
+}
+
+template <int T>
+void dot_q4_k_n(const void* wv, const void* av, size_t a_stride, int64_t n, float* y, size_t y_stride) {
+    const auto* w = static_cast<const q4_k_block*>(wv);
+    const q8_k_block* a[T];
+    act_rows(av, a_stride, a);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[T];
+    float corr[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), corr[t] = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; ++b) {
+        uint8_t sc[8], mn[8];
+        for (int j = 0; j < 8; ++j) k4_scale_min(j, w[b].scales, &sc[j], &mn[j]);
+        __m256i sumi[T];
+        for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
+        for (int j = 0; j < 4; ++j) {
+            const __m256i q4 = load256(w[b].qs + 32 * j);
+            const __m256i lo = _mm256_and_si256(q4, m4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            const __m256i slo = _mm256_set1_epi16(sc[2 * j]), shi = _mm256_set1_epi16(sc[2 * j + 1]);
+            for (int t = 0; t < T; ++t) {
+                const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(a[t][b].qs + 64 * j)), slo);
+                const __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(a[t][b].qs + 64 * j + 32)), shi);
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(plo, phi));
+            }
+        }
+        const float d = f16(w[b].d), dmin = f16(w[b].dmin);
+        for (int t = 0; t < T; ++t) {
+            int mins = 0;
+            for (int j = 0; j < 8; ++j) mins += mn[j] * (a[t][b].bsums[2 * j] + a[t][b].bsums[2 * j + 1]);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t][b].d * d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+            corr[t] += a[t][b].d * dmin * float(mins);
+        }
+    }
+    for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]) - corr[t];
+}
+
+template <int T>
+void dot_q6_k_n(const void* wv, const void* av, size_t a_stride, int64_t n, float* y, size_t y_stride) {
+    const auto* w = static_cast<const q6_k_block*>(wv);
+    const q8_k_block* a[T];
+    act_rows(av, a_stride, a);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+    __m256 acc[T];
+    float corr[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), corr[t] = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; ++b) {
+        const int8_t* sc = w[b].scales;
+        __m256i sumi[T];
+        for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; ++h) {
+            const uint8_t* ql = w[b].ql + 64 * h;
+            const uint8_t* qh = w[b].qh + 32 * h;
+            const int8_t* s = sc + 8 * h;
+            const __m256i la = load256(ql), lb = load256(ql + 32), hb = load256(qh);
+            const __m256i q[4] = {
+                _mm256_or_si256(_mm256_and_si256(la, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4)),
+                _mm256_or_si256(_mm256_and_si256(lb, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(la, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lb, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4))};
+            for (int k = 0; k < 4; ++k) {
+                const __m256i sp = scale_pair(s[2 * k], s[2 * k + 1]);
+                for (int t = 0; t < T; ++t) {
+                    const int8_t* yq = a[t][b].qs + 128 * h + 32 * k;
+                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], load256(yq)), sp));
+                }
+            }
+        }
+        const float d = f16(w[b].d);
+        for (int t = 0; t < T; ++t) {
+            int offset = 0;
+            for (int g = 0; g < 16; ++g) offset += sc[g] * a[t][b].bsums[g];
+            const float dt = a[t][b].d * d;
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dt), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+            corr[t] += dt * float(offset);
+        }
+    }
+    for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]) - 32.0f * corr[t];
+}
+
+}  // namespace
+
+// Fills k.dot_n[1..3] (2, 3 and 4 tokens) for the types that have tile kernels.
+void add_tile_kernels(ggml_type t, mul_mat_kernel& k) {
+    switch (t) {
+        case ggml_type::q4_0: k.dot_n[1] = dot_q4_0_n<2>, k.dot_n[2] = dot_q4_0_n<3>, k.dot_n[3] = dot_q4_0_n<4>; break;
+        case ggml_type::q8_0: k.dot_n[1] = dot_q8_0_n<2>, k.dot_n[2] = dot_q8_0_n<3>, k.dot_n[3] = dot_q8_0_n<4>; break;
+        case ggml_type::q4_k: k.dot_n[1] = dot_q4_k_n<2>, k.dot_n[2] = dot_q4_k_n<3>, k.dot_n[3] = dot_q4_k_n<4>; break;
+        case ggml_type::q6_k: k.dot_n[1] = dot_q6_k_n<2>, k.dot_n[2] = dot_q6_k_n<3>, k.dot_n[3] = dot_q6_k_n<4>; break;
+        default: break;
+    }
+}
+
+}  // namespace edgellm::kernels::cpu::avx2_detail
