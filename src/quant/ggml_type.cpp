@@ -19,7 +19,7 @@ constexpr std::array<ggml_type_traits, 33> k_traits = {{
     {t::q5_0, "Q5_0", 32, 22, true, true},
     {t::q5_1, "Q5_1", 32, 24, true, true},
     {t::q8_0, "Q8_0", 32, 34, true, true},
-    {t::q8_1, "Q8_1", 32, 36, true, false},
+    {t::q8_1, "Q8_1", 32, 36, true, true},
     {t::q2_k, "Q2_K", 256, 84, true, true},
     {t::q3_k, "Q3_K", 256, 110, true, true},
     {t::q4_k, "Q4_K", 256, 144, true, true},
