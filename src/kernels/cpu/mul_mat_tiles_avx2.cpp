@@ -1,6 +1,8 @@
 // AVX2 multi-token dot products for prefill: one weight row against T (2..4) activation rows at
 // once, so each weight block is loaded and unpacked once and reused from registers T times
 // (the single-token dots in mul_mat_avx2.cpp unpack it again for every token).
+#include <type_traits>
+
 #include "kernels/cpu/avx2_util.h"
 #include "quant/quant.h"
 
@@ -51,12 +53,15 @@ void dot_q8_0_n(const void* wv, const void* av, size_t a_stride, int64_t n, floa
     for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]);
 }
 
-template <int T>
-void dot_q4_k_n(const void* wv, const void* av, size_t a_stride, int64_t n, float* y, size_t y_stride) {
-    const auto* w = static_cast<const q4_k_block*>(wv);
+// Q4_K and Q5_K share the 6-bit scale/min layout; Q5_K adds a 5th bit per element from qh
+// (bit 2j for the low nibbles of pair j, bit 2j+1 for the high ones).
+template <class B, int T>
+void dot_k45_n(const void* wv, const void* av, size_t a_stride, int64_t n, float* y, size_t y_stride) {
+    const auto* w = static_cast<const B*>(wv);
+    constexpr bool has_qh = std::is_same_v<B, q5_k_block>;
     const q8_k_block* a[T];
     act_rows(av, a_stride, a);
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     __m256 acc[T];
     float corr[T];
     for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), corr[t] = 0.0f;
@@ -67,8 +72,13 @@ void dot_q4_k_n(const void* wv, const void* av, size_t a_stride, int64_t n, floa
         for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
         for (int j = 0; j < 4; ++j) {
             const __m256i q4 = load256(w[b].qs + 32 * j);
-            const __m256i lo = _mm256_and_si256(q4, m4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            __m256i lo = _mm256_and_si256(q4, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            if constexpr (has_qh) {
+                const __m256i hb = load256(w[b].qh);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
+            }
             const __m256i slo = _mm256_set1_epi16(sc[2 * j]), shi = _mm256_set1_epi16(sc[2 * j + 1]);
             for (int t = 0; t < T; ++t) {
                 const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(a[t][b].qs + 64 * j)), slo);
@@ -132,14 +142,26 @@ void dot_q6_k_n(const void* wv, const void* av, size_t a_stride, int64_t n, floa
     for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]) - 32.0f * corr[t];
 }
 
+float dot_q5_k_1(const void* w, const void* a, int64_t n) {
+    float y;
+    dot_k45_n<q5_k_block, 1>(w, a, 0, n, &y, 0);
+    return y;
+}
+
 }  // namespace
 
-// Fills k.dot_n[1..3] (2, 3 and 4 tokens) for the types that have tile kernels.
+// Fills k.dot_n[1..3] (2, 3 and 4 tokens) for the types that have tile kernels (and k.dot for
+// Q5_K, whose single-token dot is the T = 1 tile).
 void add_tile_kernels(ggml_type t, mul_mat_kernel& k) {
     switch (t) {
         case ggml_type::q4_0: k.dot_n[1] = dot_q4_0_n<2>, k.dot_n[2] = dot_q4_0_n<3>, k.dot_n[3] = dot_q4_0_n<4>; break;
         case ggml_type::q8_0: k.dot_n[1] = dot_q8_0_n<2>, k.dot_n[2] = dot_q8_0_n<3>, k.dot_n[3] = dot_q8_0_n<4>; break;
-        case ggml_type::q4_k: k.dot_n[1] = dot_q4_k_n<2>, k.dot_n[2] = dot_q4_k_n<3>, k.dot_n[3] = dot_q4_k_n<4>; break;
+        case ggml_type::q4_k: k.dot_n[1] = dot_k45_n<q4_k_block, 2>, k.dot_n[2] = dot_k45_n<q4_k_block, 3>, k.dot_n[3] = dot_k45_n<q4_k_block, 4>;
+            break;
+        case ggml_type::q5_k:
+            k.dot = dot_q5_k_1;
+            k.dot_n[1] = dot_k45_n<q5_k_block, 2>, k.dot_n[2] = dot_k45_n<q5_k_block, 3>, k.dot_n[3] = dot_k45_n<q5_k_block, 4>;
+            break;
         case ggml_type::q6_k: k.dot_n[1] = dot_q6_k_n<2>, k.dot_n[2] = dot_q6_k_n<3>, k.dot_n[3] = dot_q6_k_n<4>; break;
         default: break;
     }
