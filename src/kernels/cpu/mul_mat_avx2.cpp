@@ -212,7 +212,10 @@ mul_mat_kernel single_token_kernel(ggml_type t) {
         case ggml_type::q8_0: return {act_format::q8_32, dot_q8_0};
         case ggml_type::q4_k: return {act_format::q8_k, dot_q4_k};
         case ggml_type::q6_k: return {act_format::q8_k, dot_q6_k};
-        case ggml_type::q5_k: return {act_format::q8_k, nullptr};  // dot filled in by add_tile_kernels
+        // Dots filled in by add_tile_kernels.
+        case ggml_type::q2_k:
+        case ggml_type::q3_k:
+        case ggml_type::q5_k: return {act_format::q8_k, nullptr};
         default: return {};
     }
 }

@@ -142,6 +142,91 @@ void dot_q6_k_n(const void* wv, const void* av, size_t a_stride, int64_t n, floa
     for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]) - 32.0f * corr[t];
 }
 
+// Q2_K: x = d * (sc & 15) * q - dmin * (sc >> 4), 16 groups of 16, q = 2 bits. Pair j of half h
+// holds bits 2j..2j+1 of qs[32h .. 32h+31], groups 8h+2j and 8h+2j+1.
+template <int T>
+void dot_q2_k_n(const void* wv, const void* av, size_t a_stride, int64_t n, float* y, size_t y_stride) {
+    const auto* w = static_cast<const q2_k_block*>(wv);
+    const q8_k_block* a[T];
+    act_rows(av, a_stride, a);
+    const __m256i m2 = _mm256_set1_epi8(0x03);
+    __m256 acc[T];
+    float corr[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), corr[t] = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; ++b) {
+        const uint8_t* sc = w[b].scales;
+        __m256i sumi[T];
+        for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; ++h) {
+            const __m256i qv = load256(w[b].qs + 32 * h);
+            for (int j = 0; j < 4; ++j) {
+                const __m256i q = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * j), m2);
+                const __m256i sp = scale_pair(sc[8 * h + 2 * j] & 0xF, sc[8 * h + 2 * j + 1] & 0xF);
+                for (int t = 0; t < T; ++t) {
+                    const int8_t* yq = a[t][b].qs + 128 * h + 32 * j;
+                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q, load256(yq)), sp));
+                }
+            }
+        }
+        const float d = f16(w[b].d), dmin = f16(w[b].dmin);
+        for (int t = 0; t < T; ++t) {
+            int mins = 0;
+            for (int g = 0; g < 16; ++g) mins += (sc[g] >> 4) * a[t][b].bsums[g];
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t][b].d * d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+            corr[t] += a[t][b].d * dmin * float(mins);
+        }
+    }
+    for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]) - corr[t];
+}
+
+// Q3_K: x = d * (sc - 32) * (q2 + 4*h - 4): q2 as in Q2_K, h = bit (4*half + j) of hmask[0..31];
+// computed as sc * (u * y) - 4 * sc * bsum with u = q2 + 4*h in 0..7.
+template <int T>
+void dot_q3_k_n(const void* wv, const void* av, size_t a_stride, int64_t n, float* y, size_t y_stride) {
+    const auto* w = static_cast<const q3_k_block*>(wv);
+    const q8_k_block* a[T];
+    act_rows(av, a_stride, a);
+    const __m256i m2 = _mm256_set1_epi8(0x03), one = _mm256_set1_epi8(1);
+    __m256 acc[T];
+    float corr[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), corr[t] = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; ++b) {
+        int8_t sc[QK_K / 16];
+        q3_k_scales(w[b].scales, sc);
+        const __m256i hm = load256(w[b].hmask);
+        __m256i sumi[T];
+        for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; ++h) {
+            const __m256i qv = load256(w[b].qs + 32 * h);
+            for (int j = 0; j < 4; ++j) {
+                const __m256i hb = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + j), one), 2);
+                const __m256i u = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qv, 2 * j), m2), hb);
+                const __m256i sp = scale_pair(sc[8 * h + 2 * j], sc[8 * h + 2 * j + 1]);
+                for (int t = 0; t < T; ++t) {
+                    const int8_t* yq = a[t][b].qs + 128 * h + 32 * j;
+                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(u, load256(yq)), sp));
+                }
+            }
+        }
+        const float d = f16(w[b].d);
+        for (int t = 0; t < T; ++t) {
+            int offset = 0;
+            for (int g = 0; g < 16; ++g) offset += sc[g] * a[t][b].bsums[g];
+            const float dt = a[t][b].d * d;
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dt), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+            corr[t] += dt * float(offset);
+        }
+    }
+    for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]) - 4.0f * corr[t];
+}
+
+template <void (*F)(const void*, const void*, size_t, int64_t, float*, size_t)>
+float single(const void* w, const void* a, int64_t n) {
+    float y;
+    F(w, a, 0, n, &y, 0);
+    return y;
+}
+
 float dot_q5_k_1(const void* w, const void* a, int64_t n) {
     float y;
     dot_k45_n<q5_k_block, 1>(w, a, 0, n, &y, 0);
@@ -151,7 +236,7 @@ float dot_q5_k_1(const void* w, const void* a, int64_t n) {
 }  // namespace
 
 // Fills k.dot_n[1..3] (2, 3 and 4 tokens) for the types that have tile kernels (and k.dot for
-// Q5_K, whose single-token dot is the T = 1 tile).
+// Q2_K, Q3_K and Q5_K, whose single-token dot is the T = 1 tile).
 void add_tile_kernels(ggml_type t, mul_mat_kernel& k) {
     switch (t) {
         case ggml_type::q4_0: k.dot_n[1] = dot_q4_0_n<2>, k.dot_n[2] = dot_q4_0_n<3>, k.dot_n[3] = dot_q4_0_n<4>; break;
@@ -161,6 +246,14 @@ void add_tile_kernels(ggml_type t, mul_mat_kernel& k) {
         case ggml_type::q5_k:
             k.dot = dot_q5_k_1;
             k.dot_n[1] = dot_k45_n<q5_k_block, 2>, k.dot_n[2] = dot_k45_n<q5_k_block, 3>, k.dot_n[3] = dot_k45_n<q5_k_block, 4>;
+            break;
+        case ggml_type::q2_k:
+            k.dot = single<dot_q2_k_n<1>>;
+            k.dot_n[1] = dot_q2_k_n<2>, k.dot_n[2] = dot_q2_k_n<3>, k.dot_n[3] = dot_q2_k_n<4>;
+            break;
+        case ggml_type::q3_k:
+            k.dot = single<dot_q3_k_n<1>>;
+            k.dot_n[1] = dot_q3_k_n<2>, k.dot_n[2] = dot_q3_k_n<3>, k.dot_n[3] = dot_q3_k_n<4>;
             break;
         case ggml_type::q6_k: k.dot_n[1] = dot_q6_k_n<2>, k.dot_n[2] = dot_q6_k_n<3>, k.dot_n[3] = dot_q6_k_n<4>; break;
         default: break;
