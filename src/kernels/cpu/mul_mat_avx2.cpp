@@ -2,6 +2,7 @@
 // activations are 8-bit (act_q8_32 or q8_k), weights are unpacked to bytes in registers and
 // multiplied with maddubs (u8 x i8 -> i16 pairs) + madd (-> i32), scaled per block in f32.
 #include "kernels/cpu/avx2_util.h"
+#include "quant/fp16.h"
 #include "quant/quant.h"
 
 namespace edgellm::kernels::cpu::avx2_detail {
@@ -178,6 +179,26 @@ float dot_f16(const void* wv, const void* xv, int64_t n) {
     return s;
 }
 
+// BF16 is the top half of an f32: widen to 32 bits and shift into place.
+float dot_bf16(const void* wv, const void* xv, int64_t n) {
+    const auto* w = static_cast<const bf16_bits*>(wv);
+    const auto* x = static_cast<const float*>(xv);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    auto load_bf16 = [&](int64_t k) {
+        const __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k)));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
+    };
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(load_bf16(i), _mm256_loadu_ps(x + i), acc0);
+        acc1 = _mm256_fmadd_ps(load_bf16(i + 8), _mm256_loadu_ps(x + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(load_bf16(i), _mm256_loadu_ps(x + i), acc0);
+    float s = hsum(_mm256_add_ps(acc0, acc1));
+    for (; i < n; ++i) s += bf16_to_fp32(w[i]) * x[i];
+    return s;
+}
+
 }  // namespace
 
 float dot_f32(const float* a, const float* b, int64_t n) {
@@ -205,6 +226,7 @@ mul_mat_kernel single_token_kernel(ggml_type t) {
     switch (t) {
         case ggml_type::f32: return {act_format::f32, dot_f32_row};
         case ggml_type::f16: return {act_format::f32, dot_f16};
+        case ggml_type::bf16: return {act_format::f32, dot_bf16};
         case ggml_type::q4_0: return {act_format::q8_32, dot_q4_0};
         case ggml_type::q4_1: return {act_format::q8_32, dot_q4_1};
         case ggml_type::q5_0: return {act_format::q8_32, dot_q5_0};
