@@ -8,6 +8,9 @@
 #include "kernels/cpu/cpu.h"
 
 namespace edgellm::kernels::cpu::avx2_detail {
+// Unnamed namespace: every TU gets its own copy, so no ISA-specific inline definition can be
+// merged by the linker into a TU built for another ISA.
+namespace {
 
 inline float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -54,4 +57,5 @@ inline __m256i scale_pair(int lo, int hi) {
     return _mm256_set_m128i(_mm_set1_epi16(short(hi)), _mm_set1_epi16(short(lo)));
 }
 
+}  // namespace
 }  // namespace edgellm::kernels::cpu::avx2_detail
