@@ -22,8 +22,14 @@ namespace {
 constexpr std::string_view k_eot_texts[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
                                             "<|end_of_text|>", "<EOT>", "_<EOT>", "<\xEF\xBD\x9C" "end\xE2\x96\x81" "of\xE2\x96\x81" "sentence\xEF\xBD\x9C>",
                                             "<end_of_utterance>"};
+// Current llama.cpp also counts "</s>" here and so treats it as a control token even where the
+// vocab calls it normal (Qwen2) or user-defined (Phi-3); we follow it to tokenize identically.
 constexpr std::string_view k_eog_texts[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-                                            "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>"};
+                                            "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>",
+                                            "</s>", "<|return|>", "<|call|>"};
+// Fill-in-the-middle pad / repo / file-separator tokens end generation too.
+constexpr std::string_view k_fim_eog_texts[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "<|fim_repo|>",
+                                                "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>", "<|file_sep|>"};
 
 void check_id(const vocab& v, int32_t id, const char* what) {
     if (id != k_no_token && (id < 0 || id >= v.n_vocab()))
@@ -73,6 +79,14 @@ void tokenizer_impl::init() {
             eog.insert(id);
             mark_control(id);
         }
+    // Only the first text found of each FIM role counts, as in llama.cpp.
+    for (auto [from, to] : {std::pair<size_t, size_t>{0, 4}, {4, 9}, {9, 10}})
+        for (size_t k = from; k < to; ++k)
+            if (const int32_t id = find(k_fim_eog_texts[k]); id != k_no_token) {
+                eog.insert(id);
+                mark_control(id);
+                break;
+            }
     for (int32_t id : {v.eos, v.eot, v.eom})
         if (id != k_no_token) eog.insert(id);
 

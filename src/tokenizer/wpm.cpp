@@ -52,8 +52,9 @@ std::vector<std::string> wpm_words(std::string_view text) {
             continue;
         }
         const utf8proc_category_t cat = utf8proc_category(static_cast<utf8proc_int32_t>(cp));
+        // Unassigned code points (Cn) stay: HF's BERT keeps them, so their word becomes [UNK].
         const bool control = cat == UTF8PROC_CATEGORY_CC || cat == UTF8PROC_CATEGORY_CF || cat == UTF8PROC_CATEGORY_CO ||
-                             cat == UTF8PROC_CATEGORY_CS || cat == UTF8PROC_CATEGORY_CN;
+                             cat == UTF8PROC_CATEGORY_CS;
         if (cp == 0 || cp == unicode::k_replacement || control) continue;
         if (cat == UTF8PROC_CATEGORY_MN) continue;  // combining accents, stripped as BERT does
         const bool punct = cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO;
