@@ -356,8 +356,9 @@ void quantize_row_q8_k(const float* x, q8_k_block* y, int64_t n) {
             std::memset(y[i].bsums, 0, sizeof(y[i].bsums));
             continue;
         }
-        // -128/max maps the largest-magnitude value to -128 exactly; the other end clamps at 127.
-        const float iscale = -128.f / max;
+        // ggml uses -127/max (not -128) so the largest magnitude maps to +-127 and every value
+        // fits the symmetric int8 range its SIMD dot products assume; the clamp guards rounding.
+        const float iscale = -127.f / max;
         for (int j = 0; j < QK_K; ++j) y[i].qs[j] = static_cast<int8_t>(std::min(127, nearest_int(iscale * x[j])));
         for (int j = 0; j < QK_K / 16; ++j) {
             int sum = 0;
