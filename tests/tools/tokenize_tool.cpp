@@ -32,7 +32,10 @@ int main(int argc, char** argv) {
                 return 2;
             }
             const auto ids = tok->encode(text, add_bos, parse_special);
-            for (size_t i = 0; i < ids.size(); ++i) out += (i ? " " : "") + std::to_string(ids[i]);
+            for (size_t i = 0; i < ids.size(); ++i) {
+                if (i) out += ' ';
+                out += std::to_string(ids[i]);
+            }
             out += '\n';
             static const char* hex = "0123456789abcdef";
             for (unsigned char c : tok->decode(ids)) {

@@ -67,7 +67,10 @@ void run_tokenize(const tokenize_flags& fl) {
     const auto ids = tok->encode(text, !fl.no_bos, fl.parse_special);
     std::string out;
     if (fl.ids_only) {
-        for (size_t i = 0; i < ids.size(); ++i) out += (i ? " " : "") + std::to_string(ids[i]);
+        for (size_t i = 0; i < ids.size(); ++i) {
+            if (i) out += ' ';
+            out += std::to_string(ids[i]);
+        }
         out += '\n';
     } else {
         for (int32_t id : ids) out += fmt::format("{:6d} -> '{}'\n", id, printable(tok->token_to_piece(id, true)));
