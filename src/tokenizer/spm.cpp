@@ -17,6 +17,16 @@ void tokenizer_impl::init_spm() {
         if (id == k_no_token) id = find(std::string(1, static_cast<char>(b)));
         byte_token[static_cast<size_t>(b)] = id;
     }
+    static constexpr std::string_view k_space = "\xE2\x96\x81";
+    spm_split_at_spaces = true;
+    for (const std::string& t : v.tokens) {
+        for (size_t pos = t.find(k_space, 1); pos != std::string::npos; pos = t.find(k_space, pos + 1)) {
+            if (pos < k_space.size() || t.compare(pos - k_space.size(), k_space.size(), k_space) != 0) {
+                spm_split_at_spaces = false;
+                return;
+            }
+        }
+    }
 }
 
 namespace {
@@ -127,7 +137,20 @@ void tokenizer_impl::encode_spm(std::string_view text, std::vector<int32_t>& out
         else
             escaped.push_back(c);
     }
-    spm_session(*this, escaped).run(out);
+    if (!spm_split_at_spaces) {
+        spm_session(*this, escaped).run(out);
+        return;
+    }
+    // Cut before every U+2581 that follows another character; see spm_split_at_spaces.
+    const std::string_view all = escaped;
+    size_t start = 0;
+    for (size_t pos = 1; pos + 3 <= all.size(); ++pos) {
+        if (all.compare(pos, 3, "\xE2\x96\x81") != 0) continue;
+        if (pos >= 3 && all.compare(pos - 3, 3, "\xE2\x96\x81") == 0) continue;
+        spm_session(*this, all.substr(start, pos - start)).run(out);
+        start = pos;
+    }
+    spm_session(*this, all.substr(start)).run(out);
 }
 
 }  // namespace edgellm::tok_detail

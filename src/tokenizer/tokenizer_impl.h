@@ -38,6 +38,9 @@ struct tokenizer_impl {
 
     // SPM
     std::array<int32_t, 256> byte_token{};  // <0xNN> (or the 1-byte token) for each byte; -1 none
+    // True when no token contains U+2581 right after another character: then no merge can
+    // cross the start of a "▁word", and words can be merged independently (same result, faster).
+    bool spm_split_at_spaces = false;
 
     // BPE
     pre_tokenizer_spec pre;

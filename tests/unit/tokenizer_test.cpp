@@ -186,6 +186,21 @@ TEST(tokenizer_spm, user_defined_tokens_match_longest_first_control_only_with_pa
     EXPECT_EQ(tok->decode(special, true), "<|ctl|>ab");
 }
 
+TEST(tokenizer_spm, merges_across_a_space_still_happen_when_the_vocab_has_such_tokens) {
+    // Words are merged separately only when no token spans "x▁"; this vocab has one.
+    vocab v = tiny_spm();
+    const std::string sp = "\xE2\x96\x81";
+    for (const auto& [t, score] : {std::pair<std::string, float>{sp + "b", -0.3f}, {"a" + sp + "b", 1.0f}}) {
+        v.tokens.push_back(t);
+        v.scores.push_back(score);
+        v.types.push_back(token_type::normal);
+    }
+    const auto tok = tokenizer::from_vocab(v);
+    const std::vector<int32_t> want = {tok->find_token(sp), tok->find_token("a" + sp + "b")};
+    EXPECT_EQ(tok->encode("a b", false, false), want);
+    EXPECT_EQ(tok->decode(want), "a b");
+}
+
 TEST(tokenizer_api, out_of_range_ids_are_a_clear_error_not_a_crash) {
     const auto tok = tokenizer::from_vocab(tiny_spm());
     const std::vector<int32_t> bad = {tok->n_vocab()};
