@@ -343,6 +343,18 @@ std::string incremental_decoder::push(int32_t id) {
     return flush_complete();
 }
 
+void incremental_decoder::prime(std::span<const int32_t> context) {
+    at_start_ = true;
+    const vocab_type t = tok_.type();
+    for (int32_t id : context) {
+        if (tok_.is_special(id)) {
+            if (t == vocab_type::spm) at_start_ = true;
+        } else {
+            at_start_ = false;
+        }
+    }
+}
+
 std::string incremental_decoder::flush_complete() {
     const size_t hold = unicode::incomplete_utf8_tail(pending_);
     std::string out = pending_.substr(0, pending_.size() - hold);

@@ -72,6 +72,11 @@ private:
 class incremental_decoder {
 public:
     explicit incremental_decoder(const tokenizer& tok, bool render_special = false);
+    // Tells the decoder which tokens come before the ones it will be given (e.g. the prompt
+    // when streaming a continuation), without producing text for them. Decides whether the
+    // first pushed token keeps its leading space: after "▁time" it does (" there"), after
+    // BOS or at the very start it does not ("Once"). Without prime(), the start is assumed.
+    void prime(std::span<const int32_t> context);
     // Text that is complete after adding `id` (may be empty).
     std::string push(int32_t id);
     // Whatever is still held back (an incomplete sequence at the end of the stream), as is.

@@ -288,6 +288,27 @@ TEST(tokenizer_shared, incremental_decoder_never_emits_broken_utf8) {
     EXPECT_GT(n_partial, 0u) << "the test text should exercise held-back bytes";
 }
 
+TEST(tokenizer_shared, primed_decoder_keeps_the_space_of_a_continuation) {
+    REQUIRE_TOKENIZER(tok, "tokenizer/ggml-vocab-llama-spm.gguf");
+    const auto prompt = tok->encode("Once upon a", true, false);
+    const std::vector<int32_t> cont = {tok->find_token("\xE2\x96\x81time"), tok->find_token("\xE2\x96\x81there")};
+    ASSERT_NE(cont[0], k_no_token);
+    ASSERT_NE(cont[1], k_no_token);
+    incremental_decoder fresh(*tok);
+    incremental_decoder primed(*tok);
+    primed.prime(prompt);
+    std::string a, b;
+    for (int32_t id : cont) {
+        a += fresh.push(id);
+        b += primed.push(id);
+    }
+    EXPECT_EQ(b, " time there");
+    EXPECT_EQ(a, "time there");
+    incremental_decoder after_bos(*tok);
+    after_bos.prime(std::vector<int32_t>{tok->bos()});
+    EXPECT_EQ(after_bos.push(tok->find_token("\xE2\x96\x81Once")), "Once");
+}
+
 // ---- property tests --------------------------------------------------------------------------
 
 std::string random_valid_utf8(std::mt19937& rng) {
