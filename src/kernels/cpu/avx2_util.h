@@ -49,6 +49,10 @@ inline __m256i dot_i8_i8(__m256i x, __m256i y) {
     return dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
 }
 
+// An i32 vector holding v in lane 0 and zeros elsewhere: seeds a block's integer dot product with
+// its offset term (-8 * sum(y) for Q4_0), which keeps the offset out of any scalar dependency chain.
+inline __m256i lane0(int32_t v) { return _mm256_setr_epi32(v, 0, 0, 0, 0, 0, 0, 0); }
+
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
 // i16 vector with `lo` in the low 128-bit lane and `hi` in the high one: maddubs keeps lanes,

@@ -10,11 +10,12 @@
 namespace edgellm::kernels::cpu {
 
 // Activation row format for the 32-element weight types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0). Not a
-// ggml block: the scale is kept as f32 (ggml's q8_0/q8_1 round it to f16) and s = d * sum(qs)
-// is precomputed so offset/min terms of the weight formats cost one multiply per block.
+// ggml block: the scale is kept as f32 (ggml's q8_0/q8_1 round it to f16) and the integer sum of
+// qs is precomputed, so the offset (Q4_0: -8, Q5_0: -16) is folded into the integer dot product
+// and the min of Q4_1/Q5_1 costs one multiply per block.
 struct act_q8_32 {
     float d;
-    float s;
+    int32_t sum;
     int8_t qs[32];
 };
 static_assert(sizeof(act_q8_32) == 40);

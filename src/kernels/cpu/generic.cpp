@@ -27,7 +27,7 @@ void quantize_q8_32(const float* x, void* dst, int64_t n) {
             sum += q;
         }
         out[b].d = d;
-        out[b].s = d * static_cast<float>(sum);
+        out[b].sum = sum;
     }
 }
 

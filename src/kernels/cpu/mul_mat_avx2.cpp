@@ -8,39 +8,36 @@
 namespace edgellm::kernels::cpu::avx2_detail {
 namespace {
 
+// Q4_0: x = d * (q - 8); per block the integer dot is sum(q*y) - 8*sum(y).
 float dot_q4_0(const void* wv, const void* av, int64_t n) {
     const auto* w = static_cast<const q4_0_block*>(wv);
     const auto* a = static_cast<const act_q8_32*>(av);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    float corr = 0.0f;  // sum of dw * s: removes the +8 offset of the stored nibbles
     const int64_t nb = n / 32;
     int64_t b = 0;
     for (; b + 1 < nb; b += 2) {
-        const float d0 = f16(w[b].d), d1 = f16(w[b + 1].d);
-        const __m256i p0 = dot_u8_i8(unpack_nibbles(w[b].qs), load256(a[b].qs));
-        const __m256i p1 = dot_u8_i8(unpack_nibbles(w[b + 1].qs), load256(a[b + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * a[b].d), _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * a[b + 1].d), _mm256_cvtepi32_ps(p1), acc1);
-        corr += d0 * a[b].s + d1 * a[b + 1].s;
+        const __m256i p0 = _mm256_add_epi32(dot_u8_i8(unpack_nibbles(w[b].qs), load256(a[b].qs)), lane0(-8 * a[b].sum));
+        const __m256i p1 =
+            _mm256_add_epi32(dot_u8_i8(unpack_nibbles(w[b + 1].qs), load256(a[b + 1].qs)), lane0(-8 * a[b + 1].sum));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b].d) * a[b].d), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b + 1].d) * a[b + 1].d), _mm256_cvtepi32_ps(p1), acc1);
     }
     for (; b < nb; ++b) {
-        const float d0 = f16(w[b].d);
-        const __m256i p0 = dot_u8_i8(unpack_nibbles(w[b].qs), load256(a[b].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * a[b].d), _mm256_cvtepi32_ps(p0), acc0);
-        corr += d0 * a[b].s;
+        const __m256i p0 = _mm256_add_epi32(dot_u8_i8(unpack_nibbles(w[b].qs), load256(a[b].qs)), lane0(-8 * a[b].sum));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b].d) * a[b].d), _mm256_cvtepi32_ps(p0), acc0);
     }
-    return hsum(_mm256_add_ps(acc0, acc1)) - 8.0f * corr;
+    return hsum(_mm256_add_ps(acc0, acc1));
 }
 
 float dot_q4_1(const void* wv, const void* av, int64_t n) {
     const auto* w = static_cast<const q4_1_block*>(wv);
     const auto* a = static_cast<const act_q8_32*>(av);
     __m256 acc = _mm256_setzero_ps();
-    float corr = 0.0f;  // sum of m * s: the per-block min times the activation sum
+    float corr = 0.0f;  // sum of m * d_y * sum(y): the per-block min times the activation sum
     for (int64_t b = 0; b < n / 32; ++b) {
         const __m256i p = dot_u8_i8(unpack_nibbles(w[b].qs), load256(a[b].qs));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b].d) * a[b].d), _mm256_cvtepi32_ps(p), acc);
-        corr += f16(w[b].m) * a[b].s;
+        corr += f16(w[b].m) * (a[b].d * float(a[b].sum));
     }
     return hsum(acc) + corr;
 }
@@ -49,16 +46,14 @@ float dot_q5_0(const void* wv, const void* av, int64_t n) {
     const auto* w = static_cast<const q5_0_block*>(wv);
     const auto* a = static_cast<const act_q8_32*>(av);
     __m256 acc = _mm256_setzero_ps();
-    float corr = 0.0f;
     const __m256i bit4 = _mm256_set1_epi8(0x10);
     for (int64_t b = 0; b < n / 32; ++b) {
         const float d = f16(w[b].d);
         const __m256i q = _mm256_or_si256(unpack_nibbles(w[b].qs), _mm256_and_si256(bits_to_bytes(w[b].qh), bit4));
-        const __m256i p = dot_u8_i8(q, load256(a[b].qs));
+        const __m256i p = _mm256_add_epi32(dot_u8_i8(q, load256(a[b].qs)), lane0(-16 * a[b].sum));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a[b].d), _mm256_cvtepi32_ps(p), acc);
-        corr += d * a[b].s;
     }
-    return hsum(acc) - 16.0f * corr;
+    return hsum(acc);
 }
 
 float dot_q5_1(const void* wv, const void* av, int64_t n) {
@@ -71,7 +66,7 @@ float dot_q5_1(const void* wv, const void* av, int64_t n) {
         const __m256i q = _mm256_or_si256(unpack_nibbles(w[b].qs), _mm256_and_si256(bits_to_bytes(w[b].qh), bit4));
         const __m256i p = dot_u8_i8(q, load256(a[b].qs));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b].d) * a[b].d), _mm256_cvtepi32_ps(p), acc);
-        corr += f16(w[b].m) * a[b].s;
+        corr += f16(w[b].m) * (a[b].d * float(a[b].sum));
     }
     return hsum(acc) + corr;
 }

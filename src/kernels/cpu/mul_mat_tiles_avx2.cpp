@@ -20,18 +20,16 @@ void dot_q4_0_n(const void* wv, const void* av, size_t a_stride, int64_t n, floa
     const act_q8_32* a[T];
     act_rows(av, a_stride, a);
     __m256 acc[T];
-    float corr[T];
-    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), corr[t] = 0.0f;
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / 32; ++b) {
         const float d = f16(w[b].d);
         const __m256i q = unpack_nibbles(w[b].qs);
         for (int t = 0; t < T; ++t) {
-            const __m256i p = dot_u8_i8(q, load256(a[t][b].qs));
+            const __m256i p = _mm256_add_epi32(dot_u8_i8(q, load256(a[t][b].qs)), lane0(-8 * a[t][b].sum));
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * a[t][b].d), _mm256_cvtepi32_ps(p), acc[t]);
-            corr[t] += d * a[t][b].s;
         }
     }
-    for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]) - 8.0f * corr[t];
+    for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]);
 }
 
 template <int T>

@@ -20,6 +20,8 @@ inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+inline __m256i lane0(int32_t v) { return _mm256_setr_epi32(v, 0, 0, 0, 0, 0, 0, 0); }
+
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
 inline __m256i unpack_nibbles(const uint8_t* qs) {
@@ -38,18 +40,16 @@ void dot_q4_0_n(const void* wv, const void* av, size_t a_stride, int64_t n, floa
     const act_q8_32* a[T];
     act_rows(av, a_stride, a);
     __m256 acc[T];
-    float corr[T];
-    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), corr[t] = 0.0f;
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / 32; ++b) {
         const float d = _cvtsh_ss(w[b].d);
         const __m256i q = unpack_nibbles(w[b].qs);
         for (int t = 0; t < T; ++t) {
-            const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, load256(a[t][b].qs));
+            const __m256i p = _mm256_dpbusd_epi32(lane0(-8 * a[t][b].sum), q, load256(a[t][b].qs));
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * a[t][b].d), _mm256_cvtepi32_ps(p), acc[t]);
-            corr[t] += d * a[t][b].s;
         }
     }
-    for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]) - 8.0f * corr[t];
+    for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]);
 }
 
 template <int T>
@@ -71,19 +71,37 @@ void dot_q8_0_n(const void* wv, const void* av, size_t a_stride, int64_t n, floa
     for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]);
 }
 
-template <void (*F)(const void*, const void*, size_t, int64_t, float*, size_t)>
-float single(const void* w, const void* a, int64_t n) {
-    float y;
-    F(w, a, 0, n, &y, 0);
-    return y;
+// Single-token dots with two independent accumulators (one FMA chain would bound a block to
+// the FMA latency).
+float dot_q4_0_1(const void* wv, const void* av, int64_t n) {
+    const auto* w = static_cast<const q4_0_block*>(wv);
+    const auto* a = static_cast<const act_q8_32*>(av);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < n / 32; ++b) {
+        const __m256i p = _mm256_dpbusd_epi32(lane0(-8 * a[b].sum), unpack_nibbles(w[b].qs), load256(a[b].qs));
+        acc[b & 1] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * a[b].d), _mm256_cvtepi32_ps(p), acc[b & 1]);
+    }
+    return hsum(_mm256_add_ps(acc[0], acc[1]));
+}
+
+float dot_q8_0_1(const void* wv, const void* av, int64_t n) {
+    const auto* w = static_cast<const q8_0_block*>(wv);
+    const auto* a = static_cast<const act_q8_32*>(av);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < n / 32; ++b) {
+        const __m256i q = load256(w[b].qs);
+        const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(q, q), _mm256_sign_epi8(load256(a[b].qs), q));
+        acc[b & 1] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * a[b].d), _mm256_cvtepi32_ps(p), acc[b & 1]);
+    }
+    return hsum(_mm256_add_ps(acc[0], acc[1]));
 }
 
 mul_mat_kernel mul_mat_for(ggml_type t) {
     switch (t) {
         case ggml_type::q4_0:
-            return {act_format::q8_32, single<dot_q4_0_n<1>>, {nullptr, dot_q4_0_n<2>, dot_q4_0_n<3>, dot_q4_0_n<4>}};
+            return {act_format::q8_32, dot_q4_0_1, {nullptr, dot_q4_0_n<2>, dot_q4_0_n<3>, dot_q4_0_n<4>}};
         case ggml_type::q8_0:
-            return {act_format::q8_32, single<dot_q8_0_n<1>>, {nullptr, dot_q8_0_n<2>, dot_q8_0_n<3>, dot_q8_0_n<4>}};
+            return {act_format::q8_32, dot_q8_0_1, {nullptr, dot_q8_0_n<2>, dot_q8_0_n<3>, dot_q8_0_n<4>}};
         default: return avx2_detail::mul_mat_for(t);
     }
 }
