@@ -16,6 +16,8 @@ namespace {
 // Rows per work item. 16 rows of a 2048-wide Q4_0 matrix are 18 KiB (fits L1/L2 while the tokens
 // of a prefill batch sweep over them) and give enough items for dynamic balancing.
 constexpr int64_t k_rows_per_chunk = 16;
+// Decode work items per thread (see mul_mat): long ranges, but a few so a slow thread can be helped.
+constexpr int64_t k_decode_items_per_thread = 4;
 
 size_t act_row_bytes(act_format f, int64_t n_cols) {
     switch (f) {
@@ -45,6 +47,11 @@ void mul_mat(const isa_ops& ops, ggml_type wt, const void* w, int64_t n_rows, in
     const auto* wb = static_cast<const uint8_t*>(w);
     const int nt = threads_for(n_threads, n_rows, n_cols, n_tokens);
     const int64_t n_chunks = (n_rows + k_rows_per_chunk - 1) / k_rows_per_chunk;
+    // Decode streams the weights from DRAM once: give each thread a few long contiguous ranges
+    // (measured ~7% faster TinyLlama decode than 16-row pieces; software prefetch was slower).
+    const int64_t decode_rows = (n_rows / (k_decode_items_per_thread * nt) + 15) / 16 * 16;
+    const int64_t rows_per_item = n_tokens == 1 ? std::max(k_rows_per_chunk, decode_rows) : k_rows_per_chunk;
+    const int64_t n_items = (n_rows + rows_per_item - 1) / rows_per_item;
 
     if (!k.dot) {
         // No fast dot for this type: dequantize each chunk of rows once (exactly, with the
@@ -82,8 +89,8 @@ void mul_mat(const isa_ops& ops, ggml_type wt, const void* w, int64_t n_rows, in
         parallel_for(nt, n_tokens, [&](int64_t t, int) {
             quantize(x + t * n_cols, act_out + size_t(t) * a_row_bytes, n_cols);
         });
-    parallel_for(nt, n_chunks, [&](int64_t c, int) {
-        const int64_t r0 = c * k_rows_per_chunk, r1 = std::min(n_rows, r0 + k_rows_per_chunk);
+    parallel_for(nt, n_items, [&](int64_t c, int) {
+        const int64_t r0 = c * rows_per_item, r1 = std::min(n_rows, r0 + rows_per_item);
         for (int64_t t0 = 0; t0 < n_tokens; t0 += k_max_tile_tokens) {
             const int n_tile = int(std::min<int64_t>(k_max_tile_tokens, n_tokens - t0));
             const uint8_t* a = act + size_t(t0) * a_row_bytes;
