@@ -27,6 +27,33 @@ std::string model_label(const std::string& model) {
     return model.substr(slash + 1);
 }
 
+std::string sanitize_utf8(std::string_view t) {
+    std::string out;
+    out.reserve(t.size());
+    size_t i = 0;
+    while (i < t.size()) {
+        unsigned char c = static_cast<unsigned char>(t[i]);
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+        bool ok = len > 0 && i + len <= t.size();
+        for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(t[i + k]) & 0xC0) == 0x80;
+        if (ok && len > 1) {
+            // Reject overlong forms, surrogates and code points above U+10FFFF.
+            uint32_t cp = c & (0x7F >> len);
+            for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(t[i + k]) & 0x3F);
+            static const uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+            ok = cp >= min_cp[len] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+        }
+        if (ok) {
+            out.append(t.substr(i, len));
+            i += len;
+        } else {
+            out += "\uFFFD";
+            ++i;
+        }
+    }
+    return out;
+}
+
 std::string utc_now_iso8601() {
     std::time_t t = std::time(nullptr);
     std::tm tm{};

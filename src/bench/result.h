@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace edgellm::bench {
@@ -114,6 +115,10 @@ double aggregate_tokens_per_s(const sweep_point& p);
 // How reports show a model: the file name of a path ("/models/m.gguf" -> "m.gguf"), other
 // names (Ollama tags, served ids) as they are. The JSON keeps the name as given.
 std::string model_label(const std::string& model);
+
+// Replaces every invalid UTF-8 sequence with U+FFFD, so reports stay valid text when a model
+// emits a partial multi-byte character (byte-fallback tokens).
+std::string sanitize_utf8(std::string_view text);
 
 // Current time as ISO 8601 UTC ("2026-11-28T02:00:00Z"), for bench_report::created_utc.
 std::string utc_now_iso8601();

@@ -121,19 +121,16 @@ const std::vector<prompt_case>& builtin_prompts() {
          "You are helping an engineer choose how to run a language model on a small device with 8 GB of "
          "memory. Compare running the model on the CPU with offloading some layers to the GPU, and say what "
          "limits the speed of each option."},
+        // About 700 characters: long enough to make prefill visible, short enough to fit a
+        // 512-token context with 64 generated tokens even with a byte-level vocabulary.
         {"long",
-         "Summarise the following notes for a project report.\n"
-         "The team measured three inference backends on a Jetson Orin Nano: a native C++ engine, llama.cpp "
-         "through its HTTP server, and Ollama. Each backend ran the same quantized 1.1B parameter model with "
-         "4-bit weights. The prompts ranged from a single sentence to a page of text, and every prompt was run "
-         "three times after one warm-up run. Time to first token grew with the prompt length for every backend, "
-         "because the whole prompt must be processed before the first token appears. Decode speed stayed "
-         "almost constant, since each new token reads all the weights once and the device's memory bandwidth "
-         "sets the limit. Peak memory was dominated by the weights, with the key-value cache adding a few "
-         "hundred megabytes at a context of 2048 tokens. The HTTP backends added a few milliseconds of "
-         "latency per request. Batching several requests increased the total throughput but also the latency "
-         "of each request. The team wants a recommendation for an interactive assistant and for an offline "
-         "batch job, and a list of the measurements that should be repeated on the final hardware."},
+         "Summarise these notes for a report. The team measured three backends on a Jetson Orin Nano: a "
+         "native C++ engine, llama.cpp through its HTTP server, and Ollama, all with the same 4-bit 1.1B model. "
+         "Time to first token grew with the prompt length, because the whole prompt is processed before the "
+         "first token appears. Decode speed stayed almost constant, since each token reads all the weights once "
+         "and memory bandwidth sets the limit. Peak memory was mostly the weights plus a few hundred megabytes "
+         "of key-value cache. Batching raised total throughput but also the latency of each request. Recommend "
+         "a setup for an interactive assistant and for an offline batch job."},
     };
     return prompts;
 }
@@ -339,7 +336,7 @@ bench_report run_prompt_benchmark(
                         s.decode_tokens_per_s = gs.decode_tokens_per_s > 0 ? gs.decode_tokens_per_s : unknown;
                         s.n_prompt_tokens = static_cast<int>(std::max<int64_t>(gs.n_prompt_tokens, 0));
                         s.n_gen_tokens = static_cast<int>(gs.n_gen_tokens);
-                        s.output_sample = clip_utf8(res.text, plan.output_sample_chars);
+                        s.output_sample = sanitize_utf8(clip_utf8(res.text, plan.output_sample_chars));
                         if (gs.backend_gpu_memory_bytes) s.gpu_mem_bytes = *gs.backend_gpu_memory_bytes;
                         if (!in_process && gs.backend_memory_bytes) s.peak_rss_bytes = *gs.backend_memory_bytes;
                     } catch (const std::exception& e) {

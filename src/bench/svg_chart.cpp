@@ -2,6 +2,8 @@
 // viewBox; text widths are estimated from character counts since no font metrics exist here.
 #include "bench/svg_chart.h"
 
+#include "bench/result.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -142,7 +144,9 @@ double y_tick_label_width(const axis_ticks& t) {
 
 }  // namespace
 
-std::string escape(std::string_view text) {
+std::string escape(std::string_view raw) {
+    // Reports must stay valid UTF-8 whatever a model or a user typed.
+    const std::string text = sanitize_utf8(raw);
     std::string out;
     out.reserve(text.size());
     for (char c : text) {

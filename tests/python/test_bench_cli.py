@@ -103,3 +103,19 @@ def test_compare_and_bad_input(run_dir):
     assert missing.returncode == 1 and "cannot open bench report" in missing.stderr
     nomodel = bench("-m", str(run_dir / "absent.gguf"), "--runs", "1", "-n", "2", "-q", check=False)
     assert nomodel.returncode == 1 and "no run succeeded" in nomodel.stderr
+
+
+def test_defaults_benchmark_a_cached_synthetic_model(tmp_path):
+    """`edgellm bench` alone: native engine, a generated synthetic model (cached), table + HTML."""
+    env = dict(os.environ, EDGELLM_CACHE_DIR=str(tmp_path / "cache"))
+    r = subprocess.run([BIN, "bench", "--runs", "1", "--warmup", "0", "-n", "8"], capture_output=True, text=True,
+                       timeout=600, cwd=tmp_path, env=env, check=True)
+    assert "synth-tiny-q4_0.gguf" in r.stdout and "decode tok/s" in r.stdout
+    assert (tmp_path / "cache" / "synth-tiny-q4_0.gguf").exists()
+    html = (tmp_path / "edgellm-bench.html").read_text()
+    assert html.count("<svg") >= 5
+    assert "generating synthetic model" in r.stderr
+    again = subprocess.run([BIN, "bench", "--runs", "1", "--warmup", "0", "-n", "4", "--md", "-"],
+                           capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env, check=True)
+    assert "generating synthetic model" not in again.stderr  # cached
+    assert again.stdout.startswith("# edgellm benchmark")

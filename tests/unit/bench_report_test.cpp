@@ -310,3 +310,12 @@ TEST(BenchHtml, DashboardHasSectionsChartsAndNoScript) {
     EXPECT_NE(bare.find("id=\"system\""), std::string::npos);
     EXPECT_EQ(count(bare, "<svg"), 0u);
 }
+
+TEST(BenchText, InvalidUtf8BecomesReplacementCharacters) {
+    EXPECT_EQ(sanitize_utf8("ok \xC3\xA9 \xE2\x82\xAC"), "ok \xC3\xA9 \xE2\x82\xAC");  // é €
+    EXPECT_EQ(sanitize_utf8("a\xB9z"), "a\xEF\xBF\xBDz");                               // stray continuation byte
+    EXPECT_EQ(sanitize_utf8("cut \xE2\x82"), "cut \xEF\xBF\xBD\xEF\xBF\xBD");            // truncated sequence
+    EXPECT_EQ(sanitize_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");                   // overlong '/'
+    EXPECT_EQ(sanitize_utf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");   // surrogate
+    EXPECT_EQ(svg::escape("<\xFF>"), "&lt;\xEF\xBF\xBD&gt;");
+}

@@ -24,7 +24,7 @@ namespace {
 struct bench_options {
     std::vector<std::string> backends = {"native"};
     std::vector<std::string> models;
-    std::string synth = "small:q4_0";
+    std::string synth = "tiny:q4_0";
     std::string prompts_file;
     int n_runs = 3;
     int n_warmup = 1;
@@ -180,7 +180,8 @@ void setup(CLI::App& app) {
     cmd->add_option("--backends,--backend", o->backends, "backends to run (default: native; see `edgellm list`)");
     cmd->add_option("-m,--model,--models,--model-names", o->models,
                     "models: GGUF paths, Ollama tags, served names (default: a cached synthetic model)");
-    cmd->add_option("--synth", o->synth, "synthetic model used without -m, SHAPE:TYPE (default small:q4_0)");
+    cmd->add_option("--synth", o->synth,
+                    "synthetic model used without -m, SHAPE:TYPE (default tiny:q4_0; small:q4_0 is SmolLM-135M-sized)");
     cmd->add_option("--prompts", o->prompts_file, "prompts file, one per line (\"id<TAB>text\" names one)");
     cmd->add_option("-r,--runs", o->n_runs, "measured runs per prompt (default 3)");
     cmd->add_option("--warmup", o->n_warmup, "unmeasured warm-up runs per prompt (default 1)");
