@@ -24,6 +24,16 @@ public:
 private:
     std::vector<token> toks_;
     size_t i_ = 0;
+    int depth_ = 0;
+
+    // Bounds recursion on hostile input ("((((...", "not not not ...", deeply nested tags).
+    struct nest {
+        parser& p;
+        explicit nest(parser& ps) : p(ps) {
+            if (++p.depth_ > 1000) p.fail(p.cur(), "template nests too deeply");
+        }
+        ~nest() { --p.depth_; }
+    };
 
     const token& cur() const { return toks_[i_]; }
     const token& peek(size_t k = 1) const { return toks_[std::min(i_ + k, toks_.size() - 1)]; }
@@ -135,6 +145,7 @@ private:
     }
 
     node_ptr parse_statement() {
+        nest guard(*this);
         const token& kw = next();
         const std::string& k = kw.text;
         std::string found;
@@ -304,6 +315,7 @@ private:
     }
 
     expr_ptr parse_condexpr() {
+        nest guard(*this);
         const token& start = cur();
         expr_ptr e = parse_or();
         while (skip_name("if")) {
@@ -341,6 +353,7 @@ private:
         return l;
     }
     expr_ptr parse_not() {
+        nest guard(*this);
         if (is_name("not")) {
             auto u = make<unary_expr>(next());
             u->op = "not";
@@ -407,6 +420,7 @@ private:
         return l;
     }
     expr_ptr parse_unary(bool with_filter) {
+        nest guard(*this);
         expr_ptr e;
         if (is_op("-") || is_op("+")) {
             auto u = make<unary_expr>(cur());

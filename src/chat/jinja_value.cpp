@@ -252,7 +252,24 @@ std::string value::str() const {
     }
 }
 
+namespace {
+// Values can nest arbitrarily deep at run time ({% set ns.a = [ns.a] %} in a loop); printing
+// them recursively must not exhaust the stack.
+constexpr int k_max_print_depth = 512;
+thread_local int print_depth = 0;
+struct print_guard {
+    print_guard() {
+        if (++print_depth > k_max_print_depth) {
+            --print_depth;
+            throw template_error("value nests too deeply to print");
+        }
+    }
+    ~print_guard() { --print_depth; }
+};
+}  // namespace
+
 std::string value::repr() const {
+    print_guard guard;
     switch (kind_) {
         case kind::undefined: return "Undefined";
         case kind::none: return "None";
@@ -337,6 +354,7 @@ struct json_writer {
     }
 
     void write(const value& v, int level) {
+        if (level > k_max_print_depth) throw template_error("value nests too deeply for tojson");
         switch (v.type()) {
             case value::kind::none: out += "null"; break;
             case value::kind::boolean: out += v.as_bool() ? "true" : "false"; break;
