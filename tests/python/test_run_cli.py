@@ -6,8 +6,6 @@ import subprocess
 
 import pytest
 
-gguf = pytest.importorskip("gguf", reason="gguf-py is needed to write malformed model files")
-
 BIN = os.environ.get("EDGELLM_BIN")
 SHARED = os.environ.get("EDGELLM_SHARED", os.path.join(os.path.dirname(__file__), "../../../shared"))
 STORIES = os.path.join(SHARED, "models/stories260K.gguf")
@@ -114,6 +112,7 @@ def test_missing_model_file():
 
 def rewrite_stories(path, drop=None, reshape=None):
     """Copies stories260K with one tensor left out, or one tensor replaced by a wrong-shaped one."""
+    gguf = pytest.importorskip("gguf", reason="gguf-py is needed to write malformed model files")
     reader = gguf.GGUFReader(STORIES)
     writer = gguf.GGUFWriter(str(path), "llama")
     for field in reader.fields.values():
