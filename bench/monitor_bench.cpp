@@ -38,7 +38,12 @@ void BM_monitor_overhead(benchmark::State& state) {
     state.counters["sampler_cpu_ms"] = s.sampler_cpu_ms;
     state.counters["overhead_pct_of_core"] = s.sampler_overhead_percent;
 }
-BENCHMARK(BM_monitor_overhead)->Arg(100)->Arg(10)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_monitor_overhead)
+    ->Arg(100)
+    ->Arg(10)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 

@@ -37,7 +37,9 @@ std::optional<apple_info> detect_apple_silicon() {
     return a;
 }
 #else
-std::optional<apple_info> detect_apple_silicon() { return std::nullopt; }
+std::optional<apple_info> detect_apple_silicon() {
+    return std::nullopt;
+}
 #endif
 
 }  // namespace edgellm::device

@@ -16,27 +16,48 @@ namespace {
 std::string arm_part_name(int64_t implementer, int64_t part) {
     if (implementer == 0x41) {
         switch (part) {
-            case 0xd03: return "Cortex-A53";
-            case 0xd04: return "Cortex-A35";
-            case 0xd05: return "Cortex-A55";
-            case 0xd07: return "Cortex-A57";
-            case 0xd08: return "Cortex-A72";
-            case 0xd09: return "Cortex-A73";
-            case 0xd0a: return "Cortex-A75";
-            case 0xd0b: return "Cortex-A76";
-            case 0xd0c: return "Neoverse-N1";
-            case 0xd0d: return "Cortex-A77";
-            case 0xd40: return "Neoverse-V1";
-            case 0xd41: return "Cortex-A78";
-            case 0xd42: return "Cortex-A78AE";
-            case 0xd44: return "Cortex-X1";
-            case 0xd46: return "Cortex-A510";
-            case 0xd47: return "Cortex-A710";
-            case 0xd48: return "Cortex-X2";
-            case 0xd49: return "Neoverse-N2";
-            case 0xd4b: return "Cortex-A78C";
-            case 0xd4f: return "Neoverse-V2";
-            default: break;
+            case 0xd03:
+                return "Cortex-A53";
+            case 0xd04:
+                return "Cortex-A35";
+            case 0xd05:
+                return "Cortex-A55";
+            case 0xd07:
+                return "Cortex-A57";
+            case 0xd08:
+                return "Cortex-A72";
+            case 0xd09:
+                return "Cortex-A73";
+            case 0xd0a:
+                return "Cortex-A75";
+            case 0xd0b:
+                return "Cortex-A76";
+            case 0xd0c:
+                return "Neoverse-N1";
+            case 0xd0d:
+                return "Cortex-A77";
+            case 0xd40:
+                return "Neoverse-V1";
+            case 0xd41:
+                return "Cortex-A78";
+            case 0xd42:
+                return "Cortex-A78AE";
+            case 0xd44:
+                return "Cortex-X1";
+            case 0xd46:
+                return "Cortex-A510";
+            case 0xd47:
+                return "Cortex-A710";
+            case 0xd48:
+                return "Cortex-X2";
+            case 0xd49:
+                return "Neoverse-N2";
+            case 0xd4b:
+                return "Cortex-A78C";
+            case 0xd4f:
+                return "Neoverse-V2";
+            default:
+                break;
         }
     }
     if (implementer == 0x4e && part == 0x004) return "NVIDIA Carmel";
@@ -45,12 +66,18 @@ std::string arm_part_name(int64_t implementer, int64_t part) {
 
 std::string arm_vendor_name(int64_t implementer) {
     switch (implementer) {
-        case 0x41: return "ARM";
-        case 0x4e: return "NVIDIA";
-        case 0x51: return "Qualcomm";
-        case 0x61: return "Apple";
-        case 0xc0: return "Ampere";
-        default: break;
+        case 0x41:
+            return "ARM";
+        case 0x4e:
+            return "NVIDIA";
+        case 0x51:
+            return "Qualcomm";
+        case 0x61:
+            return "Apple";
+        case 0xc0:
+            return "Ampere";
+        default:
+            break;
     }
     return fmt::format("Arm implementer 0x{:02x}", implementer);
 }
@@ -72,28 +99,48 @@ std::optional<int64_t> parse_hex_or_dec(const std::string& s) {
 
 void apply_flag(cpu_features& f, const std::string& flag) {
     // x86 /proc/cpuinfo "flags"
-    if (flag == "pni") f.sse3 = true;
-    else if (flag == "ssse3") f.ssse3 = true;
-    else if (flag == "avx") f.avx = true;
-    else if (flag == "avx2") f.avx2 = true;
-    else if (flag == "fma") f.fma = true;
-    else if (flag == "f16c") f.f16c = true;
-    else if (flag == "avx512f") f.avx512f = true;
-    else if (flag == "avx512bw") f.avx512bw = true;
-    else if (flag == "avx512vl") f.avx512vl = true;
-    else if (flag == "avx512dq") f.avx512dq = true;
-    else if (flag == "avx512_vnni") f.avx512_vnni = true;
-    else if (flag == "avx512_bf16") f.avx512_bf16 = true;
-    else if (flag == "avx_vnni") f.avx_vnni = true;
-    else if (flag == "amx_tile") f.amx = true;
+    if (flag == "pni")
+        f.sse3 = true;
+    else if (flag == "ssse3")
+        f.ssse3 = true;
+    else if (flag == "avx")
+        f.avx = true;
+    else if (flag == "avx2")
+        f.avx2 = true;
+    else if (flag == "fma")
+        f.fma = true;
+    else if (flag == "f16c")
+        f.f16c = true;
+    else if (flag == "avx512f")
+        f.avx512f = true;
+    else if (flag == "avx512bw")
+        f.avx512bw = true;
+    else if (flag == "avx512vl")
+        f.avx512vl = true;
+    else if (flag == "avx512dq")
+        f.avx512dq = true;
+    else if (flag == "avx512_vnni")
+        f.avx512_vnni = true;
+    else if (flag == "avx512_bf16")
+        f.avx512_bf16 = true;
+    else if (flag == "avx_vnni")
+        f.avx_vnni = true;
+    else if (flag == "amx_tile")
+        f.amx = true;
     // Arm "Features": asimd is Advanced SIMD (NEON), asimddp the SDOT/UDOT dot product,
     // asimdhp half-precision arithmetic.
-    else if (flag == "asimd" || flag == "neon") f.neon = true;
-    else if (flag == "asimddp") f.dotprod = true;
-    else if (flag == "asimdhp") f.fp16 = true;
-    else if (flag == "i8mm") f.i8mm = true;
-    else if (flag == "sve") f.sve = true;
-    else if (flag == "sve2") f.sve2 = true;
+    else if (flag == "asimd" || flag == "neon")
+        f.neon = true;
+    else if (flag == "asimddp")
+        f.dotprod = true;
+    else if (flag == "asimdhp")
+        f.fp16 = true;
+    else if (flag == "i8mm")
+        f.i8mm = true;
+    else if (flag == "sve")
+        f.sve = true;
+    else if (flag == "sve2")
+        f.sve2 = true;
 }
 
 // Physical cores from sysfs: each distinct thread_siblings_list is one core.
@@ -189,7 +236,8 @@ cpu_info read_cpu_info(const std::filesystem::path& root) {
     if (info.n_logical == 0) {
         for (const auto& dir : list_dir(under_root(root, "/sys/devices/system/cpu"), "cpu")) {
             std::string name = dir.filename().string();
-            if (name.size() > 3 && std::all_of(name.begin() + 3, name.end(), ::isdigit)) ++info.n_logical;
+            if (name.size() > 3 && std::all_of(name.begin() + 3, name.end(), ::isdigit))
+                ++info.n_logical;
         }
     }
 
@@ -223,14 +271,21 @@ memory_info read_memory_info(const std::filesystem::path& root) {
         auto v = parse_int(parts[1]);
         if (!v || *v < 0) continue;
         uint64_t kb = static_cast<uint64_t>(*v);
-        if (parts[0] == "MemTotal:") m.total_bytes = kb * 1024;
-        else if (parts[0] == "MemAvailable:") available = kb * 1024;
-        else if (parts[0] == "MemFree:") free_kb = kb;
-        else if (parts[0] == "Buffers:") buffers = kb;
-        else if (parts[0] == "Cached:") cached = kb;
+        if (parts[0] == "MemTotal:")
+            m.total_bytes = kb * 1024;
+        else if (parts[0] == "MemAvailable:")
+            available = kb * 1024;
+        else if (parts[0] == "MemFree:")
+            free_kb = kb;
+        else if (parts[0] == "Buffers:")
+            buffers = kb;
+        else if (parts[0] == "Cached:")
+            cached = kb;
     }
-    if (available) m.available_bytes = *available;
-    else m.available_bytes = (free_kb.value_or(0) + buffers.value_or(0) + cached.value_or(0)) * 1024;
+    if (available)
+        m.available_bytes = *available;
+    else
+        m.available_bytes = (free_kb.value_or(0) + buffers.value_or(0) + cached.value_or(0)) * 1024;
     return m;
 }
 
@@ -265,7 +320,8 @@ cgroup_limits read_cgroup_limits(const std::filesystem::path& root) {
         cg.version = 2;
         cg.memory_max_bytes = parse_limit(first_existing(cg_root, v2_path, "memory.max"));
         if (auto cur = first_existing(cg_root, v2_path, "memory.current")) {
-            if (auto v = parse_int(*cur); v && *v >= 0) cg.memory_current_bytes = static_cast<uint64_t>(*v);
+            if (auto v = parse_int(*cur); v && *v >= 0)
+                cg.memory_current_bytes = static_cast<uint64_t>(*v);
         }
         if (auto cpu = first_existing(cg_root, v2_path, "cpu.max")) {
             auto parts = split_ws(*cpu);
@@ -275,17 +331,22 @@ cgroup_limits read_cgroup_limits(const std::filesystem::path& root) {
                     cg.cpu_max_cores = static_cast<double>(*quota) / static_cast<double>(*period);
             }
         }
-    } else if (std::filesystem::exists(cg_root / "memory") || std::filesystem::exists(cg_root / "cpu")) {
+    } else if (std::filesystem::exists(cg_root / "memory") ||
+               std::filesystem::exists(cg_root / "cpu")) {
         cg.version = 1;
-        cg.memory_max_bytes = parse_limit(first_existing(cg_root / "memory", v1_memory_path, "memory.limit_in_bytes"));
-        if (auto cur = first_existing(cg_root / "memory", v1_memory_path, "memory.usage_in_bytes")) {
-            if (auto v = parse_int(*cur); v && *v >= 0) cg.memory_current_bytes = static_cast<uint64_t>(*v);
+        cg.memory_max_bytes = parse_limit(
+            first_existing(cg_root / "memory", v1_memory_path, "memory.limit_in_bytes"));
+        if (auto cur =
+                first_existing(cg_root / "memory", v1_memory_path, "memory.usage_in_bytes")) {
+            if (auto v = parse_int(*cur); v && *v >= 0)
+                cg.memory_current_bytes = static_cast<uint64_t>(*v);
         }
         auto quota = first_existing(cg_root / "cpu", v1_cpu_path, "cpu.cfs_quota_us");
         auto period = first_existing(cg_root / "cpu", v1_cpu_path, "cpu.cfs_period_us");
         if (quota && period) {
             auto q = parse_int(*quota), p = parse_int(*period);
-            if (q && p && *q > 0 && *p > 0) cg.cpu_max_cores = static_cast<double>(*q) / static_cast<double>(*p);
+            if (q && p && *q > 0 && *p > 0)
+                cg.cpu_max_cores = static_cast<double>(*q) / static_cast<double>(*p);
         }
     }
     return cg;
@@ -293,7 +354,8 @@ cgroup_limits read_cgroup_limits(const std::filesystem::path& root) {
 
 int recommended_threads(const cpu_info& cpu, const cgroup_limits& cg) {
     int n = cpu.n_physical > 0 ? cpu.n_physical : std::max(cpu.n_logical, 1);
-    if (cg.cpu_max_cores) n = std::min(n, std::max(1, static_cast<int>(std::floor(*cg.cpu_max_cores))));
+    if (cg.cpu_max_cores)
+        n = std::min(n, std::max(1, static_cast<int>(std::floor(*cg.cpu_max_cores))));
     return std::max(n, 1);
 }
 

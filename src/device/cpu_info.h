@@ -23,11 +23,11 @@ struct cpu_features {
 };
 
 struct cpu_info {
-    std::string arch;          // "x86_64" or "aarch64" (from the flags seen), "unknown" otherwise
-    std::string vendor;        // "GenuineIntel", "AuthenticAMD", "ARM (0x41)" ...
-    std::string model_name;    // "AMD EPYC 7B13", or "Cortex-A78AE" from the Arm part number
-    int n_logical = 0;         // processors the OS lists
-    int n_physical = 0;        // distinct cores (SMT siblings counted once)
+    std::string arch;        // "x86_64" or "aarch64" (from the flags seen), "unknown" otherwise
+    std::string vendor;      // "GenuineIntel", "AuthenticAMD", "ARM (0x41)" ...
+    std::string model_name;  // "AMD EPYC 7B13", or "Cortex-A78AE" from the Arm part number
+    int n_logical = 0;       // processors the OS lists
+    int n_physical = 0;      // distinct cores (SMT siblings counted once)
     cpu_features features;
 };
 
@@ -38,10 +38,10 @@ struct memory_info {
 
 // Limits from the process's cgroup (v2, or v1 as fallback); absent fields mean "unlimited".
 struct cgroup_limits {
-    int version = 0;                          // 0 when no cgroup filesystem was found
+    int version = 0;  // 0 when no cgroup filesystem was found
     std::optional<uint64_t> memory_max_bytes;
     std::optional<uint64_t> memory_current_bytes;
-    std::optional<double> cpu_max_cores;      // quota / period
+    std::optional<double> cpu_max_cores;  // quota / period
 };
 
 cpu_info read_cpu_info(const std::filesystem::path& root);

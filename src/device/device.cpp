@@ -11,10 +11,14 @@ namespace edgellm::device {
 
 std::string_view device_kind_name(device_kind k) {
     switch (k) {
-        case device_kind::cpu: return "cpu";
-        case device_kind::cuda: return "cuda";
-        case device_kind::jetson: return "jetson";
-        case device_kind::apple_silicon: return "apple_silicon";
+        case device_kind::cpu:
+            return "cpu";
+        case device_kind::cuda:
+            return "cuda";
+        case device_kind::jetson:
+            return "jetson";
+        case device_kind::apple_silicon:
+            return "apple_silicon";
     }
     return "cpu";
 }
@@ -24,26 +28,29 @@ std::string device_info::summary() const {
     std::string ram = format_bytes(memory.total_bytes);
     switch (kind) {
         case device_kind::jetson: {
-            std::string s = fmt::format("{}, {} {}, {}, {} unified memory", jetson->module_name, cpu.model_name, cores,
-                                        jetson->gpu_name, ram);
+            std::string s = fmt::format("{}, {} {}, {}, {} unified memory", jetson->module_name,
+                                        cpu.model_name, cores, jetson->gpu_name, ram);
             if (!jetson->l4t_release.empty()) s += ", L4T " + jetson->l4t_release;
             if (!jetson->power_mode_name.empty()) s += ", power mode " + jetson->power_mode_name;
             return s;
         }
         case device_kind::cuda: {
-            std::string s = fmt::format("{} ({}), {}, {} RAM", cpu.model_name, cores, gpus.size() == 1 ? gpus[0].name
-                                                                              : fmt::format("{} NVIDIA GPUs", gpus.size()),
-                            ram);
+            std::string s = fmt::format(
+                "{} ({}), {}, {} RAM", cpu.model_name, cores,
+                gpus.size() == 1 ? gpus[0].name : fmt::format("{} NVIDIA GPUs", gpus.size()), ram);
             if (!nvidia_driver_version.empty()) s += ", driver " + nvidia_driver_version;
             if (cuda_driver_version > 0) s += ", CUDA " + cuda_version_string(cuda_driver_version);
             return s;
         }
         case device_kind::apple_silicon:
-            return fmt::format("{} ({}), {} unified memory", apple->chip, cores, format_bytes(apple->memory_bytes));
-        case device_kind::cpu: break;
+            return fmt::format("{} ({}), {} unified memory", apple->chip, cores,
+                               format_bytes(apple->memory_bytes));
+        case device_kind::cpu:
+            break;
     }
-    return fmt::format("{} ({}, {}), {} RAM, no GPU", cpu.model_name.empty() ? "unknown CPU" : cpu.model_name, cpu.arch,
-                       cores, ram);
+    return fmt::format("{} ({}, {}), {} RAM, no GPU",
+                       cpu.model_name.empty() ? "unknown CPU" : cpu.model_name, cpu.arch, cores,
+                       ram);
 }
 
 device_info detect_device(const detect_options& opts) {
@@ -63,7 +70,8 @@ device_info detect_device(const detect_options& opts) {
         d.cpu.arch = "arm64";
         d.cpu.vendor = "Apple";
         d.cpu.model_name = d.apple->chip;
-        d.cpu.n_physical = d.cpu.n_logical = d.apple->n_performance_cores + d.apple->n_efficiency_cores;
+        d.cpu.n_physical = d.cpu.n_logical =
+            d.apple->n_performance_cores + d.apple->n_efficiency_cores;
         d.cpu.features.neon = d.cpu.features.dotprod = d.cpu.features.fp16 = true;
         d.memory.total_bytes = d.memory.available_bytes = d.apple->memory_bytes;
     }

@@ -20,8 +20,8 @@ enum class device_kind { cpu, cuda, jetson, apple_silicon };
 std::string_view device_kind_name(device_kind k);  // "cpu", "cuda", "jetson", "apple_silicon"
 
 struct apple_info {
-    std::string chip;                 // "Apple M2 Pro"
-    uint64_t memory_bytes = 0;        // unified memory
+    std::string chip;           // "Apple M2 Pro"
+    uint64_t memory_bytes = 0;  // unified memory
     int n_performance_cores = 0;
     int n_efficiency_cores = 0;
 };
@@ -31,7 +31,7 @@ std::optional<apple_info> detect_apple_silicon();
 
 struct device_info {
     device_kind kind = device_kind::cpu;
-    std::string root;                  // the tree it was read from ("/" for this machine)
+    std::string root;  // the tree it was read from ("/" for this machine)
     cpu_info cpu;
     memory_info memory;
     cgroup_limits cgroup;
@@ -41,9 +41,9 @@ struct device_info {
     // is the system RAM.
     std::vector<gpu_info> gpus;
     std::string nvidia_driver_version;
-    int cuda_driver_version = 0;       // 12040 = CUDA 12.4
-    std::string nvml_status;           // "ok", "fixture <file>", or why NVML is unavailable
-    bool unified_memory = false;       // CPU and GPU share one pool (Jetson, Apple Silicon)
+    int cuda_driver_version = 0;  // 12040 = CUDA 12.4
+    std::string nvml_status;      // "ok", "fixture <file>", or why NVML is unavailable
+    bool unified_memory = false;  // CPU and GPU share one pool (Jetson, Apple Silicon)
     // Source of live GPU readings for the monitor; null when there is none.
     std::shared_ptr<const nvml_interface> nvml;
 

@@ -11,10 +11,12 @@
 
 namespace edgellm::device {
 
-out_of_memory_error::out_of_memory_error(const std::string& pool, const std::string& what, uint64_t requested_bytes,
-                                         uint64_t used_bytes, uint64_t cap_bytes)
-    : error(fmt::format("{}: cannot take {} for {} ({} in use, cap {})", pool, format_bytes(requested_bytes), what,
-                        format_bytes(used_bytes), format_bytes(cap_bytes))),
+out_of_memory_error::out_of_memory_error(const std::string& pool, const std::string& what,
+                                         uint64_t requested_bytes, uint64_t used_bytes,
+                                         uint64_t cap_bytes)
+    : error(fmt::format("{}: cannot take {} for {} ({} in use, cap {})", pool,
+                        format_bytes(requested_bytes), what, format_bytes(used_bytes),
+                        format_bytes(cap_bytes))),
       pool_(pool),
       requested_(requested_bytes),
       used_(used_bytes),
@@ -57,8 +59,8 @@ pool_buffer memory_pool::allocate(uint64_t n_bytes, const std::string& what) {
     try {
         b.data.reset(new uint8_t[n_bytes]);
     } catch (const std::bad_alloc&) {
-        throw out_of_memory_error(name_, what + " (operator new failed)", n_bytes, used_bytes() - n_bytes,
-                                  cap_.value_or(0));
+        throw out_of_memory_error(name_, what + " (operator new failed)", n_bytes,
+                                  used_bytes() - n_bytes, cap_.value_or(0));
     }
     std::memset(b.data.get(), 0, n_bytes);
     b.size_bytes = n_bytes;
@@ -74,7 +76,8 @@ std::vector<load_attempt> fallback_sequence(const fallback_options& opts) {
     };
     const int64_t ctx = std::max<int64_t>(opts.n_ctx, 1);
     if (opts.has_gpu && opts.n_layer > 0) {
-        const int start = opts.start_gpu_layers < 0 ? opts.n_layer : std::min(opts.start_gpu_layers, opts.n_layer);
+        const int start = opts.start_gpu_layers < 0 ? opts.n_layer
+                                                    : std::min(opts.start_gpu_layers, opts.n_layer);
         if (start > 0) {
             add("full GPU", start, ctx);
             for (int quarters : {3, 2, 1}) {
@@ -94,14 +97,17 @@ std::string fallback_report::summary(int n_layer) const {
     std::string s;
     for (size_t i = 0; i < attempts.size(); ++i) {
         const auto& a = attempts[i];
-        s += fmt::format("attempt {} {} ({}/{} layers on GPU, ctx {}): {}\n", i + 1, a.stage, a.choice.n_gpu_layers,
-                         n_layer, a.choice.n_ctx, a.ok ? "ok" : "failed: " + a.failure);
+        s += fmt::format("attempt {} {} ({}/{} layers on GPU, ctx {}): {}\n", i + 1, a.stage,
+                         a.choice.n_gpu_layers, n_layer, a.choice.n_ctx,
+                         a.ok ? "ok" : "failed: " + a.failure);
     }
-    s += fmt::format("final: {}/{} layers on GPU, ctx {}", final_choice.n_gpu_layers, n_layer, final_choice.n_ctx);
+    s += fmt::format("final: {}/{} layers on GPU, ctx {}", final_choice.n_gpu_layers, n_layer,
+                     final_choice.n_ctx);
     return s;
 }
 
-fallback_report load_with_fallback(const fallback_options& opts, const std::function<void(const load_choice&)>& try_load) {
+fallback_report load_with_fallback(const fallback_options& opts,
+                                   const std::function<void(const load_choice&)>& try_load) {
     fallback_report report;
     for (auto attempt : fallback_sequence(opts)) {
         try {
@@ -117,15 +123,17 @@ fallback_report load_with_fallback(const fallback_options& opts, const std::func
             return report;
         }
     }
-    std::string msg = fmt::format("the model could not be loaded in any configuration ({} attempts):", report.attempts.size());
+    std::string msg =
+        fmt::format("the model could not be loaded in any configuration ({} attempts):",
+                    report.attempts.size());
     for (const auto& a : report.attempts)
-        msg += fmt::format("\n  {} ({}/{} layers on GPU, ctx {}): {}", a.stage, a.choice.n_gpu_layers, opts.n_layer,
-                           a.choice.n_ctx, a.failure);
+        msg += fmt::format("\n  {} ({}/{} layers on GPU, ctx {}): {}", a.stage,
+                           a.choice.n_gpu_layers, opts.n_layer, a.choice.n_ctx, a.failure);
     throw usage_error(msg);
 }
 
-std::vector<reservation> simulate_load(const model_memory_facts& m, const load_choice& choice, int64_t n_batch,
-                                       memory_pool& gpu, memory_pool& host) {
+std::vector<reservation> simulate_load(const model_memory_facts& m, const load_choice& choice,
+                                       int64_t n_batch, memory_pool& gpu, memory_pool& host) {
     memory_usage u = estimate_usage(m, choice.n_gpu_layers, choice.n_ctx, n_batch);
     std::vector<reservation> held;
     auto take = [&](memory_pool& pool, uint64_t n, const char* what) {

@@ -17,7 +17,7 @@ namespace edgellm::device {
 
 // A request a memory pool refused; carries the numbers for the report.
 class out_of_memory_error : public error {
-public:
+  public:
     out_of_memory_error(const std::string& pool, const std::string& what, uint64_t requested_bytes,
                         uint64_t used_bytes, uint64_t cap_bytes);
     const std::string& pool() const { return pool_; }
@@ -25,7 +25,7 @@ public:
     uint64_t used_bytes() const { return used_; }
     uint64_t cap_bytes() const { return cap_; }
 
-private:
+  private:
     std::string pool_;
     uint64_t requested_, used_, cap_;
 };
@@ -34,9 +34,12 @@ class memory_pool;
 
 // Bytes held in a pool until destruction (move-only).
 class reservation {
-public:
+  public:
     reservation() = default;
-    reservation(reservation&& o) noexcept : pool_(o.pool_), bytes_(o.bytes_) { o.pool_ = nullptr; o.bytes_ = 0; }
+    reservation(reservation&& o) noexcept : pool_(o.pool_), bytes_(o.bytes_) {
+        o.pool_ = nullptr;
+        o.bytes_ = 0;
+    }
     reservation& operator=(reservation&& o) noexcept;
     reservation(const reservation&) = delete;
     reservation& operator=(const reservation&) = delete;
@@ -44,7 +47,7 @@ public:
     uint64_t bytes() const { return bytes_; }
     void release();
 
-private:
+  private:
     friend class memory_pool;
     reservation(memory_pool* pool, uint64_t bytes) : pool_(pool), bytes_(bytes) {}
     memory_pool* pool_ = nullptr;
@@ -61,7 +64,7 @@ struct pool_buffer {
 // Counts the bytes taken from one memory (a GPU, host RAM) and refuses requests that would go
 // beyond its cap; without a cap it only counts. Thread-safe. Must outlive its reservations.
 class memory_pool {
-public:
+  public:
     explicit memory_pool(std::string name, std::optional<uint64_t> cap_bytes = std::nullopt)
         : name_(std::move(name)), cap_(cap_bytes) {}
     memory_pool(const memory_pool&) = delete;
@@ -79,7 +82,7 @@ public:
     uint64_t used_bytes() const { return used_.load(); }
     uint64_t peak_bytes() const { return peak_.load(); }
 
-private:
+  private:
     friend class reservation;
     void give_back(uint64_t n_bytes) { used_.fetch_sub(n_bytes); }
 
@@ -95,10 +98,10 @@ struct load_choice {
 };
 
 struct load_attempt {
-    std::string stage;     // "full GPU", "fewer GPU layers", "CPU only", "smaller context"
+    std::string stage;  // "full GPU", "fewer GPU layers", "CPU only", "smaller context"
     load_choice choice;
     bool ok = false;
-    std::string failure;   // the error message when !ok
+    std::string failure;  // the error message when !ok
 };
 
 struct fallback_report {
@@ -113,7 +116,8 @@ struct fallback_options {
     int64_t n_ctx = 4096;
     int64_t min_ctx = 256;
     bool has_gpu = true;
-    int start_gpu_layers = -1;  // -1: every layer; otherwise where "full GPU" starts (a plan's choice)
+    int start_gpu_layers =
+        -1;  // -1: every layer; otherwise where "full GPU" starts (a plan's choice)
     // Called after each attempt (progress output).
     std::function<void(const load_attempt&)> on_attempt;
 };
@@ -124,12 +128,13 @@ std::vector<load_attempt> fallback_sequence(const fallback_options& opts);
 // Runs try_load on each choice of fallback_sequence until one returns normally. Only
 // out_of_memory_error moves on to the next choice; any other error propagates at once. When
 // every choice fails, throws usage_error listing every attempt and its numbers.
-fallback_report load_with_fallback(const fallback_options& opts, const std::function<void(const load_choice&)>& try_load);
+fallback_report load_with_fallback(const fallback_options& opts,
+                                   const std::function<void(const load_choice&)>& try_load);
 
 // Books in the pools what `choice` needs by estimate_usage (weights, KV cache, scratch; GPU
 // parts in `gpu`, host parts in `host`; pass the same pool twice for unified memory). The
 // returned reservations hold the bytes; throws out_of_memory_error when a pool refuses.
-std::vector<reservation> simulate_load(const model_memory_facts& m, const load_choice& choice, int64_t n_batch,
-                                       memory_pool& gpu, memory_pool& host);
+std::vector<reservation> simulate_load(const model_memory_facts& m, const load_choice& choice,
+                                       int64_t n_batch, memory_pool& gpu, memory_pool& host);
 
 }  // namespace edgellm::device

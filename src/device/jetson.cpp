@@ -46,13 +46,20 @@ jetson_module module_from_compatible(const std::string& compatible) {
         jetson_module module;
     };
     static const sku skus[] = {
-        {"p3767-0000", jetson_module::orin_nx_16gb}, {"p3767-0001", jetson_module::orin_nx_8gb},
-        {"p3767-0003", jetson_module::orin_nano_8gb}, {"p3767-0004", jetson_module::orin_nano_4gb},
-        {"p3767-0005", jetson_module::orin_nano_8gb}, {"p3701-0000", jetson_module::agx_orin_32gb},
-        {"p3701-0004", jetson_module::agx_orin_32gb}, {"p3701-0005", jetson_module::agx_orin_64gb},
-        {"p3701-0008", jetson_module::agx_orin_64gb}, {"p3668", jetson_module::xavier_nx},
-        {"p2888", jetson_module::agx_xavier},         {"p3448", jetson_module::nano},
-        {"p3310", jetson_module::tx2},                {"p3489", jetson_module::tx2},
+        {"p3767-0000", jetson_module::orin_nx_16gb},
+        {"p3767-0001", jetson_module::orin_nx_8gb},
+        {"p3767-0003", jetson_module::orin_nano_8gb},
+        {"p3767-0004", jetson_module::orin_nano_4gb},
+        {"p3767-0005", jetson_module::orin_nano_8gb},
+        {"p3701-0000", jetson_module::agx_orin_32gb},
+        {"p3701-0004", jetson_module::agx_orin_32gb},
+        {"p3701-0005", jetson_module::agx_orin_64gb},
+        {"p3701-0008", jetson_module::agx_orin_64gb},
+        {"p3668", jetson_module::xavier_nx},
+        {"p2888", jetson_module::agx_xavier},
+        {"p3448", jetson_module::nano},
+        {"p3310", jetson_module::tx2},
+        {"p3489", jetson_module::tx2},
     };
     // Device-tree string lists are NUL-separated.
     for (const auto& entry : split(compatible, '\0')) {
@@ -65,11 +72,15 @@ jetson_module module_from_compatible(const std::string& compatible) {
 // Falls back to the model string plus MemTotal (the kernel sees a little less than nominal).
 jetson_module module_from_model(const std::string& model, uint64_t mem_total_bytes) {
     const double gib = static_cast<double>(mem_total_bytes) / static_cast<double>(k_gib);
-    if (contains_nocase(model, "Orin Nano")) return gib > 5.0 ? jetson_module::orin_nano_8gb : jetson_module::orin_nano_4gb;
-    if (contains_nocase(model, "Orin NX")) return gib > 10.0 ? jetson_module::orin_nx_16gb : jetson_module::orin_nx_8gb;
-    if (contains_nocase(model, "AGX Orin")) return gib > 40.0 ? jetson_module::agx_orin_64gb : jetson_module::agx_orin_32gb;
+    if (contains_nocase(model, "Orin Nano"))
+        return gib > 5.0 ? jetson_module::orin_nano_8gb : jetson_module::orin_nano_4gb;
+    if (contains_nocase(model, "Orin NX"))
+        return gib > 10.0 ? jetson_module::orin_nx_16gb : jetson_module::orin_nx_8gb;
+    if (contains_nocase(model, "AGX Orin"))
+        return gib > 40.0 ? jetson_module::agx_orin_64gb : jetson_module::agx_orin_32gb;
     if (contains_nocase(model, "Xavier NX")) return jetson_module::xavier_nx;
-    if (contains_nocase(model, "AGX Xavier") || contains_nocase(model, "Jetson-AGX")) return jetson_module::agx_xavier;
+    if (contains_nocase(model, "AGX Xavier") || contains_nocase(model, "Jetson-AGX"))
+        return jetson_module::agx_xavier;
     if (contains_nocase(model, "TX2") || contains_nocase(model, "quill")) return jetson_module::tx2;
     if (contains_nocase(model, "Jetson Nano")) return jetson_module::nano;
     return jetson_module::unknown;
@@ -102,7 +113,8 @@ void read_power_mode(const std::filesystem::path& root, jetson_info& info) {
     info.power_mode_id = current;
     if (conf && current) {
         static const std::regex mode_re(R"(<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=([^\s>]+)\s*>)");
-        for (auto it = std::sregex_iterator(conf->begin(), conf->end(), mode_re); it != std::sregex_iterator(); ++it) {
+        for (auto it = std::sregex_iterator(conf->begin(), conf->end(), mode_re);
+             it != std::sregex_iterator(); ++it) {
             if (std::stoi((*it)[1].str()) == *current) info.power_mode_name = (*it)[2].str();
         }
     }
@@ -112,34 +124,48 @@ void read_power_mode(const std::filesystem::path& root, jetson_info& info) {
 
 std::string jetson_module_name(jetson_module m) {
     switch (m) {
-        case jetson_module::orin_nano_4gb: return "Jetson Orin Nano 4GB";
-        case jetson_module::orin_nano_8gb: return "Jetson Orin Nano 8GB";
-        case jetson_module::orin_nx_8gb: return "Jetson Orin NX 8GB";
-        case jetson_module::orin_nx_16gb: return "Jetson Orin NX 16GB";
-        case jetson_module::agx_orin_32gb: return "Jetson AGX Orin 32GB";
-        case jetson_module::agx_orin_64gb: return "Jetson AGX Orin 64GB";
-        case jetson_module::xavier_nx: return "Jetson Xavier NX";
-        case jetson_module::agx_xavier: return "Jetson AGX Xavier";
-        case jetson_module::nano: return "Jetson Nano";
-        case jetson_module::tx2: return "Jetson TX2";
-        case jetson_module::unknown: break;
+        case jetson_module::orin_nano_4gb:
+            return "Jetson Orin Nano 4GB";
+        case jetson_module::orin_nano_8gb:
+            return "Jetson Orin Nano 8GB";
+        case jetson_module::orin_nx_8gb:
+            return "Jetson Orin NX 8GB";
+        case jetson_module::orin_nx_16gb:
+            return "Jetson Orin NX 16GB";
+        case jetson_module::agx_orin_32gb:
+            return "Jetson AGX Orin 32GB";
+        case jetson_module::agx_orin_64gb:
+            return "Jetson AGX Orin 64GB";
+        case jetson_module::xavier_nx:
+            return "Jetson Xavier NX";
+        case jetson_module::agx_xavier:
+            return "Jetson AGX Xavier";
+        case jetson_module::nano:
+            return "Jetson Nano";
+        case jetson_module::tx2:
+            return "Jetson TX2";
+        case jetson_module::unknown:
+            break;
     }
     return "Jetson (unknown module)";
 }
 
-std::optional<jetson_info> detect_jetson(const std::filesystem::path& root, uint64_t mem_total_bytes) {
+std::optional<jetson_info> detect_jetson(const std::filesystem::path& root,
+                                         uint64_t mem_total_bytes) {
     auto release_text = read_text(under_root(root, "/etc/nv_tegra_release"));
     auto model = read_line(under_root(root, "/proc/device-tree/model"));
     auto compatible = read_text(under_root(root, "/proc/device-tree/compatible"));
     bool tegra_compatible = compatible && compatible->find("nvidia,tegra") != std::string::npos;
-    bool jetson_model = model && (contains_nocase(*model, "jetson") || contains_nocase(*model, "tegra"));
+    bool jetson_model =
+        model && (contains_nocase(*model, "jetson") || contains_nocase(*model, "tegra"));
     if (!release_text && !tegra_compatible && !jetson_model) return std::nullopt;
 
     jetson_info info;
     info.board_model = model.value_or("");
     if (release_text) info.l4t_release = parse_l4t_release(*release_text);
     info.module = compatible ? module_from_compatible(*compatible) : jetson_module::unknown;
-    if (info.module == jetson_module::unknown) info.module = module_from_model(info.board_model, mem_total_bytes);
+    if (info.module == jetson_module::unknown)
+        info.module = module_from_model(info.board_model, mem_total_bytes);
     info.module_name = jetson_module_name(info.module);
     const auto& spec = spec_of(info.module);
     info.gpu_name = spec.gpu_name;

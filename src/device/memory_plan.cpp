@@ -15,12 +15,14 @@
 namespace edgellm::device {
 
 uint64_t model_memory_facts::total_weight_bytes() const {
-    uint64_t layers = std::accumulate(layer_weight_bytes.begin(), layer_weight_bytes.end(), uint64_t{0});
+    uint64_t layers =
+        std::accumulate(layer_weight_bytes.begin(), layer_weight_bytes.end(), uint64_t{0});
     return layers + embedding_bytes + output_bytes + other_bytes;
 }
 
 uint64_t model_memory_facts::kv_bytes_per_token_per_layer() const {
-    const double elems = static_cast<double>(n_head_kv) * static_cast<double>(head_dim_k + head_dim_v);
+    const double elems =
+        static_cast<double>(n_head_kv) * static_cast<double>(head_dim_k + head_dim_v);
     return static_cast<uint64_t>(std::ceil(elems * kv_bytes_per_element));
 }
 
@@ -39,13 +41,16 @@ uint64_t scratch_bytes(const model_memory_facts& m, int64_t n_ctx, int64_t n_bat
     return static_cast<uint64_t>(std::max<int64_t>(floats, 0)) * 4;
 }
 
-memory_usage estimate_usage(const model_memory_facts& m, int n_gpu_layers, int64_t n_ctx, int64_t n_batch) {
+memory_usage estimate_usage(const model_memory_facts& m, int n_gpu_layers, int64_t n_ctx,
+                            int64_t n_batch) {
     memory_usage u;
     u.n_gpu_layers = std::clamp(n_gpu_layers, 0, m.n_layer);
     u.n_ctx = n_ctx;
     const int first_gpu_layer = m.n_layer - u.n_gpu_layers;  // llama.cpp offloads the last layers
     for (int il = 0; il < m.n_layer; ++il) {
-        uint64_t b = il < static_cast<int>(m.layer_weight_bytes.size()) ? m.layer_weight_bytes[static_cast<size_t>(il)] : 0;
+        uint64_t b = il < static_cast<int>(m.layer_weight_bytes.size())
+                         ? m.layer_weight_bytes[static_cast<size_t>(il)]
+                         : 0;
         (il >= first_gpu_layer ? u.gpu_weight_bytes : u.host_weight_bytes) += b;
     }
     u.host_weight_bytes += m.embedding_bytes + m.other_bytes;
@@ -56,8 +61,9 @@ memory_usage estimate_usage(const model_memory_facts& m, int n_gpu_layers, int64
     const uint64_t scratch = scratch_bytes(m, n_ctx, n_batch);
     if (u.n_gpu_layers > 0) u.gpu_scratch_bytes = scratch;
     // With every layer on the GPU the host only gathers embedding rows and receives logits.
-    u.host_scratch_bytes = all_on_gpu ? static_cast<uint64_t>(4 * (std::min(n_batch, n_ctx) * m.n_embd + m.n_vocab))
-                                      : scratch;
+    u.host_scratch_bytes =
+        all_on_gpu ? static_cast<uint64_t>(4 * (std::min(n_batch, n_ctx) * m.n_embd + m.n_vocab))
+                   : scratch;
     return u;
 }
 
@@ -80,7 +86,9 @@ plan_budget budget_from_device(const device_info& dev, std::optional<uint64_t> m
         b.gpu_free_bytes = std::min(b.gpu_free_bytes, *memory_cap_bytes);
     }
     // Estimates are estimates: keep 256 MiB (or 5% of the pool, if larger) beyond them.
-    const uint64_t pool = b.unified_memory || !b.has_gpu ? b.host_free_bytes : std::min(b.host_free_bytes, b.gpu_free_bytes);
+    const uint64_t pool = b.unified_memory || !b.has_gpu
+                              ? b.host_free_bytes
+                              : std::min(b.host_free_bytes, b.gpu_free_bytes);
     b.margin_bytes = std::max<uint64_t>(256ull << 20, pool / 20);
     if (memory_cap_bytes) b.margin_bytes = std::min(b.margin_bytes, *memory_cap_bytes / 20);
     return b;
@@ -95,27 +103,33 @@ bool fits(const memory_usage& u, const plan_budget& b) {
     return u.host_total() <= room(b.host_free_bytes);
 }
 
-std::string gib(uint64_t bytes) { return format_bytes(bytes); }
+std::string gib(uint64_t bytes) {
+    return format_bytes(bytes);
+}
 
 std::string explain(const memory_plan& p, const plan_budget& b) {
     const auto& u = p.usage;
     std::string s;
     if (!b.has_gpu) {
         s = fmt::format("CPU only (no GPU): {} weights + {} KV + {} scratch at ctx {}, {} RAM left",
-                        gib(u.host_weight_bytes), gib(u.host_kv_bytes), gib(u.host_scratch_bytes), u.n_ctx,
-                        gib(p.host_left_bytes));
-    } else if (b.unified_memory) {
-        s = fmt::format("{}/{} layers on GPU (unified memory), {} weights + {} KV + {} scratch at ctx {}, {} left",
-                        u.n_gpu_layers, p.n_layer, gib(u.gpu_weight_bytes + u.host_weight_bytes),
-                        gib(u.gpu_kv_bytes + u.host_kv_bytes), gib(u.gpu_scratch_bytes + u.host_scratch_bytes),
+                        gib(u.host_weight_bytes), gib(u.host_kv_bytes), gib(u.host_scratch_bytes),
                         u.n_ctx, gib(p.host_left_bytes));
-        if (b.system_reserve_bytes > 0) s += fmt::format(" beyond the {} system reserve", gib(b.system_reserve_bytes));
+    } else if (b.unified_memory) {
+        s = fmt::format(
+            "{}/{} layers on GPU (unified memory), {} weights + {} KV + {} scratch at ctx {}, {} "
+            "left",
+            u.n_gpu_layers, p.n_layer, gib(u.gpu_weight_bytes + u.host_weight_bytes),
+            gib(u.gpu_kv_bytes + u.host_kv_bytes), gib(u.gpu_scratch_bytes + u.host_scratch_bytes),
+            u.n_ctx, gib(p.host_left_bytes));
+        if (b.system_reserve_bytes > 0)
+            s += fmt::format(" beyond the {} system reserve", gib(b.system_reserve_bytes));
     } else {
-        s = fmt::format("{}/{} layers on GPU, {} weights + {} KV + {} scratch at ctx {}, {} GPU memory left; "
-                        "host RAM {} ({} weights + {} KV), {} left",
-                        u.n_gpu_layers, p.n_layer, gib(u.gpu_weight_bytes), gib(u.gpu_kv_bytes),
-                        gib(u.gpu_scratch_bytes), u.n_ctx, gib(p.gpu_left_bytes), gib(u.host_total()),
-                        gib(u.host_weight_bytes), gib(u.host_kv_bytes), gib(p.host_left_bytes));
+        s = fmt::format(
+            "{}/{} layers on GPU, {} weights + {} KV + {} scratch at ctx {}, {} GPU memory left; "
+            "host RAM {} ({} weights + {} KV), {} left",
+            u.n_gpu_layers, p.n_layer, gib(u.gpu_weight_bytes), gib(u.gpu_kv_bytes),
+            gib(u.gpu_scratch_bytes), u.n_ctx, gib(p.gpu_left_bytes), gib(u.host_total()),
+            gib(u.host_weight_bytes), gib(u.host_kv_bytes), gib(p.host_left_bytes));
     }
     if (p.ctx_reduced) s += fmt::format(" (context reduced from {} to fit)", p.requested_ctx);
     return s;
@@ -123,9 +137,12 @@ std::string explain(const memory_plan& p, const plan_budget& b) {
 
 }  // namespace
 
-memory_plan plan_memory(const model_memory_facts& m, const plan_budget& b, const plan_request& req) {
+memory_plan plan_memory(const model_memory_facts& m, const plan_budget& b,
+                        const plan_request& req) {
     if (m.n_layer <= 0) throw usage_error("memory plan: the model has no layers");
-    int64_t ctx = req.n_ctx > 0 ? req.n_ctx : (m.n_ctx_train > 0 ? std::min<int64_t>(m.n_ctx_train, 4096) : 4096);
+    int64_t ctx = req.n_ctx > 0
+                      ? req.n_ctx
+                      : (m.n_ctx_train > 0 ? std::min<int64_t>(m.n_ctx_train, 4096) : 4096);
     const int64_t min_ctx = std::min(std::max<int64_t>(req.min_ctx, 1), ctx);
     int max_ngl = b.has_gpu ? m.n_layer : 0;
     if (req.n_gpu_layers_max >= 0) max_ngl = std::min(max_ngl, req.n_gpu_layers_max);
@@ -161,12 +178,15 @@ memory_plan plan_memory(const model_memory_facts& m, const plan_budget& b, const
     memory_usage cpu = estimate_usage(m, 0, min_ctx, req.n_batch);
     const uint64_t need = cpu.host_total();
     std::string msg = fmt::format(
-        "model '{}' does not fit: even on the CPU at ctx {} it needs {} ({} weights + {} KV + {} scratch) "
+        "model '{}' does not fit: even on the CPU at ctx {} it needs {} ({} weights + {} KV + {} "
+        "scratch) "
         "plus a {} margin, but only {} of RAM is available",
-        m.name, min_ctx, gib(need), gib(cpu.host_weight_bytes), gib(cpu.host_kv_bytes), gib(cpu.host_scratch_bytes),
-        gib(b.margin_bytes), gib(b.host_free_bytes));
-    if (b.has_gpu && !b.unified_memory) msg += fmt::format(" and {} on the GPU", gib(b.gpu_free_bytes));
-    if (b.system_reserve_bytes) msg += fmt::format(" (after the {} system reserve)", gib(b.system_reserve_bytes));
+        m.name, min_ctx, gib(need), gib(cpu.host_weight_bytes), gib(cpu.host_kv_bytes),
+        gib(cpu.host_scratch_bytes), gib(b.margin_bytes), gib(b.host_free_bytes));
+    if (b.has_gpu && !b.unified_memory)
+        msg += fmt::format(" and {} on the GPU", gib(b.gpu_free_bytes));
+    if (b.system_reserve_bytes)
+        msg += fmt::format(" (after the {} system reserve)", gib(b.system_reserve_bytes));
     throw usage_error(msg);
 }
 

@@ -26,7 +26,9 @@ std::optional<int64_t> max_int(const gguf::file& f, const std::string& key) {
 
 int64_t require_int(const gguf::file& f, const std::string& key) {
     auto v = max_int(f, key);
-    if (!v) throw error("GGUF file " + f.path() + " lacks '" + key + "', which the memory planner needs");
+    if (!v)
+        throw error("GGUF file " + f.path() + " lacks '" + key +
+                    "', which the memory planner needs");
     return *v;
 }
 
@@ -54,7 +56,8 @@ model_memory_facts model_facts_from_gguf(const std::string& path) {
     m.name = f.get_string_opt("general.name").value_or(path);
     const std::string a = m.architecture + ".";
     const int64_t n_layer = require_int(f, a + "block_count");
-    if (n_layer <= 0 || n_layer > 100000) throw error("GGUF file " + path + ": implausible block_count " + std::to_string(n_layer));
+    if (n_layer <= 0 || n_layer > 100000)
+        throw error("GGUF file " + path + ": implausible block_count " + std::to_string(n_layer));
     m.n_layer = static_cast<int>(n_layer);
     m.n_embd = require_int(f, a + "embedding_length");
     m.n_head = require_int(f, a + "attention.head_count");
@@ -79,8 +82,10 @@ model_memory_facts model_facts_from_gguf(const std::string& path) {
             m.other_bytes += t.size_bytes;
         }
     }
-    if (const gguf::value* tokens = f.find("tokenizer.ggml.tokens"); tokens && tokens->type == gguf::value_type::array)
-        m.n_vocab = std::max<int64_t>(m.n_vocab, static_cast<int64_t>(tokens->as_array().items.size()));
+    if (const gguf::value* tokens = f.find("tokenizer.ggml.tokens");
+        tokens && tokens->type == gguf::value_type::array)
+        m.n_vocab =
+            std::max<int64_t>(m.n_vocab, static_cast<int64_t>(tokens->as_array().items.size()));
     return m;
 }
 

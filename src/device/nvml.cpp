@@ -30,7 +30,7 @@ struct nvml_utilization {
 constexpr int k_nvml_temperature_gpu = 0;
 
 class system_nvml final : public nvml_interface {
-public:
+  public:
     system_nvml() {
         handle_ = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
         if (!handle_) {
@@ -39,7 +39,8 @@ public:
         }
         bool ok = sym(init_, "nvmlInit_v2") && sym(shutdown_, "nvmlShutdown") &&
                   sym(driver_version_, "nvmlSystemGetDriverVersion") &&
-                  sym(count_, "nvmlDeviceGetCount_v2") && sym(by_index_, "nvmlDeviceGetHandleByIndex_v2") &&
+                  sym(count_, "nvmlDeviceGetCount_v2") &&
+                  sym(by_index_, "nvmlDeviceGetHandleByIndex_v2") &&
                   sym(name_, "nvmlDeviceGetName") && sym(memory_, "nvmlDeviceGetMemoryInfo");
         // Optional entry points: older drivers lack some; their fields stay empty.
         sym(cuda_version_, "nvmlSystemGetCudaDriverVersion");
@@ -117,7 +118,7 @@ public:
         return r;
     }
 
-private:
+  private:
     template <typename F>
     bool sym(F& fn, const char* name) {
         fn = reinterpret_cast<F>(dlsym(handle_, name));
@@ -160,7 +161,9 @@ std::optional<T> opt_field(const nlohmann::json& j, const char* key, const std::
 
 }  // namespace
 
-std::unique_ptr<nvml_interface> make_system_nvml() { return std::make_unique<system_nvml>(); }
+std::unique_ptr<nvml_interface> make_system_nvml() {
+    return std::make_unique<system_nvml>();
+}
 
 std::optional<gpu_info> fake_nvml::device(int index) const {
     if (index < 0 || index >= device_count()) return std::nullopt;
@@ -175,7 +178,8 @@ gpu_reading fake_nvml::read(int index) const {
 }
 
 void fake_nvml::set_reading(int index, const gpu_reading& r) {
-    if (index < 0 || index >= device_count()) throw error("fake_nvml: no GPU " + std::to_string(index));
+    if (index < 0 || index >= device_count())
+        throw error("fake_nvml: no GPU " + std::to_string(index));
     gpus_[static_cast<size_t>(index)].reading = r;
 }
 
@@ -212,12 +216,15 @@ std::unique_ptr<fake_nvml> load_nvml_fixture(const std::filesystem::path& json_p
                     throw error(gwhere + ": compute_capability '" + *cc + "' is not like \"8.9\"");
                 }
             }
-            f.info.memory_total_bytes = opt_field<uint64_t>(g, "memory_total_bytes", gwhere).value_or(0);
-            f.info.memory_free_bytes = opt_field<uint64_t>(g, "memory_free_bytes", gwhere).value_or(f.info.memory_total_bytes);
+            f.info.memory_total_bytes =
+                opt_field<uint64_t>(g, "memory_total_bytes", gwhere).value_or(0);
+            f.info.memory_free_bytes = opt_field<uint64_t>(g, "memory_free_bytes", gwhere)
+                                           .value_or(f.info.memory_total_bytes);
             if (f.info.memory_free_bytes > f.info.memory_total_bytes)
                 throw error(gwhere + ": memory_free_bytes exceeds memory_total_bytes");
-            f.reading.memory_used_bytes = opt_field<uint64_t>(g, "memory_used_bytes", gwhere)
-                                              .value_or(f.info.memory_total_bytes - f.info.memory_free_bytes);
+            f.reading.memory_used_bytes =
+                opt_field<uint64_t>(g, "memory_used_bytes", gwhere)
+                    .value_or(f.info.memory_total_bytes - f.info.memory_free_bytes);
             f.reading.utilization_percent = opt_field<double>(g, "utilization_percent", gwhere);
             f.reading.temperature_c = opt_field<double>(g, "temperature_c", gwhere);
             f.reading.power_w = opt_field<double>(g, "power_w", gwhere);

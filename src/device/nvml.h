@@ -13,9 +13,9 @@ namespace edgellm::device {
 
 struct gpu_info {
     int index = 0;
-    std::string name;               // "NVIDIA GeForce RTX 4090"
+    std::string name;  // "NVIDIA GeForce RTX 4090"
     std::string uuid;
-    int cc_major = 0, cc_minor = 0; // CUDA compute capability
+    int cc_major = 0, cc_minor = 0;  // CUDA compute capability
     uint64_t memory_total_bytes = 0;
     uint64_t memory_free_bytes = 0;
 };
@@ -29,7 +29,7 @@ struct gpu_reading {
 };
 
 class nvml_interface {
-public:
+  public:
     virtual ~nvml_interface() = default;
     // False when the library or driver is missing; every other call then returns nothing.
     virtual bool available() const = 0;
@@ -54,7 +54,7 @@ struct fake_gpu {
     gpu_reading reading;
 };
 class fake_nvml final : public nvml_interface {
-public:
+  public:
     fake_nvml(std::string driver_version, int cuda_driver_version, std::vector<fake_gpu> gpus)
         : driver_(std::move(driver_version)), cuda_(cuda_driver_version), gpus_(std::move(gpus)) {}
     bool available() const override { return true; }
@@ -66,7 +66,7 @@ public:
     // Lets a test change a GPU's live reading between samples.
     void set_reading(int index, const gpu_reading& r);
 
-private:
+  private:
     std::string driver_;
     int cuda_;
     std::vector<fake_gpu> gpus_;

@@ -76,9 +76,11 @@ bool starts_with(std::string_view s, std::string_view prefix) {
 }
 
 bool contains_nocase(std::string_view haystack, std::string_view needle) {
-    auto it = std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(), [](char a, char b) {
-        return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
-    });
+    auto it = std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(),
+                          [](char a, char b) {
+                              return std::tolower(static_cast<unsigned char>(a)) ==
+                                     std::tolower(static_cast<unsigned char>(b));
+                          });
     return it != haystack.end();
 }
 
@@ -91,12 +93,13 @@ std::optional<int64_t> parse_int(std::string_view s) {
     return v;
 }
 
-std::vector<std::filesystem::path> list_dir(const std::filesystem::path& dir, std::string_view prefix) {
+std::vector<std::filesystem::path> list_dir(const std::filesystem::path& dir,
+                                            std::string_view prefix) {
     std::vector<std::filesystem::path> out;
     std::error_code ec;
     if (!std::filesystem::is_directory(dir, ec)) return out;
-    for (auto it = std::filesystem::directory_iterator(dir, ec); !ec && it != std::filesystem::directory_iterator();
-         it.increment(ec)) {
+    for (auto it = std::filesystem::directory_iterator(dir, ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
         if (starts_with(it->path().filename().string(), prefix)) out.push_back(it->path());
     }
     std::sort(out.begin(), out.end());

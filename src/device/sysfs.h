@@ -28,6 +28,7 @@ bool contains_nocase(std::string_view haystack, std::string_view needle);
 std::optional<int64_t> parse_int(std::string_view s);
 
 // Entries of a directory whose names start with `prefix`, sorted by name; empty when absent.
-std::vector<std::filesystem::path> list_dir(const std::filesystem::path& dir, std::string_view prefix = "");
+std::vector<std::filesystem::path> list_dir(const std::filesystem::path& dir,
+                                            std::string_view prefix = "");
 
 }  // namespace edgellm::device

@@ -31,7 +31,9 @@ resource_monitor::resource_monitor(options opts) : opts_(std::move(opts)) {
     start_ms_ = now_ms();
 }
 
-resource_monitor::~resource_monitor() { stop(); }
+resource_monitor::~resource_monitor() {
+    stop();
+}
 
 void resource_monitor::start() {
     if (running_.exchange(true)) return;
@@ -40,7 +42,6 @@ void resource_monitor::start() {
         samples_.clear();
         last_proc_.reset();
         start_ms_ = now_ms();
-        stop_ms_ = 0;
     }
     {
         std::lock_guard<std::mutex> lock(wake_mutex_);
@@ -60,10 +61,6 @@ void resource_monitor::stop() {
     wake_cv_.notify_all();
     if (thread_.joinable()) thread_.join();
     sample_now();
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        stop_ms_ = now_ms();
-    }
     running_ = false;
 }
 
@@ -104,10 +101,13 @@ sample resource_monitor::take_sample() {
         static const double ticks_per_s = static_cast<double>(std::max(sysconf(_SC_CLK_TCK), 1L));
         if (wall_s > 0 && p.process_cpu_ticks >= last_proc_->process_cpu_ticks)
             s.process_cpu_percent =
-                100.0 * static_cast<double>(p.process_cpu_ticks - last_proc_->process_cpu_ticks) / ticks_per_s / wall_s;
-        if (p.system_total_ticks > last_proc_->system_total_ticks && p.system_busy_ticks >= last_proc_->system_busy_ticks)
-            s.system_cpu_percent = 100.0 * static_cast<double>(p.system_busy_ticks - last_proc_->system_busy_ticks) /
-                                   static_cast<double>(p.system_total_ticks - last_proc_->system_total_ticks);
+                100.0 * static_cast<double>(p.process_cpu_ticks - last_proc_->process_cpu_ticks) /
+                ticks_per_s / wall_s;
+        if (p.system_total_ticks > last_proc_->system_total_ticks &&
+            p.system_busy_ticks >= last_proc_->system_busy_ticks)
+            s.system_cpu_percent =
+                100.0 * static_cast<double>(p.system_busy_ticks - last_proc_->system_busy_ticks) /
+                static_cast<double>(p.system_total_ticks - last_proc_->system_total_ticks);
     }
     last_proc_ = p;
     last_t_ms_ = t;
@@ -116,15 +116,21 @@ sample resource_monitor::take_sample() {
     if (opts_.nvml && opts_.nvml->available()) {
         for (int i = 0; i < opts_.nvml->device_count(); ++i) {
             device::gpu_reading r = opts_.nvml->read(i);
-            if (r.memory_used_bytes) s.gpu_memory_used_bytes = s.gpu_memory_used_bytes.value_or(0) + *r.memory_used_bytes;
+            if (r.memory_used_bytes)
+                s.gpu_memory_used_bytes =
+                    s.gpu_memory_used_bytes.value_or(0) + *r.memory_used_bytes;
             if (r.utilization_percent)
-                s.gpu_utilization_percent = std::max(s.gpu_utilization_percent.value_or(0), *r.utilization_percent);
-            if (r.temperature_c) s.gpu_temperature_c = std::max(s.gpu_temperature_c.value_or(-273), *r.temperature_c);
+                s.gpu_utilization_percent =
+                    std::max(s.gpu_utilization_percent.value_or(0), *r.utilization_percent);
+            if (r.temperature_c)
+                s.gpu_temperature_c =
+                    std::max(s.gpu_temperature_c.value_or(-273), *r.temperature_c);
             if (r.power_w) gpu_power = gpu_power.value_or(0) + *r.power_w;
         }
     }
     jetson_snapshot j = read_jetson_snapshot(opts_.root);
-    if (j.gpu_load_percent && !s.gpu_utilization_percent) s.gpu_utilization_percent = j.gpu_load_percent;
+    if (j.gpu_load_percent && !s.gpu_utilization_percent)
+        s.gpu_utilization_percent = j.gpu_load_percent;
     if (j.gpu_temp_c && !s.gpu_temperature_c) s.gpu_temperature_c = j.gpu_temp_c;
     for (const auto& zone : read_thermal_zones(opts_.root))
         s.max_temperature_c = std::max(s.max_temperature_c.value_or(-273), zone.second);
@@ -163,7 +169,8 @@ summary resource_monitor::summarize() const {
             add(out.process_cpu_percent, s.process_cpu_percent);
             add(out.system_cpu_percent, s.system_cpu_percent);
         }
-        if (s.gpu_memory_used_bytes) add(out.gpu_memory_used_bytes, static_cast<double>(*s.gpu_memory_used_bytes));
+        if (s.gpu_memory_used_bytes)
+            add(out.gpu_memory_used_bytes, static_cast<double>(*s.gpu_memory_used_bytes));
         if (s.gpu_utilization_percent) add(out.gpu_utilization_percent, *s.gpu_utilization_percent);
         if (s.gpu_temperature_c) add(out.gpu_temperature_c, *s.gpu_temperature_c);
         if (s.max_temperature_c) add(out.max_temperature_c, *s.max_temperature_c);
@@ -173,7 +180,8 @@ summary resource_monitor::summarize() const {
     if (!all.empty()) out.duration_ms = all.back().t_ms - all.front().t_ms;
     out.energy_j = integrate_energy_j(all);
     out.sampler_cpu_ms = sampler_cpu_ms_.load();
-    if (out.duration_ms > 0) out.sampler_overhead_percent = 100.0 * out.sampler_cpu_ms / out.duration_ms;
+    if (out.duration_ms > 0)
+        out.sampler_overhead_percent = 100.0 * out.sampler_cpu_ms / out.duration_ms;
     return out;
 }
 

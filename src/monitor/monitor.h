@@ -19,10 +19,10 @@ namespace edgellm::monitor {
 
 // Raw counters read from /proc (and sysfs) at one instant.
 struct proc_snapshot {
-    uint64_t rss_bytes = 0;                  // VmRSS of /proc/self/status
-    uint64_t peak_rss_bytes = 0;             // VmHWM
-    uint64_t process_cpu_ticks = 0;          // utime + stime of /proc/self/stat
-    uint64_t system_busy_ticks = 0;          // first line of /proc/stat, everything but idle+iowait
+    uint64_t rss_bytes = 0;          // VmRSS of /proc/self/status
+    uint64_t peak_rss_bytes = 0;     // VmHWM
+    uint64_t process_cpu_ticks = 0;  // utime + stime of /proc/self/stat
+    uint64_t system_busy_ticks = 0;  // first line of /proc/stat, everything but idle+iowait
     uint64_t system_total_ticks = 0;
 };
 
@@ -42,16 +42,16 @@ std::vector<std::pair<std::string, double>> read_thermal_zones(const std::filesy
 std::vector<std::pair<std::string, double>> read_power_rails(const std::filesystem::path& root);
 
 struct sample {
-    double t_ms = 0;                          // since the monitor started
+    double t_ms = 0;  // since the monitor started
     uint64_t rss_bytes = 0;
     uint64_t peak_rss_bytes = 0;
-    double process_cpu_percent = 0;           // 100 = one core busy (like top)
-    double system_cpu_percent = 0;            // 0..100 over all cores
+    double process_cpu_percent = 0;                 // 100 = one core busy (like top)
+    double system_cpu_percent = 0;                  // 0..100 over all cores
     std::optional<uint64_t> gpu_memory_used_bytes;  // summed over the GPUs
     std::optional<double> gpu_utilization_percent;  // the busiest GPU
     std::optional<double> gpu_temperature_c;        // the hottest GPU
     std::optional<double> max_temperature_c;        // the hottest thermal zone
-    std::optional<double> power_w;            // board power (Jetson VDD_IN) or summed GPU power
+    std::optional<double> power_w;  // board power (Jetson VDD_IN) or summed GPU power
 };
 
 struct stat_summary {
@@ -62,13 +62,14 @@ struct stat_summary {
 struct summary {
     int n_samples = 0;
     double duration_ms = 0;
-    uint64_t peak_rss_bytes = 0;              // VmHWM at the end: the true peak, even between samples
+    uint64_t peak_rss_bytes = 0;  // VmHWM at the end: the true peak, even between samples
     double mean_rss_bytes = 0;
     stat_summary process_cpu_percent, system_cpu_percent;
-    stat_summary gpu_memory_used_bytes, gpu_utilization_percent, gpu_temperature_c, max_temperature_c, power_w;
-    std::optional<double> energy_j;           // integral of power over the run
-    double sampler_cpu_ms = 0;                // CPU time the sampler thread itself used
-    double sampler_overhead_percent = 0;      // of one core, over the run
+    stat_summary gpu_memory_used_bytes, gpu_utilization_percent, gpu_temperature_c,
+        max_temperature_c, power_w;
+    std::optional<double> energy_j;       // integral of power over the run
+    double sampler_cpu_ms = 0;            // CPU time the sampler thread itself used
+    double sampler_overhead_percent = 0;  // of one core, over the run
 };
 
 struct options {
@@ -80,14 +81,14 @@ struct options {
 
 // Samples in a background thread between start() and stop(). Thread-safe accessors.
 class resource_monitor {
-public:
+  public:
     explicit resource_monitor(options opts = {});
     ~resource_monitor();
     resource_monitor(const resource_monitor&) = delete;
     resource_monitor& operator=(const resource_monitor&) = delete;
 
-    void start();                 // takes a first sample at once, then one per interval
-    void stop();                  // takes a last sample; idempotent
+    void start();  // takes a first sample at once, then one per interval
+    void stop();   // takes a last sample; idempotent
     bool running() const { return running_.load(); }
     // Takes one sample now (also works without start(); CPU % is relative to the previous one).
     sample sample_now();
@@ -97,7 +98,7 @@ public:
     // Joules per generated token, when power was measured.
     std::optional<double> joules_per_token(uint64_t n_tokens) const;
 
-private:
+  private:
     void loop();
     sample take_sample();
 
@@ -112,7 +113,6 @@ private:
     std::optional<proc_snapshot> last_proc_;
     double last_t_ms_ = 0;
     double start_ms_ = 0;
-    double stop_ms_ = 0;
     std::atomic<double> sampler_cpu_ms_{0};
 };
 

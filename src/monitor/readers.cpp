@@ -25,8 +25,10 @@ proc_snapshot read_proc_snapshot(const std::filesystem::path& root) {
             if (parts.size() < 2) continue;
             auto kb = parse_int(parts[1]);
             if (!kb || *kb < 0) continue;
-            if (parts[0] == "VmRSS:") s.rss_bytes = static_cast<uint64_t>(*kb) * 1024;
-            else if (parts[0] == "VmHWM:") s.peak_rss_bytes = static_cast<uint64_t>(*kb) * 1024;
+            if (parts[0] == "VmRSS:")
+                s.rss_bytes = static_cast<uint64_t>(*kb) * 1024;
+            else if (parts[0] == "VmHWM:")
+                s.peak_rss_bytes = static_cast<uint64_t>(*kb) * 1024;
         }
     }
     if (auto stat = read_text(under_root(root, "/proc/self/stat"))) {
@@ -37,7 +39,8 @@ proc_snapshot read_proc_snapshot(const std::filesystem::path& root) {
             auto fields = split_ws(std::string_view(*stat).substr(close + 1));
             if (fields.size() > 12) {
                 auto ut = parse_int(fields[11]), st = parse_int(fields[12]);
-                if (ut && st && *ut >= 0 && *st >= 0) s.process_cpu_ticks = static_cast<uint64_t>(*ut + *st);
+                if (ut && st && *ut >= 0 && *st >= 0)
+                    s.process_cpu_ticks = static_cast<uint64_t>(*ut + *st);
             }
         }
     }
@@ -63,7 +66,8 @@ std::vector<std::pair<std::string, double>> read_thermal_zones(const std::filesy
         auto type = read_line(dir / "type");
         auto temp = read_int(dir / "temp");
         // Disabled zones report -256000 or similar; ignore values below absolute zero.
-        if (type && temp && *temp > -273000) zones.emplace_back(*type, static_cast<double>(*temp) / 1000.0);
+        if (type && temp && *temp > -273000)
+            zones.emplace_back(*type, static_cast<double>(*temp) / 1000.0);
     }
     return zones;
 }
@@ -79,7 +83,8 @@ std::vector<std::pair<std::string, double>> read_power_rails(const std::filesyst
             auto mv = read_int(dir / ("in" + std::to_string(ch) + "_input"));
             auto ma = read_int(dir / ("curr" + std::to_string(ch) + "_input"));
             if (label && mv && ma && label->find("sum") == std::string::npos)
-                rails.emplace_back(*label, static_cast<double>(*mv) * static_cast<double>(*ma) / 1e6);
+                rails.emplace_back(*label,
+                                   static_cast<double>(*mv) * static_cast<double>(*ma) / 1e6);
         }
     }
     if (!rails.empty()) return rails;
@@ -114,7 +119,8 @@ jetson_snapshot read_jetson_snapshot(const std::filesystem::path& root) {
         }
     }
     for (const auto& [type, temp] : read_thermal_zones(root)) {
-        if (contains_nocase(type, "gpu") && (!s.gpu_temp_c || temp > *s.gpu_temp_c)) s.gpu_temp_c = temp;
+        if (contains_nocase(type, "gpu") && (!s.gpu_temp_c || temp > *s.gpu_temp_c))
+            s.gpu_temp_c = temp;
     }
     auto rails = read_power_rails(root);
     double sum = 0;

@@ -1,13 +1,13 @@
 // Device detection against the fixture trees under tests/fixtures/devices, fake NVML answers
 // (one and several GPUs), odd inputs, this machine, and `edgellm device` end to end.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include "core/error.h"
 #include "device/device.h"
@@ -23,9 +23,12 @@ namespace {
 constexpr uint64_t k_gib = 1024ull * 1024 * 1024;
 constexpr uint64_t k_mib = 1024ull * 1024;
 
-fs::path fixture(const std::string& name) { return fs::path(EDGELLM_SOURCE_DIR) / "tests/fixtures/devices" / name; }
+fs::path fixture(const std::string& name) {
+    return fs::path(EDGELLM_SOURCE_DIR) / "tests/fixtures/devices" / name;
+}
 
-device_info detect_fixture(const std::string& name, std::shared_ptr<const nvml_interface> nvml = nullptr) {
+device_info detect_fixture(const std::string& name,
+                           std::shared_ptr<const nvml_interface> nvml = nullptr) {
     detect_options o;
     o.root = fixture(name);
     o.nvml = std::move(nvml);
@@ -194,7 +197,8 @@ TEST(DeviceDetect, FakeNvmlWithTwoGpusListsBothAndPlansForTheWeakest) {
     b.cc_minor = 5;
     b.memory_total_bytes = 16 * k_gib;
     b.memory_free_bytes = 15 * k_gib;
-    auto nvml = std::make_shared<fake_nvml>("535.104.05", 12020, std::vector<fake_gpu>{{a, {}}, {b, {}}});
+    auto nvml =
+        std::make_shared<fake_nvml>("535.104.05", 12020, std::vector<fake_gpu>{{a, {}}, {b, {}}});
     device_info d = detect_fixture("arm-cpu-only", nvml);
     EXPECT_EQ(d.kind, device_kind::cuda);
     ASSERT_EQ(d.gpus.size(), 2u);
@@ -227,7 +231,8 @@ TEST(DeviceDetect, MalformedNvmlFixtureIsAClearError) {
 
 TEST(DeviceDetect, JetsonVariantFromMemTotalWhenDeviceTreeLacksTheSku) {
     auto dir = test::temp_dir("jetson4");
-    write_file(dir / "proc/device-tree/model", std::string("NVIDIA Jetson Orin Nano Developer Kit") + '\0');
+    write_file(dir / "proc/device-tree/model",
+               std::string("NVIDIA Jetson Orin Nano Developer Kit") + '\0');
     write_file(dir / "proc/meminfo", "MemTotal:        3800000 kB\nMemAvailable:    3000000 kB\n");
     device_info d = detect_device({dir, nullptr});
     ASSERT_TRUE(d.jetson);
@@ -242,7 +247,8 @@ TEST(DeviceDetect, EmptyOrGarbageTreesGiveACpuDeviceWithoutCrashing) {
     device_info empty = detect_device({dir, nullptr});
     EXPECT_EQ(empty.kind, device_kind::cpu);
     EXPECT_EQ(empty.recommended_threads(), 1);
-    write_file(dir / "proc/cpuinfo", "processor : x\n:::\nflags\nCPU part : 0xzz\ncore id : \n\n\x01\x02");
+    write_file(dir / "proc/cpuinfo",
+               "processor : x\n:::\nflags\nCPU part : 0xzz\ncore id : \n\n\x01\x02");
     write_file(dir / "proc/meminfo", "MemTotal: lots kB\nMemAvailable: -5 kB\n");
     write_file(dir / "sys/fs/cgroup/cgroup.controllers", "");
     write_file(dir / "sys/fs/cgroup/cpu.max", "abc def\n");
@@ -270,8 +276,10 @@ TEST(DeviceDetect, ThisMachineMatchesTheOsCounts) {
     EXPECT_EQ(d.memory.total_bytes, static_cast<uint64_t>(pages) * static_cast<uint64_t>(page));
     // The real NVML either works or says why not; it never throws.
     auto nvml = make_system_nvml();
-    if (nvml->available()) EXPECT_GE(nvml->device_count(), 1);
-    else EXPECT_FALSE(nvml->unavailable_reason().empty());
+    if (nvml->available())
+        EXPECT_GE(nvml->device_count(), 1);
+    else
+        EXPECT_FALSE(nvml->unavailable_reason().empty());
     auto j = to_json(d);
     EXPECT_EQ(j["cpu"]["n_logical"].get<int>(), d.cpu.n_logical);
 }
@@ -283,8 +291,8 @@ TEST(DeviceCli, DeviceJsonOnEveryFixture) {
         const char* name;
         const char* kind;
     };
-    for (auto e : {expect{"orin-nano-8gb", "jetson"}, expect{"orin-nx-16gb", "jetson"}, expect{"x86-rtx", "cuda"},
-                   expect{"arm-cpu-only", "cpu"}}) {
+    for (auto e : {expect{"orin-nano-8gb", "jetson"}, expect{"orin-nx-16gb", "jetson"},
+                   expect{"x86-rtx", "cuda"}, expect{"arm-cpu-only", "cpu"}}) {
         std::string cmd = std::string(bin) + " device --json --root " + fixture(e.name).string();
         std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
         ASSERT_TRUE(pipe);

@@ -1,6 +1,8 @@
 // Memory planner and progressive fallback: model facts from a real GGUF, planner numbers
 // against hand-computed cases (discrete GPU, partial offload, CPU only, smaller context,
 // Jetson unified memory), the fallback sequence under capped pools, and the pools themselves.
+#include "device/memory_plan.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -11,7 +13,6 @@
 #include "core/error.h"
 #include "device/device.h"
 #include "device/fallback.h"
-#include "device/memory_plan.h"
 #include "test_util.h"
 
 using namespace edgellm;
@@ -43,9 +44,11 @@ model_memory_facts tiny_llama() {
 
 // Hand arithmetic for tiny_llama with n_batch 512 (see scratch_bytes):
 // 4 * (512 * (4*2048 + 2*5632) + 32 * 512 * ctx + 32000)
-constexpr uint64_t k_scratch_4096 = 4ull * (512 * 19456 + 32ull * 512 * 4096 + 32000);  // 308,409,344
-constexpr uint64_t k_scratch_2048 = 4ull * (512 * 19456 + 32ull * 512 * 2048 + 32000);  // 174,191,616
-constexpr uint64_t k_kv_per_token_layer = 4 * (64 + 64) * 2;                           // 1024 B at F16
+constexpr uint64_t k_scratch_4096 =
+    4ull * (512 * 19456 + 32ull * 512 * 4096 + 32000);  // 308,409,344
+constexpr uint64_t k_scratch_2048 =
+    4ull * (512 * 19456 + 32ull * 512 * 2048 + 32000);        // 174,191,616
+constexpr uint64_t k_kv_per_token_layer = 4 * (64 + 64) * 2;  // 1024 B at F16
 
 }  // namespace
 
@@ -87,8 +90,8 @@ TEST(MemoryPlan, ScratchAndUsageMatchHandArithmetic) {
     EXPECT_EQ(scratch_bytes(m, 2048, 512), k_scratch_2048);
     memory_usage u = estimate_usage(m, 22, 4096, 512);
     EXPECT_EQ(u.gpu_weight_bytes, 22 * 100 * k_mib + 50 * k_mib);  // layers + output head
-    EXPECT_EQ(u.host_weight_bytes, 50 * k_mib);                     // token embeddings
-    EXPECT_EQ(u.gpu_kv_bytes, 22 * 4096 * k_kv_per_token_layer);     // 88 MiB
+    EXPECT_EQ(u.host_weight_bytes, 50 * k_mib);                    // token embeddings
+    EXPECT_EQ(u.gpu_kv_bytes, 22 * 4096 * k_kv_per_token_layer);   // 88 MiB
     EXPECT_EQ(u.host_kv_bytes, 0u);
     EXPECT_EQ(u.gpu_scratch_bytes, k_scratch_4096);
     memory_usage half = estimate_usage(m, 11, 4096, 512);
@@ -113,7 +116,8 @@ TEST(MemoryPlan, EverythingOnALargeDiscreteGpu) {
     const uint64_t gpu = 2250 * k_mib + 88 * k_mib + k_scratch_4096;
     EXPECT_EQ(p.usage.gpu_total(), gpu);
     EXPECT_EQ(p.gpu_left_bytes, 8 * k_gib - gpu - 256 * k_mib);
-    EXPECT_EQ(p.explanation.rfind("22/22 layers on GPU, 2.20 GiB weights + 88.00 MiB KV", 0), 0u) << p.explanation;
+    EXPECT_EQ(p.explanation.rfind("22/22 layers on GPU, 2.20 GiB weights + 88.00 MiB KV", 0), 0u)
+        << p.explanation;
     EXPECT_NE(p.explanation.find("at ctx 4096"), std::string::npos);
 }
 
@@ -185,7 +189,8 @@ TEST(MemoryPlan, OrinNanoFixtureKeepsTheSystemReserveInOnePool) {
     memory_plan p = plan_memory(m, b, {4096, 512, 256, -1});
     EXPECT_EQ(p.usage.n_gpu_layers, 22);
     EXPECT_TRUE(p.unified_memory);
-    EXPECT_EQ(p.host_left_bytes, b.host_free_bytes - b.margin_bytes - p.usage.gpu_total() - p.usage.host_total());
+    EXPECT_EQ(p.host_left_bytes,
+              b.host_free_bytes - b.margin_bytes - p.usage.gpu_total() - p.usage.host_total());
     EXPECT_NE(p.explanation.find("unified memory"), std::string::npos) << p.explanation;
     EXPECT_NE(p.explanation.find("2.00 GiB system reserve"), std::string::npos) << p.explanation;
     // A cap lowers the pool below the model: the planner refuses with the reserve named.
@@ -202,9 +207,11 @@ TEST(Fallback, SequenceGoesFullGpuFewerLayersCpuThenSmallerContext) {
     std::vector<std::tuple<std::string, int, int64_t>> got;
     for (const auto& a : seq) got.emplace_back(a.stage, a.choice.n_gpu_layers, a.choice.n_ctx);
     std::vector<std::tuple<std::string, int, int64_t>> want = {
-        {"full GPU", 22, 4096},        {"fewer GPU layers", 16, 4096}, {"fewer GPU layers", 11, 4096},
-        {"fewer GPU layers", 5, 4096}, {"CPU only", 0, 4096},          {"smaller context", 0, 2048},
-        {"smaller context", 0, 1024},  {"smaller context", 0, 512},    {"smaller context", 0, 256}};
+        {"full GPU", 22, 4096},         {"fewer GPU layers", 16, 4096},
+        {"fewer GPU layers", 11, 4096}, {"fewer GPU layers", 5, 4096},
+        {"CPU only", 0, 4096},          {"smaller context", 0, 2048},
+        {"smaller context", 0, 1024},   {"smaller context", 0, 512},
+        {"smaller context", 0, 256}};
     EXPECT_EQ(got, want);
     o.has_gpu = false;
     o.n_ctx = 300;  // odd size: halves to 150, below the minimum, so only 256 follows
@@ -224,13 +231,15 @@ TEST(Fallback, GpuCapForcesFewerLayersAndEveryAttemptIsReported) {
     std::vector<load_attempt> seen;
     o.on_attempt = [&](const load_attempt& a) { seen.push_back(a); };
     std::vector<reservation> loaded;
-    fallback_report r = load_with_fallback(o, [&](const load_choice& c) { loaded = simulate_load(m, c, 512, gpu, host); });
+    fallback_report r = load_with_fallback(
+        o, [&](const load_choice& c) { loaded = simulate_load(m, c, 512, gpu, host); });
     // 22, 16 and 11 layers overflow 1 GiB; 5 layers (520 MiB + 294.1 MiB scratch) fit.
     ASSERT_EQ(r.attempts.size(), 4u);
     EXPECT_EQ(seen.size(), 4u);
     for (int i = 0; i < 3; ++i) {
         EXPECT_FALSE(r.attempts[i].ok);
-        EXPECT_NE(r.attempts[i].failure.find("GPU memory: cannot take"), std::string::npos) << r.attempts[i].failure;
+        EXPECT_NE(r.attempts[i].failure.find("GPU memory: cannot take"), std::string::npos)
+            << r.attempts[i].failure;
     }
     EXPECT_TRUE(r.attempts[3].ok);
     EXPECT_EQ(r.final_choice.n_gpu_layers, 5);
@@ -251,7 +260,8 @@ TEST(Fallback, HostCapForcesSmallerContextOnCpu) {
     o.n_layer = m.n_layer;
     o.n_ctx = 4096;
     o.has_gpu = false;
-    fallback_report r = load_with_fallback(o, [&](const load_choice& c) { simulate_load(m, c, 512, host, host); });
+    fallback_report r =
+        load_with_fallback(o, [&](const load_choice& c) { simulate_load(m, c, 512, host, host); });
     ASSERT_EQ(r.attempts.size(), 2u);
     EXPECT_EQ(r.attempts[0].stage, "CPU only");
     EXPECT_FALSE(r.attempts[0].ok);
@@ -272,7 +282,9 @@ TEST(Fallback, NothingFitsListsEveryAttempt) {
     } catch (const usage_error& e) {
         std::string msg = e.what();
         EXPECT_NE(msg.find("any configuration (7 attempts)"), std::string::npos) << msg;
-        EXPECT_NE(msg.find("CPU only (0/22 layers on GPU, ctx 1024): host RAM: cannot take"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("CPU only (0/22 layers on GPU, ctx 1024): host RAM: cannot take"),
+                  std::string::npos)
+            << msg;
         EXPECT_NE(msg.find("ctx 256"), std::string::npos) << msg;
     }
     EXPECT_EQ(gpu.used_bytes(), 0u);
