@@ -239,8 +239,9 @@ value binary_expr::eval(context& ctx) const {
 
 value compare_expr::eval(context& ctx) const {
     value l = first->eval(ctx);
-    for (const auto& [op, e] : rest) {
-        value r = e->eval(ctx);
+    for (const auto& item : rest) {
+        const std::string& op = item.first;  // named, not a structured binding: lambdas capture it
+        value r = item.second->eval(ctx);
         bool ok = with_line(line, [&] { return compare(op, l, r); });
         if (!ok) return value(false);
         l = std::move(r);

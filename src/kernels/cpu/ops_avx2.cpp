@@ -1,5 +1,6 @@
 // AVX2 + FMA + F16C op table: element-wise ops, softmax, SwiGLU and attention over an F32/F16 KV
 // cache, plus the mul_mat kernels from mul_mat_avx2.cpp. Reached only when the CPU reports all three.
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <cmath>
@@ -154,10 +155,17 @@ void attention(const float* q, const void* k, const void* v, ggml_type kv_type, 
 
 }  // namespace
 
+// F16C via CPUID leaf 1, ECX bit 29 (clang 14's __builtin_cpu_supports does not know "f16c").
+static bool cpu_has_f16c() {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+    return (ecx & (1u << 29)) != 0;
+}
+
 const isa_ops* avx2_ops() {
     static const isa_ops* ops = []() -> const isa_ops* {
         __builtin_cpu_init();
-        if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !__builtin_cpu_supports("f16c"))
+        if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !cpu_has_f16c())
             return nullptr;
         static isa_ops o;
         o.id = impl::avx2;
