@@ -64,6 +64,7 @@ protected:
         gp.sampling.repeat_penalty = req.repeat_penalty;
         gp.sampling.seed = req.seed ? *req.seed : std::random_device{}();
         incremental_decoder dec(*tokenizer_);
+        dec.prime(prompt);  // a continuation keeps its leading space ("Once upon a" -> " time")
         std::string tail;  // text not yet emitted while a stop string may be forming
         bool stopped_by_string = false;
         auto st = engine_->generate(prompt, gp, [&](int32_t tok) {

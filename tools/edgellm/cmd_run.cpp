@@ -95,6 +95,7 @@ void run_other_backend(const run_options& o) {
 }
 
 void run(const run_options& o) {
+    if (o.model.empty()) throw usage_error("no model given: use -m MODEL.gguf (or --model-name NAME for a server backend)");
     check_options(o);
     if (!o.backend.empty() && o.backend != "native") {
         run_other_backend(o);
@@ -217,7 +218,10 @@ void setup(CLI::App& app) {
         "  edgellm run -m stories260K.gguf -p \"Once upon a time\" -n 64\n"
         "  edgellm run -m model.gguf -p \"\" -n 256 --temp 0        (greedy, from BOS)\n"
         "  edgellm run -m model.gguf --prompt-ids \"1 415 2936\" --json\n");
-    cmd->add_option("-m,--model", opts->model, "GGUF model file")->required();
+    auto* model_opt = cmd->add_option("-m,--model,--model-path", opts->model, "GGUF model file");
+    auto* name_opt = cmd->add_option("--model-name", opts->model,
+                                     "model name for server backends (Ollama tag, served model)");
+    model_opt->excludes(name_opt);
     cmd->add_option("-p,--prompt", opts->prompt, "prompt text (\"\" starts from BOS alone)")
         ->each([o = opts.get()](const std::string&) { o->prompt_given = true; });
     cmd->add_option("--prompt-ids", opts->prompt_ids, "prompt as token ids (\"1 2 3\"), used verbatim");
