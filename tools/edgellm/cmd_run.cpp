@@ -38,6 +38,9 @@ struct run_options {
     bool json = false;
     bool ignore_eos = false;
     std::string kv_type = "f16";
+    std::string llama_server;  // llama-server binary (llama_cpp backend)
+    bool chat = false;         // other backends: send as a chat conversation
+    std::string system;        // with chat: system message
     std::string backend;  // empty or "native": this engine; otherwise any backend of the registry
     std::string url;
 };
@@ -91,6 +94,9 @@ void run_other_backend(const run_options& o) {
     b.n_ctx = static_cast<int>(o.n_ctx);
     b.n_batch = static_cast<int>(o.n_batch);
     b.json = o.json;
+    b.chat = o.chat;
+    b.system = o.system;
+    if (!o.llama_server.empty()) b.extra["binary"] = o.llama_server;
     run_with_backend(b);
 }
 
@@ -241,6 +247,9 @@ void setup(CLI::App& app) {
     cmd->add_option("--kv-type", opts->kv_type, "KV cache type: f16 (default) or f32");
     cmd->add_option("--backend", opts->backend, "backend to run on (default: native, this engine; see `edgellm list`)");
     cmd->add_option("--url", opts->url, "base URL of an HTTP backend");
+    cmd->add_option("--llama-server", opts->llama_server, "llama-server binary for --backend llama_cpp");
+    cmd->add_flag("--chat", opts->chat, "send the prompt as a chat message (server backends apply their template)");
+    cmd->add_option("--system", opts->system, "system message with --chat");
     cmd->add_flag("--ignore-eos", opts->ignore_eos, "keep generating past end-of-generation tokens");
     cmd->add_flag("--json", opts->json, "print the result and summary as one JSON object on stdout");
     cmd->callback([opts] { run(*opts); });
