@@ -383,11 +383,15 @@ flow set_block_node::render(context& ctx, std::string&) const {
 }
 
 value macro_node::make_callable(context& ctx) const {
-    auto def_scope = ctx.scope;
-    return value::make_function(name, [this, &ctx, def_scope](call_args& a) -> value {
+    // A weak reference: the macro is stored in the scope it closes over, and a strong one would
+    // make a reference cycle that is never freed. A macro that outlives its scope (copied out
+    // of it) resolves free names in the caller's scope instead.
+    std::weak_ptr<frame> def_scope_ref = ctx.scope;
+    return value::make_function(name, [this, &ctx, def_scope_ref](call_args& a) -> value {
         context::depth_guard g(ctx);
         auto call_scope = std::make_shared<frame>();
-        call_scope->parent = def_scope;
+        auto def_scope = def_scope_ref.lock();
+        call_scope->parent = def_scope ? def_scope : ctx.scope;
         size_t n_pos = std::min(a.pos.size(), params.size());
         auto saved = ctx.scope;
         ctx.scope = call_scope;
