@@ -22,7 +22,7 @@ function(edgellm_simd_flags)
     elseif(f MATCHES "_avx512\\.cpp$")
       if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
         set_source_files_properties(${f} PROPERTIES
-          COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx2;-mfma;-mf16c")
+          COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx512vnni;-mavx2;-mfma;-mf16c")
       endif()
     elseif(f MATCHES "_neon\\.cpp$")
       if(CMAKE_SYSTEM_PROCESSOR MATCHES "aarch64|arm64")
