@@ -2,12 +2,15 @@
 // set_force_reference), otherwise the best ISA table the CPU supports, else the generic table.
 #include "kernels/kernels.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/packed.h"
 #include "kernels/ref/ref.h"
 
 namespace edgellm::kernels {
@@ -66,6 +69,61 @@ void mul_mat(ggml_type wt, const void* w, int64_t n_rows, int64_t n_cols, const 
     if (n_rows == 0 || n_tokens == 0) return;
     if (use_ref()) return ref::mul_mat(wt, w, n_rows, n_cols, x, n_tokens, y);
     cpu::mul_mat(best_ops(), wt, w, n_rows, n_cols, x, n_tokens, y, n_threads);
+}
+
+namespace {
+// The packed gemm this CPU uses for wt, or null.
+cpu::packed_gemm_fn packed_gemm(ggml_type wt) {
+    const auto& o = best_ops();
+    return o.packed_gemm_for ? o.packed_gemm_for(wt) : nullptr;
+}
+}  // namespace
+
+size_t packed_size(ggml_type wt, int64_t n_rows, int64_t n_cols) {
+    static const bool disabled = [] {
+        const char* v = std::getenv("EDGELLM_NO_REPACK");
+        return v && *v && std::strcmp(v, "0") != 0;
+    }();
+    const cpu::packed_layout* l = cpu::packed_layout_for(wt);
+    if (disabled || use_ref() || !l || !packed_gemm(wt) || n_rows < cpu::k_pack_rows) return 0;
+    check_mul_mat_args(wt, n_rows, n_cols, 1);
+    return cpu::packed_bytes(*l, n_rows, n_cols);
+}
+
+void pack_weights(ggml_type wt, const void* w, int64_t n_rows, int64_t n_cols, void* dst, int n_threads) {
+    const cpu::packed_layout* l = cpu::packed_layout_for(wt);
+    if (!l) throw error("pack_weights: no packed layout for " + std::string(type_name(wt)));
+    check_mul_mat_args(wt, n_rows, n_cols, 1);
+    cpu::pack_matrix(*l, w, n_rows, n_cols, dst, n_threads);
+}
+
+void mul_mat_packed(ggml_type wt, const void* packed, int64_t n_rows, int64_t n_cols, const float* x,
+                    int64_t n_tokens, float* y, int n_threads) {
+    check_mul_mat_args(wt, n_rows, n_cols, n_tokens);
+    const cpu::packed_layout* l = cpu::packed_layout_for(wt);
+    if (!l) throw error("mul_mat_packed: no packed layout for " + std::string(type_name(wt)));
+    if (n_rows == 0 || n_tokens == 0) return;
+    const cpu::packed_gemm_fn gemm = packed_gemm(wt);
+    if (!use_ref() && gemm)
+        return cpu::mul_mat_packed(best_ops(), *l, gemm, packed, n_rows, n_cols, x, n_tokens, y, n_threads);
+    // Reference: unpack each group back to 8 GGUF rows and run the reference product on them.
+    const int64_t n_groups = n_rows / cpu::k_pack_rows;
+    const size_t rb = row_size(wt, n_cols), gb = l->group_bytes(n_cols);
+    const auto* p = static_cast<const uint8_t*>(packed);
+    std::vector<uint8_t> rows(rb * cpu::k_pack_rows);
+    std::vector<float> y8(size_t(n_tokens) * cpu::k_pack_rows);
+    for (int64_t g = 0; g <= n_groups; ++g) {
+        const int64_t n = g < n_groups ? cpu::k_pack_rows : n_rows % cpu::k_pack_rows;
+        if (n == 0) break;
+        const void* w = p + size_t(g) * gb;
+        if (g < n_groups) {
+            l->unpack(w, n_cols, rows.data(), rb);
+            w = rows.data();
+        }
+        ref::mul_mat(wt, w, n, n_cols, x, n_tokens, y8.data());
+        for (int64_t t = 0; t < n_tokens; ++t)
+            std::copy_n(&y8[size_t(t * n)], n, y + t * n_rows + g * cpu::k_pack_rows);
+    }
 }
 
 void rms_norm(const float* x, const float* weight, float* y, int64_t n, int64_t n_tokens, float eps) {

@@ -3,6 +3,7 @@
 // EDGELLM_FORCE_REF=1 (or calling set_force_reference(true)) routes every call to the reference.
 // Layouts are row-major; shapes are given in the comments as [outer][inner].
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "quant/ggml_type.h"
@@ -23,6 +24,18 @@ void set_force_reference(bool on);  // also forced by env EDGELLM_FORCE_REF=1
 // n_cols must be a multiple of wt's block size. Work is split across n_threads.
 void mul_mat(ggml_type wt, const void* w, int64_t n_rows, int64_t n_cols, const float* x,
              int64_t n_tokens, float* y, int n_threads);
+
+// Repacked weights: the fast path's own layout of a matrix (rows interleaved in groups of 8 so
+// one register holds 8 rows' sums; llama.cpp calls this "repack"). packed_size() is the bytes a
+// packed copy needs on this CPU, or 0 when the type is not repacked here, the reference path is
+// forced, or EDGELLM_NO_REPACK=1: then keep using mul_mat on the original.
+size_t packed_size(ggml_type wt, int64_t n_rows, int64_t n_cols);
+// Writes the packed copy of w ([n_rows][n_cols] of wt) into dst (packed_size bytes).
+void pack_weights(ggml_type wt, const void* w, int64_t n_rows, int64_t n_cols, void* dst, int n_threads);
+// mul_mat over weights written by pack_weights; same contract and results as mul_mat on the
+// original (the reference path unpacks and runs the reference product).
+void mul_mat_packed(ggml_type wt, const void* packed, int64_t n_rows, int64_t n_cols, const float* x,
+                    int64_t n_tokens, float* y, int n_threads);
 
 // y = x / sqrt(mean(x^2) + eps) * weight, for each of n_tokens rows of n.
 void rms_norm(const float* x, const float* weight, float* y, int64_t n, int64_t n_tokens, float eps);

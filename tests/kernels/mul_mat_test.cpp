@@ -18,29 +18,7 @@ namespace {
 
 using test::nmse;
 
-// Tolerances on the squared error normalized by sum(y_ref^2) (NMSE) and by the sum of squared
-// products (see the test body); the reference dequantizes the same weights
-// exactly and accumulates in double, so weight quantization error is NOT part of the difference.
-//  - F32/F16/BF16: the fast path sums exactly the same products in f32 in another order; the
-//    only error is f32 rounding of the sums (~1e-7 relative), so NMSE ~1e-14; bound 1e-10.
-//  - 32-element types (Q4_0 ... Q8_0): activations are quantized to 8 bits per block of 32 with
-//    step max|x|/127. For normal data max|x| ~ 2.5 sigma, so the rounding noise variance is
-//    (2.5/127)^2/12 ~ 3e-5 of the signal: the expected NMSE is ~3e-5; bound 2e-4 (6x margin,
-//    covers the spread over small shapes like 1x32).
-//  - K-quants: the activation block is 256 wide, max|x| ~ 3.3 sigma, noise ~ 6e-5; bound 4e-4.
-double tolerance(ggml_type t) {
-    switch (t) {
-        case ggml_type::f32:
-        case ggml_type::f16:
-        case ggml_type::bf16: return 1e-10;
-        case ggml_type::q4_0:
-        case ggml_type::q4_1:
-        case ggml_type::q5_0:
-        case ggml_type::q5_1:
-        case ggml_type::q8_0: return 2e-4;
-        default: return 4e-4;
-    }
-}
+using test::tolerance;
 
 // (type, n_cols multiplier of the block, n_rows, n_tokens)
 using mm_param = std::tuple<ggml_type, int, int, int>;

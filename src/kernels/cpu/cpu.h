@@ -42,10 +42,17 @@ struct mul_mat_kernel {
     dot_multi_fn dot_n[k_max_tile_tokens] = {};
 };
 
+// One repacked group of 8 weight rows (see packed.h) times n_tokens (>= 1) prepared activation
+// rows, act_stride bytes apart: y[t * y_stride + r] = dot(row r of the group, activation row t).
+using packed_gemm_fn = void (*)(const void* group, const void* act, size_t act_stride, int64_t n_tokens,
+                                int64_t n_cols, float* y, size_t y_stride);
+
 // The op set one ISA provides. Null members fall back to the generic (portable) version.
 struct isa_ops {
     impl id = impl::generic;
     mul_mat_kernel (*mul_mat_for)(ggml_type) = nullptr;
+    // Gemm over the packed layout of a type (packed.h); null: this ISA does not use packing for it.
+    packed_gemm_fn (*packed_gemm_for)(ggml_type) = nullptr;
     quantize_act_fn quantize_q8_32 = nullptr;
     quantize_act_fn quantize_q8_k = nullptr;
     float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
@@ -64,6 +71,12 @@ const isa_ops* avx512_ops();
 const isa_ops* neon_ops();
 // The portable table (always available): scalar activation quantizers and float loops.
 const isa_ops& generic_ops();
+
+// Converts n_tokens rows of x into activation format f (quantizing across n_threads) and returns
+// them with their row size; f32 returns x itself. The buffer is per calling thread and valid until
+// its next call.
+const uint8_t* prepare_activations(const isa_ops& ops, act_format f, const float* x, int64_t n_tokens, int64_t n_cols,
+                                   int n_threads, size_t* row_bytes);
 
 // Multithreaded, tiled matrix product using `ops` (see kernels.h for the contract).
 void mul_mat(const isa_ops& ops, ggml_type wt, const void* w, int64_t n_rows, int64_t n_cols,

@@ -37,6 +37,23 @@ int threads_for(int n_threads, int64_t n_rows, int64_t n_cols, int64_t n_tokens)
 
 }  // namespace
 
+const uint8_t* prepare_activations(const isa_ops& ops, act_format f, const float* x, int64_t n_tokens, int64_t n_cols,
+                                   int n_threads, size_t* row_bytes) {
+    const isa_ops& gen = generic_ops();
+    *row_bytes = act_row_bytes(f, n_cols);
+    quantize_act_fn quantize = nullptr;
+    if (f == act_format::q8_32) quantize = ops.quantize_q8_32 ? ops.quantize_q8_32 : gen.quantize_q8_32;
+    if (f == act_format::q8_k) quantize = ops.quantize_q8_k ? ops.quantize_q8_k : gen.quantize_q8_k;
+    if (!quantize) return reinterpret_cast<const uint8_t*>(x);
+    thread_local std::vector<uint8_t> act_buf;
+    act_buf.resize(*row_bytes * size_t(n_tokens));
+    uint8_t* out = act_buf.data();
+    const size_t rb = *row_bytes;
+    const int nt = n_tokens * n_cols < 32 * 1024 ? 1 : n_threads;
+    parallel_for(nt, n_tokens, [&](int64_t t, int) { quantize(x + t * n_cols, out + size_t(t) * rb, n_cols); });
+    return out;
+}
+
 void mul_mat(const isa_ops& ops, ggml_type wt, const void* w, int64_t n_rows, int64_t n_cols,
              const float* x, int64_t n_tokens, float* y, int n_threads) {
     const isa_ops& gen = generic_ops();
@@ -73,22 +90,8 @@ void mul_mat(const isa_ops& ops, ggml_type wt, const void* w, int64_t n_rows, in
         return;
     }
 
-    const size_t a_row_bytes = act_row_bytes(k.act, n_cols);
-    const uint8_t* act = reinterpret_cast<const uint8_t*>(x);
-    thread_local std::vector<uint8_t> act_buf;
-    quantize_act_fn quantize = nullptr;
-    if (k.act == act_format::q8_32) quantize = ops.quantize_q8_32 ? ops.quantize_q8_32 : gen.quantize_q8_32;
-    if (k.act == act_format::q8_k) quantize = ops.quantize_q8_k ? ops.quantize_q8_k : gen.quantize_q8_k;
-    if (quantize) {
-        act_buf.resize(a_row_bytes * size_t(n_tokens));
-        act = act_buf.data();
-    }
-    uint8_t* act_out = act_buf.data();
-
-    if (quantize)
-        parallel_for(nt, n_tokens, [&](int64_t t, int) {
-            quantize(x + t * n_cols, act_out + size_t(t) * a_row_bytes, n_cols);
-        });
+    size_t a_row_bytes = 0;
+    const uint8_t* act = prepare_activations(ops, k.act, x, n_tokens, n_cols, nt, &a_row_bytes);
     parallel_for(nt, n_items, [&](int64_t c, int) {
         const int64_t r0 = c * rows_per_item, r1 = std::min(n_rows, r0 + rows_per_item);
         for (int64_t t0 = 0; t0 < n_tokens; t0 += k_max_tile_tokens) {

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/cpu/packed.h"
 #include "kernels/cpu/cpu.h"
 
 namespace edgellm::kernels::cpu {
@@ -162,6 +163,15 @@ static bool cpu_has_f16c() {
     return (ecx & (1u << 29)) != 0;
 }
 
+namespace {
+packed_gemm_fn packed_gemm_for(ggml_type t) {
+    switch (t) {
+        case ggml_type::q4_0: return packed_q4_0_gemm_avx2;
+        default: return nullptr;
+    }
+}
+}  // namespace
+
 const isa_ops* avx2_ops() {
     static const isa_ops* ops = []() -> const isa_ops* {
         __builtin_cpu_init();
@@ -170,6 +180,7 @@ const isa_ops* avx2_ops() {
         static isa_ops o;
         o.id = impl::avx2;
         o.mul_mat_for = avx2_detail::mul_mat_for;
+        o.packed_gemm_for = packed_gemm_for;
         o.dot_f32 = dot_f32;
         o.rms_norm = rms_norm;
         o.softmax = softmax;

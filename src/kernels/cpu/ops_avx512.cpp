@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/packed.h"
 
 namespace edgellm::kernels::cpu {
 namespace avx2_detail {
@@ -96,6 +97,13 @@ float dot_q8_0_1(const void* wv, const void* av, int64_t n) {
     return hsum(_mm256_add_ps(acc[0], acc[1]));
 }
 
+packed_gemm_fn packed_gemm_for(ggml_type t) {
+    switch (t) {
+        case ggml_type::q4_0: return packed_q4_0_gemm_avx512;
+        default: return avx2_ops()->packed_gemm_for(t);
+    }
+}
+
 mul_mat_kernel mul_mat_for(ggml_type t) {
     switch (t) {
         case ggml_type::q4_0:
@@ -118,6 +126,7 @@ const isa_ops* avx512_ops() {
         static isa_ops o = *base;
         o.id = impl::avx512;
         o.mul_mat_for = mul_mat_for;
+        o.packed_gemm_for = packed_gemm_for;
         return &o;
     }();
     return ops;

@@ -1,0 +1,68 @@
+// Registry of the x8 packed layouts and the ISA-neutral drivers around them: packing a whole
+// matrix, and the multithreaded product that runs an ISA's gemm over the packed groups.
+#include "kernels/cpu/packed.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/thread_pool.h"
+#include "quant/quant.h"
+
+namespace edgellm::kernels::cpu {
+
+const packed_layout* packed_layout_for(ggml_type t) {
+    switch (t) {
+        case ggml_type::q4_0: return &packed_q4_0_layout();
+        default: return nullptr;
+    }
+}
+
+size_t packed_bytes(const packed_layout& l, int64_t n_rows, int64_t n_cols) {
+    return size_t(n_rows / k_pack_rows) * l.group_bytes(n_cols) + size_t(n_rows % k_pack_rows) * row_size(l.type, n_cols);
+}
+
+void pack_matrix(const packed_layout& l, const void* w, int64_t n_rows, int64_t n_cols, void* dst, int n_threads) {
+    const size_t rb = row_size(l.type, n_cols);
+    const size_t gb = l.group_bytes(n_cols);
+    const int64_t n_groups = n_rows / k_pack_rows;
+    const auto* src = static_cast<const uint8_t*>(w);
+    auto* out = static_cast<uint8_t*>(dst);
+    parallel_for(std::max(1, n_threads), n_groups, [&](int64_t g, int) {
+        l.pack(src + size_t(g) * k_pack_rows * rb, rb, n_cols, out + size_t(g) * gb);
+    });
+    const int64_t n_tail = n_rows % k_pack_rows;
+    if (n_tail)
+        std::memcpy(out + size_t(n_groups) * gb, src + size_t(n_groups) * k_pack_rows * rb, size_t(n_tail) * rb);
+}
+
+void mul_mat_packed(const isa_ops& ops, const packed_layout& l, packed_gemm_fn gemm, const void* packed,
+                    int64_t n_rows, int64_t n_cols, const float* x, int64_t n_tokens, float* y, int n_threads) {
+    const int64_t n_groups = n_rows / k_pack_rows;
+    const size_t gb = l.group_bytes(n_cols);
+    const auto* wb = static_cast<const uint8_t*>(packed);
+    // Tiny products finish before a thread team could start.
+    const int nt = n_rows * n_cols * n_tokens < 32 * 1024 ? 1 : int(std::clamp<int64_t>(n_threads, 1, std::max<int64_t>(n_groups, 1)));
+    if (n_groups > 0) {
+        size_t a_row_bytes = 0;
+        const uint8_t* act = prepare_activations(ops, l.act, x, n_tokens, n_cols, nt, &a_row_bytes);
+        // Decode streams the weights once: a few long contiguous ranges per thread. Prefill: small
+        // items, so threads balance while each group is reused by every token from cache.
+        const int64_t per_item = n_tokens == 1 ? std::max<int64_t>(1, (n_groups + 4 * nt - 1) / (4 * nt)) : 1;
+        const int64_t n_items = (n_groups + per_item - 1) / per_item;
+        parallel_for(nt, n_items, [&](int64_t item, int) {
+            const int64_t g0 = item * per_item, g1 = std::min(n_groups, g0 + per_item);
+            for (int64_t g = g0; g < g1; ++g)
+                gemm(wb + size_t(g) * gb, act, a_row_bytes, n_tokens, n_cols, y + g * k_pack_rows, size_t(n_rows));
+        });
+    }
+    const int64_t n_tail = n_rows % k_pack_rows;
+    if (n_tail == 0) return;
+    // The last rows are plain GGUF rows: the ordinary product writes them into a scratch block.
+    std::vector<float> tail(size_t(n_tail * n_tokens));
+    mul_mat(ops, l.type, wb + size_t(n_groups) * gb, n_tail, n_cols, x, n_tokens, tail.data(), 1);
+    for (int64_t t = 0; t < n_tokens; ++t)
+        std::copy_n(&tail[size_t(t * n_tail)], n_tail, y + t * n_rows + n_groups * k_pack_rows);
+}
+
+}  // namespace edgellm::kernels::cpu

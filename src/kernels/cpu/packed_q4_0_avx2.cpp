@@ -1,0 +1,69 @@
+// AVX2 gemm over Q4_0 x8 groups (packed_q4_0.cpp): per block, 4 chunk loads unpack into the low
+// and high nibbles of 8 rows; each token's 4-byte activation broadcasts meet them with maddubs.
+// The i16 partial sums of a whole block stay below saturation: 16 products of |q| <= 15 and
+// |a| <= 127 per lane, at most 30480.
+#include <algorithm>
+
+#include "kernels/cpu/avx2_util.h"
+#include "kernels/cpu/packed.h"
+
+namespace edgellm::kernels::cpu {
+namespace {
+
+inline __m256i bcast4(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+template <int T>
+void gemm_tile(const uint8_t* g, const act_q8_32* const* a, int64_t nb, float* y, size_t y_stride) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b, g += 144) {
+        const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
+        __m256i s16[T];
+        for (int t = 0; t < T; ++t) s16[t] = _mm256_setzero_si256();
+        for (int k = 0; k < 4; ++k) {
+            const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 16 + 32 * k));
+            const __m256i lo = _mm256_and_si256(c, m4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
+            for (int t = 0; t < T; ++t) {
+                const int8_t* q = a[t][b].qs;
+                s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(lo, bcast4(q + 4 * k)));
+                s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(hi, bcast4(q + 16 + 4 * k)));
+            }
+        }
+        for (int t = 0; t < T; ++t) {
+            const __m256i s32 = _mm256_add_epi32(_mm256_madd_epi16(s16[t], ones), _mm256_set1_epi32(-8 * a[t][b].sum));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32), _mm256_mul_ps(d8, _mm256_set1_ps(a[t][b].d)), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + size_t(t) * y_stride, acc[t]);
+}
+
+}  // namespace
+
+void packed_q4_0_gemm_avx2(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride) {
+    const auto* g = static_cast<const uint8_t*>(group);
+    const auto* ab = static_cast<const uint8_t*>(act);
+    const int64_t nb = n_cols / QK4_0;
+    int64_t t = 0;
+    const act_q8_32* a[4];
+    for (; t < n_tokens; t += 4) {
+        const int n = int(std::min<int64_t>(4, n_tokens - t));
+        for (int i = 0; i < n; ++i) a[i] = reinterpret_cast<const act_q8_32*>(ab + size_t(t + i) * act_stride);
+        float* yt = y + size_t(t) * y_stride;
+        switch (n) {
+            case 4: gemm_tile<4>(g, a, nb, yt, y_stride); break;
+            case 3: gemm_tile<3>(g, a, nb, yt, y_stride); break;
+            case 2: gemm_tile<2>(g, a, nb, yt, y_stride); break;
+            default: gemm_tile<1>(g, a, nb, yt, y_stride); break;
+        }
+    }
+}
+
+}  // namespace edgellm::kernels::cpu

@@ -1,0 +1,134 @@
+// Packed (x8 repacked) weights: every layout round-trips byte-exactly, and every ISA's packed
+// gemm matches the scalar reference product on the original rows (same per-type tolerance as
+// mul_mat), on odd shapes (tail rows, 1 block), with guard bytes and 1 vs 3 threads identical.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <tuple>
+
+#include "kernel_test_util.h"
+#include "core/error.h"
+#include "kernels/cpu/packed.h"
+#include "kernels/kernels.h"
+#include "kernels/ref/ref.h"
+
+namespace edgellm {
+namespace {
+
+using kernels::cpu::k_pack_rows;
+using kernels::cpu::packed_layout_for;
+using test::tolerance;
+
+const ggml_type k_all_types[] = {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q5_0, ggml_type::q5_1,
+                                 ggml_type::q8_0, ggml_type::q2_k, ggml_type::q3_k, ggml_type::q4_k,
+                                 ggml_type::q5_k, ggml_type::q6_k, ggml_type::f16,  ggml_type::f32};
+
+std::vector<ggml_type> packed_types() {
+    std::vector<ggml_type> out;
+    for (auto t : k_all_types)
+        if (packed_layout_for(t)) out.push_back(t);
+    return out;
+}
+
+TEST(Packed, TheCommonDecodeTypesHaveALayout) {
+    EXPECT_NE(packed_layout_for(ggml_type::q4_0), nullptr);
+}
+
+// (type, blocks per row, n_rows, n_tokens)
+using pk_param = std::tuple<ggml_type, int, int, int>;
+class PackedMulMat : public ::testing::TestWithParam<pk_param> {};
+
+TEST_P(PackedMulMat, RoundTripsAndEveryGemmMatchesReference) {
+    const auto [type, n_blocks, n_rows, n_tokens] = GetParam();
+    const auto& l = *packed_layout_for(type);
+    const int64_t n_cols = int64_t(n_blocks) * type_traits(type).block_size;
+    const uint32_t seed = uint32_t(n_rows * 977 + n_tokens * 13 + n_blocks);
+    const auto w = test::random_weights(type, n_rows, n_cols, seed);
+    const auto x = test::random_floats(size_t(n_cols * n_tokens), seed + 1);
+    const size_t rb = row_size(type, n_cols);
+
+    std::vector<uint8_t> packed(kernels::cpu::packed_bytes(l, n_rows, n_cols));
+    kernels::cpu::pack_matrix(l, w.data(), n_rows, n_cols, packed.data(), 3);
+    // Round trip: every group unpacks to its 8 original rows; the tail is the original tail.
+    const int64_t n_groups = n_rows / k_pack_rows;
+    const size_t gb = l.group_bytes(n_cols);
+    std::vector<uint8_t> back(w.size());
+    for (int64_t g = 0; g < n_groups; ++g) l.unpack(packed.data() + size_t(g) * gb, n_cols, back.data() + size_t(g) * k_pack_rows * rb, rb);
+    std::memcpy(back.data() + size_t(n_groups) * k_pack_rows * rb, packed.data() + size_t(n_groups) * gb,
+                size_t(n_rows % k_pack_rows) * rb);
+    ASSERT_EQ(0, std::memcmp(back.data(), w.data(), w.size())) << "pack/unpack is not the identity";
+
+    const size_t n_out = size_t(n_rows * n_tokens);
+    std::vector<float> y_ref(n_out);
+    kernels::ref::mul_mat(type, w.data(), n_rows, n_cols, x.data(), n_tokens, y_ref.data());
+    std::vector<float> wrow(static_cast<size_t>(n_cols));
+    double product_norm = 0.0;  // see mul_mat_test: the scale of the quantization noise
+    for (int64_t r = 0; r < n_rows; ++r) {
+        kernels::ref::get_row(type, w.data(), n_cols, r, wrow.data());
+        for (int64_t t = 0; t < n_tokens; ++t)
+            for (int64_t c = 0; c < n_cols; ++c) product_norm += double(wrow[c] * x[t * n_cols + c]) * (wrow[c] * x[t * n_cols + c]);
+    }
+    int n_gemms = 0;
+    for (const auto& table : test::available_tables()) {
+        const auto gemm = table.ops->packed_gemm_for ? table.ops->packed_gemm_for(type) : nullptr;
+        if (!gemm) continue;
+        ++n_gemms;
+        SCOPED_TRACE(table.name);
+        test::guarded_buffer y1(n_out), yn(n_out);
+        kernels::cpu::mul_mat_packed(*table.ops, l, gemm, packed.data(), n_rows, n_cols, x.data(), n_tokens, y1.data(), 1);
+        kernels::cpu::mul_mat_packed(*table.ops, l, gemm, packed.data(), n_rows, n_cols, x.data(), n_tokens, yn.data(), 3);
+        EXPECT_TRUE(y1.guards_intact() && yn.guards_intact()) << "write outside the output";
+        ASSERT_TRUE(test::all_finite(y1.data(), n_out));
+        double err = 0.0;
+        for (size_t i = 0; i < n_out; ++i) err += (double(y1.data()[i]) - y_ref[i]) * (double(y1.data()[i]) - y_ref[i]);
+        EXPECT_LE(err / product_norm, tolerance(type)) << "error relative to the summands";
+        if (n_out >= 32) {
+            EXPECT_LE(test::nmse(y1.data(), y_ref.data(), n_out), tolerance(type));
+        }
+        EXPECT_EQ(0, std::memcmp(y1.data(), yn.data(), n_out * sizeof(float))) << "1 and 3 threads differ";
+    }
+    // The public entry: the reference path (unpack + reference product) is exact.
+    std::vector<float> y(n_out);
+    kernels::set_force_reference(true);
+    kernels::mul_mat_packed(type, packed.data(), n_rows, n_cols, x.data(), n_tokens, y.data(), 2);
+    kernels::set_force_reference(false);
+    EXPECT_EQ(0, std::memcmp(y.data(), y_ref.data(), n_out * sizeof(float))) << "reference path of mul_mat_packed";
+    if (n_gemms == 0) GTEST_LOG_(INFO) << "no ISA on this CPU has a packed gemm for " << type_name(type);
+}
+
+std::vector<pk_param> pk_params() {
+    const std::pair<int, int> rows_tokens[] = {{8, 1}, {16, 2}, {17, 3}, {33, 5}, {127, 8}, {129, 9}, {64, 13}, {1023, 1}};
+    std::vector<pk_param> out;
+    for (auto t : packed_types())
+        for (int nb : {1, 3, 9})
+            for (auto [r, tok] : rows_tokens) out.emplace_back(t, nb, r, tok);
+    return out;
+}
+
+std::string pk_name(const ::testing::TestParamInfo<pk_param>& info) {
+    const auto [t, nb, r, tok] = info.param;
+    return std::string(type_name(t)) + "_b" + std::to_string(nb) + "_r" + std::to_string(r) + "_t" + std::to_string(tok);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, PackedMulMat, ::testing::ValuesIn(pk_params()), pk_name);
+
+TEST(PackedDispatch, SizeIsZeroWhenNotPackedAndPublicProductMatches) {
+    EXPECT_EQ(kernels::packed_size(ggml_type::f32, 64, 64), 0u) << "f32 has no packed layout";
+    EXPECT_EQ(kernels::packed_size(ggml_type::q4_0, 7, 64), 0u) << "fewer rows than one group";
+    const int64_t n_rows = 40, n_cols = 128, n_tokens = 6;
+    const size_t n = kernels::packed_size(ggml_type::q4_0, n_rows, n_cols);
+    if (n == 0) GTEST_SKIP() << "this CPU has no packed Q4_0 gemm (needs AVX2)";
+    const auto w = test::random_weights(ggml_type::q4_0, n_rows, n_cols, 3);
+    const auto x = test::random_floats(size_t(n_cols * n_tokens), 4);
+    std::vector<uint8_t> p(n);
+    kernels::pack_weights(ggml_type::q4_0, w.data(), n_rows, n_cols, p.data(), 2);
+    std::vector<float> y(size_t(n_rows * n_tokens)), y_plain(y.size());
+    kernels::mul_mat_packed(ggml_type::q4_0, p.data(), n_rows, n_cols, x.data(), n_tokens, y.data(), 2);
+    kernels::mul_mat(ggml_type::q4_0, w.data(), n_rows, n_cols, x.data(), n_tokens, y_plain.data(), 2);
+    // Same integer sums and scales as the plain fast path, only summed in another order.
+    EXPECT_LE(test::nmse(y.data(), y_plain.data(), y.size()), 1e-10);
+    EXPECT_THROW(kernels::pack_weights(ggml_type::f32, w.data(), 8, 32, p.data(), 1), error);
+}
+
+}  // namespace
+}  // namespace edgellm
