@@ -42,6 +42,16 @@ mapped_file::mapped_file(const std::string& path) : path_(path) {
 
 mapped_file::~mapped_file() { release(); }
 
+void mapped_file::drop_pages(const void* p, size_t n) const {
+    const auto* b = static_cast<const uint8_t*>(p);
+    if (!data_ || b < data_ || b + n > data_ + size_) return;
+    const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const uintptr_t lo = (reinterpret_cast<uintptr_t>(b) + page - 1) / page * page;
+    const uintptr_t hi = (reinterpret_cast<uintptr_t>(b) + n) / page * page;
+    // Advice only: a failure leaves the pages resident, which is harmless.
+    if (hi > lo) (void)::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+}
+
 mapped_file::mapped_file(mapped_file&& o) noexcept
     : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)), path_(std::move(o.path_)) {}
 

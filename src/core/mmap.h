@@ -20,6 +20,10 @@ public:
     const uint8_t* data() const { return data_; }
     size_t size() const { return size_; }
     const std::string& path() const { return path_; }
+    // Tells the kernel this process no longer needs the whole pages inside [p, p+n) of the
+    // mapping (they leave its RSS; a later read faults them back in from the page cache).
+    // Ranges outside the mapping are ignored.
+    void drop_pages(const void* p, size_t n) const;
 
 private:
     void release();

@@ -42,6 +42,7 @@ engine::engine(const engine_params& p) : params_(p) {
                                       hp.n_ctx_train));
     if (params_.n_threads == 0) params_.n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     params_.n_batch = std::min(params_.n_batch, params_.n_ctx);
+    if (params_.repack) model_->repack(params_.n_threads);
     kv_ = std::make_unique<model::kv_cache>(hp, params_.n_ctx, params_.kv_type, params_.n_seq);
     forward_ = std::make_unique<model::forward_pass>(*model_, params_.n_batch, params_.n_ctx, params_.n_threads);
     load_ms_ = sw.elapsed_ms();

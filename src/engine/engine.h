@@ -23,6 +23,7 @@ struct engine_params {
     int n_threads = 0;        // 0: every hardware thread
     ggml_type kv_type = ggml_type::f16;
     int n_seq = 1;            // sequences the KV cache holds
+    bool repack = true;       // convert weights to the CPU kernels' packed layout at load
 };
 constexpr int64_t k_default_max_ctx = 4096;
 

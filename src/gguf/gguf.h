@@ -117,6 +117,10 @@ public:
     std::optional<bool> get_bool_opt(std::string_view key) const;
     std::optional<std::string> get_string_opt(std::string_view key) const;
 
+    // Drops the resident pages of [p, p+n) when the file is memory-mapped (see
+    // mapped_file::drop_pages); a no-op for files parsed from memory.
+    void drop_pages(const void* p, size_t n) const;
+
     // Tensors in file order.
     const std::vector<tensor_info>& tensors() const { return tensors_; }
     const tensor_info* find_tensor(std::string_view name) const;

@@ -348,6 +348,10 @@ std::optional<std::string> file::get_string_opt(std::string_view key) const {
     return get_string(key);
 }
 
+void file::drop_pages(const void* p, size_t n) const {
+    if (map_) map_->drop_pages(p, n);
+}
+
 const tensor_info* file::find_tensor(std::string_view name) const {
     auto it = tensor_index_.find(name);
     return it == tensor_index_.end() ? nullptr : &tensors_[it->second];

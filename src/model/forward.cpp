@@ -4,11 +4,11 @@
 #include "model/forward.h"
 
 #include <fmt/format.h>
-#include <omp.h>
 
 #include <cmath>
 #include <map>
 
+#include "kernels/cpu/thread_pool.h"
 #include "kernels/kernels.h"
 
 namespace edgellm::model {
@@ -103,7 +103,7 @@ void forward_pass::eval_step(kv_cache& kv, const batch& b, size_t begin, size_t 
     }
     if (n_out == 0) return;
     kernels::rms_norm(proj_.data(), w.output_norm, xn_.data(), n_embd, n_out, hp.rms_eps);
-    kernels::mul_mat(w.output.type, w.output.data, hp.n_vocab, n_embd, xn_.data(), n_out, logits_out, n_threads_);
+    mul_mat(w.output, xn_.data(), n_out, logits_out, n_threads_);
 }
 
 void forward_pass::eval_layer(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n) {
@@ -114,9 +114,7 @@ void forward_pass::eval_layer(int il, kv_cache& kv, const batch& b, size_t begin
     const int64_t q_dim = hp.q_dim();
     const int64_t kv_dim = hp.kv_dim();
     const int nt = n_threads_;
-    auto mm = [&](const matrix& wt, const float* in, float* out) {
-        kernels::mul_mat(wt.type, wt.data, wt.n_rows, wt.n_cols, in, n, out, nt);
-    };
+    auto mm = [&](const matrix& wt, const float* in, float* out) { mul_mat(wt, in, n, out, nt); };
 
     // Attention block.
     kernels::rms_norm(x_.data(), lw.attn_norm, xn_.data(), n_embd, n, hp.rms_eps);
@@ -154,14 +152,15 @@ void forward_pass::eval_layer(int il, kv_cache& kv, const batch& b, size_t begin
     const int n_att_threads = static_cast<int>(std::min<int64_t>(nt, n));
     const size_t scores_needed = static_cast<size_t>(n_att_threads) * static_cast<size_t>(kv.n_ctx());
     if (scores_.size() < scores_needed) scores_.resize(scores_needed);
-#pragma omp parallel for num_threads(n_att_threads) schedule(dynamic, 1) if (n_att_threads > 1)
-    for (int64_t t = 0; t < n; ++t) {
+    // The kernels' own pool: an OpenMP team here would spin after the loop and steal the cores
+    // the next matrix product runs on.
+    kernels::cpu::parallel_for(n_att_threads, n, [&](int64_t t, int ti) {
         const int32_t seq = b.seq_ids[begin + t];
-        float* scratch = &scores_[static_cast<size_t>(omp_get_thread_num()) * static_cast<size_t>(kv.n_ctx())];
+        float* scratch = &scores_[static_cast<size_t>(ti) * static_cast<size_t>(kv.n_ctx())];
         kernels::attention(&q[t * q_dim], kv.keys(il, seq), kv.values(il, seq), kv.type(),
                            b.positions[begin + t] + 1, hp.n_head, hp.n_head_kv, hp.head_dim, scale, &attn_[t * q_dim],
                            scratch);
-    }
+    });
     mm(lw.wo, attn_.data(), proj_.data());
     kernels::add(x_.data(), proj_.data(), n * n_embd);
 

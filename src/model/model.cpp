@@ -3,6 +3,9 @@
 
 #include <fmt/format.h>
 
+#include "kernels/kernels.h"
+#include "quant/quant.h"
+
 namespace edgellm::model {
 
 const std::vector<const arch_def*>& supported_archs() {
@@ -45,6 +48,27 @@ std::unique_ptr<model> model::from_file(gguf::file f) {
     w.layers.resize(static_cast<size_t>(hp.n_layer));
     for (int il = 0; il < hp.n_layer; ++il) m->arch_->load_layer(ld, hp, il, w.layers[il]);
     return m;
+}
+
+uint64_t model::repack(int n_threads) {
+    auto repack_one = [&](matrix& m) {
+        if (!m || m.packed) return;
+        const size_t n = kernels::packed_size(m.type, m.n_rows, m.n_cols);
+        if (n == 0) return;
+        auto buf = std::make_unique_for_overwrite<uint8_t[]>(n);
+        kernels::pack_weights(m.type, m.data, m.n_rows, m.n_cols, buf.get(), n_threads);
+        // The original rows are not read again: let their pages go, so the process holds one
+        // copy of each matrix, not two.
+        file_.drop_pages(m.data, row_size(m.type, m.n_cols) * size_t(m.n_rows));
+        m.data = buf.get();
+        m.packed = true;
+        packed_bytes_ += n;
+        packed_.push_back(std::move(buf));
+    };
+    for (auto& l : w_.layers)
+        for (matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) repack_one(*m);
+    if (w_.output.data != w_.token_embd.data) repack_one(w_.output);
+    return packed_bytes_;
 }
 
 }  // namespace edgellm::model

@@ -23,6 +23,12 @@ public:
     const model_hparams& hparams() const { return hp_; }
     const model_weights& weights() const { return w_; }
 
+    // Converts every matrix the CPU kernels have a packed layout for into that layout (an
+    // anonymous copy, the file pages behind it are dropped from RSS), using n_threads. Skips the
+    // token embeddings (read by row) and a tied output. Returns the bytes now held packed.
+    uint64_t repack(int n_threads);
+    uint64_t packed_bytes() const { return packed_bytes_; }
+
 private:
     model() = default;
     gguf::file file_;
@@ -30,6 +36,8 @@ private:
     model_hparams hp_;
     model_weights w_;
     std::vector<std::vector<float>> owned_;  // f32 copies of 1-D tensors (norms, biases)
+    std::vector<std::unique_ptr<uint8_t[]>> packed_;  // packed copies of matrices
+    uint64_t packed_bytes_ = 0;
 };
 
 }  // namespace edgellm::model

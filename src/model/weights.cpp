@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/kernels.h"
 #include "quant/quant.h"
 
 namespace edgellm::model {
@@ -54,6 +55,13 @@ const float* weight_loader::to_vector(const gguf::tensor_info& t, int64_t n) {
     dequantize_row(t.type, t.data, v.data(), n);
     owned_.push_back(std::move(v));
     return owned_.back().data();
+}
+
+void mul_mat(const matrix& w, const float* x, int64_t n_tokens, float* y, int n_threads) {
+    if (w.packed)
+        kernels::mul_mat_packed(w.type, w.data, w.n_rows, w.n_cols, x, n_tokens, y, n_threads);
+    else
+        kernels::mul_mat(w.type, w.data, w.n_rows, w.n_cols, x, n_tokens, y, n_threads);
 }
 
 matrix weight_loader::require_matrix(const std::string& name, int64_t n_cols, int64_t n_rows) {

@@ -12,13 +12,18 @@
 namespace edgellm::model {
 
 // A 2-D weight used in place: n_rows rows of n_cols elements of `type` (ggml ne = {n_cols, n_rows}).
+// After model::repack() it may point at the CPU kernels' packed copy instead (packed == true).
 struct matrix {
     ggml_type type = ggml_type::f32;
-    const void* data = nullptr;  // into the file mapping
+    const void* data = nullptr;  // into the file mapping, or the packed copy
     int64_t n_rows = 0;
     int64_t n_cols = 0;
+    bool packed = false;
     explicit operator bool() const { return data != nullptr; }
 };
+
+// y[n_tokens][n_rows] = x[n_tokens][n_cols] times the matrix (packed or not).
+void mul_mat(const matrix& w, const float* x, int64_t n_tokens, float* y, int n_threads);
 
 struct layer_weights {
     const float* attn_norm = nullptr;  // [n_embd]

@@ -38,6 +38,7 @@ struct run_options {
     bool json = false;
     bool ignore_eos = false;
     std::string kv_type = "f16";
+    bool no_repack = false;
     std::string llama_server;  // llama-server binary (llama_cpp backend)
     bool chat = false;         // other backends: send as a chat conversation
     std::string system;        // with chat: system message
@@ -112,6 +113,7 @@ void run(const run_options& o) {
     ep.n_ctx = o.n_ctx;
     ep.n_batch = o.n_batch;
     ep.n_threads = o.n_threads > 0 ? o.n_threads : 0;
+    ep.repack = !o.no_repack;
     if (o.kv_type == "f16")
         ep.kv_type = ggml_type::f16;
     else if (o.kv_type == "f32")
@@ -192,6 +194,7 @@ void run(const run_options& o) {
         j["kv_bytes"] = st.kv_bytes;
         j["model_bytes"] = st.model_bytes;
         j["weight_bytes"] = eng.get_model().weights().n_matrix_bytes;
+        j["packed_bytes"] = eng.get_model().packed_bytes();
         j["peak_rss_bytes"] = st.peak_rss_bytes;
         j["stop_reason"] = st.stop_reason;
         j["tokens"] = generated;
@@ -245,6 +248,8 @@ void setup(CLI::App& app) {
     cmd->add_option("--presence-penalty", opts->presence_penalty, "presence penalty (default 0)");
     cmd->add_option("-s,--seed", opts->seed, "sampling seed (default: random)");
     cmd->add_option("--kv-type", opts->kv_type, "KV cache type: f16 (default) or f32");
+    cmd->add_flag("--no-repack", opts->no_repack,
+                  "use the weights as stored in the file instead of the faster packed copy made at load");
     cmd->add_option("--backend", opts->backend, "backend to run on (default: native, this engine; see `edgellm list`)");
     cmd->add_option("--url", opts->url, "base URL of an HTTP backend");
     cmd->add_option("--llama-server", opts->llama_server, "llama-server binary for --backend llama_cpp");
