@@ -38,7 +38,10 @@ generation_result backend::generate(const generation_request& req, const token_c
     auto& s = result.stats;
     s.total_ms = now_ms() - t0;
     if (cancelled) result.finish_reason = "cancelled";
-    if (s.n_gen_tokens <= 0) s.n_gen_tokens = n_pieces;
+    if (s.n_gen_tokens <= 0) {
+        s.n_gen_tokens = n_pieces;
+        s.n_gen_tokens_estimated = n_pieces > 0;
+    }
     // Throughput: what the backend computed itself, else from its reported timings, else
     // client-side estimates.
     if (s.prefill_tokens_per_s <= 0) {

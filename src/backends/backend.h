@@ -37,6 +37,9 @@ struct generation_request {
 struct generation_stats {
     int64_t n_prompt_tokens = -1;        // -1: unknown (backend did not say)
     int64_t n_gen_tokens = 0;            // from the backend when reported, else streamed chunks
+    // True when n_gen_tokens was counted from streamed pieces because the backend reported no
+    // count: an estimate (a piece can hold several tokens, e.g. a split UTF-8 character).
+    bool n_gen_tokens_estimated = false;
     double ttft_ms = 0;                  // request sent -> first streamed piece (client side)
     double total_ms = 0;                 // request sent -> last byte (client side)
     std::vector<double> inter_token_ms;  // gaps between streamed pieces (client side)
@@ -89,6 +92,9 @@ public:
     virtual void load(const backend_settings& settings) = 0;
     virtual void unload() = 0;
     double load_ms() const { return load_ms_; }
+    // The OS process doing the work when it is not this one (a server or worker the backend
+    // started), so its memory and CPU can be sampled; nullopt when unknown or in-process.
+    virtual std::optional<int> process_id() const { return std::nullopt; }
 
     // Runs one request, streaming pieces to on_piece, and measures client-side statistics.
     // `cancel` (may be null) is polled between pieces.

@@ -99,6 +99,11 @@ public:
         load_ms_ = now_ms() - t0;
     }
 
+    std::optional<int> process_id() const override {
+        if (server_.pid() > 0) return server_.pid();
+        return std::nullopt;
+    }
+
     void unload() override {
         client_.reset();
         server_.terminate();

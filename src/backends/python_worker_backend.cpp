@@ -109,6 +109,11 @@ public:
         load_ms_ = j.contains("load_ms") ? j["load_ms"].get<double>() : now_ms() - t0;
     }
 
+    std::optional<int> process_id() const override {
+        if (proc_.pid() > 0) return proc_.pid();
+        return std::nullopt;
+    }
+
     void unload() override {
         if (proc_.pid() > 0) {
             try {

@@ -32,9 +32,9 @@ json sample_json(const run_sample& s) {
     for (const auto& r : s.resources)
         resources.push_back({{"t_ms", r.t_ms},
                              {"rss_bytes", r.rss_bytes},
-                             {"cpu_pct", r.cpu_pct},
+                             {"cpu_pct", number(r.cpu_pct)},
                              {"gpu_mem_bytes", r.gpu_mem_bytes},
-                             {"gpu_util_pct", r.gpu_util_pct},
+                             {"gpu_util_pct", number(r.gpu_util_pct)},
                              {"power_w", optional_json(r.power_w)}});
     return {{"backend", s.backend},
             {"model", s.model},
@@ -46,12 +46,17 @@ json sample_json(const run_sample& s) {
             {"latency_ms", number(s.latency_ms)},
             {"n_prompt_tokens", s.n_prompt_tokens},
             {"n_gen_tokens", s.n_gen_tokens},
+            {"n_gen_tokens_estimated", s.n_gen_tokens_estimated},
             {"output_sample", s.output_sample},
             {"peak_rss_bytes", s.peak_rss_bytes},
             {"gpu_mem_bytes", s.gpu_mem_bytes},
             {"cpu_pct", number(s.cpu_pct)},
             {"gpu_util_pct", number(s.gpu_util_pct)},
             {"energy_j_per_token", optional_json(s.energy_j_per_token)},
+            {"energy_j", optional_json(s.energy_j)},
+            {"mean_power_w", optional_json(s.mean_power_w)},
+            {"power_source", s.power_source},
+            {"monitored_process", s.monitored_process},
             {"resources", resources},
             {"error", s.error}};
 }
@@ -169,6 +174,11 @@ run_sample sample_from(const reader& r) {
     s.cpu_pct = r.num_or("cpu_pct", 0.0);
     s.gpu_util_pct = r.num_or("gpu_util_pct", 0.0);
     s.energy_j_per_token = r.opt("energy_j_per_token");
+    s.energy_j = r.opt("energy_j");
+    s.mean_power_w = r.opt("mean_power_w");
+    s.power_source = r.str_or("power_source", "");
+    s.monitored_process = r.str_or("monitored_process", "");
+    s.n_gen_tokens_estimated = r.boolean_or("n_gen_tokens_estimated", false);
     s.error = r.str_or("error", "");
     if (r.has("resources")) {
         const json& arr = r.array("resources");

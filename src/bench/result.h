@@ -48,14 +48,15 @@ struct bench_settings {
     double temperature = 0.0;
 };
 
-// One point of the resource monitor's time series, relative to the start of the run.
+// One point of the resource monitor's time series, relative to the start of the run. The
+// process figures are those of run_sample::monitored_process (0 / NaN when there is none).
 struct resource_point {
     double t_ms = 0.0;
     uint64_t rss_bytes = 0;
-    double cpu_pct = 0.0;  // of one core, so 4 busy cores read 400
-    uint64_t gpu_mem_bytes = 0;
-    double gpu_util_pct = 0.0;
-    std::optional<double> power_w;
+    double cpu_pct = 0.0;        // of one core, so 4 busy cores read 400; NaN: not measured
+    uint64_t gpu_mem_bytes = 0;  // used on all GPUs (device-wide); 0: no GPU reading
+    double gpu_util_pct = 0.0;   // the busiest GPU; NaN: no GPU reading
+    std::optional<double> power_w;  // see run_sample::power_source
 };
 
 // One measured generation: one prompt, one backend, one model, one repetition.
@@ -71,11 +72,23 @@ struct run_sample {
     int n_prompt_tokens = 0;
     int n_gen_tokens = 0;
     std::string output_sample;  // start of the generated text
-    uint64_t peak_rss_bytes = 0;
-    uint64_t gpu_mem_bytes = 0;  // peak GPU memory; 0 when none or unknown
-    double cpu_pct = 0.0;        // mean over the run
-    double gpu_util_pct = 0.0;   // mean over the run
-    std::optional<double> energy_j_per_token;  // only where power is measurable
+    // Counted from streamed pieces because the backend reported no token count (an estimate).
+    bool n_gen_tokens_estimated = false;
+    uint64_t peak_rss_bytes = 0;  // of monitored_process (or as the backend reported); 0: unknown
+    uint64_t gpu_mem_bytes = 0;   // peak GPU memory used, device-wide; 0 when none or unknown
+    double cpu_pct = 0.0;         // mean over the run, of monitored_process; NaN: not measured
+    double gpu_util_pct = 0.0;    // mean over the run; NaN: no GPU reading
+    // Joules drawn during the run (trapezoid integral of power_w) / n_gen_tokens; only where
+    // power is measurable (see power_source). Device-wide: other load on the device counts too.
+    std::optional<double> energy_j_per_token;
+    std::optional<double> energy_j;      // the integral itself
+    std::optional<double> mean_power_w;  // mean of the power readings of the run
+    // Where power came from: "jetson board" (VDD_IN), "nvml gpu", "rapl cpu package",
+    // "nvml gpu + rapl cpu package"; empty when none was readable.
+    std::string power_source;
+    // Whose RSS and CPU were sampled: "self" (in-process backend), "pid 1234 (python3)" (the
+    // server or worker), empty when no process could be followed (then they are not measured).
+    std::string monitored_process;
     std::vector<resource_point> resources;
     std::string error;  // non-empty when the run failed; its metrics are then not used
 };

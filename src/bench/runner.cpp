@@ -1,4 +1,5 @@
-// Prompt-set benchmark runner (see runner.h) and the in-process resource sampler it uses.
+// Prompt-set benchmark runner (see runner.h): runs, timings, and per-run resource figures from
+// the resource monitor (the process doing the work, GPU, power and energy per token).
 #include "bench/runner.h"
 
 #include <fmt/format.h>
@@ -7,95 +8,121 @@
 
 #include <algorithm>
 #include <cmath>
-#include <condition_variable>
 #include <fstream>
-#include <mutex>
 #include <sstream>
 #include <thread>
 
 #include "core/error.h"
 #include "core/timing.h"
+#include "monitor/monitor.h"
 
 namespace edgellm::bench {
 
 namespace {
 
-// Samples this process's RSS and CPU time from /proc/self while a run is in progress. Only
-// meaningful for in-process backends (native); servers run in other processes.
-class process_sampler {
-public:
-    explicit process_sampler(double interval_ms) : interval_ms_(interval_ms) {
-        start_ms_ = now_ms();
-        last_cpu_s_ = cpu_seconds();
-        last_ms_ = start_ms_;
-        sample();
-        thread_ = std::thread([this] { loop(); });
+// The port of a URL whose host is this machine ("http://127.0.0.1:8080/v1" -> 8080), so the
+// server behind it can be found by its listening socket; nullopt for remote or unparsable URLs.
+std::optional<int> local_port(const std::string& url) {
+    auto scheme = url.find("://");
+    if (scheme == std::string::npos) return std::nullopt;
+    std::string rest = url.substr(scheme + 3);
+    rest = rest.substr(0, rest.find('/'));
+    std::string host, port;
+    if (!rest.empty() && rest.front() == '[') {
+        auto close = rest.find(']');
+        if (close == std::string::npos) return std::nullopt;
+        host = rest.substr(1, close - 1);
+        if (close + 1 < rest.size() && rest[close + 1] == ':') port = rest.substr(close + 2);
+    } else {
+        auto colon = rest.rfind(':');
+        host = rest.substr(0, colon);
+        if (colon != std::string::npos) port = rest.substr(colon + 1);
     }
-    ~process_sampler() { stop(); }
+    if (host != "localhost" && host != "127.0.0.1" && host != "::1" && host != "0.0.0.0") return std::nullopt;
+    if (port.empty()) return url.rfind("https", 0) == 0 ? 443 : 80;
+    if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5) return std::nullopt;
+    return std::stoi(port);
+}
 
-    std::vector<resource_point> stop() {
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            if (stopped_) return points_;
-            stopped_ = true;
-        }
-        cv_.notify_all();
-        if (thread_.joinable()) thread_.join();
-        sample();
-        return points_;
-    }
-
-private:
-    static uint64_t rss_bytes() {
-        std::ifstream in("/proc/self/statm");
-        uint64_t size = 0, resident = 0;
-        in >> size >> resident;
-        return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-    }
-    static double cpu_seconds() {
-        std::ifstream in("/proc/self/stat");
-        std::string line;
-        std::getline(in, line);
-        // Fields after the command name (which may contain spaces) start after the last ')'.
-        auto pos = line.rfind(')');
-        if (pos == std::string::npos) return 0.0;
-        std::istringstream rest(line.substr(pos + 2));
-        std::string field;
-        unsigned long long utime = 0, stime = 0;
-        for (int i = 3; i <= 15 && rest >> field; ++i) {
-            if (i == 14) utime = std::stoull(field);
-            if (i == 15) stime = std::stoull(field);
-        }
-        return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-    }
-    void sample() {
-        double t = now_ms();
-        double cpu = cpu_seconds();
-        resource_point p;
-        p.t_ms = t - start_ms_;
-        p.rss_bytes = rss_bytes();
-        double dt_s = (t - last_ms_) / 1000.0;
-        p.cpu_pct = dt_s > 0.005 ? std::max(0.0, (cpu - last_cpu_s_) / dt_s * 100.0) : 0.0;
-        last_ms_ = t;
-        last_cpu_s_ = cpu;
-        points_.push_back(p);
-    }
-    void loop() {
-        std::unique_lock<std::mutex> lock(mu_);
-        while (!stopped_) {
-            cv_.wait_for(lock, std::chrono::duration<double, std::milli>(interval_ms_));
-            if (!stopped_) sample();
-        }
-    }
-
-    double interval_ms_;
-    double start_ms_ = 0, last_ms_ = 0, last_cpu_s_ = 0;
-    std::vector<resource_point> points_;
-    std::mutex mu_;
-    std::condition_variable cv_;
-    bool stopped_ = false;
-    std::thread thread_;
+// The process whose RSS and CPU a run's figures describe: this one for in-process backends, else
+// the server or worker the backend started, else whatever listens on a local --url's port.
+struct watched_process {
+    int pid = 0;        // 0 = this process
+    std::string label;  // run_sample::monitored_process; empty = none
 };
+
+watched_process choose_process(const backends::backend& be, const backends::backend_settings& settings,
+                               const std::filesystem::path& root) {
+    if (be.name() == "native") return {0, "self"};
+    std::optional<int> pid = be.process_id();
+    if (!pid && !settings.base_url.empty())
+        if (auto port = local_port(settings.base_url)) pid = monitor::find_listening_pid(*port, root);
+    if (!pid || *pid <= 0) return {};
+    std::string name = monitor::process_name(*pid, root);
+    return {*pid, name.empty() ? fmt::format("pid {}", *pid) : fmt::format("pid {} ({})", *pid, name)};
+}
+
+// Fills a run's resource figures from the monitor's samples.
+void fill_resources(run_sample& s, const std::vector<monitor::sample>& samples, const std::string& power_source,
+                    bool process_measured) {
+    const double unknown = std::nan("");
+    bool any_gpu = false, any_power = false, process_seen = false;
+    double cpu_sum = 0, util_sum = 0, power_sum = 0;
+    int n_cpu = 0, n_util = 0, n_power = 0;
+    uint64_t peak_rss = 0, peak_gpu_mem = 0;
+    std::vector<resource_point> points;
+    for (size_t i = 0; i < samples.size(); ++i) {
+        const auto& m = samples[i];
+        resource_point p;
+        p.t_ms = m.t_ms;
+        p.cpu_pct = unknown;
+        p.gpu_util_pct = unknown;
+        if (process_measured && m.process_found) {
+            process_seen = true;
+            p.rss_bytes = m.rss_bytes;
+            peak_rss = std::max(peak_rss, m.rss_bytes);
+            // The first sample has no interval before it to measure CPU time over.
+            if (i > 0 && samples[i - 1].process_found) {
+                p.cpu_pct = m.process_cpu_percent;
+                cpu_sum += m.process_cpu_percent;
+                ++n_cpu;
+            }
+        }
+        if (m.gpu_memory_used_bytes) {
+            any_gpu = true;
+            p.gpu_mem_bytes = *m.gpu_memory_used_bytes;
+            peak_gpu_mem = std::max(peak_gpu_mem, *m.gpu_memory_used_bytes);
+        }
+        if (m.gpu_utilization_percent) {
+            any_gpu = true;
+            p.gpu_util_pct = *m.gpu_utilization_percent;
+            util_sum += *m.gpu_utilization_percent;
+            ++n_util;
+        }
+        if (m.power_w) {
+            any_power = true;
+            p.power_w = m.power_w;
+            power_sum += *m.power_w;
+            ++n_power;
+        }
+        points.push_back(p);
+    }
+    if (process_seen) {
+        s.peak_rss_bytes = std::max(s.peak_rss_bytes, peak_rss);
+        s.cpu_pct = n_cpu ? cpu_sum / n_cpu : unknown;
+    }
+    if (peak_gpu_mem > 0) s.gpu_mem_bytes = peak_gpu_mem;
+    if (n_util) s.gpu_util_pct = util_sum / n_util;
+    if (n_power) {
+        s.mean_power_w = power_sum / n_power;
+        s.power_source = power_source;
+        s.energy_j = monitor::integrate_energy_j(samples);
+        if (s.energy_j && s.n_gen_tokens > 0 && s.error.empty())
+            s.energy_j_per_token = *s.energy_j / s.n_gen_tokens;
+    }
+    // A series with nothing known in it would only draw flat zeros.
+    if (process_seen || any_gpu || any_power) s.resources = std::move(points);
+}
 
 std::string read_first_line(const std::string& path) {
     std::ifstream in(path);
@@ -225,9 +252,21 @@ bench_report run_prompt_benchmark(
     if (plan.n_warmup < 0) throw usage_error(fmt::format("--warmup must be >= 0, got {}", plan.n_warmup));
     if (plan.n_predict < 1) throw usage_error(fmt::format("-n must be at least 1, got {}", plan.n_predict));
 
+    std::shared_ptr<const device::nvml_interface> nvml = plan.nvml;
+    if (!nvml && plan.monitor_root == "/") nvml = device::make_system_nvml();
+    if (nvml && !nvml->available()) nvml.reset();
+
     bench_report r;
     r.created_utc = utc_now_iso8601();
     r.system = detect_system();
+    if (nvml && nvml->device_count() > 0) {
+        if (auto g = nvml->device(0)) {
+            r.system.gpu = g->name;
+            r.system.gpu_mem_total_bytes = g->memory_total_bytes;
+            if (nvml->device_count() > 1) r.system.gpu += fmt::format(" (+{} more)", nvml->device_count() - 1);
+            if (r.system.device == "cpu") r.system.device = "cuda";
+        }
+    }
     r.build = this_build();
     auto& st = r.settings;
     st.mode = "prompts";
@@ -292,7 +331,8 @@ bench_report run_prompt_benchmark(
                 ev.n_done += n_planned;
                 continue;
             }
-            const bool in_process = be->name() == "native";
+            const watched_process watched = choose_process(*be, settings, plan.monitor_root);
+            const bool process_measured = !watched.label.empty();
             for (const auto& prompt : plan.prompts) {
                 ev.prompt_id = prompt.id;
                 backends::generation_request req;
@@ -318,12 +358,20 @@ bench_report run_prompt_benchmark(
                     s.model = model;
                     s.prompt_id = prompt.id;
                     s.run_index = run;
-                    // No GPU monitor here yet, and edgellm's own CPU time says nothing about a
-                    // server process: not measured rather than 0.
+                    // Not measured until a reading says otherwise: a server nobody can follow
+                    // has no CPU figure, a machine without GPU readings no utilisation.
                     s.gpu_util_pct = std::nan("");
-                    if (!in_process) s.cpu_pct = std::nan("");
-                    std::unique_ptr<process_sampler> sampler;
-                    if (in_process) sampler = std::make_unique<process_sampler>(plan.sample_interval_ms);
+                    s.cpu_pct = std::nan("");
+                    s.monitored_process = watched.label;
+                    monitor::options mo;
+                    mo.interval_ms = plan.sample_interval_ms;
+                    mo.root = plan.monitor_root;
+                    mo.pid = watched.pid;
+                    mo.nvml = nvml;
+                    mo.cpu_package_power = plan.cpu_package_power;
+                    mo.clock_ms = plan.monitor_clock_ms;
+                    monitor::resource_monitor mon(mo);
+                    mon.start();
                     try {
                         auto res = be->generate(req, ignore);
                         const auto& gs = res.stats;
@@ -336,24 +384,19 @@ bench_report run_prompt_benchmark(
                         s.decode_tokens_per_s = gs.decode_tokens_per_s > 0 ? gs.decode_tokens_per_s : unknown;
                         s.n_prompt_tokens = static_cast<int>(std::max<int64_t>(gs.n_prompt_tokens, 0));
                         s.n_gen_tokens = static_cast<int>(gs.n_gen_tokens);
+                        s.n_gen_tokens_estimated = gs.n_gen_tokens_estimated;
                         s.output_sample = sanitize_utf8(clip_utf8(res.text, plan.output_sample_chars));
                         if (gs.backend_gpu_memory_bytes) s.gpu_mem_bytes = *gs.backend_gpu_memory_bytes;
-                        if (!in_process && gs.backend_memory_bytes) s.peak_rss_bytes = *gs.backend_memory_bytes;
+                        // A server's own memory report stands in when its process cannot be
+                        // followed; sampled RSS replaces it below when it can.
+                        if (!process_measured && gs.backend_memory_bytes) s.peak_rss_bytes = *gs.backend_memory_bytes;
                     } catch (const std::exception& e) {
                         s.error = e.what();
                         ev.message = e.what();
                         notify("failed");
                     }
-                    if (sampler) {
-                        s.resources = sampler->stop();
-                        double cpu_sum = 0;
-                        for (const auto& p : s.resources) {
-                            s.peak_rss_bytes = std::max(s.peak_rss_bytes, p.rss_bytes);
-                            cpu_sum += p.cpu_pct;
-                        }
-                        if (s.resources.size() > 1) cpu_sum /= static_cast<double>(s.resources.size() - 1);
-                        s.cpu_pct = cpu_sum;
-                    }
+                    mon.stop();
+                    fill_resources(s, mon.samples(), mon.power_source(), process_measured);
                     r.samples.push_back(std::move(s));
                     ++ev.n_done;
                 }

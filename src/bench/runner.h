@@ -1,13 +1,16 @@
 // Prompt-set benchmark runner: prompts x runs x backends x models through the Backend
-// interface, after warm-up, with a resource sampler, producing a bench_report.
+// interface, after warm-up, with the resource monitor, producing a bench_report.
 #pragma once
+#include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "backends/backend.h"
 #include "bench/result.h"
+#include "device/nvml.h"
 
 namespace edgellm::bench {
 
@@ -39,6 +42,13 @@ struct run_plan {
     backends::backend_settings settings;  // model is filled per model
     double sample_interval_ms = 50.0;
     size_t output_sample_chars = 400;
+    // Resource monitor: the tree it reads ("/" = this machine; tests pass fixture trees), the GPU
+    // readings (null: the real NVML when monitor_root is "/", else none), whether to read RAPL
+    // CPU package power, and its clock (null = steady clock; tests step it by hand).
+    std::filesystem::path monitor_root = "/";
+    std::shared_ptr<const device::nvml_interface> nvml;
+    bool cpu_package_power = true;
+    std::function<double()> monitor_clock_ms;
 };
 
 struct progress_event {

@@ -28,7 +28,11 @@ void add(stat_summary& s, double v) {
 
 resource_monitor::resource_monitor(options opts) : opts_(std::move(opts)) {
     if (opts_.interval_ms <= 0) opts_.interval_ms = 100;
-    start_ms_ = now_ms();
+    start_ms_ = clock_now();
+}
+
+double resource_monitor::clock_now() const {
+    return opts_.clock_ms ? opts_.clock_ms() : now_ms();
 }
 
 resource_monitor::~resource_monitor() {
@@ -41,7 +45,8 @@ void resource_monitor::start() {
         std::lock_guard<std::mutex> lock(mutex_);
         samples_.clear();
         last_proc_.reset();
-        start_ms_ = now_ms();
+        last_rapl_.clear();
+        start_ms_ = clock_now();
     }
     {
         std::lock_guard<std::mutex> lock(wake_mutex_);
@@ -91,12 +96,13 @@ sample resource_monitor::sample_now() {
 // Called with mutex_ held.
 sample resource_monitor::take_sample() {
     sample s;
-    const double t = now_ms();
+    const double t = clock_now();
     s.t_ms = t - start_ms_;
-    proc_snapshot p = read_proc_snapshot(opts_.root);
+    proc_snapshot p = read_proc_snapshot(opts_.root, opts_.pid);
+    s.process_found = p.found;
     s.rss_bytes = p.rss_bytes;
     s.peak_rss_bytes = p.peak_rss_bytes;
-    if (last_proc_) {
+    if (last_proc_ && p.found && last_proc_->found) {
         const double wall_s = (t - last_t_ms_) / 1000.0;
         static const double ticks_per_s = static_cast<double>(std::max(sysconf(_SC_CLK_TCK), 1L));
         if (wall_s > 0 && p.process_cpu_ticks >= last_proc_->process_cpu_ticks)
@@ -134,8 +140,51 @@ sample resource_monitor::take_sample() {
     if (j.gpu_temp_c && !s.gpu_temperature_c) s.gpu_temperature_c = j.gpu_temp_c;
     for (const auto& zone : read_thermal_zones(opts_.root))
         s.max_temperature_c = std::max(s.max_temperature_c.value_or(-273), zone.second);
-    s.power_w = j.board_power_w ? j.board_power_w : gpu_power;
+    s.gpu_power_w = gpu_power;
+    if (opts_.cpu_package_power) s.cpu_package_power_w = rapl_power_w(t);
+    if (j.board_power_w) {
+        // The board's input rail already includes the CPU and GPU: adding them would count twice.
+        s.power_w = j.board_power_w;
+        power_source_ = "jetson board";
+    } else if (s.gpu_power_w || s.cpu_package_power_w) {
+        s.power_w = s.gpu_power_w.value_or(0) + s.cpu_package_power_w.value_or(0);
+        power_source_ = s.gpu_power_w && s.cpu_package_power_w ? "nvml gpu + rapl cpu package"
+                        : s.gpu_power_w                         ? "nvml gpu"
+                                                                : "rapl cpu package";
+    }
     return s;
+}
+
+// Mean package power since the previous reading, from the cumulative energy counters; the first
+// reading only sets the origin. A counter that went backwards wrapped at max_energy_range_uj.
+std::optional<double> resource_monitor::rapl_power_w(double t_ms) {
+    std::vector<rapl_zone> now = read_rapl_zones(opts_.root);
+    std::optional<double> watts;
+    const double dt_s = (t_ms - last_rapl_ms_) / 1000.0;
+    if (!last_rapl_.empty() && now.size() == last_rapl_.size() && dt_s > 0) {
+        double joules = 0;
+        bool ok = true;
+        for (size_t i = 0; i < now.size() && ok; ++i) {
+            const auto& a = last_rapl_[i];
+            const auto& b = now[i];
+            if (a.path != b.path) ok = false;
+            else if (b.energy_uj >= a.energy_uj)
+                joules += static_cast<double>(b.energy_uj - a.energy_uj) / 1e6;
+            else if (b.max_energy_range_uj > a.energy_uj)
+                joules += static_cast<double>(b.max_energy_range_uj - a.energy_uj + b.energy_uj) / 1e6;
+            else
+                ok = false;  // went backwards with no known range: not a measurement
+        }
+        if (ok) watts = joules / dt_s;
+    }
+    last_rapl_ = std::move(now);
+    last_rapl_ms_ = t_ms;
+    return watts;
+}
+
+std::string resource_monitor::power_source() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return power_source_;
 }
 
 std::vector<sample> resource_monitor::samples() const {

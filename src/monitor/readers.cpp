@@ -1,6 +1,9 @@
-// /proc and sysfs readers of the resource monitor: process memory and CPU, system CPU, Jetson
-// GPU load, thermal zones and INA3221 power rails (see monitor.h).
+// /proc and sysfs readers of the resource monitor: process memory and CPU (this process or
+// another by PID), system CPU, Jetson GPU load, thermal zones, INA3221 power rails, RAPL energy
+// counters, and the owner of a listening TCP port (see monitor.h).
+#include <cctype>
 #include <string>
+#include <system_error>
 
 #include "device/sysfs.h"
 #include "monitor/monitor.h"
@@ -17,9 +20,11 @@ using device::split;
 using device::split_ws;
 using device::under_root;
 
-proc_snapshot read_proc_snapshot(const std::filesystem::path& root) {
+proc_snapshot read_proc_snapshot(const std::filesystem::path& root, int pid) {
     proc_snapshot s;
-    if (auto status = read_text(under_root(root, "/proc/self/status"))) {
+    const std::string proc_dir = pid > 0 ? "/proc/" + std::to_string(pid) : std::string("/proc/self");
+    if (auto status = read_text(under_root(root, proc_dir + "/status"))) {
+        s.found = true;
         for (const auto& line : split(*status, '\n')) {
             auto parts = split_ws(line);
             if (parts.size() < 2) continue;
@@ -31,7 +36,7 @@ proc_snapshot read_proc_snapshot(const std::filesystem::path& root) {
                 s.peak_rss_bytes = static_cast<uint64_t>(*kb) * 1024;
         }
     }
-    if (auto stat = read_text(under_root(root, "/proc/self/stat"))) {
+    if (auto stat = read_text(under_root(root, proc_dir + "/stat"))) {
         // The command name (field 2) may hold spaces and parentheses: fields after the last ')'
         // start at field 3 (state); utime and stime are fields 14 and 15.
         auto close = stat->rfind(')');
@@ -99,6 +104,92 @@ std::vector<std::pair<std::string, double>> read_power_rails(const std::filesyst
         }
     }
     return rails;
+}
+
+std::vector<rapl_zone> read_rapl_zones(const std::filesystem::path& root) {
+    std::vector<rapl_zone> zones;
+    for (const auto& dir : list_dir(under_root(root, "/sys/class/powercap"), "intel-rapl:")) {
+        // "intel-rapl:0" is a package; "intel-rapl:0:1" is a part of it (core, uncore, dram).
+        if (dir.filename().string().find(':', 11) != std::string::npos) continue;
+        auto energy = read_int(dir / "energy_uj");
+        if (!energy || *energy < 0) continue;  // unreadable without root on recent kernels
+        rapl_zone z;
+        z.path = dir;
+        z.name = read_line(dir / "name").value_or(dir.filename().string());
+        z.energy_uj = static_cast<uint64_t>(*energy);
+        if (auto range = read_int(dir / "max_energy_range_uj"); range && *range > 0)
+            z.max_energy_range_uj = static_cast<uint64_t>(*range);
+        zones.push_back(std::move(z));
+    }
+    return zones;
+}
+
+namespace {
+
+// Socket inodes of the TCP sockets listening on `port` (state 0A) in a /proc/net/tcp table.
+void listening_inodes(const std::filesystem::path& table, int port, std::vector<std::string>& out) {
+    auto text = read_text(table);
+    if (!text) return;
+    bool header = true;
+    for (const auto& line : split(*text, '\n')) {
+        if (header) {
+            header = false;
+            continue;
+        }
+        auto f = split_ws(line);
+        // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+        if (f.size() < 10 || f[3] != "0A") continue;
+        auto colon = f[1].rfind(':');
+        if (colon == std::string::npos) continue;
+        try {
+            if (std::stoi(f[1].substr(colon + 1), nullptr, 16) == port && f[9] != "0") out.push_back(f[9]);
+        } catch (const std::exception&) {
+            continue;  // a malformed line says nothing about the port
+        }
+    }
+}
+
+bool all_digits(const std::string& s) {
+    if (s.empty()) return false;
+    for (char c : s)
+        if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+    return true;
+}
+
+}  // namespace
+
+std::optional<int> find_listening_pid(int port, const std::filesystem::path& root) {
+    if (port <= 0 || port > 65535) return std::nullopt;
+    std::vector<std::string> inodes;
+    listening_inodes(under_root(root, "/proc/net/tcp"), port, inodes);
+    listening_inodes(under_root(root, "/proc/net/tcp6"), port, inodes);
+    if (inodes.empty()) return std::nullopt;
+    std::vector<std::string> targets;
+    for (const auto& inode : inodes) targets.push_back("socket:[" + inode + "]");
+    std::error_code ec;
+    // Processes come and go while /proc is listed; a failed step means "not found", not an error.
+    try {
+    for (const auto& proc : std::filesystem::directory_iterator(under_root(root, "/proc"), ec)) {
+        const std::string name = proc.path().filename().string();
+        if (!all_digits(name)) continue;
+        std::error_code fd_ec;
+        for (const auto& fd : std::filesystem::directory_iterator(proc.path() / "fd", fd_ec)) {
+            std::error_code link_ec;
+            auto target = std::filesystem::read_symlink(fd.path(), link_ec).string();
+            if (link_ec) continue;
+            for (const auto& t : targets)
+                if (target == t) return std::stoi(name);
+        }
+    }
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+    return std::nullopt;
+}
+
+std::string process_name(int pid, const std::filesystem::path& root) {
+    if (pid <= 0) return {};
+    return read_line(under_root(root, "/proc/" + std::to_string(pid) + "/comm")).value_or("");
 }
 
 jetson_snapshot read_jetson_snapshot(const std::filesystem::path& root) {

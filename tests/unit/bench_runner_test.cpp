@@ -1,14 +1,21 @@
 // The prompt-set benchmark runner against fake backends: run counts, warm-up not recorded,
-// client-side timings carried into samples, unavailable/failing backends reported and skipped.
+// client-side timings carried into samples, unavailable/failing backends reported and skipped,
+// resource figures from the monitor (fake NVML series, Jetson sysfs fixture, a server's PID)
+// with energy per token hand-computed, and unknown figures left unknown.
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
+#include <memory>
+#include <optional>
 #include <fstream>
 #include <thread>
+#include <unistd.h>
 
 #include "bench/runner.h"
 #include "bench/stats.h"
 #include "core/error.h"
+#include "device/nvml.h"
 #include "test_util.h"
 
 using namespace edgellm;
@@ -18,9 +25,10 @@ namespace {
 
 class fake_backend : public backends::backend {
 public:
-    fake_backend(std::string name, bool available, int fail_on_call, int* n_calls)
-        : name_(std::move(name)), available_(available), fail_on_call_(fail_on_call), n_calls_(n_calls) {}
+    fake_backend(std::string name, bool available, int fail_on_call, int* n_calls, std::optional<int> pid = {})
+        : name_(std::move(name)), available_(available), fail_on_call_(fail_on_call), n_calls_(n_calls), pid_(pid) {}
     std::string name() const override { return name_; }
+    std::optional<int> process_id() const override { return pid_; }
     std::string description() const override { return "fake"; }
     backends::availability check_available(const backends::backend_settings&) const override {
         return {available_, available_ ? "" : "no server here", "start one with --fake"};
@@ -48,12 +56,65 @@ private:
     bool available_;
     int fail_on_call_;
     int* n_calls_;
+    std::optional<int> pid_;
 };
+
+// A GPU whose readings follow a script, one entry per read (the last repeats).
+class scripted_nvml final : public device::nvml_interface {
+public:
+    explicit scripted_nvml(std::vector<device::gpu_reading> script) : script_(std::move(script)) {}
+    bool available() const override { return true; }
+    std::string driver_version() const override { return "550.0"; }
+    int cuda_driver_version() const override { return 12040; }
+    int device_count() const override { return 1; }
+    std::optional<device::gpu_info> device(int) const override {
+        device::gpu_info g;
+        g.name = "Fake GPU 7";
+        g.memory_total_bytes = 8ull << 30;
+        return g;
+    }
+    device::gpu_reading read(int) const override {
+        size_t i = std::min(n_reads_++, script_.size() - 1);
+        return script_[i];
+    }
+
+private:
+    std::vector<device::gpu_reading> script_;
+    mutable size_t n_reads_ = 0;
+};
+
+std::filesystem::path fixture(const std::string& name) {
+    return std::filesystem::path(EDGELLM_SOURCE_DIR) / "tests/fixtures/devices" / name;
+}
+
+// One prompt, one measured run, no warm-up; the sampler's timed samples never come (huge
+// interval), so the run has exactly its start and stop samples, 250 ms apart on a clock that
+// moves 250 ms per read.
+run_plan one_run_plan(const std::string& backend) {
+    run_plan plan;
+    plan.backends = {backend};
+    plan.models = {"m"};
+    plan.prompts = {{"p", "abcde"}};
+    plan.n_runs = 1;
+    plan.n_warmup = 0;
+    plan.sample_interval_ms = 1e7;
+    auto t = std::make_shared<double>(0.0);
+    plan.monitor_clock_ms = [t] { return *t += 250.0; };
+    return plan;
+}
+
+bench_report run_one(const run_plan& plan, std::optional<int> pid = {}) {
+    int calls = 0;
+    return run_prompt_benchmark(plan, {}, [&](const std::string& name) {
+        return std::make_unique<fake_backend>(name, true, -1, &calls, pid);
+    });
+}
 
 }  // namespace
 
 TEST(BenchRunner, RunsEveryCombinationAndSkipsWarmup) {
     run_plan plan;
+    plan.monitor_root = fixture("arm-cpu-only");  // no GPU, no power readings: no time series
     plan.backends = {"fake_a", "fake_b"};
     plan.models = {"m1", "m2"};
     plan.prompts = {{"one", "abc"}, {"two", "abcdefg"}};
@@ -145,4 +206,94 @@ TEST(BenchRunner, SystemAndBuildInfo) {
     auto b = this_build();
     EXPECT_FALSE(b.version.empty());
     EXPECT_FALSE(b.compiler.empty());
+}
+
+TEST(BenchRunnerResources, FakeNvmlSeriesGivesGpuFiguresAndEnergyPerToken) {
+    run_plan plan = one_run_plan("native");
+    plan.monitor_root = fixture("x86-rtx");  // no Jetson rails, no RAPL: power is the GPU's
+    plan.nvml = std::make_shared<scripted_nvml>(std::vector<device::gpu_reading>{
+        {1ull << 30, 20.0, 50.0, 40.0},   // start sample: 1 GiB, 20 %, 40 W
+        {3ull << 30, 60.0, 55.0, 50.0}}); // stop sample:  3 GiB, 60 %, 50 W
+    auto r = run_one(plan);
+    ASSERT_EQ(r.samples.size(), 1u);
+    const auto& s = r.samples[0];
+    ASSERT_TRUE(s.error.empty()) << s.error;
+    EXPECT_EQ(r.system.gpu, "Fake GPU 7");
+    EXPECT_EQ(r.system.gpu_mem_total_bytes, 8ull << 30);
+    ASSERT_EQ(s.resources.size(), 2u);
+    EXPECT_DOUBLE_EQ(s.resources[1].t_ms - s.resources[0].t_ms, 250.0);
+    EXPECT_EQ(s.resources[0].gpu_mem_bytes, 1ull << 30);
+    EXPECT_DOUBLE_EQ(s.resources[1].gpu_util_pct, 60.0);
+    ASSERT_TRUE(s.resources[1].power_w);
+    EXPECT_DOUBLE_EQ(*s.resources[1].power_w, 50.0);
+    EXPECT_EQ(s.gpu_mem_bytes, 3ull << 30);  // the peak
+    EXPECT_DOUBLE_EQ(s.gpu_util_pct, 40.0);  // the mean
+    EXPECT_EQ(s.power_source, "nvml gpu");
+    ASSERT_TRUE(s.mean_power_w);
+    EXPECT_DOUBLE_EQ(*s.mean_power_w, 45.0);
+    // Trapezoid: (40 + 50) / 2 W * 0.25 s = 11.25 J, over 3 generated tokens.
+    ASSERT_TRUE(s.energy_j);
+    EXPECT_DOUBLE_EQ(*s.energy_j, 11.25);
+    ASSERT_TRUE(s.energy_j_per_token);
+    EXPECT_DOUBLE_EQ(*s.energy_j_per_token, 3.75);
+    EXPECT_EQ(s.n_gen_tokens, 3);
+    // The summary carries it to the reports.
+    auto groups = summarize_groups(r.samples);
+    ASSERT_EQ(groups.size(), 1u);
+    EXPECT_DOUBLE_EQ(groups[0].energy_j_per_token.mean, 3.75);
+}
+
+TEST(BenchRunnerResources, JetsonSysfsFixtureGivesBoardPowerAndProcessFigures) {
+    run_plan plan = one_run_plan("native");
+    plan.monitor_root = fixture("orin-nano-8gb");
+    auto r = run_one(plan);
+    const auto& s = r.samples.at(0);
+    ASSERT_TRUE(s.error.empty()) << s.error;
+    EXPECT_EQ(s.monitored_process, "self");
+    EXPECT_EQ(s.peak_rss_bytes, 204800ull * 1024);  // the fixture's VmRSS
+    EXPECT_DOUBLE_EQ(s.cpu_pct, 0.0);  // its CPU counters do not move
+    EXPECT_DOUBLE_EQ(s.gpu_util_pct, 47.2);
+    EXPECT_EQ(s.gpu_mem_bytes, 0u);  // the sysfs tree has no GPU memory figure
+    EXPECT_EQ(s.power_source, "jetson board");
+    // VDD_IN 5080 mV x 1420 mA, constant, for 0.25 s, over 3 tokens.
+    ASSERT_TRUE(s.energy_j_per_token);
+    EXPECT_NEAR(*s.energy_j_per_token, 5.080 * 1.420 * 0.25 / 3, 1e-12);
+}
+
+TEST(BenchRunnerResources, NoGpuNoPowerLeavesThemUnknown) {
+    run_plan plan = one_run_plan("native");
+    plan.monitor_root = fixture("arm-cpu-only");
+    auto r = run_one(plan);
+    const auto& s = r.samples.at(0);
+    ASSERT_TRUE(s.error.empty()) << s.error;
+    EXPECT_TRUE(std::isnan(s.gpu_util_pct));
+    EXPECT_EQ(s.gpu_mem_bytes, 0u);
+    EXPECT_FALSE(s.energy_j_per_token);
+    EXPECT_FALSE(s.energy_j);
+    EXPECT_FALSE(s.mean_power_w);
+    EXPECT_EQ(s.power_source, "");
+    EXPECT_TRUE(r.system.gpu.empty());
+}
+
+TEST(BenchRunnerResources, ServerProcessIsSampledByPidElseNotMeasured) {
+    // The "server" is this test process, so there is something real to read.
+    run_plan plan = one_run_plan("fake_server");
+    plan.sample_interval_ms = 5;
+    plan.monitor_clock_ms = nullptr;
+    plan.cpu_package_power = false;  // RAPL may be readable here: this test is about the process
+    plan.nvml = std::make_shared<device::fake_nvml>("550.0", 12040, std::vector<device::fake_gpu>{});
+    auto with_pid = run_one(plan, static_cast<int>(getpid()));
+    const auto& s = with_pid.samples.at(0);
+    ASSERT_TRUE(s.error.empty()) << s.error;
+    EXPECT_EQ(s.monitored_process.rfind("pid " + std::to_string(getpid()), 0), 0u) << s.monitored_process;
+    EXPECT_GT(s.peak_rss_bytes, 1u << 20);  // sampled, not the backend's 4096
+    EXPECT_FALSE(std::isnan(s.cpu_pct));
+    EXPECT_GE(s.resources.size(), 2u);
+
+    auto without = run_one(plan);
+    const auto& u = without.samples.at(0);
+    EXPECT_EQ(u.monitored_process, "");
+    EXPECT_TRUE(std::isnan(u.cpu_pct));
+    EXPECT_EQ(u.peak_rss_bytes, 4096u);  // the backend's own report stands in
+    EXPECT_TRUE(u.resources.empty());
 }

@@ -1,19 +1,25 @@
 // Resource monitor: /proc and Jetson sysfs readers on fixture trees, GPU readings from a fake
-// NVML, energy integration, the sampler thread, and figures on this machine checked against
-// the kernel's own accounting (allocate and touch 200 MB; CPU time vs getrusage).
+// NVML, RAPL package power from a fake powercap tree, another process by PID, the owner of a
+// listening port, energy integration, the sampler thread, and figures on this machine checked
+// against the kernel's own accounting (allocate and touch 200 MB; CPU time vs getrusage).
 #include "monitor/monitor.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <thread>
 #include <vector>
 
 #include "device/nvml.h"
+#include "test_util.h"
 
 using namespace edgellm;
 using namespace edgellm::monitor;
@@ -22,6 +28,17 @@ namespace {
 
 std::filesystem::path fixture(const std::string& name) {
     return std::filesystem::path(EDGELLM_SOURCE_DIR) / "tests/fixtures/devices" / name;
+}
+
+void write_file(const std::filesystem::path& p, const std::string& text) {
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+}
+
+// A clock that moves only when read: `step_ms` per call, so sample times are exact.
+std::function<double()> stepping_clock(double step_ms) {
+    auto t = std::make_shared<double>(0.0);
+    return [t, step_ms] { return *t += step_ms; };
 }
 
 }  // namespace
@@ -176,6 +193,7 @@ TEST(MonitorThisMachine, ProcessCpuTicksAgreeWithGetrusage) {
 TEST(MonitorThisMachine, SamplerThreadRecordsAtItsInterval) {
     options o;
     o.interval_ms = 10;
+    o.cpu_package_power = false;  // RAPL may be readable here (root on x86): keep "no power"
     resource_monitor m(o);
     m.start();
     EXPECT_TRUE(m.running());
@@ -198,4 +216,121 @@ TEST(MonitorThisMachine, SamplerThreadRecordsAtItsInterval) {
     EXPECT_LE(s.system_cpu_percent.peak, 100.0);
     EXPECT_GE(s.sampler_cpu_ms, 0.0);
     EXPECT_FALSE(s.energy_j);  // no power source here (unless real NVML were passed)
+}
+
+TEST(MonitorRapl, PackagePowerFromEnergyCountersWithWraparound) {
+    auto root = test::temp_dir("rapl");
+    const auto pkg = root / "sys/class/powercap/intel-rapl:0";
+    write_file(pkg / "name", "package-0\n");
+    write_file(pkg / "max_energy_range_uj", "10000000\n");
+    write_file(pkg / "energy_uj", "1000000\n");
+    // A subzone is part of its package: counting it too would double the power.
+    write_file(root / "sys/class/powercap/intel-rapl:0:0/energy_uj", "999999999\n");
+    auto zones = read_rapl_zones(root);
+    ASSERT_EQ(zones.size(), 1u);
+    EXPECT_EQ(zones[0].name, "package-0");
+    EXPECT_EQ(zones[0].max_energy_range_uj, 10000000u);
+
+    options o;
+    o.root = root;
+    o.clock_ms = stepping_clock(250);  // every sample 250 ms after the previous one
+    resource_monitor m(o);
+    sample a = m.sample_now();
+    EXPECT_FALSE(a.power_w);  // the first counter reading only sets the origin
+    write_file(pkg / "energy_uj", "3000000\n");  // +2 J in 0.25 s
+    sample b = m.sample_now();
+    ASSERT_TRUE(b.cpu_package_power_w);
+    EXPECT_DOUBLE_EQ(*b.cpu_package_power_w, 8.0);
+    ASSERT_TRUE(b.power_w);
+    EXPECT_DOUBLE_EQ(*b.power_w, 8.0);
+    EXPECT_FALSE(b.gpu_power_w);
+    EXPECT_EQ(m.power_source(), "rapl cpu package");
+    write_file(pkg / "energy_uj", "500000\n");  // wrapped: 7 J to the top, then 0.5 J
+    sample c = m.sample_now();
+    ASSERT_TRUE(c.power_w);
+    EXPECT_DOUBLE_EQ(*c.power_w, 7.5 / 0.25);
+    // Two power readings 250 ms apart: (8 + 30) / 2 W * 0.25 s.
+    auto e = integrate_energy_j(m.samples());
+    ASSERT_TRUE(e);
+    EXPECT_DOUBLE_EQ(*e, 19.0 * 0.25);
+    std::filesystem::remove_all(root);
+}
+
+TEST(MonitorRapl, UnreadableOrMissingCountersAreNoPowerNotAnError) {
+    auto root = test::temp_dir("rapl-none");
+    // A zone without its energy file (what an unprivileged reader effectively sees).
+    write_file(root / "sys/class/powercap/intel-rapl:0/name", "package-0\n");
+    EXPECT_TRUE(read_rapl_zones(root).empty());
+    options o;
+    o.root = root;
+    resource_monitor m(o);
+    m.sample_now();
+    sample b = m.sample_now();
+    EXPECT_FALSE(b.power_w);
+    EXPECT_FALSE(b.cpu_package_power_w);
+    EXPECT_EQ(m.power_source(), "");
+    std::filesystem::remove_all(root);
+}
+
+TEST(MonitorRapl, JetsonBoardPowerIsNotAddedToPackagePower) {
+    // VDD_IN already covers the CPU: a RAPL figure beside it must not be summed in.
+    auto root = test::temp_dir("rapl-jetson");
+    std::filesystem::copy(fixture("orin-nano-8gb"), root, std::filesystem::copy_options::recursive);
+    write_file(root / "sys/class/powercap/intel-rapl:0/energy_uj", "0\n");
+    options o;
+    o.root = root;
+    o.clock_ms = stepping_clock(100);
+    resource_monitor m(o);
+    m.sample_now();
+    write_file(root / "sys/class/powercap/intel-rapl:0/energy_uj", "100000\n");
+    sample b = m.sample_now();
+    ASSERT_TRUE(b.power_w);
+    EXPECT_DOUBLE_EQ(*b.power_w, 5.080 * 1.420);
+    EXPECT_EQ(m.power_source(), "jetson board");
+    std::filesystem::remove_all(root);
+}
+
+TEST(MonitorProcess, FollowsAnotherProcessByPid) {
+    auto root = test::temp_dir("pid");
+    write_file(root / "proc/4242/status", "Name:\tpython3\nVmHWM:\t  90000 kB\nVmRSS:\t  81234 kB\n");
+    write_file(root / "proc/4242/stat", "4242 (python3 -m x) S 1 1 1 0 -1 0 0 0 0 0 321 79 0 0 20 0 3 0\n");
+    write_file(root / "proc/4242/comm", "python3\n");
+    proc_snapshot p = read_proc_snapshot(root, 4242);
+    EXPECT_TRUE(p.found);
+    EXPECT_EQ(p.rss_bytes, 81234ull * 1024);
+    EXPECT_EQ(p.peak_rss_bytes, 90000ull * 1024);
+    EXPECT_EQ(p.process_cpu_ticks, 400u);
+    EXPECT_EQ(process_name(4242, root), "python3");
+    EXPECT_FALSE(read_proc_snapshot(root, 4243).found);  // gone: not found, not zero RSS "measured"
+
+    options o;
+    o.root = root;
+    o.pid = 4243;
+    resource_monitor m(o);
+    EXPECT_FALSE(m.sample_now().process_found);
+    std::filesystem::remove_all(root);
+}
+
+TEST(MonitorThisMachine, FindsTheProcessListeningOnALocalPort) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    const int port = ntohs(a.sin_port);
+    EXPECT_FALSE(find_listening_pid(port));  // bound but not listening yet
+    ASSERT_EQ(::listen(fd, 1), 0);
+    auto pid = find_listening_pid(port);
+    ASSERT_TRUE(pid);
+    EXPECT_EQ(*pid, static_cast<int>(getpid()));
+    proc_snapshot p = read_proc_snapshot("/", *pid);
+    EXPECT_TRUE(p.found);
+    EXPECT_GT(p.rss_bytes, 0u);
+    ::close(fd);
+    EXPECT_FALSE(find_listening_pid(port));
+    EXPECT_FALSE(find_listening_pid(0));
+    EXPECT_FALSE(find_listening_pid(70000));
 }
