@@ -18,18 +18,23 @@ namespace edgellm::bench {
 
 std::vector<int> parse_int_list(const std::string& text, const std::string& flag, int min_value) {
     std::vector<int> out;
-    if (text.empty()) throw usage_error(fmt::format("{} wants a comma-separated list of integers, got nothing", flag));
+    if (text.empty())
+        throw usage_error(
+            fmt::format("{} wants a comma-separated list of integers, got nothing", flag));
     size_t start = 0;
     for (;;) {
         size_t comma = text.find(',', start);
-        std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        std::string item =
+            text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
         int v = 0;
         auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
         if (item.empty() || ec != std::errc() || end != item.data() + item.size())
-            throw usage_error(fmt::format("{}: '{}' is not an integer (in '{}'; lists are comma-separated, e.g. 128,512)",
-                                          flag, item, text));
+            throw usage_error(fmt::format(
+                "{}: '{}' is not an integer (in '{}'; lists are comma-separated, e.g. 128,512)",
+                flag, item, text));
         if (v < min_value)
-            throw usage_error(fmt::format("{}: {} is out of range (each value must be at least {})", flag, v, min_value));
+            throw usage_error(fmt::format("{}: {} is out of range (each value must be at least {})",
+                                          flag, v, min_value));
         out.push_back(v);
         if (comma == std::string::npos) break;
         start = comma + 1;
@@ -40,7 +45,8 @@ std::vector<int> parse_int_list(const std::string& text, const std::string& flag
 std::pair<int, int> parse_pg_pair(const std::string& text) {
     auto v = parse_int_list(text, "-pg", 1);
     if (v.size() != 2)
-        throw usage_error(fmt::format("-pg wants two positive integers PROMPT,GEN (e.g. 512,128), got '{}'", text));
+        throw usage_error(fmt::format(
+            "-pg wants two positive integers PROMPT,GEN (e.g. 512,128), got '{}'", text));
     return {v[0], v[1]};
 }
 
@@ -49,7 +55,8 @@ std::vector<micro_case> expand_micro_cases(const micro_plan& plan) {
     if (plan.backends.empty()) throw usage_error("micro mode: no backend given");
     if (plan.n_prompt.empty() && plan.n_gen.empty() && plan.pg.empty())
         throw usage_error("micro mode: no test given (-p N, -n N or -pg N,M)");
-    if (plan.n_reps <= 0) throw usage_error(fmt::format("repetitions must be positive, got {}", plan.n_reps));
+    if (plan.n_reps <= 0)
+        throw usage_error(fmt::format("repetitions must be positive, got {}", plan.n_reps));
     std::vector<std::pair<int, int>> tests;
     for (int p : plan.n_prompt) tests.emplace_back(p, 0);
     for (int n : plan.n_gen) tests.emplace_back(0, n);
@@ -61,7 +68,8 @@ std::vector<micro_case> expand_micro_cases(const micro_plan& plan) {
                 for (int nt : plan.n_threads)
                     for (int ngl : plan.n_gpu_layers)
                         for (int d : plan.n_depth)
-                            for (const auto& [p, n] : tests) out.push_back({backend, model, p, n, nt, nb, ngl, d});
+                            for (const auto& [p, n] : tests)
+                                out.push_back({backend, model, p, n, nt, nb, ngl, d});
     return out;
 }
 
@@ -83,18 +91,21 @@ micro_result result_of(const micro_case& c) {
 // The native engine, one engine per (model, batch) since the scratch buffers are sized by the
 // batch; threads change per case. Only the forward passes of the test are timed.
 class native_micro {
-public:
+  public:
     native_micro(const micro_plan& plan, uint64_t seed) : plan_(plan), rng_(seed) {}
 
     void run(const micro_case& c, micro_result& r, int n_reps) {
         engine::engine& e = engine_for(c);
         const int64_t need = static_cast<int64_t>(c.n_depth) + c.n_prompt + c.n_gen;
         if (need > e.kv().n_ctx())
-            throw usage_error(fmt::format("the test needs {} positions (depth + prompt + generated) but the context "
-                                          "holds {} (the model's maximum or -c)",
-                                          need, e.kv().n_ctx()));
-        if (c.n_threads > 0) e.set_n_threads(c.n_threads);
-        else e.set_n_threads(default_threads_);
+            throw usage_error(fmt::format(
+                "the test needs {} positions (depth + prompt + generated) but the context "
+                "holds {} (the model's maximum or -c)",
+                need, e.kv().n_ctx()));
+        if (c.n_threads > 0)
+            e.set_n_threads(c.n_threads);
+        else
+            e.set_n_threads(default_threads_);
         r.n_threads = e.forward().n_threads();
         once(e, c);  // warm-up
         for (int i = 0; i < n_reps; ++i) {
@@ -103,7 +114,7 @@ public:
         }
     }
 
-private:
+  private:
     engine::engine& engine_for(const micro_case& c) {
         auto key = std::make_pair(c.model, c.n_batch);
         if (key_ == key && engine_) return *engine_;
@@ -128,7 +139,8 @@ private:
             probe.n_ctx = 1;
             probe.n_batch = 1;
             engine::engine small(probe);
-            if (plan_.settings.n_ctx <= 0) ep.n_ctx = std::min<int64_t>(need, small.hparams().n_ctx_train);
+            if (plan_.settings.n_ctx <= 0)
+                ep.n_ctx = std::min<int64_t>(need, small.hparams().n_ctx_train);
             default_threads_ = small.params().n_threads;
         }
         engine_ = std::make_unique<engine::engine>(ep);
@@ -137,7 +149,9 @@ private:
         return *engine_;
     }
 
-    int32_t random_token() { return static_cast<int32_t>(rng_() % static_cast<uint64_t>(n_vocab_)); }
+    int32_t random_token() {
+        return static_cast<int32_t>(rng_() % static_cast<uint64_t>(n_vocab_));
+    }
 
     // One repetition: fill the depth (untimed), then time the prompt pass and the decode steps.
     double once(engine::engine& e, const micro_case& c) {
@@ -150,7 +164,8 @@ private:
         int64_t pos = c.n_depth;
         if (c.n_prompt > 0) {
             b.clear();
-            for (int i = 0; i < c.n_prompt; ++i) b.add(random_token(), pos + i, 0, i + 1 == c.n_prompt);
+            for (int i = 0; i < c.n_prompt; ++i)
+                b.add(random_token(), pos + i, 0, i + 1 == c.n_prompt);
             stopwatch sw;
             e.forward().eval(kv, b);
             ms += sw.elapsed_ms();
@@ -177,7 +192,8 @@ private:
 // A prompt of about n tokens for backends that take text: common English words, one token
 // each in most vocabularies. The rate uses the backend's own token count, never n.
 std::string prompt_of_about(int n) {
-    static const char* words[] = {"the", "cat", "sat", "on", "a", "mat", "and", "the", "dog", "ran", "to", "it"};
+    static const char* words[] = {"the", "cat", "sat", "on",  "a",  "mat",
+                                  "and", "the", "dog", "ran", "to", "it"};
     std::string s;
     for (int i = 0; i < n; ++i) {
         if (i) s += ' ';
@@ -197,7 +213,8 @@ std::string canonical_name(const std::string& backend) {
 
 bool is_http_server(const std::string& backend, const backends::backend_settings& s) {
     const std::string name = canonical_name(backend);
-    if (name == "native" || name == "transformers" || name == "llama_cpp_python" || name == "onnxruntime_genai")
+    if (name == "native" || name == "transformers" || name == "llama_cpp_python" ||
+        name == "onnxruntime_genai")
         return false;
     return name != "llama_cpp" || !s.base_url.empty();
 }
@@ -205,20 +222,29 @@ bool is_http_server(const std::string& backend, const backends::backend_settings
 // Other backends: one request per repetition, the rate from what the backend itself reports
 // (its prompt / generation times), since client-side timings include HTTP and queueing.
 class backend_micro {
-public:
-    backend_micro(const micro_plan& plan, const std::function<std::unique_ptr<backends::backend>(const std::string&)>& create)
+  public:
+    backend_micro(
+        const micro_plan& plan,
+        const std::function<std::unique_ptr<backends::backend>(const std::string&)>& create)
         : plan_(plan), create_(create) {}
 
     void run(const micro_case& c, micro_result& r, int n_reps) {
-        const std::string unsupported = fmt::format("micro mode for backend {} is not supported: ", c.backend);
+        const std::string unsupported =
+            fmt::format("micro mode for backend {} is not supported: ", c.backend);
         if (c.n_depth > 0)
-            throw error(unsupported + "a context depth (-d) needs direct access to the KV cache, which only native has");
+            throw error(
+                unsupported +
+                "a context depth (-d) needs direct access to the KV cache, which only native has");
         backends::backend_settings s = plan_.settings;
         s.model = c.model;
+        if (auto it = plan_.served_model.find(c.backend); it != plan_.served_model.end())
+            s.model = it->second;
         if (is_http_server(c.backend, s)) {
             if (plan_.threads_given || plan_.batch_given || plan_.ngl_given)
-                throw error(unsupported + "-t/-b/-ngl are set when a server starts, not per request; leave them out "
-                                          "(the result then shows 0 = server default)");
+                throw error(
+                    unsupported +
+                    "-t/-b/-ngl are set when a server starts, not per request; leave them out "
+                    "(the result then shows 0 = server default)");
             r.n_threads = r.n_batch = r.n_gpu_layers = 0;
         } else {
             s.n_threads = c.n_threads;
@@ -237,7 +263,8 @@ public:
             double rate = 0;
             if (c.n_gen == 0) {
                 if (!st.backend_prompt_ms || st.n_prompt_tokens <= 0 || *st.backend_prompt_ms <= 0)
-                    throw error(unsupported + "it does not report its prompt size and prompt processing time");
+                    throw error(unsupported +
+                                "it does not report its prompt size and prompt processing time");
                 rate = 1000.0 * static_cast<double>(st.n_prompt_tokens) / *st.backend_prompt_ms;
             } else if (c.n_prompt == 0) {
                 if (!st.backend_decode_ms || st.decode_tokens_per_s <= 0)
@@ -254,9 +281,10 @@ public:
         }
     }
 
-private:
+  private:
     backends::backend& backend_for(const std::string& name, const backends::backend_settings& s) {
-        auto key = fmt::format("{}\n{}\n{}\n{}\n{}", name, s.model, s.n_threads, s.n_batch, s.n_gpu_layers);
+        auto key = fmt::format("{}\n{}\n{}\n{}\n{}", name, s.model, s.n_threads, s.n_batch,
+                               s.n_gpu_layers);
         if (key_ == key && backend_) return *backend_;
         if (backend_) backend_->unload();
         backend_.reset();

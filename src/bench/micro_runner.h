@@ -3,6 +3,7 @@
 // each repeated after one warm-up. The native engine is timed directly on synthetic token ids.
 #pragma once
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -23,18 +24,19 @@ std::pair<int, int> parse_pg_pair(const std::string& text);
 struct micro_plan {
     std::vector<std::string> backends = {"native"};
     std::vector<std::string> models;
-    std::vector<int> n_prompt;                // ppN tests
-    std::vector<int> n_gen;                   // tgN tests
-    std::vector<std::pair<int, int>> pg;      // ppN+tgM tests
-    std::vector<int> n_threads = {0};         // 0: the backend's default (recorded as resolved)
+    std::map<std::string, std::string> served_model;  // as in run_plan, for server backends
+    std::vector<int> n_prompt;                        // ppN tests
+    std::vector<int> n_gen;                           // tgN tests
+    std::vector<std::pair<int, int>> pg;              // ppN+tgM tests
+    std::vector<int> n_threads = {0};  // 0: the backend's default (recorded as resolved)
     std::vector<int> n_batch = {512};
-    std::vector<int> n_gpu_layers = {99};     // recorded; the CPU-only native engine ignores it
+    std::vector<int> n_gpu_layers = {99};  // recorded; the CPU-only native engine ignores it
     std::vector<int> n_depth = {0};
     int n_reps = 5;
-    uint64_t seed = 42;                       // synthetic token ids
-    backends::backend_settings settings;      // url, timeout, n_ctx ... (model etc. set per case)
-    bool threads_given = false;               // the user asked for -t/-b/-ngl explicitly; server
-    bool batch_given = false;                 // backends cannot apply these and say so
+    uint64_t seed = 42;                   // synthetic token ids
+    backends::backend_settings settings;  // url, timeout, n_ctx ... (model etc. set per case)
+    bool threads_given = false;           // the user asked for -t/-b/-ngl explicitly; server
+    bool batch_given = false;             // backends cannot apply these and say so
     bool ngl_given = false;
 };
 

@@ -19,14 +19,16 @@ namespace {
 using backend_factory = std::function<std::unique_ptr<backends::backend>(const std::string&)>;
 
 bool is_http_server(const std::string& name, const backends::backend_settings& s) {
-    if (name == "native" || name == "transformers" || name == "llama_cpp_python" || name == "onnxruntime_genai")
+    if (name == "native" || name == "transformers" || name == "llama_cpp_python" ||
+        name == "onnxruntime_genai")
         return false;
     return name != "llama_cpp" || !s.base_url.empty();
 }
 
 // Native: one engine with a KV sequence per batch slot; each round decodes `size` copies of
 // the prompt together, ignoring EOS so that every sequence does the same work.
-void run_native_batch(const sweep_plan& plan, const std::string& model, std::vector<sweep_point>& points,
+void run_native_batch(const sweep_plan& plan, const std::string& model,
+                      std::vector<sweep_point>& points,
                       const std::function<void(int, int)>& on_round) {
     std::vector<int32_t> prompt;
     int64_t n_ctx_train = 0;
@@ -34,15 +36,18 @@ void run_native_batch(const sweep_plan& plan, const std::string& model, std::vec
         auto m = model::model::load(model);
         engine::text_codec codec(*m);
         if (!codec.has_tokenizer())
-            throw error("the model has no usable tokenizer, so the sweep's prompt cannot be encoded");
+            throw error(
+                "the model has no usable tokenizer, so the sweep's prompt cannot be encoded");
         prompt = codec.encode_prompt(plan.prompt.text);
         n_ctx_train = m->hparams().n_ctx_train;
     }
     engine::engine_params ep;
     ep.model_path = model;
     ep.n_seq = *std::max_element(plan.sizes.begin(), plan.sizes.end());
-    ep.n_ctx = plan.settings.n_ctx > 0 ? plan.settings.n_ctx
-                                       : std::min<int64_t>(n_ctx_train, static_cast<int64_t>(prompt.size()) + plan.n_predict + 1);
+    ep.n_ctx = plan.settings.n_ctx > 0
+                   ? plan.settings.n_ctx
+                   : std::min<int64_t>(n_ctx_train,
+                                       static_cast<int64_t>(prompt.size()) + plan.n_predict + 1);
     if (plan.settings.n_threads > 0) ep.n_threads = plan.settings.n_threads;
     if (plan.settings.n_batch > 0) ep.n_batch = plan.settings.n_batch;
     engine::engine e(ep);
@@ -67,8 +72,9 @@ void run_native_batch(const sweep_plan& plan, const std::string& model, std::vec
 }
 
 // Servers: `size` clients, each in its own thread, send the same request at once.
-void run_concurrency(const sweep_plan& plan, const std::string& backend, const backends::backend_settings& s,
-                     const backend_factory& create, std::vector<sweep_point>& points,
+void run_concurrency(const sweep_plan& plan, const std::string& backend,
+                     const backends::backend_settings& s, const backend_factory& create,
+                     std::vector<sweep_point>& points,
                      const std::function<void(int, int)>& on_round) {
     const int n_max = *std::max_element(plan.sizes.begin(), plan.sizes.end());
     std::vector<std::unique_ptr<backends::backend>> clients;
@@ -116,7 +122,8 @@ void run_concurrency(const sweep_plan& plan, const std::string& backend, const b
             for (auto& t : threads) t.join();
             p.wall_ms += now_ms() - t0;
             for (size_t i = 0; i < n; ++i) {
-                if (!errors[i].empty()) throw error(fmt::format("request {} of {} failed: {}", i + 1, n, errors[i]));
+                if (!errors[i].empty())
+                    throw error(fmt::format("request {} of {} failed: {}", i + 1, n, errors[i]));
                 p.latency_ms.push_back(results[i].stats.total_ms);
                 p.n_gen_tokens += results[i].stats.n_gen_tokens;
             }
@@ -129,13 +136,17 @@ void run_concurrency(const sweep_plan& plan, const std::string& backend, const b
 bench_report run_sweep_benchmark(const sweep_plan& plan, const progress_callback& progress,
                                  const backend_factory& create) {
     if (plan.kind != "batch" && plan.kind != "concurrency")
-        throw usage_error(fmt::format("sweep kind must be batch or concurrency, got '{}'", plan.kind));
-    if (plan.sizes.empty()) throw usage_error("the sweep has no sizes (--batch-sizes 1,2,4 / --concurrency 1,2,4)");
+        throw usage_error(
+            fmt::format("sweep kind must be batch or concurrency, got '{}'", plan.kind));
+    if (plan.sizes.empty())
+        throw usage_error("the sweep has no sizes (--batch-sizes 1,2,4 / --concurrency 1,2,4)");
     for (int n : plan.sizes)
         if (n <= 0) throw usage_error(fmt::format("sweep sizes must be positive, got {}", n));
     if (plan.models.empty()) throw usage_error("sweep: no model given (-m MODEL)");
-    if (plan.n_predict <= 0) throw usage_error(fmt::format("-n must be positive, got {}", plan.n_predict));
-    if (plan.n_runs <= 0) throw usage_error(fmt::format("--runs must be positive, got {}", plan.n_runs));
+    if (plan.n_predict <= 0)
+        throw usage_error(fmt::format("-n must be positive, got {}", plan.n_predict));
+    if (plan.n_runs <= 0)
+        throw usage_error(fmt::format("--runs must be positive, got {}", plan.n_runs));
 
     bench_report report;
     report.created_utc = utc_now_iso8601();
@@ -154,7 +165,8 @@ bench_report run_sweep_benchmark(const sweep_plan& plan, const progress_callback
     report.settings.seed = plan.seed;
     report.settings.temperature = plan.temperature;
 
-    const size_t n_total = plan.backends.size() * plan.models.size() * plan.sizes.size() * static_cast<size_t>(plan.n_runs);
+    const size_t n_total = plan.backends.size() * plan.models.size() * plan.sizes.size() *
+                           static_cast<size_t>(plan.n_runs);
     size_t n_done = 0;
     for (const auto& backend : plan.backends) {
         for (const auto& model : plan.models) {
@@ -182,22 +194,26 @@ bench_report run_sweep_benchmark(const sweep_plan& plan, const progress_callback
             try {
                 backends::backend_settings s = plan.settings;
                 s.model = model;
-                if (auto it = plan.served_model.find(backend); it != plan.served_model.end()) s.model = it->second;
+                if (auto it = plan.served_model.find(backend); it != plan.served_model.end())
+                    s.model = it->second;
                 const std::string name = create ? backend : backends::find_backend(backend).name;
                 if (plan.kind == "batch") {
                     if (name != "native" || create)
-                        throw error(fmt::format("batch sweeps for backend {} are not supported: only the native engine "
-                                                "decodes several sequences in one forward pass here; use --concurrency "
-                                                "for server backends",
-                                                backend));
+                        throw error(fmt::format(
+                            "batch sweeps for backend {} are not supported: only the native engine "
+                            "decodes several sequences in one forward pass here; use --concurrency "
+                            "for server backends",
+                            backend));
                     run_native_batch(plan, s.model, points, on_round);
                 } else {
                     if (!create && !is_http_server(name, s))
                         throw error(fmt::format(
-                            "concurrency sweeps for backend {} are not supported: it is not a shared server{}", backend,
-                            name == "native"       ? " (use --batch-sizes for batched native sequences)"
+                            "concurrency sweeps for backend {} are not supported: it is not a "
+                            "shared server{}",
+                            backend,
+                            name == "native" ? " (use --batch-sizes for batched native sequences)"
                             : name == "llama_cpp" ? " unless --url names a running llama-server"
-                                                   : ""));
+                                                  : ""));
                     run_concurrency(plan, backend, s, create, points, on_round);
                 }
             } catch (const std::exception& ex) {

@@ -18,11 +18,11 @@ struct sweep_plan {
     std::vector<std::string> backends = {"native"};
     std::vector<std::string> models;
     std::map<std::string, std::string> served_model;  // as in run_plan
-    std::string kind = "batch";   // "batch" or "concurrency"
-    std::vector<int> sizes;       // batch sizes or concurrency levels, each >= 1
+    std::string kind = "batch";                       // "batch" or "concurrency"
+    std::vector<int> sizes;                          // batch sizes or concurrency levels, each >= 1
     prompt_case prompt = builtin_prompts().front();  // every request uses it
-    int n_predict = 64;           // tokens per request (native batches ignore EOS so all reach it)
-    int n_runs = 3;               // measured rounds per point (after one warm-up round)
+    int n_predict = 64;  // tokens per request (native batches ignore EOS so all reach it)
+    int n_runs = 3;      // measured rounds per point (after one warm-up round)
     double temperature = 0.0;
     uint64_t seed = 42;
     backends::backend_settings settings;

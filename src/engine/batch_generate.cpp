@@ -15,11 +15,13 @@ batch_generation_stats generate_batch(engine& e, std::span<const std::vector<int
                                       const generation_params& gp) {
     if (prompts.empty()) throw usage_error("batched generation needs at least one prompt");
     if (gp.n_predict <= 0)
-        throw usage_error(fmt::format("the number of tokens to generate must be positive, got {}", gp.n_predict));
+        throw usage_error(
+            fmt::format("the number of tokens to generate must be positive, got {}", gp.n_predict));
     model::kv_cache& kv = e.kv_mut();
     if (static_cast<int64_t>(prompts.size()) > kv.n_seq())
-        throw usage_error(fmt::format("{} sequences requested but the engine's KV cache holds {} (engine_params.n_seq)",
-                                      prompts.size(), kv.n_seq()));
+        throw usage_error(fmt::format(
+            "{} sequences requested but the engine's KV cache holds {} (engine_params.n_seq)",
+            prompts.size(), kv.n_seq()));
     const model::model_hparams& hp = e.hparams();
     const size_t n_vocab = static_cast<size_t>(hp.n_vocab);
     const size_t n_seq = prompts.size();
@@ -27,10 +29,12 @@ batch_generation_stats generate_batch(engine& e, std::span<const std::vector<int
         const auto& p = prompts[s];
         if (p.empty()) throw usage_error(fmt::format("prompt {} of the batch is empty", s));
         if (static_cast<int64_t>(p.size()) >= kv.n_ctx())
-            throw usage_error(fmt::format("prompt {} has {} tokens but the context holds only {}", s, p.size(), kv.n_ctx()));
+            throw usage_error(fmt::format("prompt {} has {} tokens but the context holds only {}",
+                                          s, p.size(), kv.n_ctx()));
         for (int32_t t : p)
             if (t < 0 || t >= hp.n_vocab)
-                throw usage_error(fmt::format("prompt {}: token {} is outside the vocabulary of {}", s, t, hp.n_vocab));
+                throw usage_error(fmt::format("prompt {}: token {} is outside the vocabulary of {}",
+                                              s, t, hp.n_vocab));
     }
 
     batch_generation_stats st;
@@ -43,7 +47,8 @@ batch_generation_stats generate_batch(engine& e, std::span<const std::vector<int
         chains.push_back(sampling::sampler_chain::from_params(gp.sampling));
         for (int32_t t : prompts[s]) chains.back().accept(t);
         for (size_t i = 0; i < prompts[s].size(); ++i)
-            b.add(prompts[s][i], static_cast<int64_t>(i), static_cast<int32_t>(s), i + 1 == prompts[s].size());
+            b.add(prompts[s][i], static_cast<int64_t>(i), static_cast<int32_t>(s),
+                  i + 1 == prompts[s].size());
         st.n_prompt += static_cast<int64_t>(prompts[s].size());
     }
 
@@ -65,7 +70,8 @@ batch_generation_stats generate_batch(engine& e, std::span<const std::vector<int
             std::span<const float> row(last.data() + r * n_vocab, n_vocab);
             const int32_t tok = chains[s].sample(row);
             const bool eog = hp.is_end_of_generation(tok) ||
-                             std::find(gp.extra_eog_ids.begin(), gp.extra_eog_ids.end(), tok) != gp.extra_eog_ids.end();
+                             std::find(gp.extra_eog_ids.begin(), gp.extra_eog_ids.end(), tok) !=
+                                 gp.extra_eog_ids.end();
             const double t_ms = total.elapsed_ms();
             if (out.tokens.empty()) out.first_token_ms = t_ms;
             out.latency_ms = t_ms;

@@ -12,19 +12,20 @@
 namespace edgellm::engine {
 
 struct batch_sequence_result {
-    std::vector<int32_t> tokens;  // generated ids (an EOS/EOT that ended the sequence is not included)
-    double first_token_ms = 0;    // batch start -> this sequence's first token picked
-    double latency_ms = 0;        // batch start -> this sequence's last token picked
-    std::string stop_reason;      // "eos" | "length" | "context"
+    std::vector<int32_t>
+        tokens;  // generated ids (an EOS/EOT that ended the sequence is not included)
+    double first_token_ms = 0;  // batch start -> this sequence's first token picked
+    double latency_ms = 0;      // batch start -> this sequence's last token picked
+    std::string stop_reason;    // "eos" | "length" | "context"
 };
 
 struct batch_generation_stats {
     std::vector<batch_sequence_result> sequences;  // in prompt order
-    double prefill_ms = 0;   // the one forward pass over every prompt
-    double decode_ms = 0;    // the decode steps' forward passes
-    double wall_ms = 0;      // start -> last token of the last sequence
-    int64_t n_prompt = 0;    // prompt tokens over all sequences
-    int64_t n_gen = 0;       // generated tokens over all sequences
+    double prefill_ms = 0;                         // the one forward pass over every prompt
+    double decode_ms = 0;                          // the decode steps' forward passes
+    double wall_ms = 0;                            // start -> last token of the last sequence
+    int64_t n_prompt = 0;                          // prompt tokens over all sequences
+    int64_t n_gen = 0;                             // generated tokens over all sequences
     int64_t n_decode_steps = 0;
 };
 
