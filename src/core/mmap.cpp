@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <utility>
 
 #include "core/error.h"
@@ -69,6 +70,35 @@ void mapped_file::release() {
     if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
     data_ = nullptr;
     size_ = 0;
+}
+
+anon_buffer::anon_buffer(size_t n_bytes) {
+    if (n_bytes == 0) return;
+    void* p = ::mmap(nullptr, n_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        throw error("cannot allocate " + std::to_string(n_bytes >> 20) + " MiB: " + std::strerror(errno));
+#ifdef MADV_HUGEPAGE
+    // Advice only: without transparent huge pages the buffer works the same.
+    (void)::madvise(p, n_bytes, MADV_HUGEPAGE);
+#endif
+    data_ = static_cast<uint8_t*>(p);
+    size_ = n_bytes;
+}
+
+anon_buffer::~anon_buffer() {
+    if (data_) ::munmap(data_, size_);
+}
+
+anon_buffer::anon_buffer(anon_buffer&& o) noexcept
+    : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+
+anon_buffer& anon_buffer::operator=(anon_buffer&& o) noexcept {
+    if (this != &o) {
+        if (data_) ::munmap(data_, size_);
+        data_ = std::exchange(o.data_, nullptr);
+        size_ = std::exchange(o.size_, 0);
+    }
+    return *this;
 }
 
 }  // namespace edgellm

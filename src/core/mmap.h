@@ -32,4 +32,25 @@ private:
     std::string path_;
 };
 
+// Anonymous zero-filled memory from the OS (RAII), with transparent huge pages requested: large
+// weight buffers then cost fewer page faults to fill and fewer TLB misses to stream.
+class anon_buffer {
+public:
+    anon_buffer() = default;
+    // Throws edgellm::error naming the size when the OS refuses.
+    explicit anon_buffer(size_t n_bytes);
+    ~anon_buffer();
+    anon_buffer(anon_buffer&& o) noexcept;
+    anon_buffer& operator=(anon_buffer&& o) noexcept;
+    anon_buffer(const anon_buffer&) = delete;
+    anon_buffer& operator=(const anon_buffer&) = delete;
+
+    uint8_t* data() const { return data_; }
+    size_t size() const { return size_; }
+
+private:
+    uint8_t* data_ = nullptr;
+    size_t size_ = 0;
+};
+
 }  // namespace edgellm

@@ -51,23 +51,35 @@ std::unique_ptr<model> model::from_file(gguf::file f) {
 }
 
 uint64_t model::repack(int n_threads) {
-    auto repack_one = [&](matrix& m) {
-        if (!m || m.packed) return;
-        const size_t n = kernels::packed_size(m.type, m.n_rows, m.n_cols);
-        if (n == 0) return;
-        auto buf = std::make_unique_for_overwrite<uint8_t[]>(n);
-        kernels::pack_weights(m.type, m.data, m.n_rows, m.n_cols, buf.get(), n_threads);
+    if (packed_bytes_) return packed_bytes_;
+    std::vector<matrix*> todo;
+    for (auto& l : w_.layers)
+        for (matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) todo.push_back(m);
+    if (w_.output.data != w_.token_embd.data) todo.push_back(&w_.output);
+    // One buffer for all of them, each matrix at a 64-byte boundary.
+    constexpr size_t k_align = 64;
+    std::vector<size_t> sizes;
+    size_t total = 0;
+    for (const matrix* m : todo) {
+        sizes.push_back(*m ? kernels::packed_size(m->type, m->n_rows, m->n_cols) : 0);
+        total += (sizes.back() + k_align - 1) / k_align * k_align;
+    }
+    if (total == 0) return 0;
+    packed_ = anon_buffer(total);
+    size_t offset = 0;
+    for (size_t i = 0; i < todo.size(); ++i) {
+        matrix& m = *todo[i];
+        if (sizes[i] == 0) continue;
+        uint8_t* dst = packed_.data() + offset;
+        kernels::pack_weights(m.type, m.data, m.n_rows, m.n_cols, dst, n_threads);
         // The original rows are not read again: let their pages go, so the process holds one
         // copy of each matrix, not two.
         file_.drop_pages(m.data, row_size(m.type, m.n_cols) * size_t(m.n_rows));
-        m.data = buf.get();
+        m.data = dst;
         m.packed = true;
-        packed_bytes_ += n;
-        packed_.push_back(std::move(buf));
-    };
-    for (auto& l : w_.layers)
-        for (matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) repack_one(*m);
-    if (w_.output.data != w_.token_embd.data) repack_one(w_.output);
+        offset += (sizes[i] + k_align - 1) / k_align * k_align;
+    }
+    packed_bytes_ = offset;
     return packed_bytes_;
 }
 

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "core/mmap.h"
 #include "gguf/gguf.h"
 #include "model/arch.h"
 #include "model/hparams.h"
@@ -36,7 +37,7 @@ private:
     model_hparams hp_;
     model_weights w_;
     std::vector<std::vector<float>> owned_;  // f32 copies of 1-D tensors (norms, biases)
-    std::vector<std::unique_ptr<uint8_t[]>> packed_;  // packed copies of matrices
+    anon_buffer packed_;  // packed copies of matrices
     uint64_t packed_bytes_ = 0;
 };
 

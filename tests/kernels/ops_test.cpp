@@ -196,5 +196,32 @@ TEST(Dispatch, ReportsAnImplementationName) {
     kernels::set_force_reference(false);
 }
 
+// Every ISA's activation quantizers give exactly the portable quantizers' bytes (scales, int8
+// values, sums), on random blocks, an all-zero block, a block with one huge value and ties at .5.
+TEST(ActivationQuantizers, EveryTableIsBitIdenticalToGeneric) {
+    const auto& gen = kernels::cpu::generic_ops();
+    for (const int64_t n : {int64_t(256), int64_t(256 * 3)}) {
+        auto x = test::random_floats(size_t(n), uint32_t(n), 3.0f);
+        std::fill_n(x.begin() + 32, 32, 0.0f);  // an all-zero block of 32 (d = 0)
+        x[70] = 1e30f;                            // one block dominated by a single value
+        for (int i = 0; i < 32; ++i) x[size_t(96 + i)] = (float(i) - 15.5f) * 0.5f;  // ties after scaling
+        for (const auto& table : test::available_tables()) {
+            SCOPED_TRACE(table.name + " n=" + std::to_string(n));
+            if (table.ops->quantize_q8_32) {
+                std::vector<uint8_t> a(size_t(n / 32) * sizeof(kernels::cpu::act_q8_32)), b(a.size());
+                gen.quantize_q8_32(x.data(), a.data(), n);
+                table.ops->quantize_q8_32(x.data(), b.data(), n);
+                EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size())) << "q8_32";
+            }
+            if (table.ops->quantize_q8_k) {
+                std::vector<uint8_t> a(size_t(n / QK_K) * sizeof(q8_k_block)), b(a.size());
+                gen.quantize_q8_k(x.data(), a.data(), n);
+                table.ops->quantize_q8_k(x.data(), b.data(), n);
+                EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size())) << "q8_k";
+            }
+        }
+    }
+}
+
 }  // namespace
 }  // namespace edgellm

@@ -1,5 +1,5 @@
-// Portable op table: scalar activation quantizers (shared by every ISA so that all of them see
-// bit-identical activations), float loops, and F32/F16 dot products. Used where no SIMD table
+// Portable op table: scalar activation quantizers (the definition every ISA's quantizer must match
+// bit for bit, so all of them see identical activations), float loops, and F32/F16 dot products. Used where no SIMD table
 // applies, and as the fallback for members an ISA table leaves null.
 #include <algorithm>
 #include <cmath>

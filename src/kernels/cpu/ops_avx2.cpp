@@ -13,6 +13,8 @@ namespace edgellm::kernels::cpu {
 namespace avx2_detail {
 mul_mat_kernel mul_mat_for(ggml_type t);
 float dot_f32(const float* a, const float* b, int64_t n);
+void quantize_q8_32(const float* x, void* dst, int64_t n);
+void quantize_q8_k(const float* x, void* dst, int64_t n);
 }  // namespace avx2_detail
 
 namespace {
@@ -181,6 +183,8 @@ const isa_ops* avx2_ops() {
         o.id = impl::avx2;
         o.mul_mat_for = avx2_detail::mul_mat_for;
         o.packed_gemm_for = packed_gemm_for;
+        o.quantize_q8_32 = avx2_detail::quantize_q8_32;
+        o.quantize_q8_k = avx2_detail::quantize_q8_k;
         o.dot_f32 = dot_f32;
         o.rms_norm = rms_norm;
         o.softmax = softmax;
