@@ -306,12 +306,20 @@ std::string resource_section(const bench_report& r, const std::vector<group_summ
             if (s.backend == g.backend && s.model == g.model && !s.resources.empty()) runs.push_back(&s);
         if (runs.empty()) continue;
         size_t n_shown = std::min(runs.size(), max_series_per_resource_chart);
-        bool gpu_mem = false, gpu_util = false;
-        for (const auto* s : runs)
+        // A chart only for what some run measured: a server nobody could follow has no RSS/CPU
+        // series, a machine without GPU readings no GPU charts, unreadable power no power chart.
+        bool rss = false, cpu = false, gpu_mem = false, gpu_util = false, power = false;
+        std::string power_source;
+        for (const auto* s : runs) {
             for (const auto& p : s->resources) {
+                rss |= p.rss_bytes > 0;
+                cpu |= std::isfinite(p.cpu_pct);
                 gpu_mem |= p.gpu_mem_bytes > 0;
-                gpu_util |= p.gpu_util_pct > 0;
+                gpu_util |= std::isfinite(p.gpu_util_pct) && p.gpu_util_pct > 0;
+                power |= p.power_w.has_value();
             }
+            if (power_source.empty()) power_source = s->power_source;
+        }
         auto chart = [&](const std::string& title, const std::string& y_label,
                          const std::function<double(const resource_point&)>& f) {
             svg::line_chart c;
@@ -336,13 +344,27 @@ std::string resource_section(const bench_report& r, const std::vector<group_summ
         if (n_shown < runs.size())
             out += fmt::format("<p class=\"note\">showing the first {} of {} runs</p>", n_shown, runs.size());
         out += "<div class=\"charts small\">";
-        out += chart("Resident memory (RSS)", "MiB", [](const resource_point& p) { return p.rss_bytes / mib; });
-        out += chart("CPU utilisation", "% of one core", [](const resource_point& p) { return p.cpu_pct; });
+        const double nan = std::nan("");
+        if (rss)
+            out += chart("Resident memory (RSS)", "MiB",
+                         [&](const resource_point& p) { return p.rss_bytes > 0 ? p.rss_bytes / mib : nan; });
+        if (cpu) out += chart("CPU utilisation", "% of one core", [](const resource_point& p) { return p.cpu_pct; });
         if (gpu_mem)
-            out += chart("GPU memory", "MiB", [](const resource_point& p) { return p.gpu_mem_bytes / mib; });
+            out += chart("GPU memory", "MiB",
+                         [&](const resource_point& p) { return p.gpu_mem_bytes > 0 ? p.gpu_mem_bytes / mib : nan; });
         if (gpu_util)
             out += chart("GPU utilisation", "%", [](const resource_point& p) { return p.gpu_util_pct; });
-        out += "</div></details>";
+        if (power)
+            out += chart("Power", power_source.empty() ? "W" : "W (" + power_source + ")",
+                         [&](const resource_point& p) { return p.power_w.value_or(nan); });
+        out += "</div>";
+        if (!rss && !cpu)
+            out += "<p class=\"note\">Memory and CPU of this backend's process not measured (no server "
+                   "process to follow).</p>";
+        else if (!runs.front()->monitored_process.empty() && runs.front()->monitored_process != "self")
+            out += fmt::format("<p class=\"note\">Memory and CPU of its server/worker process, {}.</p>",
+                               escape(runs.front()->monitored_process));
+        out += "</details>";
     }
     return out + "</section>";
 }
@@ -353,22 +375,39 @@ std::string tables_section(const bench_report& r, const std::vector<group_summar
     std::string out = "<section id=\"tables\"><h2>Results tables</h2>";
     if (!groups.empty()) {
         text_table t;
+        auto any = [&](auto pred) { return std::any_of(groups.begin(), groups.end(), pred); };
+        const bool gpu_mem = any([](const group_summary& g) { return g.gpu_mem_bytes.max > 0; });
+        const bool gpu_util = any([](const group_summary& g) { return g.gpu_util_pct.n > 0; });
+        const bool energy = any([](const group_summary& g) { return g.energy_j_per_token.n > 0; });
+        const char* na = "n/a";
         t.headers = {"backend", "model", "runs", "failed", "latency ms", "min", "max", "p50", "p95", "TTFT ms",
-                     "TTFT p95", "prefill tok/s", "decode tok/s", "tokens out", "peak RSS MiB", "GPU MiB",
-                     "CPU %", "J/token"};
-        t.right_align = {false, false, true, true, true, true, true, true, true, true,
-                         true,  true,  true, true, true, true, true, true};
-        for (const auto& g : groups)
-            t.rows.push_back({g.backend, model_label(g.model), std::to_string(g.n_runs), std::to_string(g.n_failed),
-                              stat_cell(g.latency_ms, 1), format_number(g.latency_ms.min, 1),
-                              format_number(g.latency_ms.max, 1), format_number(g.latency_ms.p50, 1),
-                              format_number(g.latency_ms.p95, 1), stat_cell(g.ttft_ms, 1),
-                              format_number(g.ttft_ms.p95, 1), stat_cell(g.prefill_tokens_per_s, 1),
-                              stat_cell(g.decode_tokens_per_s, 1), format_number(g.n_gen_tokens.mean, 1),
-                              format_number(g.peak_rss_bytes.max / mib, 1),
-                              g.gpu_mem_bytes.max > 0 ? format_number(g.gpu_mem_bytes.max / mib, 1) : "-",
-                              format_number(g.cpu_pct.mean, 0), format_number(g.energy_j_per_token.mean, 3)});
+                     "TTFT p95", "prefill tok/s", "decode tok/s", "tokens out", "peak RSS MiB", "CPU %"};
+        if (gpu_mem) t.headers.push_back("GPU MiB");
+        if (gpu_util) t.headers.push_back("GPU %");
+        if (energy) t.headers.push_back("J/token");
+        t.right_align.assign(t.headers.size(), true);
+        t.right_align[0] = t.right_align[1] = false;
+        for (const auto& g : groups) {
+            std::vector<std::string> row = {
+                g.backend, model_label(g.model), std::to_string(g.n_runs), std::to_string(g.n_failed),
+                stat_cell(g.latency_ms, 1), format_number(g.latency_ms.min, 1), format_number(g.latency_ms.max, 1),
+                format_number(g.latency_ms.p50, 1), format_number(g.latency_ms.p95, 1), stat_cell(g.ttft_ms, 1),
+                format_number(g.ttft_ms.p95, 1), stat_cell(g.prefill_tokens_per_s, 1),
+                stat_cell(g.decode_tokens_per_s, 1), format_number(g.n_gen_tokens.mean, 1),
+                g.peak_rss_bytes.n > 0 ? format_number(g.peak_rss_bytes.max / mib, 1) : na,
+                g.cpu_pct.n > 0 ? format_number(g.cpu_pct.mean, 0) : na};
+            if (gpu_mem) row.push_back(g.gpu_mem_bytes.max > 0 ? format_number(g.gpu_mem_bytes.max / mib, 1) : na);
+            if (gpu_util) row.push_back(g.gpu_util_pct.n > 0 ? format_number(g.gpu_util_pct.mean, 0) : na);
+            if (energy) row.push_back(g.energy_j_per_token.n > 0 ? stat_cell(g.energy_j_per_token, 3) : na);
+            t.rows.push_back(std::move(row));
+        }
         out += "<h3>Per backend and model</h3>" + html_table(t);
+        auto notes = resource_notes(r);
+        if (!notes.empty()) {
+            out += "<ul class=\"note\">";
+            for (const auto& n : notes) out += "<li>" + escape(n) + "</li>";
+            out += "</ul>";
+        }
 
         text_table runs;
         runs.headers = {"backend", "model", "prompt", "run", "tokens in", "tokens out", "TTFT ms", "prefill tok/s",
@@ -376,7 +415,8 @@ std::string tables_section(const bench_report& r, const std::vector<group_summar
         runs.right_align = {false, false, false, true, true, true, true, true, true, true, true, false};
         for (const auto& s : r.samples)
             runs.rows.push_back({s.backend, model_label(s.model), s.prompt_id, std::to_string(s.run_index),
-                                 std::to_string(s.n_prompt_tokens), std::to_string(s.n_gen_tokens),
+                                 s.n_prompt_tokens > 0 ? std::to_string(s.n_prompt_tokens) : "n/a",
+                                 (s.n_gen_tokens_estimated ? "~" : "") + std::to_string(s.n_gen_tokens),
                                  format_number(s.ttft_ms, 1), format_number(s.prefill_tokens_per_s, 1),
                                  format_number(s.decode_tokens_per_s, 1), format_number(s.latency_ms, 1),
                                  format_number(s.peak_rss_bytes / mib, 1), s.error});
@@ -423,7 +463,9 @@ std::string samples_section(const bench_report& r, const std::vector<group_summa
             seen.push_back(s.prompt_id);
             items += fmt::format("<div class=\"sample\"><div class=\"meta\">{} \u00b7 prompt {} \u00b7 {} tokens in, {} "
                                  "out</div><pre>{}</pre></div>",
-                                 escape(g.label()), escape(s.prompt_id), s.n_prompt_tokens, s.n_gen_tokens,
+                                 escape(g.label()), escape(s.prompt_id),
+                                 s.n_prompt_tokens > 0 ? std::to_string(s.n_prompt_tokens) : "n/a",
+                                 (s.n_gen_tokens_estimated ? "~" : "") + std::to_string(s.n_gen_tokens),
                                  escape(s.output_sample));
         }
     }

@@ -171,8 +171,8 @@ run_sample sample_from(const reader& r) {
     s.output_sample = r.str_or("output_sample", "");
     s.peak_rss_bytes = r.integer_or<uint64_t>("peak_rss_bytes", 0);
     s.gpu_mem_bytes = r.integer_or<uint64_t>("gpu_mem_bytes", 0);
-    s.cpu_pct = r.num_or("cpu_pct", 0.0);
-    s.gpu_util_pct = r.num_or("gpu_util_pct", 0.0);
+    s.cpu_pct = r.num_or("cpu_pct", std::nan(""));
+    s.gpu_util_pct = r.num_or("gpu_util_pct", std::nan(""));
     s.energy_j_per_token = r.opt("energy_j_per_token");
     s.energy_j = r.opt("energy_j");
     s.mean_power_w = r.opt("mean_power_w");
@@ -189,7 +189,7 @@ run_sample sample_from(const reader& r) {
             pt.rss_bytes = p.integer_or<uint64_t>("rss_bytes", 0);
             pt.cpu_pct = p.num_or("cpu_pct", 0.0);
             pt.gpu_mem_bytes = p.integer_or<uint64_t>("gpu_mem_bytes", 0);
-            pt.gpu_util_pct = p.num_or("gpu_util_pct", 0.0);
+            pt.gpu_util_pct = p.num_or("gpu_util_pct", std::nan(""));
             pt.power_w = p.opt("power_w");
             s.resources.push_back(pt);
         }

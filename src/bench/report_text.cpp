@@ -59,24 +59,41 @@ std::string csv_number(double v) { return std::isfinite(v) ? fmt::format("{}", v
 
 std::string mem_mib(const summary& s) { return format_number(s.mean / mib, 1); }
 
+// Resource figures a run could not measure read "n/a" (never 0); a column nobody measured is left out.
+constexpr const char* not_available = "n/a";
+
 text_table groups_table(const std::vector<group_summary>& groups) {
+    auto any = [&](auto pred) { return std::any_of(groups.begin(), groups.end(), pred); };
+    const bool gpu_mem = any([](const group_summary& g) { return g.gpu_mem_bytes.max > 0; });
+    const bool gpu_util = any([](const group_summary& g) { return g.gpu_util_pct.n > 0; });
+    const bool energy = any([](const group_summary& g) { return g.energy_j_per_token.n > 0; });
     text_table t;
     t.headers = {"backend", "model", "runs", "TTFT ms", "prefill tok/s", "decode tok/s",
-                 "latency ms", "p50 ms", "p95 ms", "peak RSS MiB", "GPU mem MiB"};
-    t.right_align = {false, false, true, true, true, true, true, true, true, true, true};
+                 "latency ms", "p50 ms", "p95 ms", "peak RSS MiB"};
+    if (gpu_mem) t.headers.push_back("GPU mem MiB");
+    if (gpu_util) t.headers.push_back("GPU %");
+    if (energy) t.headers.push_back("J/token");
+    t.right_align.assign(t.headers.size(), true);
+    t.right_align[0] = t.right_align[1] = false;
     for (const auto& g : groups) {
         std::string runs = std::to_string(g.n_runs);
         if (g.n_failed) runs += fmt::format(" ({} failed)", g.n_failed);
-        t.rows.push_back({g.backend, model_label(g.model), runs,
-                          format_mean_std(g.ttft_ms.mean, g.ttft_ms.std, g.ttft_ms.n, 1),
-                          format_mean_std(g.prefill_tokens_per_s.mean, g.prefill_tokens_per_s.std,
-                                          g.prefill_tokens_per_s.n, 1),
-                          format_mean_std(g.decode_tokens_per_s.mean, g.decode_tokens_per_s.std,
-                                          g.decode_tokens_per_s.n, 1),
-                          format_mean_std(g.latency_ms.mean, g.latency_ms.std, g.latency_ms.n, 1),
-                          format_number(g.latency_ms.p50, 1), format_number(g.latency_ms.p95, 1),
-                          mem_mib(g.peak_rss_bytes),
-                          g.gpu_mem_bytes.max > 0 ? mem_mib(g.gpu_mem_bytes) : "-"});
+        std::vector<std::string> row = {
+            g.backend, model_label(g.model), runs,
+            format_mean_std(g.ttft_ms.mean, g.ttft_ms.std, g.ttft_ms.n, 1),
+            format_mean_std(g.prefill_tokens_per_s.mean, g.prefill_tokens_per_s.std, g.prefill_tokens_per_s.n, 1),
+            format_mean_std(g.decode_tokens_per_s.mean, g.decode_tokens_per_s.std, g.decode_tokens_per_s.n, 1),
+            format_mean_std(g.latency_ms.mean, g.latency_ms.std, g.latency_ms.n, 1),
+            format_number(g.latency_ms.p50, 1), format_number(g.latency_ms.p95, 1),
+            g.peak_rss_bytes.n > 0 ? mem_mib(g.peak_rss_bytes) : not_available};
+        if (gpu_mem) row.push_back(g.gpu_mem_bytes.max > 0 ? mem_mib(g.gpu_mem_bytes) : not_available);
+        if (gpu_util) row.push_back(g.gpu_util_pct.n > 0 ? format_number(g.gpu_util_pct.mean, 0) : not_available);
+        if (energy)
+            row.push_back(g.energy_j_per_token.n > 0
+                              ? format_mean_std(g.energy_j_per_token.mean, g.energy_j_per_token.std,
+                                                g.energy_j_per_token.n, 3)
+                              : not_available);
+        t.rows.push_back(std::move(row));
     }
     return t;
 }
@@ -221,6 +238,7 @@ std::string render_console(const bench_report& r) {
     out.append("settings: ").append(settings_line(r)).append("\n");
     auto groups = summarize_groups(r.samples);
     if (!groups.empty()) out.append("\n").append(groups_table(groups).render_console());
+    for (const auto& n : resource_notes(r)) out += "  " + n + "\n";
     auto lines = extremes_lines(groups);
     if (!lines.empty()) {
         out += "\n";
@@ -245,6 +263,9 @@ std::string render_markdown(const bench_report& r) {
         out += "\n## Results per backend and model\n\nmean ± sample std over the measured runs; p50/p95 of "
                "end-to-end latency.\n\n";
         out += groups_table(groups).render_markdown();
+        auto notes = resource_notes(r);
+        if (!notes.empty()) out += "\n";
+        for (const auto& n : notes) out.append("- ").append(md_cell(n)).append("\n");
         auto lines = extremes_lines(groups);
         if (!lines.empty()) {
             out += "\n";
@@ -256,12 +277,36 @@ std::string render_markdown(const bench_report& r) {
     return out;
 }
 
+std::vector<std::string> resource_notes(const bench_report& r) {
+    std::vector<std::string> notes;
+    std::vector<std::string> seen;
+    auto once = [&](const std::string& line) {
+        if (std::find(seen.begin(), seen.end(), line) != seen.end()) return;
+        seen.push_back(line);
+        notes.push_back(line);
+    };
+    for (const auto& s : r.samples) {
+        if (!s.error.empty()) continue;
+        const std::string who = s.backend + " / " + model_label(s.model);
+        if (s.monitored_process.empty() && s.peak_rss_bytes == 0)
+            once(fmt::format("{}: memory and CPU not measured (no server process to follow)", who));
+        else if (!s.monitored_process.empty() && s.monitored_process != "self")
+            once(fmt::format("{}: memory and CPU of its server/worker process, {}", who, s.monitored_process));
+        if (!s.power_source.empty()) once(fmt::format("{}: power from {} (device-wide)", who, s.power_source));
+        if (s.n_gen_tokens_estimated)
+            once(fmt::format("{}: tokens out counted from streamed chunks (the server reported no count): "
+                             "an estimate, and so is decode tok/s", who));
+    }
+    return notes;
+}
+
 std::vector<std::string> csv_columns() {
     return {"kind",           "backend",        "model",         "prompt_id",          "run_index",
             "test",           "n_parallel",     "n_threads",     "n_batch",            "n_gpu_layers",
             "n_depth",        "n_prompt_tokens", "n_gen_tokens", "ttft_ms",            "prefill_tokens_per_s",
             "decode_tokens_per_s", "latency_ms", "tokens_per_s", "tokens_per_s_std",   "aggregate_tokens_per_s",
             "peak_rss_bytes", "gpu_mem_bytes",  "cpu_pct",       "gpu_util_pct",       "energy_j_per_token",
+            "energy_j",       "mean_power_w",   "power_source",  "monitored_process",  "n_gen_tokens_estimated",
             "error",          "output_sample"};
 }
 
@@ -296,11 +341,17 @@ std::string render_csv(const bench_report& r) {
                      {"prefill_tokens_per_s", csv_number(s.prefill_tokens_per_s)},
                      {"decode_tokens_per_s", csv_number(s.decode_tokens_per_s)},
                      {"latency_ms", csv_number(s.latency_ms)},
-                     {"peak_rss_bytes", std::to_string(s.peak_rss_bytes)},
-                     {"gpu_mem_bytes", std::to_string(s.gpu_mem_bytes)},
+                     // Empty cells: not measured (0 bytes would read as a measurement).
+                     {"peak_rss_bytes", s.peak_rss_bytes ? std::to_string(s.peak_rss_bytes) : ""},
+                     {"gpu_mem_bytes", s.gpu_mem_bytes ? std::to_string(s.gpu_mem_bytes) : ""},
                      {"cpu_pct", csv_number(s.cpu_pct)},
                      {"gpu_util_pct", csv_number(s.gpu_util_pct)},
                      {"energy_j_per_token", s.energy_j_per_token ? csv_number(*s.energy_j_per_token) : ""},
+                     {"energy_j", s.energy_j ? csv_number(*s.energy_j) : ""},
+                     {"mean_power_w", s.mean_power_w ? csv_number(*s.mean_power_w) : ""},
+                     {"power_source", s.power_source},
+                     {"monitored_process", s.monitored_process},
+                     {"n_gen_tokens_estimated", s.n_gen_tokens_estimated ? "true" : "false"},
                      {"error", s.error},
                      {"output_sample", s.output_sample}});
     }

@@ -21,6 +21,11 @@ std::string render_markdown(const bench_report& report);
 std::string render_csv(const bench_report& report);
 std::vector<std::string> csv_columns();
 
+// One line per backend/model about how its resource figures were obtained: whose memory and
+// CPU (the server's PID, or not measured), where power came from, and token counts that are
+// estimates (counted from streamed chunks). Shown under the results table in every format.
+std::vector<std::string> resource_notes(const bench_report& report);
+
 // A simple aligned text table; numbers are right-aligned. Shared by the reporters and compare.
 struct text_table {
     std::vector<std::string> headers;

@@ -2,6 +2,7 @@
 // reporters (console, JSON, CSV, Markdown, HTML) and compare() only read them.
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,7 +56,7 @@ struct resource_point {
     uint64_t rss_bytes = 0;
     double cpu_pct = 0.0;        // of one core, so 4 busy cores read 400; NaN: not measured
     uint64_t gpu_mem_bytes = 0;  // used on all GPUs (device-wide); 0: no GPU reading
-    double gpu_util_pct = 0.0;   // the busiest GPU; NaN: no GPU reading
+    double gpu_util_pct = std::numeric_limits<double>::quiet_NaN();  // the busiest GPU; NaN: no reading
     std::optional<double> power_w;  // see run_sample::power_source
 };
 
@@ -76,8 +77,9 @@ struct run_sample {
     bool n_gen_tokens_estimated = false;
     uint64_t peak_rss_bytes = 0;  // of monitored_process (or as the backend reported); 0: unknown
     uint64_t gpu_mem_bytes = 0;   // peak GPU memory used, device-wide; 0 when none or unknown
-    double cpu_pct = 0.0;         // mean over the run, of monitored_process; NaN: not measured
-    double gpu_util_pct = 0.0;    // mean over the run; NaN: no GPU reading
+    // Mean over the run, of monitored_process; NaN (the default): not measured.
+    double cpu_pct = std::numeric_limits<double>::quiet_NaN();
+    double gpu_util_pct = std::numeric_limits<double>::quiet_NaN();  // mean over the run; NaN: no reading
     // Joules drawn during the run (trapezoid integral of power_w) / n_gen_tokens; only where
     // power is measurable (see power_source). Device-wide: other load on the device counts too.
     std::optional<double> energy_j_per_token;

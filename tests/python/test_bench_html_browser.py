@@ -103,12 +103,12 @@ def test_dashboard_renders_charts_without_errors(report, tmp_path):
     for title in ("Mean latency vs batch size", "Aggregate throughput vs batch size"):
         assert charts[title][1] == 2 and charts[title][4] == 2
     assert charts["Aggregate throughput vs concurrent requests"][1] == 1
-    # Resource time series: 4 backend/model groups x (RSS, CPU, GPU memory, GPU utilisation).
+    # Resource time series: 4 backend/model groups x (RSS, CPU, GPU memory, GPU utilisation, power).
     resource = [c for c in dom.charts if c[0] in ("Resident memory (RSS)", "CPU utilisation", "GPU memory",
-                                                  "GPU utilisation")]
-    assert len(resource) == 16
+                                                  "GPU utilisation", "Power")]
+    assert len(resource) == 20
     assert all(c[1] >= 8 for c in resource)  # one line per run (one run failed and has none)
-    assert len(dom.charts) == 7 + 1 + 4 + 16
+    assert len(dom.charts) == 7 + 1 + 4 + 20
     # The sample output's markup is shown as text, not parsed into elements.
     assert "&lt;script&gt;alert(\"x\")&lt;/script&gt;" in r.stdout
     assert re.search(r"<script>alert", r.stdout) is None
@@ -128,3 +128,34 @@ def test_screenshot(report, tmp_path):
     if keep and Path(keep).is_dir():
         shutil.copy(shot, Path(keep) / "bench-report-screenshot.png")
         shutil.copy(report, Path(keep) / "bench-report.html")
+
+
+def test_report_without_gpu_or_power_shows_na_and_no_gpu_charts(report, tmp_path):
+    """The same results as if measured on a machine with no GPU and no power reading, with one
+    backend behind a server nobody could follow: its memory/CPU cells read n/a, no GPU, power
+    or energy columns and charts appear, and the page still renders cleanly."""
+    import json
+    doc_path = tmp_path / "r.json"
+    subprocess.run([TOOL, "write", "--format", "json", "--out", str(doc_path)], check=True, timeout=120)
+    doc = json.loads(doc_path.read_text())
+    for s in doc["samples"]:
+        s.update(gpu_mem_bytes=0, gpu_util_pct=None, energy_j_per_token=None, power_source="")
+        for p in s["resources"]:
+            p.update(gpu_mem_bytes=0, gpu_util_pct=None, power_w=None)
+        if s["backend"] == "llama_cpp":
+            s.update(monitored_process="", peak_rss_bytes=0, cpu_pct=None, resources=[])
+    doc_path.write_text(json.dumps(doc))
+    html = tmp_path / "no-gpu.html"
+    subprocess.run([TOOL, "convert", str(doc_path), "--format", "html", "--out", str(html)], check=True, timeout=120)
+    r = chromium(tmp_path, html.as_uri(), "--dump-dom")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert console_messages(r.stderr) == []
+    dom = DomSummary()
+    dom.feed(r.stdout)
+    titles = [c[0] for c in dom.charts]
+    assert not any(t in ("GPU memory", "GPU utilisation", "Power", "Peak GPU memory") for t in titles), titles
+    # Only the two native groups have a time series: RSS and CPU each.
+    assert titles.count("Resident memory (RSS)") == 2 and titles.count("CPU utilisation") == 2
+    assert "J/token" not in r.stdout and "GPU MiB" not in r.stdout
+    assert "memory and CPU not measured (no server process to follow)" in r.stdout
+    assert r.stdout.count(">n/a</td>") >= 4  # RSS and CPU of both llama_cpp groups

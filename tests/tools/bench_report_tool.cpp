@@ -90,6 +90,8 @@ bench_report synthetic_report(double slowdown) {
                     s.cpu_pct = 110.0 + 30.0 * rng.next();
                     s.gpu_util_pct = 72.0 + 12.0 * rng.next();
                     if (native) s.energy_j_per_token = 0.21 * (q8 ? 1.4 : 1.0) * (1.0 + 0.03 * rng.next());
+                    s.monitored_process = native ? "self" : "pid 4242 (llama-server)";
+                    s.power_source = "nvml gpu";
                     int n_points = static_cast<int>(s.latency_ms / 50.0) + 2;
                     for (int k = 0; k < n_points; ++k) {
                         double t = k * 50.0;

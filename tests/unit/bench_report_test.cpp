@@ -297,8 +297,9 @@ TEST(BenchHtml, DashboardHasSectionsChartsAndNoScript) {
                            "id=\"tables\"", "id=\"samples\""})
         EXPECT_NE(html.find(id), std::string::npos) << id;
     // 5 bars (latency, TTFT, decode, prefill, RSS) + micro + 2 sweep lines + 2 backends x
-    // (RSS, CPU) resource charts; no GPU charts since nothing used a GPU.
-    EXPECT_EQ(count(html, "<svg"), 12u);
+    // (RSS, CPU, power: one point has a reading) resource charts; no GPU charts since nothing
+    // used a GPU.
+    EXPECT_EQ(count(html, "<svg"), 14u);
     EXPECT_EQ(count(html, "<script"), 0u);
     EXPECT_EQ(count(html, "http://") + count(html, "https://"), count(html, "xmlns=\"http://www.w3.org/2000/svg\""));
     EXPECT_NE(html.find("&lt;b&gt;bold&lt;/b&gt;"), std::string::npos);
@@ -318,4 +319,146 @@ TEST(BenchText, InvalidUtf8BecomesReplacementCharacters) {
     EXPECT_EQ(sanitize_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");                   // overlong '/'
     EXPECT_EQ(sanitize_utf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");   // surrogate
     EXPECT_EQ(svg::escape("<\xFF>"), "&lt;\xEF\xBF\xBD&gt;");
+}
+
+namespace {
+
+// small_report() where llama_cpp ran behind a server nobody could follow (no RSS/CPU) and
+// native ran on a GPU with measured power; one llama_cpp count was estimated from chunks.
+bench_report mixed_resources_report() {
+    bench_report r = small_report();
+    for (auto& s : r.samples) {
+        if (s.backend == "native") {
+            s.monitored_process = "self";
+            s.gpu_mem_bytes = 300ull << 20;
+            s.gpu_util_pct = 55.0;
+            s.energy_j = 3.4;
+            s.energy_j_per_token = 0.2;
+            s.mean_power_w = 21.0;
+            s.power_source = "nvml gpu";
+            for (auto& p : s.resources) {
+                p.gpu_mem_bytes = 300ull << 20;
+                p.gpu_util_pct = 55.0;
+                p.power_w = 21.0;
+            }
+        } else {
+            s.monitored_process = "";
+            s.peak_rss_bytes = 0;
+            s.cpu_pct = std::nan("");
+            s.gpu_util_pct = std::nan("");
+            s.n_gen_tokens_estimated = true;
+            s.energy_j_per_token.reset();
+            s.resources.clear();
+        }
+    }
+    return r;
+}
+
+// The cells of the table row that starts with `first`, split on `sep`.
+std::vector<std::string> row_cells(const std::string& text, const std::string& first, char sep) {
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+        auto start = line.find_first_not_of(" |");
+        if (start == std::string::npos || line.compare(start, first.size(), first) != 0) continue;
+        std::vector<std::string> cells;
+        std::string cell;
+        std::istringstream ls(line);
+        while (std::getline(ls, cell, sep)) {
+            auto a = cell.find_first_not_of(' ');
+            auto b = cell.find_last_not_of(' ');
+            if (a != std::string::npos) cells.push_back(cell.substr(a, b - a + 1));
+        }
+        return cells;
+    }
+    return {};
+}
+
+}  // namespace
+
+TEST(BenchResources, ConsoleAndMarkdownShowNaAndOnlyMeasuredColumns) {
+    std::string plain = render_console(small_report());
+    EXPECT_EQ(plain.find("GPU mem MiB"), std::string::npos);  // nobody measured it: no column
+    EXPECT_NE(plain.find("J/token"), std::string::npos);  // one run per group has energy
+    EXPECT_EQ(plain.find("GPU %"), std::string::npos);
+
+    bench_report r = mixed_resources_report();
+    for (const std::string& text : {render_console(r), render_markdown(r)}) {
+        EXPECT_NE(text.find("GPU mem MiB"), std::string::npos);
+        EXPECT_NE(text.find("GPU %"), std::string::npos);
+        EXPECT_NE(text.find("J/token"), std::string::npos);
+        EXPECT_NE(text.find("llama_cpp / m.gguf: memory and CPU not measured"), std::string::npos);
+        EXPECT_NE(text.find("llama_cpp / m.gguf: tokens out counted from streamed chunks"), std::string::npos);
+        EXPECT_NE(text.find("native / m.gguf: power from nvml gpu"), std::string::npos);
+    }
+    // Console columns are separated by two or more spaces; md by pipes.
+    auto md = render_markdown(r);
+    auto native = row_cells(md, "native", '|');
+    auto server = row_cells(md, "llama_cpp", '|');
+    ASSERT_EQ(native.size(), 13u);
+    ASSERT_EQ(server.size(), 13u);
+    EXPECT_EQ(native[9], "117.7");   // peak RSS MiB
+    EXPECT_EQ(native[10], "300.0");  // GPU mem MiB
+    EXPECT_EQ(native[11], "55");     // GPU %
+    EXPECT_EQ(native[12], "0.200 ± 0.000");  // J/token
+    for (size_t c = 9; c < 13; ++c) EXPECT_EQ(server[c], "n/a") << c;
+}
+
+TEST(BenchResources, CsvLeavesUnmeasuredCellsEmpty) {
+    std::string csv = render_csv(mixed_resources_report());
+    std::istringstream in(csv);
+    std::string header, line;
+    std::getline(in, header);
+    std::vector<std::string> cols = csv_columns();
+    auto col = [&](const std::string& name) {
+        return static_cast<size_t>(std::find(cols.begin(), cols.end(), name) - cols.begin());
+    };
+    int n_server = 0;
+    while (std::getline(in, line)) {
+        if (line.rfind("run,llama_cpp,", 0) != 0) continue;
+        ++n_server;
+        // No quoted fields before output_sample in these rows, so a plain split is exact there.
+        std::vector<std::string> f;
+        std::string cell;
+        std::istringstream ls(line);
+        while (std::getline(ls, cell, ',')) f.push_back(cell);
+        for (const char* c : {"peak_rss_bytes", "gpu_mem_bytes", "cpu_pct", "gpu_util_pct", "energy_j_per_token",
+                              "energy_j", "mean_power_w", "power_source", "monitored_process"})
+            EXPECT_EQ(f.at(col(c)), "") << c;
+        EXPECT_EQ(f.at(col("n_gen_tokens_estimated")), "true");
+    }
+    EXPECT_EQ(n_server, 2);
+    EXPECT_NE(csv.find(",3.4,21,nvml gpu,self,false,"), std::string::npos);
+}
+
+TEST(BenchResources, HtmlSummaryColumnsAndChartsFollowWhatWasMeasured) {
+    std::string html = render_html(mixed_resources_report());
+    EXPECT_NE(html.find("<th class=\"num\">J/token</th>"), std::string::npos);
+    EXPECT_NE(html.find("<th class=\"num\">GPU MiB</th>"), std::string::npos);
+    EXPECT_NE(html.find(">n/a</td>"), std::string::npos);
+    EXPECT_NE(html.find(">~17</td>"), std::string::npos);  // estimated count marked
+    // native: RSS, CPU, GPU memory, GPU utilisation, power; llama_cpp: none (no series at all).
+    for (const char* t : {"GPU memory", "GPU utilisation", "Power"})
+        EXPECT_EQ(count(html, std::string("aria-label=\"") + t), 1u) << t;
+    EXPECT_NE(html.find("W (nvml gpu)"), std::string::npos);
+
+    std::string plain = render_html(small_report());
+    EXPECT_EQ(plain.find("GPU MiB</th>"), std::string::npos);  // nobody measured GPU memory
+    EXPECT_EQ(plain.find("GPU %</th>"), std::string::npos);
+}
+
+TEST(BenchResources, JsonRoundTripsTheNewFields) {
+    bench_report r = mixed_resources_report();
+    bench_report back = report_from_json(report_to_json(r));
+    for (size_t i = 0; i < r.samples.size(); ++i) {
+        EXPECT_EQ(back.samples[i].monitored_process, r.samples[i].monitored_process);
+        EXPECT_EQ(back.samples[i].power_source, r.samples[i].power_source);
+        EXPECT_EQ(back.samples[i].energy_j, r.samples[i].energy_j);
+        EXPECT_EQ(back.samples[i].mean_power_w, r.samples[i].mean_power_w);
+        EXPECT_EQ(back.samples[i].n_gen_tokens_estimated, r.samples[i].n_gen_tokens_estimated);
+        EXPECT_EQ(std::isnan(back.samples[i].gpu_util_pct), std::isnan(r.samples[i].gpu_util_pct));
+    }
+    auto j = report_to_json(r);
+    EXPECT_TRUE(j["samples"][2]["cpu_pct"].is_null());
+    EXPECT_TRUE(j["samples"][0]["resources"][0]["cpu_pct"].is_number());
 }
