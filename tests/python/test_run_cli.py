@@ -59,6 +59,16 @@ def test_json_summary_is_consistent():
     assert j["text"]
 
 
+def test_json_survives_text_that_is_not_utf8(tmp_path):
+    # A synth model's vocabulary has byte tokens, so greedy output contains lone bytes that are
+    # not UTF-8; the JSON summary must still be written (with U+FFFD), not fail.
+    model = tmp_path / "tiny.gguf"
+    subprocess.run([BIN, "synth", "--shape", "tiny", "--type", "q8_0", "-o", str(model), "-q"], check=True)
+    j = run_json("-m", str(model), "-p", "", "-n", "100", "--temp", "0", "--ignore-eos")
+    assert j["n_gen"] == 100
+    assert "\ufffd" in j["text"], "this model's greedy output was expected to contain non-UTF-8 bytes"
+
+
 def test_f32_cache_doubles_kv_bytes():
     a = run_json("-m", STORIES, "-p", "", "-n", "4", "-c", "128", "--kv-type", "f32")
     b = run_json("-m", STORIES, "-p", "", "-n", "4", "-c", "128")

@@ -199,7 +199,8 @@ void run(const run_options& o) {
         j["stop_reason"] = st.stop_reason;
         j["tokens"] = generated;
         j["text"] = text;
-        std::puts(j.dump(2).c_str());
+        // Generated text may end inside a multi-byte character (byte tokens): replace, never throw.
+        std::puts(j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
         return;
     }
     std::fputs("\n", stdout);

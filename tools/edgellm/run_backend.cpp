@@ -68,7 +68,8 @@ void run_with_backend(const backend_run_options& o) {
         if (st.backend_decode_ms) j["backend_decode_ms"] = *st.backend_decode_ms;
         if (st.backend_memory_bytes) j["backend_memory_bytes"] = *st.backend_memory_bytes;
         if (st.backend_gpu_memory_bytes) j["backend_gpu_memory_bytes"] = *st.backend_gpu_memory_bytes;
-        std::puts(j.dump(2).c_str());
+        // Generated text may end inside a multi-byte character (byte tokens): replace, never throw.
+        std::puts(j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     } else {
         std::fputs("\n", stdout);
         std::fflush(stdout);
