@@ -23,7 +23,8 @@ TEST(BenchMicroParse, IntLists) {
     EXPECT_EQ(parse_int_list("7", "-t", 1), (std::vector<int>{7}));
     EXPECT_EQ(parse_int_list("0,99", "-ngl", 0), (std::vector<int>{0, 99}));
     EXPECT_EQ(parse_int_list("3,3,1", "-d", 0), (std::vector<int>{3, 3, 1}));
-    for (const char* bad : {"", "1,,2", ",5", "5,", "abc", "1.5", "12x", " 5", "2147483648", "0x10"})
+    for (const char* bad :
+         {"", "1,,2", ",5", "5,", "abc", "1.5", "12x", " 5", "2147483648", "0x10"})
         EXPECT_THROW(parse_int_list(bad, "-p", 1), usage_error) << bad;
     EXPECT_THROW(parse_int_list("0", "-p", 1), usage_error);
     EXPECT_THROW(parse_int_list("-3", "-b", 1), usage_error);
@@ -99,7 +100,7 @@ TEST(BenchMicroExpand, EveryCombinationInOrder) {
 }
 
 class BenchMicroNative : public ::testing::Test {
-protected:
+  protected:
     static void SetUpTestSuite() {
         dir_ = new std::filesystem::path(test::temp_dir("bench-micro"));
         synth::options o;
@@ -135,7 +136,8 @@ TEST_F(BenchMicroNative, EveryTestHasItsRepetitionsOfPositiveRates) {
         const auto& m = r.micro[i];
         EXPECT_EQ(m.error, "") << micro_test_name(m);
         ASSERT_EQ(m.tokens_per_s.size(), 3u) << micro_test_name(m);
-        for (double v : m.tokens_per_s) EXPECT_TRUE(std::isfinite(v) && v > 0) << micro_test_name(m) << " " << v;
+        for (double v : m.tokens_per_s)
+            EXPECT_TRUE(std::isfinite(v) && v > 0) << micro_test_name(m) << " " << v;
         EXPECT_EQ(m.backend, "native");
         EXPECT_EQ(m.n_prompt, cases[i].n_prompt);
         EXPECT_EQ(m.n_gen, cases[i].n_gen);
@@ -184,16 +186,19 @@ TEST(BenchMicroNativeErrors, MissingModelIsAnErrorPerResult) {
 
 // A server-like backend reporting fixed prompt/decode times (or nothing).
 class timed_backend : public backends::backend {
-public:
+  public:
     timed_backend(bool reports, int* n_calls) : reports_(reports), n_calls_(n_calls) {}
     std::string name() const override { return "openai"; }
     std::string description() const override { return "fake server"; }
-    backends::availability check_available(const backends::backend_settings&) const override { return {true, "", ""}; }
+    backends::availability check_available(const backends::backend_settings&) const override {
+        return {true, "", ""};
+    }
     void load(const backends::backend_settings&) override {}
     void unload() override {}
 
-protected:
-    void do_generate(const backends::generation_request& req, const std::function<bool(std::string_view)>& emit,
+  protected:
+    void do_generate(const backends::generation_request& req,
+                     const std::function<bool(std::string_view)>& emit,
                      backends::generation_result& result) override {
         ++*n_calls_;
         for (int i = 0; i < req.n_predict; ++i) emit("x");
@@ -204,7 +209,7 @@ protected:
         result.stats.backend_decode_ms = 8.0 * req.n_predict;
     }
 
-private:
+  private:
     bool reports_;
     int* n_calls_;
 };
@@ -218,7 +223,8 @@ TEST(BenchMicroBackends, RatesComeFromTheBackendsOwnTimings) {
     p.n_gen = {10};
     p.pg = {{100, 10}};
     p.n_reps = 4;
-    auto r = run_micro_benchmark(p, {}, [&](const std::string&) { return std::make_unique<timed_backend>(true, &n_calls); });
+    auto r = run_micro_benchmark(
+        p, {}, [&](const std::string&) { return std::make_unique<timed_backend>(true, &n_calls); });
     ASSERT_EQ(r.micro.size(), 3u);
     EXPECT_EQ(n_calls, 3 * (4 + 1));  // one warm-up request per test
     const double expect[] = {100 * 1000.0 / 50.0, 10 * 1000.0 / 80.0, 110 * 1000.0 / 130.0};
@@ -232,7 +238,9 @@ TEST(BenchMicroBackends, RatesComeFromTheBackendsOwnTimings) {
 
 TEST(BenchMicroBackends, NoReportedTimingsNoDepthNoServerFlagsGiveErrors) {
     int n_calls = 0;
-    auto make_silent = [&](const std::string&) { return std::make_unique<timed_backend>(false, &n_calls); };
+    auto make_silent = [&](const std::string&) {
+        return std::make_unique<timed_backend>(false, &n_calls);
+    };
     micro_plan p;
     p.backends = {"openai"};
     p.models = {"m"};
@@ -242,11 +250,14 @@ TEST(BenchMicroBackends, NoReportedTimingsNoDepthNoServerFlagsGiveErrors) {
     auto r = run_micro_benchmark(p, {}, make_silent);
     ASSERT_EQ(r.micro.size(), 2u);
     for (const auto& m : r.micro) {
-        EXPECT_NE(m.error.find("micro mode for backend openai is not supported"), std::string::npos) << m.error;
+        EXPECT_NE(m.error.find("micro mode for backend openai is not supported"), std::string::npos)
+            << m.error;
         EXPECT_TRUE(m.tokens_per_s.empty());
     }
 
-    auto make_timed = [&](const std::string&) { return std::make_unique<timed_backend>(true, &n_calls); };
+    auto make_timed = [&](const std::string&) {
+        return std::make_unique<timed_backend>(true, &n_calls);
+    };
     micro_plan depth = p;
     depth.n_depth = {32};
     for (const auto& m : run_micro_benchmark(depth, {}, make_timed).micro)
