@@ -87,6 +87,15 @@ protected:
         if (!client_) throw error(name() + ": generate called before load");
         json body = {{"model", model_}, {"stream", true}, {"max_tokens", req.n_predict},
                      {"temperature", req.temperature}, {"top_p", req.top_p}};
+        // Token counts while streaming come only from a final `usage` chunk, which servers send
+        // when asked through stream_options.include_usage (OpenAI, vLLM, llama-server). Some never
+        // send it: llama-cpp-python's server (0.3.x) ignores stream_options (its request models
+        // drop unknown fields) and puts `usage` only in non-streamed responses. Then
+        // backend::generate counts the streamed pieces and marks n_gen_tokens as an estimate:
+        // that server yields about one piece per token but merges tokens that end mid-character
+        // or could start a stop string, so the count can be low, never high. The prompt size
+        // stays unknown (prefill speed "not measured"): asking /extras/tokenize would add a
+        // request inside the timed run.
         if (preset_.stream_usage) body["stream_options"] = {{"include_usage", true}};
         if (preset_.sampling_extras) {
             body["top_k"] = req.top_k;
