@@ -9,6 +9,8 @@
 
 #include "core/error.h"
 #include "core/timing.h"
+#include "core/units.h"
+#include "device/cpu_info.h"
 
 namespace edgellm::engine {
 namespace {
@@ -42,10 +44,24 @@ engine::engine(const engine_params& p) : params_(p) {
                                       hp.n_ctx_train));
     if (params_.n_threads == 0) params_.n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     params_.n_batch = std::min(params_.n_batch, params_.n_ctx);
-    if (params_.repack) model_->repack(params_.n_threads);
     kv_ = std::make_unique<model::kv_cache>(hp, params_.n_ctx, params_.kv_type, params_.n_seq);
+    check_memory();
+    if (params_.repack) model_->repack(params_.n_threads);
     forward_ = std::make_unique<model::forward_pass>(*model_, params_.n_batch, params_.n_ctx, params_.n_threads);
     load_ms_ = sw.elapsed_ms();
+}
+
+void engine::check_memory() const {
+    uint64_t budget = params_.memory_budget_bytes;
+    if (budget == 0) budget = device::usable_memory_bytes(device::read_memory_info("/"), device::read_cgroup_limits("/"));
+    if (budget == 0) return;  // unknown (no /proc/meminfo): nothing to check against
+    const uint64_t weights = model_->file().file_size();
+    const uint64_t kv = kv_->size_bytes();
+    if (weights + kv <= budget) return;
+    throw usage_error(fmt::format(
+        "not enough memory: the model needs {} for its weights plus {} for a KV cache of {} tokens, but only {} "
+        "is available; use a smaller model or quantization, or a smaller context (-c)",
+        format_bytes(weights), format_bytes(kv), params_.n_ctx, format_bytes(budget)));
 }
 
 void engine::set_n_threads(int n) {

@@ -24,6 +24,9 @@ struct engine_params {
     ggml_type kv_type = ggml_type::f16;
     int n_seq = 1;            // sequences the KV cache holds
     bool repack = true;       // convert weights to the CPU kernels' packed layout at load
+    // Memory the weights plus the KV cache may take; 0: what this machine (and cgroup) has
+    // available now. Loading more is refused with a clear error instead of paging or an OOM kill.
+    uint64_t memory_budget_bytes = 0;
 };
 constexpr int64_t k_default_max_ctx = 4096;
 
@@ -84,6 +87,8 @@ public:
 
 private:
     void check_prompt(std::span<const int32_t> prompt) const;
+    // Refuses (usage_error) weights + KV cache larger than the memory budget.
+    void check_memory() const;
 
     engine_params params_;
     std::unique_ptr<model::model> model_;

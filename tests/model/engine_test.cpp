@@ -239,5 +239,59 @@ TEST(EngineErrors, BadRequestsGiveClearMessages) {
     EXPECT_THROW(eng.forward().eval(eng.kv_mut(), b), error);
 }
 
+TEST(EngineErrors, WeightsPlusCacheAboveTheMemoryBudgetAreRefused) {
+    const auto path = tiny_model("memory");
+    engine::engine_params ep;
+    ep.model_path = path.string();
+    ep.n_ctx = 64;
+    ep.memory_budget_bytes = 4096;  // far below the file alone
+    try {
+        engine::engine e(ep);
+        FAIL() << "a model larger than the memory budget was loaded";
+    } catch (const usage_error& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("not enough memory"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("KV cache of 64 tokens"), std::string::npos) << msg;
+    }
+    ep.memory_budget_bytes = 1ull << 30;
+    EXPECT_NO_THROW(engine::engine e(ep));
+}
+
+// Repacked weights (the default) and the file's own layout give the same next-token choice at
+// every position and logits within the activation-quantization noise, for a packed type with
+// row counts that leave tail rows (67-token vocabulary, 96-wide FFN).
+TEST(EngineForward, RepackedWeightsMatchTheFileLayout) {
+    tiny_model_spec s;
+    s.weight_type = ggml_type::q4_0;
+    s.n_embd = 128;
+    const auto path = tiny_model("repack", s);
+    engine::engine_params ep;
+    ep.model_path = path.string();
+    ep.n_threads = 2;
+    engine::engine packed(ep);
+    ep.repack = false;
+    engine::engine plain(ep);
+    EXPECT_EQ(plain.get_model().packed_bytes(), 0u);
+    if (packed.get_model().packed_bytes() == 0) GTEST_SKIP() << "this CPU has no packed kernels";
+    const auto a = packed.all_logits(k_prompt);
+    const auto b = plain.all_logits(k_prompt);
+    ASSERT_EQ(a.size(), b.size());
+    const size_t n_vocab = size_t(packed.hparams().n_vocab);
+    double err = 0, norm = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        err += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+        norm += double(b[i]) * b[i];
+    }
+    // Each product gives the same integer sums, only summed in another float order; but a
+    // last-bit difference can flip an activation's 8-bit rounding in the next layer, so the
+    // logits differ by up to the activation-quantization noise (~3e-5 NMSE, see kernels tests).
+    EXPECT_LE(err / norm, 2e-4);
+    for (size_t t = 0; t < k_prompt.size(); ++t) {
+        const auto* pa = &a[t * n_vocab];
+        const auto* pb = &b[t * n_vocab];
+        EXPECT_EQ(std::max_element(pa, pa + n_vocab) - pa, std::max_element(pb, pb + n_vocab) - pb) << "position " << t;
+    }
+}
+
 }  // namespace
 }  // namespace edgellm::test
