@@ -190,15 +190,16 @@ class native_micro {
 };
 
 // A prompt of about n tokens for backends that take text: common English words, one token
-// each in most vocabularies. The rate uses the backend's own token count, never n.
-std::string prompt_of_about(int n) {
-    static const char* words[] = {"the", "cat", "sat", "on",  "a",  "mat",
-                                  "and", "the", "dog", "ran", "to", "it"};
-    std::string s;
-    for (int i = 0; i < n; ++i) {
-        if (i) s += ' ';
-        s += words[i % 12];
-    }
+// each in most vocabularies. The rate uses the backend's own token count, never n. Every
+// request gets a different prompt (`variant` leads and rotates the words): backends that
+// reuse a cached prompt prefix (llama-cpp-python does) would otherwise re-evaluate only the
+// last token and report an impossible prefill speed.
+std::string prompt_of_about(int n, int variant) {
+    static const char* words[] = {"the", "cat", "sat", "on", "a",  "mat", "and",
+                                  "the", "dog", "ran", "to", "it", "when"};
+    constexpr int n_words = 13;
+    std::string s = std::to_string(variant);
+    for (int i = 1; i < n; ++i) s.append(" ").append(words[(i + variant) % n_words]);
     return s;
 }
 
@@ -253,11 +254,11 @@ class backend_micro {
         }
         backends::backend& b = backend_for(c.backend, s);
         backends::generation_request req;
-        req.prompt = prompt_of_about(std::max(c.n_prompt, 1));
         req.n_predict = std::max(c.n_gen, 1);
         req.temperature = 0.0f;
         req.seed = plan_.seed;
         for (int i = 0; i <= n_reps; ++i) {
+            req.prompt = prompt_of_about(std::max(c.n_prompt, 1), n_requests_++);
             auto res = b.generate(req, {});
             const auto& st = res.stats;
             double rate = 0;
@@ -304,6 +305,7 @@ class backend_micro {
     const std::function<std::unique_ptr<backends::backend>(const std::string&)>& create_;
     std::unique_ptr<backends::backend> backend_;
     std::string key_;
+    int n_requests_ = 0;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 // what they report (a backend that reports nothing gets an error, never a number).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <memory>
@@ -187,7 +188,8 @@ TEST(BenchMicroNativeErrors, MissingModelIsAnErrorPerResult) {
 // A server-like backend reporting fixed prompt/decode times (or nothing).
 class timed_backend : public backends::backend {
   public:
-    timed_backend(bool reports, int* n_calls) : reports_(reports), n_calls_(n_calls) {}
+    timed_backend(bool reports, int* n_calls, std::vector<std::string>* prompts = nullptr)
+        : reports_(reports), n_calls_(n_calls), prompts_(prompts) {}
     std::string name() const override { return "openai"; }
     std::string description() const override { return "fake server"; }
     backends::availability check_available(const backends::backend_settings&) const override {
@@ -201,6 +203,7 @@ class timed_backend : public backends::backend {
                      const std::function<bool(std::string_view)>& emit,
                      backends::generation_result& result) override {
         ++*n_calls_;
+        if (prompts_) prompts_->push_back(req.prompt);
         for (int i = 0; i < req.n_predict; ++i) emit("x");
         result.stats.n_gen_tokens = req.n_predict;
         if (!reports_) return;
@@ -212,6 +215,7 @@ class timed_backend : public backends::backend {
   private:
     bool reports_;
     int* n_calls_;
+    std::vector<std::string>* prompts_;
 };
 
 TEST(BenchMicroBackends, RatesComeFromTheBackendsOwnTimings) {
