@@ -227,9 +227,15 @@ TEST(BenchMicroBackends, RatesComeFromTheBackendsOwnTimings) {
     p.n_gen = {10};
     p.pg = {{100, 10}};
     p.n_reps = 4;
-    auto r = run_micro_benchmark(
-        p, {}, [&](const std::string&) { return std::make_unique<timed_backend>(true, &n_calls); });
+    std::vector<std::string> prompts;
+    auto r = run_micro_benchmark(p, {}, [&](const std::string&) {
+        return std::make_unique<timed_backend>(true, &n_calls, &prompts);
+    });
     ASSERT_EQ(r.micro.size(), 3u);
+    // Every request has its own prompt, so a backend's prompt-prefix cache cannot skip prefill.
+    ASSERT_EQ(prompts.size(), 15u);
+    std::sort(prompts.begin(), prompts.end());
+    EXPECT_EQ(std::unique(prompts.begin(), prompts.end()), prompts.end());
     EXPECT_EQ(n_calls, 3 * (4 + 1));  // one warm-up request per test
     const double expect[] = {100 * 1000.0 / 50.0, 10 * 1000.0 / 80.0, 110 * 1000.0 / 130.0};
     for (int i = 0; i < 3; ++i) {
