@@ -381,27 +381,55 @@ std::string tables_section(const bench_report& r, const std::vector<group_summar
         const bool energy = any([](const group_summary& g) { return g.energy_j_per_token.n > 0; });
         const char* na = "n/a";
         t.headers = {"backend", "model", "runs", "failed", "latency ms", "min", "max", "p50", "p95", "TTFT ms",
-                     "TTFT p95", "prefill tok/s", "decode tok/s", "tokens out", "peak RSS MiB", "CPU %"};
-        if (gpu_mem) t.headers.push_back("GPU MiB");
-        if (gpu_util) t.headers.push_back("GPU %");
-        if (energy) t.headers.push_back("J/token");
+                     "TTFT p95", "prefill tok/s", "decode tok/s", "tokens out"};
         t.right_align.assign(t.headers.size(), true);
         t.right_align[0] = t.right_align[1] = false;
+        // Resources in a table of their own, so neither is wider than the page.
+        text_table res;
+        res.headers = {"backend", "model", "peak RSS MiB", "CPU %"};
+        if (gpu_mem) res.headers.push_back("GPU MiB");
+        if (gpu_util) res.headers.push_back("GPU %");
+        if (energy) {
+            res.headers.push_back("mean W");
+            res.headers.push_back("J/token");
+        }
+        res.headers.push_back("process");
+        res.headers.push_back("power from");
+        res.right_align.assign(res.headers.size(), true);
+        res.right_align[0] = res.right_align[1] = false;
+        res.right_align[res.headers.size() - 2] = res.right_align.back() = false;
         for (const auto& g : groups) {
-            std::vector<std::string> row = {
-                g.backend, model_label(g.model), std::to_string(g.n_runs), std::to_string(g.n_failed),
-                stat_cell(g.latency_ms, 1), format_number(g.latency_ms.min, 1), format_number(g.latency_ms.max, 1),
-                format_number(g.latency_ms.p50, 1), format_number(g.latency_ms.p95, 1), stat_cell(g.ttft_ms, 1),
-                format_number(g.ttft_ms.p95, 1), stat_cell(g.prefill_tokens_per_s, 1),
-                stat_cell(g.decode_tokens_per_s, 1), format_number(g.n_gen_tokens.mean, 1),
-                g.peak_rss_bytes.n > 0 ? format_number(g.peak_rss_bytes.max / mib, 1) : na,
-                g.cpu_pct.n > 0 ? format_number(g.cpu_pct.mean, 0) : na};
+            t.rows.push_back({g.backend, model_label(g.model), std::to_string(g.n_runs), std::to_string(g.n_failed),
+                              stat_cell(g.latency_ms, 1), format_number(g.latency_ms.min, 1),
+                              format_number(g.latency_ms.max, 1), format_number(g.latency_ms.p50, 1),
+                              format_number(g.latency_ms.p95, 1), stat_cell(g.ttft_ms, 1),
+                              format_number(g.ttft_ms.p95, 1), stat_cell(g.prefill_tokens_per_s, 1),
+                              stat_cell(g.decode_tokens_per_s, 1),
+                              format_number(g.n_gen_tokens.mean, 1)});
+            std::string process, power_from;
+            std::vector<double> watts;
+            for (const auto& s : r.samples) {
+                if (s.backend != g.backend || s.model != g.model || !s.error.empty()) continue;
+                if (process.empty()) process = s.monitored_process;
+                if (power_from.empty()) power_from = s.power_source;
+                if (s.mean_power_w) watts.push_back(*s.mean_power_w);
+            }
+            summary w = summarize(watts);
+            std::vector<std::string> row = {g.backend, model_label(g.model),
+                                            g.peak_rss_bytes.n > 0 ? format_number(g.peak_rss_bytes.max / mib, 1) : na,
+                                            g.cpu_pct.n > 0 ? format_number(g.cpu_pct.mean, 0) : na};
             if (gpu_mem) row.push_back(g.gpu_mem_bytes.max > 0 ? format_number(g.gpu_mem_bytes.max / mib, 1) : na);
             if (gpu_util) row.push_back(g.gpu_util_pct.n > 0 ? format_number(g.gpu_util_pct.mean, 0) : na);
-            if (energy) row.push_back(g.energy_j_per_token.n > 0 ? stat_cell(g.energy_j_per_token, 3) : na);
-            t.rows.push_back(std::move(row));
+            if (energy) {
+                row.push_back(w.n > 0 ? format_number(w.mean, 1) : na);
+                row.push_back(g.energy_j_per_token.n > 0 ? stat_cell(g.energy_j_per_token, 3) : na);
+            }
+            row.push_back(process.empty() ? "not measured" : process == "self" ? "edgellm (in-process)" : process);
+            row.push_back(power_from.empty() ? na : power_from);
+            res.rows.push_back(std::move(row));
         }
         out += "<h3>Per backend and model</h3>" + html_table(t);
+        out += "<h3>Resources per backend and model</h3>" + html_table(res);
         auto notes = resource_notes(r);
         if (!notes.empty()) {
             out += "<ul class=\"note\">";

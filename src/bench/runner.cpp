@@ -333,24 +333,36 @@ bench_report run_prompt_benchmark(
             }
             const watched_process watched = choose_process(*be, settings, plan.monitor_root);
             const bool process_measured = !watched.label.empty();
-            for (const auto& prompt : plan.prompts) {
-                ev.prompt_id = prompt.id;
+            auto request_for = [&](const prompt_case& prompt) {
                 backends::generation_request req;
                 req.prompt = prompt.text;
                 req.n_predict = plan.n_predict;
                 req.temperature = static_cast<float>(plan.temperature);
                 req.seed = plan.seed;
-                auto ignore = [](std::string_view) { return true; };
+                return req;
+            };
+            auto ignore = [](std::string_view) { return true; };
+            for (const auto& prompt : plan.prompts) {
+                ev.prompt_id = prompt.id;
                 for (int w = 0; w < plan.n_warmup; ++w) {
                     ev.run_index = w;
                     notify("warm-up");
                     try {
-                        be->generate(req, ignore);
+                        be->generate(request_for(prompt), ignore);
                     } catch (const std::exception&) {
                         // The measured run below reports the failure.
                     }
                 }
-                for (int run = 0; run < plan.n_runs; ++run) {
+            }
+            // Runs go round the prompts (run 0 of every prompt, then run 1, ...), so consecutive
+            // requests differ whenever there are several prompts: servers that keep the previous
+            // request's KV cache and reuse its common prefix (llama-cpp-python does, always)
+            // would otherwise skip the whole prefill of a repeated prompt and report a TTFT that
+            // the native engine, which prefills every run, cannot be compared with.
+            for (int run = 0; run < plan.n_runs; ++run) {
+                for (const auto& prompt : plan.prompts) {
+                    ev.prompt_id = prompt.id;
+                    const backends::generation_request req = request_for(prompt);
                     ev.run_index = run;
                     notify("run");
                     run_sample s;
