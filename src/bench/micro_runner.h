@@ -59,6 +59,8 @@ std::vector<micro_case> expand_micro_cases(const micro_plan& plan);
 
 // Runs the plan: report.micro holds one micro_result per case with plan.n_reps rates, or an
 // error saying why the test could not run on that backend. settings.mode is "micro".
+// `create` (tests) replaces the registry; every backend, "native" included, then goes through
+// the backend interface and its reported timings instead of the engine.
 bench_report run_micro_benchmark(
     const micro_plan& plan, const progress_callback& progress = {},
     const std::function<std::unique_ptr<backends::backend>(const std::string&)>& create = {});

@@ -124,8 +124,20 @@ def test_bad_flags(model, args, message):
     assert message in r.stderr, r.stderr
 
 
-def test_native_concurrency_says_what_to_use(model):
+def test_native_concurrency_says_what_to_use(model, schema):
     r = edgellm("bench", "-m", str(model), "--concurrency", "1,2", "-n", "2", "-q", "--json", "-", check=False)
     assert r.returncode == 1
     doc = json.loads(r.stdout)
-    assert all("--batch-sizes" in p["error"] for p in doc["sweeps"])
+    jsonschema.Draft202012Validator(schema).validate(doc)
+    assert [p["n_parallel"] for p in doc["sweeps"]] == [1, 2]
+    assert all("--batch-sizes" in p["error"] and p["latency_ms"] == [] for p in doc["sweeps"])
+
+
+def test_micro_test_beyond_the_context_fails_alone(model, schema):
+    # The tiny shape's context is 512: depth 600 cannot hold the test, depth 0 can.
+    r = edgellm("bench", "-m", str(model), "-p", "16", "-d", "0,600", "-r", "2", "-q", "--json", "-")
+    doc = json.loads(r.stdout)
+    jsonschema.Draft202012Validator(schema).validate(doc)
+    ok, bad = doc["micro"]
+    assert ok["error"] == "" and len(ok["tokens_per_s"]) == 2
+    assert "616 positions" in bad["error"] and bad["tokens_per_s"] == []
