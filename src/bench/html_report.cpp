@@ -31,6 +31,7 @@ section{margin-bottom:28px}
 h2{font-size:18px;margin:0 0 12px;padding-bottom:6px;border-bottom:1px solid #d1d5db}
 h3{font-size:15px;margin:16px 0 8px}
 .note{color:var(--muted);margin:-4px 0 12px}
+ul.note{margin:6px 0 12px}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:10px}
 .card{background:#fff;border:1px solid var(--border);border-radius:8px;padding:10px 14px}
 .card .k{color:var(--muted);font-size:11px;text-transform:uppercase;letter-spacing:.05em}
@@ -43,8 +44,8 @@ figure{margin:0;background:#fff;border:1px solid var(--border);border-radius:8px
 figure svg{width:100%;height:auto;display:block}
 .table-wrap{overflow-x:auto;border:1px solid var(--border);border-radius:8px;background:#fff}
 table{border-collapse:collapse;width:100%;font-size:13px}
-th,td{padding:6px 10px;border-bottom:1px solid var(--border);text-align:left;white-space:nowrap}
-th{background:#f9fafb;font-weight:600}
+th,td{padding:6px 8px;border-bottom:1px solid var(--border);text-align:left;white-space:nowrap}
+th{background:#f9fafb;font-weight:600;white-space:normal;vertical-align:bottom}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 tbody tr:last-child td{border-bottom:none}
 td.err{color:#b91c1c;white-space:normal}
@@ -380,8 +381,11 @@ std::string tables_section(const bench_report& r, const std::vector<group_summar
         const bool gpu_util = any([](const group_summary& g) { return g.gpu_util_pct.n > 0; });
         const bool energy = any([](const group_summary& g) { return g.energy_j_per_token.n > 0; });
         const char* na = "n/a";
-        t.headers = {"backend", "model", "runs", "failed", "latency ms", "min", "max", "p50", "p95", "TTFT ms",
+        t.headers = {"backend", "model", "runs", "latency ms", "min", "max", "p50", "p95", "TTFT ms",
                      "TTFT p95", "prefill tok/s", "decode tok/s", "tokens out"};
+        // One model for every group: named once in the heading, not in a column of repeats.
+        const bool one_model = std::all_of(groups.begin(), groups.end(),
+                                           [&](const group_summary& g) { return g.model == groups.front().model; });
         t.right_align.assign(t.headers.size(), true);
         t.right_align[0] = t.right_align[1] = false;
         // Resources in a table of their own, so neither is wider than the page.
@@ -399,13 +403,18 @@ std::string tables_section(const bench_report& r, const std::vector<group_summar
         res.right_align[0] = res.right_align[1] = false;
         res.right_align[res.headers.size() - 2] = res.right_align.back() = false;
         for (const auto& g : groups) {
-            t.rows.push_back({g.backend, model_label(g.model), std::to_string(g.n_runs), std::to_string(g.n_failed),
+            const bool estimated = std::any_of(r.samples.begin(), r.samples.end(), [&](const run_sample& s) {
+                return s.backend == g.backend && s.model == g.model && s.n_gen_tokens_estimated;
+            });
+            std::string n_runs = std::to_string(g.n_runs);
+            if (g.n_failed) n_runs += fmt::format(" ({} failed)", g.n_failed);
+            t.rows.push_back({g.backend, model_label(g.model), n_runs,
                               stat_cell(g.latency_ms, 1), format_number(g.latency_ms.min, 1),
                               format_number(g.latency_ms.max, 1), format_number(g.latency_ms.p50, 1),
                               format_number(g.latency_ms.p95, 1), stat_cell(g.ttft_ms, 1),
                               format_number(g.ttft_ms.p95, 1), stat_cell(g.prefill_tokens_per_s, 1),
                               stat_cell(g.decode_tokens_per_s, 1),
-                              format_number(g.n_gen_tokens.mean, 1)});
+                              (estimated ? "~" : "") + format_number(g.n_gen_tokens.mean, 1)});
             std::string process, power_from;
             std::vector<double> watts;
             for (const auto& s : r.samples) {
@@ -428,8 +437,17 @@ std::string tables_section(const bench_report& r, const std::vector<group_summar
             row.push_back(power_from.empty() ? na : power_from);
             res.rows.push_back(std::move(row));
         }
-        out += "<h3>Per backend and model</h3>" + html_table(t);
-        out += "<h3>Resources per backend and model</h3>" + html_table(res);
+        std::string of = " per backend and model";
+        if (one_model) {
+            of = " per backend, model " + escape(model_label(groups.front().model));
+            for (auto* table : {&t, &res}) {
+                table->headers.erase(table->headers.begin() + 1);
+                table->right_align.erase(table->right_align.begin() + 1);
+                for (auto& row : table->rows) row.erase(row.begin() + 1);
+            }
+        }
+        out += "<h3>Results" + of + "</h3>" + html_table(t);
+        out += "<h3>Resources" + of + "</h3>" + html_table(res);
         auto notes = resource_notes(r);
         if (!notes.empty()) {
             out += "<ul class=\"note\">";
