@@ -149,8 +149,8 @@ sample resource_monitor::take_sample() {
     } else if (s.gpu_power_w || s.cpu_package_power_w) {
         s.power_w = s.gpu_power_w.value_or(0) + s.cpu_package_power_w.value_or(0);
         power_source_ = s.gpu_power_w && s.cpu_package_power_w ? "nvml gpu + rapl cpu package"
-                        : s.gpu_power_w                         ? "nvml gpu"
-                                                                : "rapl cpu package";
+                        : s.gpu_power_w                        ? "nvml gpu"
+                                                               : "rapl cpu package";
     }
     return s;
 }
@@ -167,11 +167,13 @@ std::optional<double> resource_monitor::rapl_power_w(double t_ms) {
         for (size_t i = 0; i < now.size() && ok; ++i) {
             const auto& a = last_rapl_[i];
             const auto& b = now[i];
-            if (a.path != b.path) ok = false;
+            if (a.path != b.path)
+                ok = false;
             else if (b.energy_uj >= a.energy_uj)
                 joules += static_cast<double>(b.energy_uj - a.energy_uj) / 1e6;
             else if (b.max_energy_range_uj > a.energy_uj)
-                joules += static_cast<double>(b.max_energy_range_uj - a.energy_uj + b.energy_uj) / 1e6;
+                joules +=
+                    static_cast<double>(b.max_energy_range_uj - a.energy_uj + b.energy_uj) / 1e6;
             else
                 ok = false;  // went backwards with no known range: not a measurement
         }

@@ -38,9 +38,9 @@ struct jetson_snapshot {
 
 // One RAPL power zone's cumulative energy counter (intel-rapl:N, a CPU package).
 struct rapl_zone {
-    std::string name;             // "package-0"
-    std::filesystem::path path;   // the zone's directory
-    uint64_t energy_uj = 0;       // energy_uj: microjoules since an arbitrary origin
+    std::string name;                  // "package-0"
+    std::filesystem::path path;        // the zone's directory
+    uint64_t energy_uj = 0;            // energy_uj: microjoules since an arbitrary origin
     uint64_t max_energy_range_uj = 0;  // where energy_uj wraps to 0; 0 when unknown
 };
 
@@ -62,7 +62,7 @@ std::vector<std::pair<std::string, double>> read_thermal_zones(const std::filesy
 std::vector<std::pair<std::string, double>> read_power_rails(const std::filesystem::path& root);
 
 struct sample {
-    double t_ms = 0;  // since the monitor started
+    double t_ms = 0;            // since the monitor started
     bool process_found = true;  // false: the followed process was gone or unreadable
     uint64_t rss_bytes = 0;
     uint64_t peak_rss_bytes = 0;
@@ -72,8 +72,8 @@ struct sample {
     std::optional<double> gpu_utilization_percent;  // the busiest GPU
     std::optional<double> gpu_temperature_c;        // the hottest GPU
     std::optional<double> max_temperature_c;        // the hottest thermal zone
-    std::optional<double> gpu_power_w;          // summed over the GPUs (NVML)
-    std::optional<double> cpu_package_power_w;  // RAPL packages, averaged since the last sample
+    std::optional<double> gpu_power_w;              // summed over the GPUs (NVML)
+    std::optional<double> cpu_package_power_w;      // RAPL packages, averaged since the last sample
     // What the device drew: Jetson board power (VDD_IN, covers CPU and GPU), else the sum of
     // the GPU and CPU package power that could be read; absent when none could.
     std::optional<double> power_w;
@@ -100,7 +100,7 @@ struct summary {
 struct options {
     double interval_ms = 100;
     std::filesystem::path root = "/";
-    int pid = 0;  // the process whose RSS and CPU time are sampled; 0 = this one
+    int pid = 0;                    // the process whose RSS and CPU time are sampled; 0 = this one
     bool cpu_package_power = true;  // read RAPL when readable (never fails when it is not)
     // Milliseconds on a monotonic clock; null = core/timing's now_ms. Tests step it by hand.
     std::function<double()> clock_ms;

@@ -22,7 +22,8 @@ using device::under_root;
 
 proc_snapshot read_proc_snapshot(const std::filesystem::path& root, int pid) {
     proc_snapshot s;
-    const std::string proc_dir = pid > 0 ? "/proc/" + std::to_string(pid) : std::string("/proc/self");
+    const std::string proc_dir =
+        pid > 0 ? "/proc/" + std::to_string(pid) : std::string("/proc/self");
     if (auto status = read_text(under_root(root, proc_dir + "/status"))) {
         s.found = true;
         for (const auto& line : split(*status, '\n')) {
@@ -142,7 +143,8 @@ void listening_inodes(const std::filesystem::path& table, int port, std::vector<
         auto colon = f[1].rfind(':');
         if (colon == std::string::npos) continue;
         try {
-            if (std::stoi(f[1].substr(colon + 1), nullptr, 16) == port && f[9] != "0") out.push_back(f[9]);
+            if (std::stoi(f[1].substr(colon + 1), nullptr, 16) == port && f[9] != "0")
+                out.push_back(f[9]);
         } catch (const std::exception&) {
             continue;  // a malformed line says nothing about the port
         }
@@ -169,18 +171,19 @@ std::optional<int> find_listening_pid(int port, const std::filesystem::path& roo
     std::error_code ec;
     // Processes come and go while /proc is listed; a failed step means "not found", not an error.
     try {
-    for (const auto& proc : std::filesystem::directory_iterator(under_root(root, "/proc"), ec)) {
-        const std::string name = proc.path().filename().string();
-        if (!all_digits(name)) continue;
-        std::error_code fd_ec;
-        for (const auto& fd : std::filesystem::directory_iterator(proc.path() / "fd", fd_ec)) {
-            std::error_code link_ec;
-            auto target = std::filesystem::read_symlink(fd.path(), link_ec).string();
-            if (link_ec) continue;
-            for (const auto& t : targets)
-                if (target == t) return std::stoi(name);
+        for (const auto& proc :
+             std::filesystem::directory_iterator(under_root(root, "/proc"), ec)) {
+            const std::string name = proc.path().filename().string();
+            if (!all_digits(name)) continue;
+            std::error_code fd_ec;
+            for (const auto& fd : std::filesystem::directory_iterator(proc.path() / "fd", fd_ec)) {
+                std::error_code link_ec;
+                auto target = std::filesystem::read_symlink(fd.path(), link_ec).string();
+                if (link_ec) continue;
+                for (const auto& t : targets)
+                    if (target == t) return std::stoi(name);
+            }
         }
-    }
     } catch (const std::exception&) {
         return std::nullopt;
     }
