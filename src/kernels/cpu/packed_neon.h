@@ -1,0 +1,15 @@
+// NEON + dotprod gemms over the x8 packed layouts (packed.h): the declarations the aarch64 op
+// table (ops_neon.cpp) wires in. Compiled only on aarch64.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cpu/packed.h"
+
+namespace edgellm::kernels::cpu {
+
+// One Q4_0 x8 group (packed_q4_0.cpp) times n_tokens act_q8_32 rows; packed_gemm_fn contract.
+void packed_q4_0_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride);
+
+}  // namespace edgellm::kernels::cpu

@@ -1,0 +1,85 @@
+// NEON + dotprod gemm over Q4_0 x8 groups (packed_q4_0.cpp). In each 32-byte chunk k, bytes
+// 16*h .. 16*h+15 hold rows 4h..4h+3, 4 bytes per row, so one sdot by lane k of the activation
+// vector (vdotq_laneq_s32) adds 4 products into each of 4 rows' i32 lanes. The -8 offset of the
+// nibbles is folded in by seeding those lanes with -8 * sum(activations) of the block.
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#include <algorithm>
+
+#include "kernels/cpu/packed_neon.h"
+
+namespace edgellm::kernels::cpu {
+namespace {
+
+constexpr size_t k_block_bytes = 16 + 128;
+
+// The lane index of vdotq_laneq_s32 must be a constant: one unrolled step per chunk K.
+template <int K, int T>
+inline void chunk_step(const uint8_t* g, const int8x16_t* a_lo, const int8x16_t* a_hi, int32x4_t (*s)[2]) {
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    const uint8x16_t c0 = vld1q_u8(g + 16 + 32 * K), c1 = vld1q_u8(g + 16 + 32 * K + 16);
+    const int8x16_t lo0 = vreinterpretq_s8_u8(vandq_u8(c0, m4)), lo1 = vreinterpretq_s8_u8(vandq_u8(c1, m4));
+    const int8x16_t hi0 = vreinterpretq_s8_u8(vshrq_n_u8(c0, 4)), hi1 = vreinterpretq_s8_u8(vshrq_n_u8(c1, 4));
+    for (int t = 0; t < T; ++t) {
+        s[t][0] = vdotq_laneq_s32(s[t][0], lo0, a_lo[t], K);
+        s[t][1] = vdotq_laneq_s32(s[t][1], lo1, a_lo[t], K);
+        s[t][0] = vdotq_laneq_s32(s[t][0], hi0, a_hi[t], K);
+        s[t][1] = vdotq_laneq_s32(s[t][1], hi1, a_hi[t], K);
+    }
+}
+
+// T tokens (<= 4: 4 x (2 i32 + 2 f32 + 2 activation) vectors stay within the 32 registers).
+template <int T>
+void gemm_tile(const uint8_t* g, const act_q8_32* const* a, int64_t nb, float* y, size_t y_stride) {
+    float32x4_t acc[T][2];
+    for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = vdupq_n_f32(0.0f);
+    for (int64_t b = 0; b < nb; ++b, g += k_block_bytes) {
+        const float32x4_t d_lo = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const uint16_t*>(g))));
+        const float32x4_t d_hi = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const uint16_t*>(g) + 4)));
+        int8x16_t a_lo[T], a_hi[T];
+        int32x4_t s[T][2];
+        for (int t = 0; t < T; ++t) {
+            a_lo[t] = vld1q_s8(a[t][b].qs);
+            a_hi[t] = vld1q_s8(a[t][b].qs + 16);
+            s[t][0] = s[t][1] = vdupq_n_s32(-8 * a[t][b].sum);
+        }
+        chunk_step<0, T>(g, a_lo, a_hi, s);
+        chunk_step<1, T>(g, a_lo, a_hi, s);
+        chunk_step<2, T>(g, a_lo, a_hi, s);
+        chunk_step<3, T>(g, a_lo, a_hi, s);
+        for (int t = 0; t < T; ++t) {
+            const float da = a[t][b].d;
+            acc[t][0] = vfmaq_f32(acc[t][0], vcvtq_f32_s32(s[t][0]), vmulq_n_f32(d_lo, da));
+            acc[t][1] = vfmaq_f32(acc[t][1], vcvtq_f32_s32(s[t][1]), vmulq_n_f32(d_hi, da));
+        }
+    }
+    for (int t = 0; t < T; ++t) {
+        vst1q_f32(y + size_t(t) * y_stride, acc[t][0]);
+        vst1q_f32(y + size_t(t) * y_stride + 4, acc[t][1]);
+    }
+}
+
+}  // namespace
+
+void packed_q4_0_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride) {
+    const auto* g = static_cast<const uint8_t*>(group);
+    const auto* ab = static_cast<const uint8_t*>(act);
+    const int64_t nb = n_cols / QK4_0;
+    const act_q8_32* a[4];
+    for (int64_t t = 0; t < n_tokens; t += 4) {
+        const int n = int(std::min<int64_t>(4, n_tokens - t));
+        for (int i = 0; i < n; ++i) a[i] = reinterpret_cast<const act_q8_32*>(ab + size_t(t + i) * act_stride);
+        float* yt = y + size_t(t) * y_stride;
+        switch (n) {
+            case 4: gemm_tile<4>(g, a, nb, yt, y_stride); break;
+            case 3: gemm_tile<3>(g, a, nb, yt, y_stride); break;
+            case 2: gemm_tile<2>(g, a, nb, yt, y_stride); break;
+            default: gemm_tile<1>(g, a, nb, yt, y_stride); break;
+        }
+    }
+}
+
+}  // namespace edgellm::kernels::cpu
+#endif  // __aarch64__

@@ -1,0 +1,61 @@
+// aarch64 only (built by tests/cross): on a CPU with dotprod the dispatcher must pick the NEON
+// table and its packed Q4_0 gemm, so the generic kernel tests really exercise the NEON code; and
+// the packed gemm must stay exact at the extremes of the weight and activation ranges.
+#include <gtest/gtest.h>
+#include <sys/auxv.h>
+
+#include <cstring>
+
+#include "kernel_test_util.h"
+#include "kernels/cpu/packed.h"
+#include "kernels/kernels.h"
+#include "kernels/ref/ref.h"
+#include "quant/fp16.h"
+
+namespace edgellm {
+namespace {
+
+bool cpu_has_dotprod() {
+    const unsigned long hw = getauxval(AT_HWCAP);
+    return (hw & HWCAP_ASIMDDP) && (hw & HWCAP_ASIMDHP);
+}
+
+TEST(NeonDispatch, DotprodCpuUsesTheNeonTable) {
+    if (!cpu_has_dotprod()) GTEST_SKIP() << "this CPU lacks dotprod/fp16: the generic table serves it";
+    ASSERT_NE(kernels::cpu::neon_ops(), nullptr);
+    EXPECT_EQ(kernels::active_impl(), kernels::impl::neon);
+    EXPECT_STREQ(kernels::impl_name(kernels::active_impl()), "neon");
+    bool listed = false;
+    for (const auto& t : test::available_tables()) listed = listed || t.name == "neon";
+    EXPECT_TRUE(listed) << "the kernel tests would not compare the NEON table with the reference";
+    // Q4_0 weights are repacked on this CPU (the NEON packed gemm is the one mul_mat_packed uses).
+    EXPECT_GT(kernels::packed_size(ggml_type::q4_0, 16, 64), 0u);
+    std::printf("active kernel implementation: %s\n", kernels::impl_name(kernels::active_impl()));
+}
+
+// Nibbles 0 and 15 (weights -8 and +7) against activations of +-127: the integer sums are at
+// their largest, and the result must still equal the reference on the same quantized inputs.
+TEST(NeonDispatch, PackedQ4_0IsExactAtTheRangeExtremes) {
+    if (!cpu_has_dotprod()) GTEST_SKIP() << "this CPU lacks dotprod/fp16";
+    const int64_t n_rows = 19, n_cols = 96, n_tokens = 6;
+    std::vector<q4_0_block> w(size_t(n_rows * n_cols / 32));
+    for (size_t i = 0; i < w.size(); ++i) {
+        w[i].d = fp32_to_fp16(0.5f);
+        std::memset(w[i].qs, (i % 3) == 0 ? 0x00 : (i % 3) == 1 ? 0xFF : 0x0F, sizeof w[i].qs);
+    }
+    // +-1 in every position quantizes to +-127 exactly (d = 1/127).
+    std::vector<float> x(size_t(n_cols * n_tokens));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = ((i / 7) % 2) ? 1.0f : -1.0f;
+    std::vector<float> y_ref(size_t(n_rows * n_tokens)), y(y_ref.size());
+    kernels::ref::mul_mat(ggml_type::q4_0, w.data(), n_rows, n_cols, x.data(), n_tokens, y_ref.data());
+
+    const size_t bytes = kernels::packed_size(ggml_type::q4_0, n_rows, n_cols);
+    ASSERT_GT(bytes, 0u);
+    std::vector<uint8_t> packed(bytes);
+    kernels::pack_weights(ggml_type::q4_0, w.data(), n_rows, n_cols, packed.data(), 1);
+    kernels::mul_mat_packed(ggml_type::q4_0, packed.data(), n_rows, n_cols, x.data(), n_tokens, y.data(), 2);
+    for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], y_ref[i], 1e-4 * (1.0 + std::fabs(y_ref[i]))) << "output " << i;
+}
+
+}  // namespace
+}  // namespace edgellm
