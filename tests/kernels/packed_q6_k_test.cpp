@@ -154,6 +154,28 @@ std::string shape_name(const ::testing::TestParamInfo<shape>& info) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, PackedQ6KGemm, ::testing::ValuesIn(shapes()), shape_name);
 
+// A token's result must not depend on the token tile it is computed in (decode vs prefill give
+// the same logits): 13 tokens at once (tiles 8+5 / 4+4+4+1) equal 13 single-token calls bit for bit.
+TEST(PackedQ6K, TokenResultIndependentOfTile) {
+    const auto gemms = runnable_gemms();
+    if (gemms.empty()) GTEST_SKIP() << "this CPU has neither AVX2 nor AVX-512 VNNI";
+    const int64_t n_rows = 16, n_cols = 2 * QK_K, n_tokens = 13;
+    const auto w = test::random_weights(k_type, n_rows, n_cols, 77);
+    const auto x = test::random_floats(size_t(n_cols * n_tokens), 78);
+    const auto packed = pack_groups(w, n_rows, n_cols);
+    for (const auto& [name, gemm] : gemms) {
+        SCOPED_TRACE(name);
+        test::guarded_buffer all(size_t(n_rows * n_tokens));
+        run_groups(gemm, packed, n_rows, n_cols, x, n_tokens, all);
+        for (int64_t t = 0; t < n_tokens; ++t) {
+            const std::vector<float> xt(x.begin() + t * n_cols, x.begin() + (t + 1) * n_cols);
+            test::guarded_buffer one{static_cast<size_t>(n_rows)};
+            run_groups(gemm, packed, n_rows, n_cols, xt, 1, one);
+            EXPECT_EQ(0, std::memcmp(one.data(), all.data() + t * n_rows, size_t(n_rows) * sizeof(float))) << "token " << t;
+        }
+    }
+}
+
 // A Q6_K block with every stored value q, every scale sc and d = 1.
 q6_k_block uniform_block(int q, int sc) {
     q6_k_block b{};
