@@ -64,7 +64,7 @@ trap - EXIT
 
 if [ -n "$chromium" ]; then
     "$chromium" --headless --no-sandbox --disable-gpu --hide-scrollbars --no-first-run \
-        --user-data-dir="$out/.chromium-profile" --window-size=1280,4000 \
+        --user-data-dir="$out/.chromium-profile" --window-size=1280,4300 \
         --screenshot="$out/cmp.png" "file://$out/cmp.html" 2>/dev/null
     echo "screenshot: $out/cmp.png"
 else
