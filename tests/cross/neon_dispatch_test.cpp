@@ -57,5 +57,24 @@ TEST(NeonDispatch, PackedQ4_0IsExactAtTheRangeExtremes) {
     for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], y_ref[i], 1e-4 * (1.0 + std::fabs(y_ref[i]))) << "output " << i;
 }
 
+// Exact ties: with max|x| = 127 the scale is 1, so x = k + 0.5 must round to even as the scalar
+// nearbyint does (a round-half-away conversion would differ here and nowhere else).
+TEST(NeonDispatch, QuantizersRoundTiesToEvenLikeGeneric) {
+    const auto* neon = kernels::cpu::neon_ops();
+    if (!neon) GTEST_SKIP() << "this CPU lacks dotprod/fp16";
+    std::vector<float> x(QK_K);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = (i % 32 == 0) ? 127.0f : float(int(i % 17) - 8) + 0.5f;
+    const auto& gen = kernels::cpu::generic_ops();
+    std::vector<uint8_t> a(size_t(QK_K / 32) * sizeof(kernels::cpu::act_q8_32)), b(a.size());
+    gen.quantize_q8_32(x.data(), a.data(), QK_K);
+    neon->quantize_q8_32(x.data(), b.data(), QK_K);
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size())) << "q8_32";
+    std::vector<uint8_t> c(sizeof(q8_k_block)), d(c.size());
+    gen.quantize_q8_k(x.data(), c.data(), QK_K);
+    neon->quantize_q8_k(x.data(), d.data(), QK_K);
+    EXPECT_EQ(0, std::memcmp(c.data(), d.data(), c.size())) << "q8_k";
+    EXPECT_EQ(reinterpret_cast<const kernels::cpu::act_q8_32*>(b.data())[0].qs[1], -6) << "-6.5 rounds to even";
+}
+
 }  // namespace
 }  // namespace edgellm

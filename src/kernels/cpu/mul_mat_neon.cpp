@@ -40,6 +40,67 @@ float dot_q4_0(const void* wv, const void* av, int64_t n) {
     return vaddvq_f32(vaddq_f32(acc0, acc1));
 }
 
+// The 5th bit of 16 elements of a Q5 block: bits 16*half .. 16*half+15 of qh, as 0x10 per byte.
+inline uint8x16_t q5_high_bits(const uint8_t* qh, int half) {
+    static const uint8_t bit[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    const uint8x16_t b = vcombine_u8(vdup_n_u8(qh[2 * half]), vdup_n_u8(qh[2 * half + 1]));
+    return vandq_u8(vtstq_u8(b, vld1q_u8(bit)), vdupq_n_u8(0x10));
+}
+
+// Q4_1: x = d * q + m; the min meets the activations through their block sum.
+float dot_q4_1(const void* wv, const void* av, int64_t n) {
+    const auto* w = static_cast<const q4_1_block*>(wv);
+    const auto* a = static_cast<const act_q8_32*>(av);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    float corr = 0.0f;
+    for (int64_t b = 0; b < n / 32; ++b) {
+        const uint8x16_t q = vld1q_u8(w[b].qs);
+        int32x4_t p = vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(vandq_u8(q, m4)), vld1q_s8(a[b].qs));
+        p = vdotq_s32(p, vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), vld1q_s8(a[b].qs + 16));
+        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(p), f16(w[b].d) * a[b].d);
+        corr += f16(w[b].m) * (a[b].d * float(a[b].sum));
+    }
+    return vaddvq_f32(acc) + corr;
+}
+
+// Q5_0: x = d * (q - 16), q = nibble | qh bit << 4.
+float dot_q5_0(const void* wv, const void* av, int64_t n) {
+    const auto* w = static_cast<const q5_0_block*>(wv);
+    const auto* a = static_cast<const act_q8_32*>(av);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    for (int64_t b = 0; b < n / 32; ++b) {
+        const uint8x16_t q = vld1q_u8(w[b].qs);
+        const uint8x16_t lo = vorrq_u8(vandq_u8(q, m4), q5_high_bits(w[b].qh, 0));
+        const uint8x16_t hi = vorrq_u8(vshrq_n_u8(q, 4), q5_high_bits(w[b].qh, 1));
+        int32x4_t p = vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(lo), vld1q_s8(a[b].qs));
+        p = vdotq_s32(p, vreinterpretq_s8_u8(hi), vld1q_s8(a[b].qs + 16));
+        p = vsetq_lane_s32(vgetq_lane_s32(p, 0) - 16 * a[b].sum, p, 0);
+        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(p), f16(w[b].d) * a[b].d);
+    }
+    return vaddvq_f32(acc);
+}
+
+// Q5_1: x = d * q + m, q = nibble | qh bit << 4.
+float dot_q5_1(const void* wv, const void* av, int64_t n) {
+    const auto* w = static_cast<const q5_1_block*>(wv);
+    const auto* a = static_cast<const act_q8_32*>(av);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    float corr = 0.0f;
+    for (int64_t b = 0; b < n / 32; ++b) {
+        const uint8x16_t q = vld1q_u8(w[b].qs);
+        const uint8x16_t lo = vorrq_u8(vandq_u8(q, m4), q5_high_bits(w[b].qh, 0));
+        const uint8x16_t hi = vorrq_u8(vshrq_n_u8(q, 4), q5_high_bits(w[b].qh, 1));
+        int32x4_t p = vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(lo), vld1q_s8(a[b].qs));
+        p = vdotq_s32(p, vreinterpretq_s8_u8(hi), vld1q_s8(a[b].qs + 16));
+        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(p), f16(w[b].d) * a[b].d);
+        corr += f16(w[b].m) * (a[b].d * float(a[b].sum));
+    }
+    return vaddvq_f32(acc) + corr;
+}
+
 float dot_q8_0(const void* wv, const void* av, int64_t n) {
     const auto* w = static_cast<const q8_0_block*>(wv);
     const auto* a = static_cast<const act_q8_32*>(av);
@@ -171,6 +232,9 @@ mul_mat_kernel mul_mat_for(ggml_type t) {
         case ggml_type::f32: return {act_format::f32, dot_f32_row};
         case ggml_type::f16: return {act_format::f32, dot_f16};
         case ggml_type::q4_0: return {act_format::q8_32, dot_q4_0};
+        case ggml_type::q4_1: return {act_format::q8_32, dot_q4_1};
+        case ggml_type::q5_0: return {act_format::q8_32, dot_q5_0};
+        case ggml_type::q5_1: return {act_format::q8_32, dot_q5_1};
         case ggml_type::q8_0: return {act_format::q8_32, dot_q8_0};
         case ggml_type::q4_k: return {act_format::q8_k, dot_q4_k};
         case ggml_type::q6_k: return {act_format::q8_k, dot_q6_k};

@@ -1,7 +1,7 @@
 // NEON + dotprod op table for aarch64 (Jetson Orin's Cortex-A78AE and other ARMv8.2-A cores):
-// element-wise ops, softmax and SwiGLU in f32, the mul_mat dots of mul_mat_neon.cpp and the packed
-// Q4_0 gemm. Reached only when the kernel reports dotprod (and fp16) at run time. Activation
-// quantizers, RoPE and attention stay with the generic table / reference.
+// element-wise ops, softmax, SwiGLU and attention in f32, the mul_mat dots of mul_mat_neon.cpp, the
+// activation quantizers of quantize_neon.cpp and the packed Q4_0 gemm. Reached only when the kernel
+// reports dotprod (and fp16) at run time. RoPE stays with the shared driver.
 #if defined(__aarch64__)
 #include <arm_neon.h>
 #include <sys/auxv.h>
@@ -9,13 +9,17 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/error.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/packed_neon.h"
+#include "quant/fp16.h"
 
 namespace edgellm::kernels::cpu {
 namespace neon_detail {
 mul_mat_kernel mul_mat_for(ggml_type t);
 float dot_f32(const float* a, const float* b, int64_t n);
+void quantize_q8_32(const float* x, void* dst, int64_t n);
+void quantize_q8_k(const float* x, void* dst, int64_t n);
 }  // namespace neon_detail
 
 namespace {
@@ -92,6 +96,56 @@ void add(float* y, const float* x, int64_t n) {
     for (; i < n; ++i) y[i] += x[i];
 }
 
+inline float32x4_t load4(const void* base, bool is_f16, int64_t i) {
+    if (is_f16) return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(static_cast<const uint16_t*>(base) + i)));
+    return vld1q_f32(static_cast<const float*>(base) + i);
+}
+
+inline float load1(const void* base, bool is_f16, int64_t i) {
+    return is_f16 ? fp16_to_fp32(static_cast<const fp16_bits*>(base)[i]) : static_cast<const float*>(base)[i];
+}
+
+// Per query head: scores = scale * q.k_j, softmax, out = sum_j p_j v_j, 4 lanes at a time with
+// scalar head_dim tails (the same structure as the AVX2 table).
+void attention(const float* q, const void* k, const void* v, ggml_type kv_type, int64_t n_kv,
+               int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, float* out,
+               float* scratch) {
+    if (kv_type != ggml_type::f32 && kv_type != ggml_type::f16)
+        throw error("attention: KV cache type must be F32 or F16");
+    if (n_head_kv <= 0 || n_head % n_head_kv != 0)
+        throw error("attention: n_head must be a multiple of n_head_kv");
+    const bool f16 = kv_type == ggml_type::f16;
+    const int64_t group = n_head / n_head_kv;
+    const int64_t kv_stride = n_head_kv * head_dim;
+    for (int64_t h = 0; h < n_head; ++h) {
+        const int64_t base = (h / group) * head_dim;
+        const float* qh = q + h * head_dim;
+        for (int64_t j = 0; j < n_kv; ++j) {
+            const int64_t off = j * kv_stride + base;
+            float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
+            int64_t d = 0;
+            for (; d + 8 <= head_dim; d += 8) {
+                acc0 = vfmaq_f32(acc0, vld1q_f32(qh + d), load4(k, f16, off + d));
+                acc1 = vfmaq_f32(acc1, vld1q_f32(qh + d + 4), load4(k, f16, off + d + 4));
+            }
+            for (; d + 4 <= head_dim; d += 4) acc0 = vfmaq_f32(acc0, vld1q_f32(qh + d), load4(k, f16, off + d));
+            float s = vaddvq_f32(vaddq_f32(acc0, acc1));
+            for (; d < head_dim; ++d) s += qh[d] * load1(k, f16, off + d);
+            scratch[j] = s * scale;
+        }
+        softmax(scratch, n_kv);
+        float* oh = out + h * head_dim;
+        for (int64_t d = 0; d < head_dim; ++d) oh[d] = 0.0f;
+        for (int64_t j = 0; j < n_kv; ++j) {
+            const int64_t off = j * kv_stride + base;
+            const float p = scratch[j];
+            int64_t d = 0;
+            for (; d + 4 <= head_dim; d += 4) vst1q_f32(oh + d, vfmaq_n_f32(vld1q_f32(oh + d), load4(v, f16, off + d), p));
+            for (; d < head_dim; ++d) oh[d] += p * load1(v, f16, off + d);
+        }
+    }
+}
+
 packed_gemm_fn packed_gemm_for(ggml_type t) {
     switch (t) {
         case ggml_type::q4_0: return packed_q4_0_gemm_neon;
@@ -110,11 +164,14 @@ const isa_ops* neon_ops() {
         o.id = impl::neon;
         o.mul_mat_for = neon_detail::mul_mat_for;
         o.packed_gemm_for = packed_gemm_for;
+        o.quantize_q8_32 = neon_detail::quantize_q8_32;
+        o.quantize_q8_k = neon_detail::quantize_q8_k;
         o.dot_f32 = dot_f32;
         o.rms_norm = rms_norm;
         o.softmax = softmax;
         o.swiglu = swiglu;
         o.add = add;
+        o.attention = attention;
         return &o;
     }();
     return ops;
