@@ -8,6 +8,8 @@
 
 #include "kernel_test_util.h"
 #include "kernels/cpu/packed.h"
+#include "kernels/cpu/packed_neon.h"
+#include "kernels/cpu/packed_q8_0.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/ref.h"
 #include "quant/fp16.h"
@@ -74,6 +76,58 @@ TEST(NeonDispatch, QuantizersRoundTiesToEvenLikeGeneric) {
     neon->quantize_q8_k(x.data(), d.data(), QK_K);
     EXPECT_EQ(0, std::memcmp(c.data(), d.data(), c.size())) << "q8_k";
     EXPECT_EQ(reinterpret_cast<const kernels::cpu::act_q8_32*>(b.data())[0].qs[1], -6) << "-6.5 rounds to even";
+}
+
+// The Q8_0 gemm is not reached through the registry until packed_layout_for() returns the Q8_0
+// layout, so it is checked here directly: one group against n_tokens activation rows, compared
+// with the exact integer dot of the same quantized values (d_w * d_a * sum(w * a) in double).
+// Random weights, then weights at -128 / 127 against activations of +-127.
+TEST(NeonDispatch, PackedQ8_0GemmEqualsTheIntegerDot) {
+    if (!kernels::cpu::neon_ops()) GTEST_SKIP() << "this CPU lacks dotprod/fp16";
+    const auto& l = kernels::cpu::packed_q8_0_layout();
+    for (const bool extreme : {false, true})
+        for (const int n_blocks : {1, 3})
+            for (const int n_tokens : {1, 2, 3, 5, 8, 9, 13}) {
+                SCOPED_TRACE("extreme " + std::to_string(extreme) + " blocks " + std::to_string(n_blocks) + " tokens " +
+                             std::to_string(n_tokens));
+                const int64_t n_cols = 32 * n_blocks;
+                auto w = test::random_weights(ggml_type::q8_0, 8, n_cols, uint32_t(n_blocks * 31 + n_tokens));
+                auto x = test::random_floats(size_t(n_cols * n_tokens), uint32_t(n_tokens + 7));
+                auto* blocks = reinterpret_cast<q8_0_block*>(w.data());
+                if (extreme) {
+                    for (int64_t i = 0; i < 8 * n_blocks; ++i)
+                        for (int j = 0; j < 32; ++j) blocks[i].qs[j] = int8_t((i + j) % 2 ? 127 : -128);
+                    for (size_t i = 0; i < x.size(); ++i) x[i] = (i / 3) % 2 ? 1.0f : -1.0f;
+                }
+                std::vector<kernels::cpu::act_q8_32> act(size_t(n_blocks * n_tokens));
+                for (int t = 0; t < n_tokens; ++t)
+                    kernels::cpu::generic_ops().quantize_q8_32(x.data() + t * n_cols, act.data() + t * n_blocks, n_cols);
+                std::vector<uint8_t> group(l.group_bytes(n_cols));
+                l.pack(w.data(), row_size(ggml_type::q8_0, n_cols), n_cols, group.data());
+                test::guarded_buffer y(size_t(8 * n_tokens));
+                kernels::cpu::packed_q8_0_gemm_neon(group.data(), act.data(), n_blocks * sizeof(kernels::cpu::act_q8_32),
+                                                    n_tokens, n_cols, y.data(), 8);
+                EXPECT_TRUE(y.guards_intact());
+                for (int t = 0; t < n_tokens; ++t)
+                    for (int r = 0; r < 8; ++r) {
+                        double want = 0.0;
+                        for (int b = 0; b < n_blocks; ++b) {
+                            const q8_0_block& wb = blocks[r * n_blocks + b];
+                            const auto& ab = act[size_t(t * n_blocks + b)];
+                            int64_t dot = 0;
+                            for (int j = 0; j < 32; ++j) dot += int64_t(wb.qs[j]) * ab.qs[j];
+                            want += double(fp16_to_fp32(wb.d)) * ab.d * double(dot);
+                        }
+                        const float got = y.data()[t * 8 + r];
+                        double scale = 0.0;  // sum of |terms|: the f32 rounding of the block sums follows it
+                        for (int b = 0; b < n_blocks; ++b) {
+                            const q8_0_block& wb = blocks[r * n_blocks + b];
+                            const auto& ab = act[size_t(t * n_blocks + b)];
+                            scale += std::fabs(double(fp16_to_fp32(wb.d)) * ab.d) * 32 * 128 * 127;
+                        }
+                        EXPECT_NEAR(got, want, 1e-6 * scale) << "token " << t << " row " << r;
+                    }
+            }
 }
 
 }  // namespace
