@@ -9,6 +9,7 @@
 #include "kernel_test_util.h"
 #include "kernels/cpu/packed.h"
 #include "kernels/cpu/packed_neon.h"
+#include "kernels/cpu/packed_q6_k.h"
 #include "kernels/cpu/packed_q8_0.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/ref.h"
@@ -127,6 +128,56 @@ TEST(NeonDispatch, PackedQ8_0GemmEqualsTheIntegerDot) {
                         }
                         EXPECT_NEAR(got, want, 1e-6 * scale) << "token " << t << " row " << r;
                     }
+            }
+}
+
+// The same for the Q6_K gemm, against the exactly dequantized weights (the reference's get_row)
+// times the quantized activations: random weights, then every 6-bit value 0 or 63 with scales
+// of -128 / 127 against activations of +-127.
+TEST(NeonDispatch, PackedQ6_KGemmEqualsTheDequantizedDot) {
+    if (!kernels::cpu::neon_ops()) GTEST_SKIP() << "this CPU lacks dotprod/fp16";
+    const auto& l = kernels::cpu::packed_q6_k_layout();
+    for (const bool extreme : {false, true})
+        for (const int n_blocks : {1, 2})
+            for (const int n_tokens : {1, 2, 3, 5, 8, 9}) {
+                SCOPED_TRACE("extreme " + std::to_string(extreme) + " blocks " + std::to_string(n_blocks) + " tokens " +
+                             std::to_string(n_tokens));
+                const int64_t n_cols = int64_t(QK_K) * n_blocks;
+                auto w = test::random_weights(ggml_type::q6_k, 8, n_cols, uint32_t(n_blocks * 17 + n_tokens));
+                auto x = test::random_floats(size_t(n_cols * n_tokens), uint32_t(n_tokens + 3));
+                if (extreme) {
+                    auto* blocks = reinterpret_cast<q6_k_block*>(w.data());
+                    for (int64_t i = 0; i < 8 * n_blocks; ++i) {
+                        std::memset(blocks[i].ql, (i % 2) ? 0xFF : 0x00, sizeof blocks[i].ql);
+                        std::memset(blocks[i].qh, (i % 2) ? 0xFF : 0x00, sizeof blocks[i].qh);
+                        for (int s = 0; s < 16; ++s) blocks[i].scales[s] = int8_t(s % 2 ? 127 : -128);
+                        blocks[i].d = fp32_to_fp16(0.001f);
+                    }
+                    for (size_t i = 0; i < x.size(); ++i) x[i] = (i / 5) % 2 ? 1.0f : -1.0f;
+                }
+                std::vector<q8_k_block> act(size_t(n_blocks * n_tokens));
+                for (int t = 0; t < n_tokens; ++t)
+                    kernels::cpu::generic_ops().quantize_q8_k(x.data() + t * n_cols, act.data() + t * n_blocks, n_cols);
+                std::vector<uint8_t> group(l.group_bytes(n_cols));
+                l.pack(w.data(), row_size(ggml_type::q6_k, n_cols), n_cols, group.data());
+                test::guarded_buffer y(size_t(8 * n_tokens));
+                kernels::cpu::packed_q6_k_gemm_neon(group.data(), act.data(), n_blocks * sizeof(q8_k_block), n_tokens,
+                                                    n_cols, y.data(), 8);
+                EXPECT_TRUE(y.guards_intact());
+                std::vector<float> wrow(static_cast<size_t>(n_cols));
+                for (int r = 0; r < 8; ++r) {
+                    kernels::ref::get_row(ggml_type::q6_k, w.data(), n_cols, r, wrow.data());
+                    for (int t = 0; t < n_tokens; ++t) {
+                        double want = 0.0, scale = 0.0;
+                        for (int64_t c = 0; c < n_cols; ++c) {
+                            const auto& ab = act[size_t(t * n_blocks + c / QK_K)];
+                            const double term = double(wrow[size_t(c)]) * ab.d * ab.qs[c % QK_K];
+                            want += term;
+                            scale += std::fabs(term);
+                        }
+                        EXPECT_NEAR(y.data()[t * 8 + r], want, 1e-5 * scale + 1e-30) << "token " << t << " row " << r;
+                    }
+                }
             }
 }
 
