@@ -121,11 +121,64 @@ float dot_q8_0(const void* wv, const void* av, int64_t n) {
 }
 
 // Q4_K: per super-block x = d*sc[j]*q - dmin*m[j] over 8 sub-blocks of 32; the mins meet the
-// activations through the precomputed 16-element sums (bsums).
-float dot_q4_k(const void* wv, const void* av, int64_t n) {
+// activations through the precomputed 16-element sums (bsums). T tokens at once (prefill tiles):
+// the weights are unpacked once per block for all of them.
+template <int T>
+void q4_k_tile(const void* wv, const uint8_t* act, size_t act_stride, int64_t n, float* y, size_t y_stride) {
     const auto* w = static_cast<const q4_k_block*>(wv);
-    const auto* a = static_cast<const q8_k_block*>(av);
+    const q8_k_block* a[T];
+    for (int t = 0; t < T; ++t) a[t] = reinterpret_cast<const q8_k_block*>(act + size_t(t) * act_stride);
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    float32x4_t acc[T];
+    float corr[T];
+    for (int t = 0; t < T; ++t) {
+        acc[t] = vdupq_n_f32(0.0f);
+        corr[t] = 0.0f;
+    }
+    for (int64_t b = 0; b < n / QK_K; ++b) {
+        uint8_t sc[8], mn[8];
+        for (int j = 0; j < 8; ++j) k4_scale_min(j, w[b].scales, &sc[j], &mn[j]);
+        int32x4_t sumi[T];
+        for (int t = 0; t < T; ++t) sumi[t] = vdupq_n_s32(0);
+        for (int j = 0; j < 4; ++j) {
+            const uint8x16_t q0 = vld1q_u8(w[b].qs + 32 * j), q1 = vld1q_u8(w[b].qs + 32 * j + 16);
+            const int8x16_t l0 = vreinterpretq_s8_u8(vandq_u8(q0, m4)), l1 = vreinterpretq_s8_u8(vandq_u8(q1, m4));
+            const int8x16_t h0 = vreinterpretq_s8_u8(vshrq_n_u8(q0, 4)), h1 = vreinterpretq_s8_u8(vshrq_n_u8(q1, 4));
+            for (int t = 0; t < T; ++t) {
+                const int8_t* y8 = a[t][b].qs + 64 * j;
+                const int32x4_t plo = vdotq_s32(vdotq_s32(vdupq_n_s32(0), l0, vld1q_s8(y8)), l1, vld1q_s8(y8 + 16));
+                const int32x4_t phi = vdotq_s32(vdotq_s32(vdupq_n_s32(0), h0, vld1q_s8(y8 + 32)), h1, vld1q_s8(y8 + 48));
+                sumi[t] = vmlaq_n_s32(vmlaq_n_s32(sumi[t], plo, sc[2 * j]), phi, sc[2 * j + 1]);
+            }
+        }
+        const float d = f16(w[b].d), dmin = f16(w[b].dmin);
+        for (int t = 0; t < T; ++t) {
+            int mins = 0;
+            for (int j = 0; j < 8; ++j) mins += mn[j] * (a[t][b].bsums[2 * j] + a[t][b].bsums[2 * j + 1]);
+            acc[t] = vfmaq_n_f32(acc[t], vcvtq_f32_s32(sumi[t]), a[t][b].d * d);
+            corr[t] += a[t][b].d * dmin * float(mins);
+        }
+    }
+    for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = vaddvq_f32(acc[t]) - corr[t];
+}
+
+float dot_q4_k(const void* wv, const void* av, int64_t n) {
+    float y;
+    q4_k_tile<1>(wv, static_cast<const uint8_t*>(av), 0, n, &y, 0);
+    return y;
+}
+
+template <int T>
+void dot_q4_k_n(const void* w, const void* act, size_t act_stride, int64_t n, float* y, size_t y_stride) {
+    q4_k_tile<T>(w, static_cast<const uint8_t*>(act), act_stride, n, y, y_stride);
+}
+
+// Q5_K: Q4_K with a 5th bit per weight from qh: bit 2j of qh[l] for element 64j + l, bit 2j+1
+// for element 64j + 32 + l.
+float dot_q5_k(const void* wv, const void* av, int64_t n) {
+    const auto* w = static_cast<const q5_k_block*>(wv);
+    const auto* a = static_cast<const q8_k_block*>(av);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), bit = vdupq_n_u8(0x10);
     float32x4_t acc = vdupq_n_f32(0.0f);
     float corr = 0.0f;
     for (int64_t b = 0; b < n / QK_K; ++b) {
@@ -133,16 +186,21 @@ float dot_q4_k(const void* wv, const void* av, int64_t n) {
         for (int j = 0; j < 8; ++j) k4_scale_min(j, w[b].scales, &sc[j], &mn[j]);
         int mins = 0;
         for (int j = 0; j < 8; ++j) mins += mn[j] * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
+        // qh shifted right as j advances, so its bits 0 and 1 are always the ones in use.
+        uint8x16_t qh0 = vld1q_u8(w[b].qh), qh1 = vld1q_u8(w[b].qh + 16);
         int32x4_t sumi = vdupq_n_s32(0);
         for (int j = 0; j < 4; ++j) {
             const uint8x16_t q0 = vld1q_u8(w[b].qs + 32 * j), q1 = vld1q_u8(w[b].qs + 32 * j + 16);
-            const int8_t* y = a[b].qs + 64 * j;
-            int32x4_t plo = vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(vandq_u8(q0, m4)), vld1q_s8(y));
-            plo = vdotq_s32(plo, vreinterpretq_s8_u8(vandq_u8(q1, m4)), vld1q_s8(y + 16));
-            int32x4_t phi = vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(vshrq_n_u8(q0, 4)), vld1q_s8(y + 32));
-            phi = vdotq_s32(phi, vreinterpretq_s8_u8(vshrq_n_u8(q1, 4)), vld1q_s8(y + 48));
-            sumi = vmlaq_n_s32(sumi, plo, sc[2 * j]);
-            sumi = vmlaq_n_s32(sumi, phi, sc[2 * j + 1]);
+            const int8x16_t l0 = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q0, m4), vandq_u8(vshlq_n_u8(qh0, 4), bit)));
+            const int8x16_t l1 = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q1, m4), vandq_u8(vshlq_n_u8(qh1, 4), bit)));
+            const int8x16_t h0 = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q0, 4), vandq_u8(vshlq_n_u8(qh0, 3), bit)));
+            const int8x16_t h1 = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q1, 4), vandq_u8(vshlq_n_u8(qh1, 3), bit)));
+            qh0 = vshrq_n_u8(qh0, 2);
+            qh1 = vshrq_n_u8(qh1, 2);
+            const int8_t* y8 = a[b].qs + 64 * j;
+            const int32x4_t plo = vdotq_s32(vdotq_s32(vdupq_n_s32(0), l0, vld1q_s8(y8)), l1, vld1q_s8(y8 + 16));
+            const int32x4_t phi = vdotq_s32(vdotq_s32(vdupq_n_s32(0), h0, vld1q_s8(y8 + 32)), h1, vld1q_s8(y8 + 48));
+            sumi = vmlaq_n_s32(vmlaq_n_s32(sumi, plo, sc[2 * j]), phi, sc[2 * j + 1]);
         }
         acc = vfmaq_n_f32(acc, vcvtq_f32_s32(sumi), a[b].d * f16(w[b].d));
         corr += a[b].d * f16(w[b].dmin) * float(mins);
@@ -236,7 +294,8 @@ mul_mat_kernel mul_mat_for(ggml_type t) {
         case ggml_type::q5_0: return {act_format::q8_32, dot_q5_0};
         case ggml_type::q5_1: return {act_format::q8_32, dot_q5_1};
         case ggml_type::q8_0: return {act_format::q8_32, dot_q8_0};
-        case ggml_type::q4_k: return {act_format::q8_k, dot_q4_k};
+        case ggml_type::q4_k: return {act_format::q8_k, dot_q4_k, {nullptr, dot_q4_k_n<2>, dot_q4_k_n<3>, dot_q4_k_n<4>}};
+        case ggml_type::q5_k: return {act_format::q8_k, dot_q5_k};
         case ggml_type::q6_k: return {act_format::q8_k, dot_q6_k};
         default: return {};
     }
