@@ -40,6 +40,14 @@ if [[ " ${tests[*]} " == *" mul_mat_test "* ]]; then
     failed+=("mul_mat_test(EDGELLM_FORCE_REF=1)")
 fi
 
+# A core without dotprod (Cortex-A72, e.g. Raspberry Pi 4) must fall back to the generic table:
+# the quick suites again there (the NEON-specific tests skip themselves).
+for t in ops_test packed_test neon_dispatch_test; do
+  [[ " ${tests[*]} " == *" $t "* ]] || continue
+  echo "=== $t (qemu-aarch64 -cpu cortex-a72, no dotprod)"
+  qemu-aarch64 -cpu cortex-a72 -L "$sysroot" "$build_dir/$t" --gtest_brief=1 || failed+=("$t(cortex-a72)")
+done
+
 if [ ${#failed[@]} -gt 0 ]; then
   echo "cross-test aarch64: FAILED: ${failed[*]}" >&2
   exit 1
