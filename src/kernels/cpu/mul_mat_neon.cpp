@@ -284,6 +284,8 @@ float dot_f32_row(const void* w, const void* x, int64_t n) {
 }
 }  // namespace
 
+mul_mat_kernel low_bit_k_kernel(ggml_type t);  // mul_mat_k_neon.cpp
+
 // Types without a NEON dot return an empty kernel: the driver falls back to the generic table.
 mul_mat_kernel mul_mat_for(ggml_type t) {
     switch (t) {
@@ -296,6 +298,8 @@ mul_mat_kernel mul_mat_for(ggml_type t) {
         case ggml_type::q8_0: return {act_format::q8_32, dot_q8_0};
         case ggml_type::q4_k: return {act_format::q8_k, dot_q4_k, {nullptr, dot_q4_k_n<2>, dot_q4_k_n<3>, dot_q4_k_n<4>}};
         case ggml_type::q5_k: return {act_format::q8_k, dot_q5_k};
+        case ggml_type::q2_k:
+        case ggml_type::q3_k: return low_bit_k_kernel(t);
         case ggml_type::q6_k: return {act_format::q8_k, dot_q6_k};
         default: return {};
     }
