@@ -265,6 +265,23 @@ float dot_f16(const void* wv, const void* xv, int64_t n) {
     return s;
 }
 
+// BF16 is the top half of an f32: widen each value into the high 16 bits.
+float dot_bf16(const void* wv, const void* xv, int64_t n) {
+    const auto* w = static_cast<const uint16_t*>(wv);
+    const auto* x = static_cast<const float*>(xv);
+    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
+    auto load = [&](int64_t k) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(w + k), 16)); };
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        acc0 = vfmaq_f32(acc0, load(i), vld1q_f32(x + i));
+        acc1 = vfmaq_f32(acc1, load(i + 4), vld1q_f32(x + i + 4));
+    }
+    for (; i + 4 <= n; i += 4) acc0 = vfmaq_f32(acc0, load(i), vld1q_f32(x + i));
+    float s = vaddvq_f32(vaddq_f32(acc0, acc1));
+    for (; i < n; ++i) s += bf16_to_fp32(w[i]) * x[i];
+    return s;
+}
+
 }  // namespace
 
 float dot_f32(const float* a, const float* b, int64_t n) {
@@ -291,6 +308,7 @@ mul_mat_kernel mul_mat_for(ggml_type t) {
     switch (t) {
         case ggml_type::f32: return {act_format::f32, dot_f32_row};
         case ggml_type::f16: return {act_format::f32, dot_f16};
+        case ggml_type::bf16: return {act_format::f32, dot_bf16};
         case ggml_type::q4_0: return {act_format::q8_32, dot_q4_0};
         case ggml_type::q4_1: return {act_format::q8_32, dot_q4_1};
         case ggml_type::q5_0: return {act_format::q8_32, dot_q5_0};
