@@ -1,5 +1,6 @@
 // GGUF v3 writer: serialises metadata and tensor infos, then streams tensor data (each tensor
 // zero-padded to the alignment, as gguf-py does) so large models never sit in memory twice.
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -194,7 +195,9 @@ std::vector<uint8_t> writer::header_bytes() const {
         s.put<uint64_t>(offset);
         offset += t.size_bytes + pad_to(t.size_bytes, alignment_);
     }
-    out.resize(out.size() + pad_to(out.size(), alignment_), 0);
+    // Only a data section needs aligning: a tensor-less (vocab-only) file ends right here, so a
+    // huge general.alignment never turns into gigabytes of padding.
+    if (!tensors_.empty()) out.resize(out.size() + pad_to(out.size(), alignment_), 0);
     return out;
 }
 
@@ -223,7 +226,10 @@ void writer::write(const std::string& path) const {
     try {
         const std::vector<uint8_t> header = header_bytes();
         put(header.data(), header.size());
-        const std::vector<uint8_t> zeros(alignment_, 0);
+        const std::vector<uint8_t> zeros(std::min<uint64_t>(alignment_, 1 << 16), 0);
+        auto put_zeros = [&](uint64_t n) {
+            for (uint64_t k; n; n -= k) put(zeros.data(), k = std::min<uint64_t>(n, zeros.size()));
+        };
         std::vector<uint8_t> scratch;
         for (const auto& t : tensors_) {
             if (t.fill) {
@@ -233,7 +239,7 @@ void writer::write(const std::string& path) const {
             } else {
                 put(t.data.data(), t.data.size());
             }
-            put(zeros.data(), pad_to(t.size_bytes, alignment_));
+            put_zeros(pad_to(t.size_bytes, alignment_));
         }
         if (std::fflush(f.get()) != 0) throw error("cannot write '" + tmp + "': " + std::strerror(errno));
         if (std::fclose(f.release()) != 0) throw error("cannot close '" + tmp + "': " + std::strerror(errno));

@@ -84,6 +84,9 @@ CASES = {
     "array_nested_too_deep": (deep_array(12), "reject", "deep"),
     "alignment_not_u32": (header(0, 1) + kv("general.alignment", U64, u64(32)), "reject", "general.alignment"),
     "alignment_zero": (header(0, 1) + kv("general.alignment", U32, u32(0)), "reject", "general.alignment"),
+    # Found by libFuzzer: a legal 2^31 alignment on a tensor-less file must not make the
+    # round-trip writer allocate 2 GiB of padding.
+    "alignment_2g_no_tensors": (header(0, 1) + kv("general.alignment", U32, u32(1 << 31)), "accept", ""),
     "alignment_not_power_of_two": (header(0, 1) + kv("general.alignment", U32, u32(24)), "reject", "general.alignment"),
     "tensor_name_past_end": (header(1, 0) + u64(1 << 50) + bytes(40), "reject", "tensor[0].name"),
     "truncated_tensor_info": ((header(1, 0) + tinfo("blk.0.weight", [8], F32T, 0))[:-4], "reject", "offset"),

@@ -126,8 +126,9 @@ TEST(EngineForward, SequencesInOneBatchAreIndependent) {
     size_t out = 0;
     for (size_t i = 0; i < 5; ++i) {
         EXPECT_LT(max_abs_diff(&logits[out++ * n_vocab], &want_a[i * n_vocab], n_vocab), 1e-4f) << "seq 0 pos " << i;
-        if (i < other.size())
+        if (i < other.size()) {
             EXPECT_LT(max_abs_diff(&logits[out++ * n_vocab], &want_b[i * n_vocab], n_vocab), 1e-4f) << "seq 1 pos " << i;
+        }
     }
     EXPECT_EQ(eng.kv().seq_len(0), 5);
     EXPECT_EQ(eng.kv().seq_len(1), 4);

@@ -193,6 +193,23 @@ TEST(GgufRoundTrip, CustomAlignmentIsHonoured) {
     EXPECT_EQ(rewrite(f).to_bytes(), bytes);
 }
 
+// A fuzzer find: a tensor-less file with a legal but huge alignment (2^31) once made the writer
+// pad the header to 2 GiB. Without a data section there is nothing to align.
+TEST(GgufRoundTrip, HugeAlignmentWithoutTensorsWritesNoPadding) {
+    writer w;
+    w.set("general.architecture", value::make_string("llama"));
+    w.set_alignment(1u << 31);
+    const auto bytes = w.to_bytes();
+    EXPECT_LT(bytes.size(), 4096u);
+    const file f = file::from_memory(bytes.data(), bytes.size());
+    EXPECT_EQ(f.alignment(), 1u << 31);
+    EXPECT_EQ(rewrite(f).to_bytes(), bytes);
+    const auto dir = test::temp_dir("gguf-align");
+    w.write((dir / "a.gguf").string());
+    EXPECT_EQ(std::filesystem::file_size(dir / "a.gguf"), bytes.size());
+    std::filesystem::remove_all(dir);
+}
+
 TEST(GgufRoundTrip, StreamedFileEqualsInMemoryBytesAndLazyTensorsFill) {
     writer w = make_everything_writer();
     w.add_tensor_lazy("lazy", ggml_type::q6_k, {256, 3}, [](uint8_t* dst, size_t n) {
