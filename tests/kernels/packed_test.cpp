@@ -31,7 +31,8 @@ std::vector<ggml_type> packed_types() {
 }
 
 TEST(Packed, TheCommonDecodeTypesHaveALayout) {
-    EXPECT_NE(packed_layout_for(ggml_type::q4_0), nullptr);
+    for (auto t : {ggml_type::q4_0, ggml_type::q8_0, ggml_type::q6_k})
+        EXPECT_NE(packed_layout_for(t), nullptr) << type_traits(t).name;
 }
 
 // (type, blocks per row, n_rows, n_tokens)

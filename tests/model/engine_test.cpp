@@ -259,13 +259,18 @@ TEST(EngineErrors, WeightsPlusCacheAboveTheMemoryBudgetAreRefused) {
 }
 
 // Repacked weights (the default) and the file's own layout give the same next-token choice at
-// every position and logits within the activation-quantization noise, for a packed type with
-// row counts that leave tail rows (67-token vocabulary, 96-wide FFN).
-TEST(EngineForward, RepackedWeightsMatchTheFileLayout) {
+// every position and logits within the activation-quantization noise, for every packed type,
+// with row counts that leave tail rows (67-token vocabulary; 96-wide FFN where the block size
+// allows). K-quants need 256-wide rows, so their model is 256 wide.
+class EngineRepack : public ::testing::TestWithParam<ggml_type> {};
+
+TEST_P(EngineRepack, RepackedWeightsMatchTheFileLayout) {
     tiny_model_spec s;
-    s.weight_type = ggml_type::q4_0;
-    s.n_embd = 128;
-    const auto path = tiny_model("repack", s);
+    s.weight_type = GetParam();
+    const bool k_quant = type_traits(s.weight_type).block_size == 256;
+    s.n_embd = k_quant ? 256 : 128;
+    s.n_ff = k_quant ? 256 : 96;
+    const auto path = tiny_model("repack-" + std::string(type_name(s.weight_type)), s);
     engine::engine_params ep;
     ep.model_path = path.string();
     ep.n_threads = 2;
@@ -293,6 +298,8 @@ TEST(EngineForward, RepackedWeightsMatchTheFileLayout) {
         EXPECT_EQ(std::max_element(pa, pa + n_vocab) - pa, std::max_element(pb, pb + n_vocab) - pb) << "position " << t;
     }
 }
+INSTANTIATE_TEST_SUITE_P(PackedTypes, EngineRepack, ::testing::Values(ggml_type::q4_0, ggml_type::q8_0, ggml_type::q6_k),
+                         [](const auto& info) { return std::string(type_name(info.param)); });
 
 }  // namespace
 }  // namespace edgellm::test

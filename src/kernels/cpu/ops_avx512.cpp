@@ -6,6 +6,8 @@
 
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/packed.h"
+#include "kernels/cpu/packed_q6_k.h"
+#include "kernels/cpu/packed_q8_0.h"
 
 namespace edgellm::kernels::cpu {
 namespace avx2_detail {
@@ -100,6 +102,8 @@ float dot_q8_0_1(const void* wv, const void* av, int64_t n) {
 packed_gemm_fn packed_gemm_for(ggml_type t) {
     switch (t) {
         case ggml_type::q4_0: return packed_q4_0_gemm_avx512;
+        case ggml_type::q8_0: return packed_q8_0_gemm_avx512;
+        case ggml_type::q6_k: return packed_q6_k_gemm_avx512;
         default: return avx2_ops()->packed_gemm_for(t);
     }
 }
