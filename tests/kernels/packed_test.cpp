@@ -31,7 +31,7 @@ std::vector<ggml_type> packed_types() {
 }
 
 TEST(Packed, TheCommonDecodeTypesHaveALayout) {
-    for (auto t : {ggml_type::q4_0, ggml_type::q8_0, ggml_type::q6_k})
+    for (auto t : {ggml_type::q4_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k})
         EXPECT_NE(packed_layout_for(t), nullptr) << type_traits(t).name;
 }
 

@@ -259,7 +259,7 @@ TEST(EngineErrors, WeightsPlusCacheAboveTheMemoryBudgetAreRefused) {
 }
 
 // Repacked weights (the default) and the file's own layout give the same next-token choice at
-// every position and logits within the activation-quantization noise, for every packed type,
+// every position (up to near-ties) and logits within the activation-quantization noise, for every packed type,
 // with row counts that leave tail rows (67-token vocabulary; 96-wide FFN where the block size
 // allows). K-quants need 256-wide rows, so their model is 256 wide.
 class EngineRepack : public ::testing::TestWithParam<ggml_type> {};
@@ -295,10 +295,14 @@ TEST_P(EngineRepack, RepackedWeightsMatchTheFileLayout) {
     for (size_t t = 0; t < k_prompt.size(); ++t) {
         const auto* pa = &a[t * n_vocab];
         const auto* pb = &b[t * n_vocab];
-        EXPECT_EQ(std::max_element(pa, pa + n_vocab) - pa, std::max_element(pb, pb + n_vocab) - pb) << "position " << t;
+        const auto ia = std::max_element(pa, pa + n_vocab) - pa, ib = std::max_element(pb, pb + n_vocab) - pb;
+        // The choices may differ only at a near-tie: when every logit moved by at most delta,
+        // the plain layout's top two were within 2 * delta (seen on Q4_K: 0.0033 apart).
+        const float delta = max_abs_diff(pa, pb, n_vocab);
+        if (ia != ib) EXPECT_LE(pb[ib] - pb[ia], 2 * delta) << "position " << t << ": token " << ia << " vs " << ib;
     }
 }
-INSTANTIATE_TEST_SUITE_P(PackedTypes, EngineRepack, ::testing::Values(ggml_type::q4_0, ggml_type::q8_0, ggml_type::q6_k),
+INSTANTIATE_TEST_SUITE_P(PackedTypes, EngineRepack, ::testing::Values(ggml_type::q4_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k),
                          [](const auto& info) { return std::string(type_name(info.param)); });
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/packed.h"
+#include "kernels/cpu/packed_q4_k.h"
 #include "kernels/cpu/packed_q6_k.h"
 #include "kernels/cpu/packed_q8_0.h"
 
@@ -103,6 +104,7 @@ packed_gemm_fn packed_gemm_for(ggml_type t) {
     switch (t) {
         case ggml_type::q4_0: return packed_q4_0_gemm_avx512;
         case ggml_type::q8_0: return packed_q8_0_gemm_avx512;
+        case ggml_type::q4_k: return packed_q4_k_gemm_avx512;
         case ggml_type::q6_k: return packed_q6_k_gemm_avx512;
         default: return avx2_ops()->packed_gemm_for(t);
     }

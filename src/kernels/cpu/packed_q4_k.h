@@ -1,0 +1,25 @@
+// Q4_K x8 packed layout (packed_q4_k.cpp) and its AVX2 / AVX-512 VNNI gemms: the declarations the
+// registry in packed.cpp and the ISA tables wire in.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cpu/packed.h"
+
+namespace edgellm::kernels::cpu {
+
+// Bytes of one packed Q4_K group per super-block: d[8], dmin[8] (f16), scales and mins as one
+// byte each (8 sub-blocks x 8 rows, 64 + 64), 1024 bytes of nibbles. 32 more than 8 GGUF blocks
+// (1152) because the 6-bit scales are stored unpacked: +2.8%.
+constexpr size_t k_q4_k_scales_at = 32;
+constexpr size_t k_q4_k_mins_at = 96;
+constexpr size_t k_q4_k_q_at = 160;
+constexpr size_t k_q4_k_group_block_bytes = k_q4_k_q_at + 1024;
+
+const packed_layout& packed_q4_k_layout();
+void packed_q4_k_gemm_avx2(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride);
+void packed_q4_k_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                             float* y, size_t y_stride);
+
+}  // namespace edgellm::kernels::cpu

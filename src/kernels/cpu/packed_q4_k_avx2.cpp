@@ -1,0 +1,83 @@
+// AVX2 gemm over Q4_K x8 groups (packed_q4_k.cpp). Per pair of sub-blocks (64 elements), 8 chunk
+// loads each split into two vectors of nibbles (sub-blocks 2j and 2j + 1); maddubs with each
+// token's 4-byte activation broadcast, summed in i16 over the 32 elements of a sub-block, then
+// one madd with the rows' scales (each row's scale in both i16 lanes 2r, 2r + 1) adds into one
+// i32 lane per row. The mins term is madd of the rows' mins with the activations' bsums pairs.
+// i16 bounds: a maddubs lane is 2 products of q <= 15 and |a| <= 128, at most 3840; 8 summed
+// stay within 30720 < 32767. i32: 8 sub-blocks of |32 * 15 * 128 * 63| < 2^25 each.
+#include "kernels/cpu/avx2_util.h"
+#include "kernels/cpu/packed_q4_k.h"
+#include "kernels/cpu/packed_tiles.h"
+
+namespace edgellm::kernels::cpu {
+namespace {
+
+inline __m256i bcast4(const void* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+// 8 unsigned bytes (one per row) -> each row's value in both i16 lanes of its i32 lane.
+inline __m256i row_pairs(const uint8_t* p) {
+    const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
+}
+
+template <int T>
+void gemm_tile(const uint8_t* g, const q8_k_block* const* a, int64_t nb, float* y, size_t y_stride) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b, g += k_q4_k_group_block_bytes) {
+        const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
+        const __m256 dmin8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16)));
+        // Mins: sum over sub-blocks s of min[s] * (bsums[2s] + bsums[2s + 1]).
+        __m256i ms[T];
+        for (int t = 0; t < T; ++t) ms[t] = _mm256_setzero_si256();
+        for (int s = 0; s < 8; ++s) {
+            const __m256i m = row_pairs(g + k_q4_k_mins_at + 8 * s);
+            for (int t = 0; t < T; ++t) ms[t] = _mm256_add_epi32(ms[t], _mm256_madd_epi16(m, bcast4(a[t][b].bsums + 2 * s)));
+        }
+        __m256i si[T];
+        for (int t = 0; t < T; ++t) si[t] = _mm256_setzero_si256();
+        const uint8_t* q = g + k_q4_k_q_at;
+        for (int j = 0; j < 4; ++j) {
+            __m256i lo[T], hi[T];
+            for (int t = 0; t < T; ++t) lo[t] = hi[t] = _mm256_setzero_si256();
+            for (int c = 0; c < 8; ++c, q += 32) {
+                const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+                const __m256i wl = _mm256_and_si256(w, m4);
+                const __m256i wh = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
+                for (int t = 0; t < T; ++t) {
+                    const int8_t* x = a[t][b].qs + 64 * j + 4 * c;
+                    lo[t] = _mm256_add_epi16(lo[t], _mm256_maddubs_epi16(wl, bcast4(x)));
+                    hi[t] = _mm256_add_epi16(hi[t], _mm256_maddubs_epi16(wh, bcast4(x + 32)));
+                }
+            }
+            const __m256i sc_lo = row_pairs(g + k_q4_k_scales_at + 8 * (2 * j));
+            const __m256i sc_hi = row_pairs(g + k_q4_k_scales_at + 8 * (2 * j + 1));
+            for (int t = 0; t < T; ++t)
+                si[t] = _mm256_add_epi32(si[t], _mm256_add_epi32(_mm256_madd_epi16(lo[t], sc_lo), _mm256_madd_epi16(hi[t], sc_hi)));
+        }
+        for (int t = 0; t < T; ++t) {
+            const __m256 da = _mm256_set1_ps(a[t][b].d);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si[t]), _mm256_mul_ps(d8, da), acc[t]);
+            acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms[t]), _mm256_mul_ps(dmin8, da), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + size_t(t) * y_stride, acc[t]);
+}
+
+}  // namespace
+
+void packed_q4_k_gemm_avx2(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride) {
+    const auto* g = static_cast<const uint8_t*>(group);
+    const int64_t nb = n_cols / QK_K;
+    for_each_token_tile<4, q8_k_block>(act, act_stride, n_tokens, y, y_stride, [&](auto width, const q8_k_block* const* a, float* yt) {
+        gemm_tile<decltype(width)::value>(g, a, nb, yt, y_stride);
+    });
+}
+
+}  // namespace edgellm::kernels::cpu
