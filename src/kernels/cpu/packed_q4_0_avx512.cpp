@@ -3,10 +3,10 @@
 #pragma GCC target("avx512vnni")
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstring>
 
 #include "kernels/cpu/packed.h"
+#include "kernels/cpu/packed_tiles.h"
 
 namespace edgellm::kernels::cpu {
 namespace {
@@ -47,24 +47,11 @@ void gemm_tile(const uint8_t* g, const act_q8_32* const* a, int64_t nb, float* y
 void packed_q4_0_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                              float* y, size_t y_stride) {
     const auto* g = static_cast<const uint8_t*>(group);
-    const auto* ab = static_cast<const uint8_t*>(act);
     const int64_t nb = n_cols / QK4_0;
-    const act_q8_32* a[8];
-    for (int64_t t = 0; t < n_tokens; t += 8) {
-        const int n = int(std::min<int64_t>(8, n_tokens - t));
-        for (int i = 0; i < n; ++i) a[i] = reinterpret_cast<const act_q8_32*>(ab + size_t(t + i) * act_stride);
-        float* yt = y + size_t(t) * y_stride;
-        switch (n) {
-            case 8: gemm_tile<8>(g, a, nb, yt, y_stride); break;
-            case 7: gemm_tile<7>(g, a, nb, yt, y_stride); break;
-            case 6: gemm_tile<6>(g, a, nb, yt, y_stride); break;
-            case 5: gemm_tile<5>(g, a, nb, yt, y_stride); break;
-            case 4: gemm_tile<4>(g, a, nb, yt, y_stride); break;
-            case 3: gemm_tile<3>(g, a, nb, yt, y_stride); break;
-            case 2: gemm_tile<2>(g, a, nb, yt, y_stride); break;
-            default: gemm_tile<1>(g, a, nb, yt, y_stride); break;
-        }
-    }
+    for_each_token_tile<8, act_q8_32>(act, act_stride, n_tokens, y, y_stride,
+                                  [&](auto width, const act_q8_32* const* a, float* yt) {
+                                      gemm_tile<decltype(width)::value>(g, a, nb, yt, y_stride);
+                                  });
 }
 
 }  // namespace edgellm::kernels::cpu

@@ -5,10 +5,10 @@
 // sub-blocks as madd of (-32 * scale) with the activations' bsums.
 // i16 saturation: one maddubs lane is 2 products of q <= 63 and |a| <= 128, at most 16128; two
 // summed stay at most 32256 < 32767. i32 bounds: see packed_q6_k_avx512.cpp.
-#include <algorithm>
 
 #include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/packed_q6_k.h"
+#include "kernels/cpu/packed_tiles.h"
 
 namespace edgellm::kernels::cpu {
 namespace {
@@ -75,20 +75,11 @@ void gemm_tile(const uint8_t* g, const q8_k_block* const* a, int64_t nb, float* 
 void packed_q6_k_gemm_avx2(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                            float* y, size_t y_stride) {
     const auto* g = static_cast<const uint8_t*>(group);
-    const auto* ab = static_cast<const uint8_t*>(act);
     const int64_t nb = n_cols / QK_K;
-    const q8_k_block* a[4];
-    for (int64_t t = 0; t < n_tokens; t += 4) {
-        const int n = int(std::min<int64_t>(4, n_tokens - t));
-        for (int i = 0; i < n; ++i) a[i] = reinterpret_cast<const q8_k_block*>(ab + size_t(t + i) * act_stride);
-        float* yt = y + size_t(t) * y_stride;
-        switch (n) {
-            case 4: gemm_tile<4>(g, a, nb, yt, y_stride); break;
-            case 3: gemm_tile<3>(g, a, nb, yt, y_stride); break;
-            case 2: gemm_tile<2>(g, a, nb, yt, y_stride); break;
-            default: gemm_tile<1>(g, a, nb, yt, y_stride); break;
-        }
-    }
+    for_each_token_tile<4, q8_k_block>(act, act_stride, n_tokens, y, y_stride,
+                                  [&](auto width, const q8_k_block* const* a, float* yt) {
+                                      gemm_tile<decltype(width)::value>(g, a, nb, yt, y_stride);
+                                  });
 }
 
 }  // namespace edgellm::kernels::cpu
