@@ -10,7 +10,7 @@ qemu=(qemu-aarch64 -cpu max -L "$sysroot")
 
 if ! command -v aarch64-linux-gnu-g++ >/dev/null || ! command -v qemu-aarch64 >/dev/null; then
   echo "cross-test: installing g++-aarch64-linux-gnu and qemu-user"
-  if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
+  if [ "$(id -u)" -eq 0 ]; then sudo=(env DEBIAN_FRONTEND=noninteractive); else sudo=(sudo env DEBIAN_FRONTEND=noninteractive); fi
   "${sudo[@]}" apt-get install -y g++-aarch64-linux-gnu qemu-user ||
     { "${sudo[@]}" apt-get update && "${sudo[@]}" apt-get install -y g++-aarch64-linux-gnu qemu-user; }
 fi
