@@ -9,11 +9,13 @@
 #include "kernel_test_util.h"
 #include "kernels/cpu/packed.h"
 #include "kernels/cpu/packed_neon.h"
+#include "kernels/cpu/packed_q4_k.h"
 #include "kernels/cpu/packed_q6_k.h"
 #include "kernels/cpu/packed_q8_0.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/ref.h"
 #include "quant/fp16.h"
+#include "quant/quant.h"
 
 namespace edgellm {
 namespace {
@@ -31,8 +33,12 @@ TEST(NeonDispatch, DotprodCpuUsesTheNeonTable) {
     bool listed = false;
     for (const auto& t : test::available_tables()) listed = listed || t.name == "neon";
     EXPECT_TRUE(listed) << "the kernel tests would not compare the NEON table with the reference";
-    // Q4_0 weights are repacked on this CPU (the NEON packed gemm is the one mul_mat_packed uses).
+    // Q4_0, Q8_0, Q4_K and Q6_K weights are repacked on this CPU (the NEON packed gemms are the
+    // ones mul_mat_packed uses).
     EXPECT_GT(kernels::packed_size(ggml_type::q4_0, 16, 64), 0u);
+    EXPECT_GT(kernels::packed_size(ggml_type::q8_0, 16, 64), 0u);
+    EXPECT_GT(kernels::packed_size(ggml_type::q4_k, 16, QK_K), 0u);
+    EXPECT_GT(kernels::packed_size(ggml_type::q6_k, 16, QK_K), 0u);
     std::printf("active kernel implementation: %s\n", kernels::impl_name(kernels::active_impl()));
 }
 
@@ -79,9 +85,8 @@ TEST(NeonDispatch, QuantizersRoundTiesToEvenLikeGeneric) {
     EXPECT_EQ(reinterpret_cast<const kernels::cpu::act_q8_32*>(b.data())[0].qs[1], -6) << "-6.5 rounds to even";
 }
 
-// The Q8_0 gemm is not reached through the registry until packed_layout_for() returns the Q8_0
-// layout, so it is checked here directly: one group against n_tokens activation rows, compared
-// with the exact integer dot of the same quantized values (d_w * d_a * sum(w * a) in double).
+// The Q8_0 gemm, called directly: one group against n_tokens activation rows, compared with the
+// exact integer dot of the same quantized values (d_w * d_a * sum(w * a) in double).
 // Random weights, then weights at -128 / 127 against activations of +-127.
 TEST(NeonDispatch, PackedQ8_0GemmEqualsTheIntegerDot) {
     if (!kernels::cpu::neon_ops()) GTEST_SKIP() << "this CPU lacks dotprod/fp16";
@@ -176,6 +181,72 @@ TEST(NeonDispatch, PackedQ6_KGemmEqualsTheDequantizedDot) {
                             scale += std::fabs(term);
                         }
                         EXPECT_NEAR(y.data()[t * 8 + r], want, 1e-5 * scale + 1e-30) << "token " << t << " row " << r;
+                    }
+                }
+            }
+}
+
+// The Q4_K gemm against the exact integer form of the product: per super-block and token,
+// d * d_a * sum_s sc[s] * dot(q_s, a_s) - dmin * d_a * sum_s m[s] * sum(a_s), in double. Random
+// weights, then nibbles of 0 / 15 with every 6-bit scale and min at 63 against activations of
+// +-127. Each token's outputs must also be bit-identical to a 1-token call (tile independence).
+TEST(NeonDispatch, PackedQ4_KGemmEqualsTheIntegerDot) {
+    if (!kernels::cpu::neon_ops()) GTEST_SKIP() << "this CPU lacks dotprod/fp16";
+    const auto& l = kernels::cpu::packed_q4_k_layout();
+    for (const bool extreme : {false, true})
+        for (const int n_blocks : {1, 2})
+            for (const int n_tokens : {1, 2, 3, 5, 8, 9}) {
+                SCOPED_TRACE("extreme " + std::to_string(extreme) + " blocks " + std::to_string(n_blocks) + " tokens " +
+                             std::to_string(n_tokens));
+                const int64_t n_cols = int64_t(QK_K) * n_blocks;
+                auto w = test::random_weights(ggml_type::q4_k, 8, n_cols, uint32_t(n_blocks * 23 + n_tokens));
+                auto x = test::random_floats(size_t(n_cols * n_tokens), uint32_t(n_tokens + 11));
+                auto* blocks = reinterpret_cast<q4_k_block*>(w.data());
+                if (extreme) {
+                    for (int64_t i = 0; i < 8 * n_blocks; ++i) {
+                        std::memset(blocks[i].qs, (i % 2) ? 0xFF : 0x00, sizeof blocks[i].qs);
+                        std::memset(blocks[i].scales, 0xFF, sizeof blocks[i].scales);
+                        blocks[i].d = fp32_to_fp16(0.001f);
+                        blocks[i].dmin = fp32_to_fp16(0.002f);
+                    }
+                    for (size_t i = 0; i < x.size(); ++i) x[i] = (i / 5) % 2 ? 1.0f : -1.0f;
+                }
+                std::vector<q8_k_block> act(size_t(n_blocks * n_tokens));
+                for (int t = 0; t < n_tokens; ++t)
+                    kernels::cpu::generic_ops().quantize_q8_k(x.data() + t * n_cols, act.data() + t * n_blocks, n_cols);
+                std::vector<uint8_t> group(l.group_bytes(n_cols));
+                l.pack(w.data(), row_size(ggml_type::q4_k, n_cols), n_cols, group.data());
+                const size_t act_stride = n_blocks * sizeof(q8_k_block);
+                test::guarded_buffer y(size_t(8 * n_tokens));
+                kernels::cpu::packed_q4_k_gemm_neon(group.data(), act.data(), act_stride, n_tokens, n_cols, y.data(), 8);
+                EXPECT_TRUE(y.guards_intact());
+                for (int t = 0; t < n_tokens; ++t) {
+                    float y1[8];
+                    kernels::cpu::packed_q4_k_gemm_neon(group.data(), act.data() + t * n_blocks, act_stride, 1, n_cols, y1, 8);
+                    EXPECT_EQ(0, std::memcmp(y1, y.data() + t * 8, sizeof y1)) << "token " << t << " depends on its tile";
+                    for (int r = 0; r < 8; ++r) {
+                        double want = 0.0, scale = 0.0;  // scale: sum of |terms|, which the f32 rounding follows
+                        for (int b = 0; b < n_blocks; ++b) {
+                            const q4_k_block& wb = blocks[r * n_blocks + b];
+                            const q8_k_block& ab = act[size_t(t * n_blocks + b)];
+                            int64_t si = 0, ms = 0;
+                            for (int s = 0; s < 8; ++s) {
+                                uint8_t sc, m;
+                                k4_scale_min(s, wb.scales, &sc, &m);
+                                int64_t dot = 0, sum = 0;
+                                for (int e = 0; e < 32; ++e) {
+                                    const uint8_t byte = wb.qs[32 * (s / 2) + e];
+                                    dot += int64_t(s % 2 ? byte >> 4 : byte & 0xF) * ab.qs[32 * s + e];
+                                    sum += ab.qs[32 * s + e];
+                                }
+                                si += sc * dot;
+                                ms += m * sum;
+                            }
+                            const double dd = double(fp16_to_fp32(wb.d)) * ab.d, dm = double(fp16_to_fp32(wb.dmin)) * ab.d;
+                            want += dd * double(si) - dm * double(ms);
+                            scale += std::fabs(dd * double(si)) + std::fabs(dm * double(ms));
+                        }
+                        EXPECT_NEAR(y.data()[t * 8 + r], want, 1e-6 * scale + 1e-30) << "token " << t << " row " << r;
                     }
                 }
             }

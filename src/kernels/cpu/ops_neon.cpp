@@ -1,7 +1,8 @@
 // NEON + dotprod op table for aarch64 (Jetson Orin's Cortex-A78AE and other ARMv8.2-A cores):
 // element-wise ops, softmax, SwiGLU and attention in f32, the mul_mat dots of mul_mat_neon.cpp,
-// the activation quantizers of quantize_neon.cpp and the packed Q4_0 / Q8_0 / Q6_K gemms. Reached
-// only when the kernel reports dotprod (and fp16) at run time. RoPE stays with the shared driver.
+// the activation quantizers of quantize_neon.cpp and the packed Q4_0 / Q8_0 / Q4_K / Q6_K gemms.
+// Reached only when the kernel reports dotprod (and fp16) at run time. RoPE stays with the shared
+// driver.
 #if defined(__aarch64__)
 #include <arm_neon.h>
 #include <sys/auxv.h>
@@ -150,6 +151,7 @@ packed_gemm_fn packed_gemm_for(ggml_type t) {
     switch (t) {
         case ggml_type::q4_0: return packed_q4_0_gemm_neon;
         case ggml_type::q8_0: return packed_q8_0_gemm_neon;
+        case ggml_type::q4_k: return packed_q4_k_gemm_neon;
         case ggml_type::q6_k: return packed_q6_k_gemm_neon;
         default: return nullptr;
     }

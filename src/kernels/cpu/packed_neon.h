@@ -11,10 +11,12 @@ namespace edgellm::kernels::cpu {
 // One Q4_0 x8 group (packed_q4_0.cpp) times n_tokens act_q8_32 rows; packed_gemm_fn contract.
 void packed_q4_0_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                            float* y, size_t y_stride);
-// One Q8_0 x8 group (packed_q8_0.cpp) times n_tokens act_q8_32 rows, and one Q6_K x8 group
-// (packed_q6_k.cpp) times n_tokens q8_k rows; used once the registry (packed_layout_for)
-// returns those layouts.
+// One Q8_0 x8 group (packed_q8_0.cpp) times n_tokens act_q8_32 rows.
 void packed_q8_0_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride);
+// One Q4_K x8 group (packed_q4_k.cpp), and one Q6_K x8 group (packed_q6_k.cpp), times n_tokens
+// q8_k rows.
+void packed_q4_k_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                            float* y, size_t y_stride);
 void packed_q6_k_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                            float* y, size_t y_stride);

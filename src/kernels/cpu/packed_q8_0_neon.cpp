@@ -5,10 +5,9 @@
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
-#include <algorithm>
-
 #include "kernels/cpu/packed_neon.h"
 #include "kernels/cpu/packed_q8_0.h"
+#include "kernels/cpu/packed_tiles.h"
 
 namespace edgellm::kernels::cpu {
 namespace {
@@ -54,20 +53,10 @@ void gemm_tile(const uint8_t* g, const act_q8_32* const* a, int64_t nb, float* y
 void packed_q8_0_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                            float* y, size_t y_stride) {
     const auto* g = static_cast<const uint8_t*>(group);
-    const auto* ab = static_cast<const uint8_t*>(act);
     const int64_t nb = n_cols / QK8_0;
-    const act_q8_32* a[4];
-    for (int64_t t = 0; t < n_tokens; t += 4) {
-        const int n = int(std::min<int64_t>(4, n_tokens - t));
-        for (int i = 0; i < n; ++i) a[i] = reinterpret_cast<const act_q8_32*>(ab + size_t(t + i) * act_stride);
-        float* yt = y + size_t(t) * y_stride;
-        switch (n) {
-            case 4: gemm_tile<4>(g, a, nb, yt, y_stride); break;
-            case 3: gemm_tile<3>(g, a, nb, yt, y_stride); break;
-            case 2: gemm_tile<2>(g, a, nb, yt, y_stride); break;
-            default: gemm_tile<1>(g, a, nb, yt, y_stride); break;
-        }
-    }
+    for_each_token_tile<4, act_q8_32>(act, act_stride, n_tokens, y, y_stride, [&](auto width, const act_q8_32* const* a, float* yt) {
+        gemm_tile<decltype(width)::value>(g, a, nb, yt, y_stride);
+    });
 }
 
 }  // namespace edgellm::kernels::cpu
