@@ -62,14 +62,13 @@ std::vector<micro_case> expand_micro_cases(const micro_plan& plan) {
     for (int n : plan.n_gen) tests.emplace_back(0, n);
     for (const auto& pg : plan.pg) tests.push_back(pg);
     std::vector<micro_case> out;
-    for (const auto& backend : plan.backends)
-        for (const auto& model : plan.models)
-            for (int nb : plan.n_batch)
-                for (int nt : plan.n_threads)
-                    for (int ngl : plan.n_gpu_layers)
-                        for (int d : plan.n_depth)
-                            for (const auto& [p, n] : tests)
-                                out.push_back({backend, model, p, n, nt, nb, ngl, d});
+    for (const auto& [backend, model] : backend_model_pairs(plan.backends, plan.models, plan.pair_models))
+        for (int nb : plan.n_batch)
+            for (int nt : plan.n_threads)
+                for (int ngl : plan.n_gpu_layers)
+                    for (int d : plan.n_depth)
+                        for (const auto& [p, n] : tests)
+                            out.push_back({backend, model, p, n, nt, nb, ngl, d});
     return out;
 }
 

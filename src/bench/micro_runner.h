@@ -24,6 +24,7 @@ std::pair<int, int> parse_pg_pair(const std::string& text);
 struct micro_plan {
     std::vector<std::string> backends = {"native"};
     std::vector<std::string> models;
+    bool pair_models = false;                         // as in run_plan
     std::map<std::string, std::string> served_model;  // as in run_plan, for server backends
     std::vector<int> n_prompt;                        // ppN tests
     std::vector<int> n_gen;                           // tgN tests

@@ -240,6 +240,24 @@ build_info this_build() {
     return b;
 }
 
+std::vector<std::pair<std::string, std::string>> backend_model_pairs(const std::vector<std::string>& backends,
+                                                                      const std::vector<std::string>& models,
+                                                                      bool paired) {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (paired && models.size() != 1) {
+        if (models.size() != backends.size())
+            throw usage_error(fmt::format(
+                "bench: pairing backends with models needs one model per backend (or a single model for all), "
+                "got {} backend(s) and {} model(s)",
+                backends.size(), models.size()));
+        for (size_t i = 0; i < backends.size(); ++i) out.emplace_back(backends[i], models[i]);
+        return out;
+    }
+    for (const auto& b : backends)
+        for (const auto& m : models) out.emplace_back(b, m);
+    return out;
+}
+
 bench_report run_prompt_benchmark(
     const run_plan& plan, const progress_callback& progress,
     const std::function<std::unique_ptr<backends::backend>(const std::string&)>& create) {
@@ -283,7 +301,8 @@ bench_report run_prompt_benchmark(
     st.temperature = plan.temperature;
 
     progress_event ev;
-    ev.n_total = plan.backends.size() * plan.models.size() * plan.prompts.size() * static_cast<size_t>(plan.n_runs);
+    const auto combos = backend_model_pairs(plan.backends, plan.models, plan.pair_models);
+    ev.n_total = combos.size() * plan.prompts.size() * static_cast<size_t>(plan.n_runs);
     auto notify = [&](const std::string& what) {
         if (progress) {
             ev.what = what;
@@ -299,125 +318,123 @@ bench_report run_prompt_benchmark(
         r.samples.push_back(std::move(s));
     };
 
-    for (const auto& backend_name : plan.backends) {
-        for (const auto& model : plan.models) {
-            ev.backend = backend_name;
-            ev.model = model;
-            ev.prompt_id.clear();
-            const size_t n_planned = plan.prompts.size() * static_cast<size_t>(plan.n_runs);
-            std::unique_ptr<backends::backend> be;
-            backends::backend_settings settings = plan.settings;
-            settings.model = model;
-            if (auto it = plan.served_model.find(backend_name); it != plan.served_model.end())
-                settings.model = it->second;
-            try {
-                be = create ? create(backend_name) : backends::create_backend(backend_name);
-                auto avail = be->check_available(settings);
-                if (!avail.available) {
-                    std::string why = fmt::format("{} is not available: {}", backend_name, avail.reason);
-                    if (!avail.hint.empty()) why += fmt::format(" ({})", avail.hint);
-                    ev.message = why;
-                    notify("unavailable");
-                    failed_sample(backend_name, model, why);
-                    ev.n_done += n_planned;
-                    continue;
-                }
-                notify("loading");
-                be->load(settings);
-            } catch (const std::exception& e) {
-                ev.message = e.what();
-                notify("failed");
-                failed_sample(backend_name, model, fmt::format("{}: {}", backend_name, e.what()));
+    for (const auto& [backend_name, model] : combos) {
+        ev.backend = backend_name;
+        ev.model = model;
+        ev.prompt_id.clear();
+        const size_t n_planned = plan.prompts.size() * static_cast<size_t>(plan.n_runs);
+        std::unique_ptr<backends::backend> be;
+        backends::backend_settings settings = plan.settings;
+        settings.model = model;
+        if (auto it = plan.served_model.find(backend_name); it != plan.served_model.end())
+            settings.model = it->second;
+        try {
+            be = create ? create(backend_name) : backends::create_backend(backend_name);
+            auto avail = be->check_available(settings);
+            if (!avail.available) {
+                std::string why = fmt::format("{} is not available: {}", backend_name, avail.reason);
+                if (!avail.hint.empty()) why += fmt::format(" ({})", avail.hint);
+                ev.message = why;
+                notify("unavailable");
+                failed_sample(backend_name, model, why);
                 ev.n_done += n_planned;
                 continue;
             }
-            const watched_process watched = choose_process(*be, settings, plan.monitor_root);
-            const bool process_measured = !watched.label.empty();
-            auto request_for = [&](const prompt_case& prompt) {
-                backends::generation_request req;
-                req.prompt = prompt.text;
-                req.n_predict = plan.n_predict;
-                req.temperature = static_cast<float>(plan.temperature);
-                req.seed = plan.seed;
-                return req;
-            };
-            auto ignore = [](std::string_view) { return true; };
+            notify("loading");
+            be->load(settings);
+        } catch (const std::exception& e) {
+            ev.message = e.what();
+            notify("failed");
+            failed_sample(backend_name, model, fmt::format("{}: {}", backend_name, e.what()));
+            ev.n_done += n_planned;
+            continue;
+        }
+        const watched_process watched = choose_process(*be, settings, plan.monitor_root);
+        const bool process_measured = !watched.label.empty();
+        auto request_for = [&](const prompt_case& prompt) {
+            backends::generation_request req;
+            req.prompt = prompt.text;
+            req.n_predict = plan.n_predict;
+            req.temperature = static_cast<float>(plan.temperature);
+            req.seed = plan.seed;
+            return req;
+        };
+        auto ignore = [](std::string_view) { return true; };
+        for (const auto& prompt : plan.prompts) {
+            ev.prompt_id = prompt.id;
+            for (int w = 0; w < plan.n_warmup; ++w) {
+                ev.run_index = w;
+                notify("warm-up");
+                try {
+                    be->generate(request_for(prompt), ignore);
+                } catch (const std::exception&) {
+                    // The measured run below reports the failure.
+                }
+            }
+        }
+        // Runs go round the prompts (run 0 of every prompt, then run 1, ...), so consecutive
+        // requests differ whenever there are several prompts: servers that keep the previous
+        // request's KV cache and reuse its common prefix (llama-cpp-python does, always)
+        // would otherwise skip the whole prefill of a repeated prompt and report a TTFT that
+        // the native engine, which prefills every run, cannot be compared with.
+        for (int run = 0; run < plan.n_runs; ++run) {
             for (const auto& prompt : plan.prompts) {
                 ev.prompt_id = prompt.id;
-                for (int w = 0; w < plan.n_warmup; ++w) {
-                    ev.run_index = w;
-                    notify("warm-up");
-                    try {
-                        be->generate(request_for(prompt), ignore);
-                    } catch (const std::exception&) {
-                        // The measured run below reports the failure.
-                    }
+                const backends::generation_request req = request_for(prompt);
+                ev.run_index = run;
+                notify("run");
+                run_sample s;
+                s.backend = backend_name;
+                s.model = model;
+                s.prompt_id = prompt.id;
+                s.run_index = run;
+                // Not measured until a reading says otherwise: a server nobody can follow
+                // has no CPU figure, a machine without GPU readings no utilisation.
+                s.gpu_util_pct = std::nan("");
+                s.cpu_pct = std::nan("");
+                s.monitored_process = watched.label;
+                monitor::options mo;
+                mo.interval_ms = plan.sample_interval_ms;
+                mo.root = plan.monitor_root;
+                mo.pid = watched.pid;
+                mo.nvml = nvml;
+                mo.cpu_package_power = plan.cpu_package_power;
+                mo.clock_ms = plan.monitor_clock_ms;
+                monitor::resource_monitor mon(mo);
+                mon.start();
+                try {
+                    auto res = be->generate(req, ignore);
+                    const auto& gs = res.stats;
+                    s.ttft_ms = gs.ttft_ms;
+                    s.latency_ms = gs.total_ms;
+                    // Backends report 0 when they could not compute a speed (prompt size
+                    // unknown, a single token): that is "not measured", not "zero".
+                    const double unknown = std::nan("");
+                    s.prefill_tokens_per_s = gs.prefill_tokens_per_s > 0 ? gs.prefill_tokens_per_s : unknown;
+                    s.decode_tokens_per_s = gs.decode_tokens_per_s > 0 ? gs.decode_tokens_per_s : unknown;
+                    s.n_prompt_tokens = static_cast<int>(std::max<int64_t>(gs.n_prompt_tokens, 0));
+                    s.n_gen_tokens = static_cast<int>(gs.n_gen_tokens);
+                    s.n_gen_tokens_estimated = gs.n_gen_tokens_estimated;
+                    s.output_sample = sanitize_utf8(clip_utf8(res.text, plan.output_sample_chars));
+                    if (gs.backend_gpu_memory_bytes) s.gpu_mem_bytes = *gs.backend_gpu_memory_bytes;
+                    // A server's own memory report stands in when its process cannot be
+                    // followed; sampled RSS replaces it below when it can.
+                    if (!process_measured && gs.backend_memory_bytes) s.peak_rss_bytes = *gs.backend_memory_bytes;
+                } catch (const std::exception& e) {
+                    s.error = e.what();
+                    ev.message = e.what();
+                    notify("failed");
                 }
+                mon.stop();
+                fill_resources(s, mon.samples(), mon.power_source(), process_measured);
+                r.samples.push_back(std::move(s));
+                ++ev.n_done;
             }
-            // Runs go round the prompts (run 0 of every prompt, then run 1, ...), so consecutive
-            // requests differ whenever there are several prompts: servers that keep the previous
-            // request's KV cache and reuse its common prefix (llama-cpp-python does, always)
-            // would otherwise skip the whole prefill of a repeated prompt and report a TTFT that
-            // the native engine, which prefills every run, cannot be compared with.
-            for (int run = 0; run < plan.n_runs; ++run) {
-                for (const auto& prompt : plan.prompts) {
-                    ev.prompt_id = prompt.id;
-                    const backends::generation_request req = request_for(prompt);
-                    ev.run_index = run;
-                    notify("run");
-                    run_sample s;
-                    s.backend = backend_name;
-                    s.model = model;
-                    s.prompt_id = prompt.id;
-                    s.run_index = run;
-                    // Not measured until a reading says otherwise: a server nobody can follow
-                    // has no CPU figure, a machine without GPU readings no utilisation.
-                    s.gpu_util_pct = std::nan("");
-                    s.cpu_pct = std::nan("");
-                    s.monitored_process = watched.label;
-                    monitor::options mo;
-                    mo.interval_ms = plan.sample_interval_ms;
-                    mo.root = plan.monitor_root;
-                    mo.pid = watched.pid;
-                    mo.nvml = nvml;
-                    mo.cpu_package_power = plan.cpu_package_power;
-                    mo.clock_ms = plan.monitor_clock_ms;
-                    monitor::resource_monitor mon(mo);
-                    mon.start();
-                    try {
-                        auto res = be->generate(req, ignore);
-                        const auto& gs = res.stats;
-                        s.ttft_ms = gs.ttft_ms;
-                        s.latency_ms = gs.total_ms;
-                        // Backends report 0 when they could not compute a speed (prompt size
-                        // unknown, a single token): that is "not measured", not "zero".
-                        const double unknown = std::nan("");
-                        s.prefill_tokens_per_s = gs.prefill_tokens_per_s > 0 ? gs.prefill_tokens_per_s : unknown;
-                        s.decode_tokens_per_s = gs.decode_tokens_per_s > 0 ? gs.decode_tokens_per_s : unknown;
-                        s.n_prompt_tokens = static_cast<int>(std::max<int64_t>(gs.n_prompt_tokens, 0));
-                        s.n_gen_tokens = static_cast<int>(gs.n_gen_tokens);
-                        s.n_gen_tokens_estimated = gs.n_gen_tokens_estimated;
-                        s.output_sample = sanitize_utf8(clip_utf8(res.text, plan.output_sample_chars));
-                        if (gs.backend_gpu_memory_bytes) s.gpu_mem_bytes = *gs.backend_gpu_memory_bytes;
-                        // A server's own memory report stands in when its process cannot be
-                        // followed; sampled RSS replaces it below when it can.
-                        if (!process_measured && gs.backend_memory_bytes) s.peak_rss_bytes = *gs.backend_memory_bytes;
-                    } catch (const std::exception& e) {
-                        s.error = e.what();
-                        ev.message = e.what();
-                        notify("failed");
-                    }
-                    mon.stop();
-                    fill_resources(s, mon.samples(), mon.power_source(), process_measured);
-                    r.samples.push_back(std::move(s));
-                    ++ev.n_done;
-                }
-            }
-            try {
-                be->unload();
-            } catch (const std::exception&) {
-                // Nothing more to measure; an unload problem must not lose the results.
-            }
+        }
+        try {
+            be->unload();
+        } catch (const std::exception&) {
+            // Nothing more to measure; an unload problem must not lose the results.
         }
     }
     return r;

@@ -165,77 +165,75 @@ bench_report run_sweep_benchmark(const sweep_plan& plan, const progress_callback
     report.settings.seed = plan.seed;
     report.settings.temperature = plan.temperature;
 
-    const size_t n_total = plan.backends.size() * plan.models.size() * plan.sizes.size() *
-                           static_cast<size_t>(plan.n_runs);
+    const auto combos = backend_model_pairs(plan.backends, plan.models, plan.pair_models);
+    const size_t n_total = combos.size() * plan.sizes.size() * static_cast<size_t>(plan.n_runs);
     size_t n_done = 0;
-    for (const auto& backend : plan.backends) {
-        for (const auto& model : plan.models) {
-            std::vector<sweep_point> points;
-            for (int n : plan.sizes) {
-                sweep_point p;
-                p.backend = backend;
-                p.model = model;
-                p.kind = plan.kind;
-                p.n_parallel = n;
-                points.push_back(std::move(p));
+    for (const auto& [backend, model] : combos) {
+        std::vector<sweep_point> points;
+        for (int n : plan.sizes) {
+            sweep_point p;
+            p.backend = backend;
+            p.model = model;
+            p.kind = plan.kind;
+            p.n_parallel = n;
+            points.push_back(std::move(p));
+        }
+        auto on_round = [&](int size, int run) {
+            if (!progress) return;
+            progress_event e;
+            e.backend = backend;
+            e.model = model;
+            e.what = "run";
+            e.prompt_id = fmt::format("{} {}", plan.kind, size);
+            e.run_index = run;
+            e.n_done = n_done++;
+            e.n_total = n_total;
+            progress(e);
+        };
+        try {
+            backends::backend_settings s = plan.settings;
+            s.model = model;
+            if (auto it = plan.served_model.find(backend); it != plan.served_model.end())
+                s.model = it->second;
+            const std::string name = create ? backend : backends::find_backend(backend).name;
+            if (plan.kind == "batch") {
+                if (name != "native" || create)
+                    throw error(fmt::format(
+                        "batch sweeps for backend {} are not supported: only the native engine "
+                        "decodes several sequences in one forward pass here; use --concurrency "
+                        "for server backends",
+                        backend));
+                run_native_batch(plan, s.model, points, on_round);
+            } else {
+                if (!create && !is_http_server(name, s))
+                    throw error(fmt::format(
+                        "concurrency sweeps for backend {} are not supported: it is not a "
+                        "shared server{}",
+                        backend,
+                        name == "native" ? " (use --batch-sizes for batched native sequences)"
+                        : name == "llama_cpp" ? " unless --url names a running llama-server"
+                                              : ""));
+                run_concurrency(plan, backend, s, create, points, on_round);
             }
-            auto on_round = [&](int size, int run) {
-                if (!progress) return;
+        } catch (const std::exception& ex) {
+            // Points measured before the failure keep their data; the rest carry the error.
+            for (auto& p : points)
+                if (p.latency_ms.size() < static_cast<size_t>(p.n_parallel * plan.n_runs)) {
+                    p.latency_ms.clear();
+                    p.wall_ms = 0;
+                    p.n_gen_tokens = 0;
+                    p.error = ex.what();
+                }
+            if (progress) {
                 progress_event e;
                 e.backend = backend;
                 e.model = model;
-                e.what = "run";
-                e.prompt_id = fmt::format("{} {}", plan.kind, size);
-                e.run_index = run;
-                e.n_done = n_done++;
-                e.n_total = n_total;
+                e.what = "failed";
+                e.message = ex.what();
                 progress(e);
-            };
-            try {
-                backends::backend_settings s = plan.settings;
-                s.model = model;
-                if (auto it = plan.served_model.find(backend); it != plan.served_model.end())
-                    s.model = it->second;
-                const std::string name = create ? backend : backends::find_backend(backend).name;
-                if (plan.kind == "batch") {
-                    if (name != "native" || create)
-                        throw error(fmt::format(
-                            "batch sweeps for backend {} are not supported: only the native engine "
-                            "decodes several sequences in one forward pass here; use --concurrency "
-                            "for server backends",
-                            backend));
-                    run_native_batch(plan, s.model, points, on_round);
-                } else {
-                    if (!create && !is_http_server(name, s))
-                        throw error(fmt::format(
-                            "concurrency sweeps for backend {} are not supported: it is not a "
-                            "shared server{}",
-                            backend,
-                            name == "native" ? " (use --batch-sizes for batched native sequences)"
-                            : name == "llama_cpp" ? " unless --url names a running llama-server"
-                                                  : ""));
-                    run_concurrency(plan, backend, s, create, points, on_round);
-                }
-            } catch (const std::exception& ex) {
-                // Points measured before the failure keep their data; the rest carry the error.
-                for (auto& p : points)
-                    if (p.latency_ms.size() < static_cast<size_t>(p.n_parallel * plan.n_runs)) {
-                        p.latency_ms.clear();
-                        p.wall_ms = 0;
-                        p.n_gen_tokens = 0;
-                        p.error = ex.what();
-                    }
-                if (progress) {
-                    progress_event e;
-                    e.backend = backend;
-                    e.model = model;
-                    e.what = "failed";
-                    e.message = ex.what();
-                    progress(e);
-                }
             }
-            for (auto& p : points) report.sweeps.push_back(std::move(p));
         }
+        for (auto& p : points) report.sweeps.push_back(std::move(p));
     }
     return report;
 }

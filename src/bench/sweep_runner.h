@@ -17,6 +17,7 @@ namespace edgellm::bench {
 struct sweep_plan {
     std::vector<std::string> backends = {"native"};
     std::vector<std::string> models;
+    bool pair_models = false;                         // as in run_plan
     std::map<std::string, std::string> served_model;  // as in run_plan
     std::string kind = "batch";                       // "batch" or "concurrency"
     std::vector<int> sizes;                          // batch sizes or concurrency levels, each >= 1

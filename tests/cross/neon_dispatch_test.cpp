@@ -252,5 +252,17 @@ TEST(NeonDispatch, PackedQ4_KGemmEqualsTheIntegerDot) {
             }
 }
 
+// Run only on a core without dotprod (the cross script runs it alone under -cpu cortex-a72, as a
+// Raspberry Pi 4): the dispatcher must fall back to the generic table, which has no packed gemms,
+// so nothing is repacked.
+TEST(NoDotprod, CpuWithoutDotprodUsesTheGenericTable) {
+    ASSERT_FALSE(cpu_has_dotprod()) << "this check is for a CPU without dotprod/fp16 (qemu -cpu cortex-a72)";
+    EXPECT_EQ(kernels::cpu::neon_ops(), nullptr);
+    EXPECT_EQ(kernels::active_impl(), kernels::impl::generic);
+    for (const ggml_type t : {ggml_type::q4_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k})
+        EXPECT_EQ(kernels::packed_size(t, 16, QK_K), 0u) << type_name(t);
+    std::printf("active kernel implementation: %s\n", kernels::impl_name(kernels::active_impl()));
+}
+
 }  // namespace
 }  // namespace edgellm

@@ -146,6 +146,38 @@ TEST(BenchRunner, RunsEveryCombinationAndSkipsWarmup) {
     EXPECT_EQ(summarize_groups(report.samples).size(), 4u);
 }
 
+TEST(BenchRunner, PairedPlansRunTheIthBackendWithTheIthModel) {
+    using pairs = std::vector<std::pair<std::string, std::string>>;
+    EXPECT_EQ(backend_model_pairs({"a", "b"}, {"m1", "m2"}, false),
+              (pairs{{"a", "m1"}, {"a", "m2"}, {"b", "m1"}, {"b", "m2"}}));
+    EXPECT_EQ(backend_model_pairs({"a", "b"}, {"m1", "m2"}, true), (pairs{{"a", "m1"}, {"b", "m2"}}));
+    EXPECT_EQ(backend_model_pairs({"a", "b"}, {"m1"}, true), (pairs{{"a", "m1"}, {"b", "m1"}}));
+    try {
+        backend_model_pairs({"a", "b", "c"}, {"m1", "m2"}, true);
+        FAIL() << "3 backends paired with 2 models";
+    } catch (const usage_error& e) {
+        EXPECT_NE(std::string(e.what()).find("got 3 backend(s) and 2 model(s)"), std::string::npos) << e.what();
+    }
+
+    run_plan plan;
+    plan.monitor_root = fixture("arm-cpu-only");
+    plan.backends = {"fake_a", "fake_b"};
+    plan.models = {"m1", "m2"};
+    plan.prompts = {{"one", "abc"}};
+    plan.n_runs = 2;
+    plan.n_warmup = 0;
+    plan.pair_models = true;
+    std::vector<size_t> totals;
+    int calls = 0;
+    auto report = run_prompt_benchmark(
+        plan, [&](const progress_event& e) { totals.push_back(e.n_total); },
+        [&](const std::string& name) { return std::make_unique<fake_backend>(name, true, -1, &calls); });
+    ASSERT_EQ(report.samples.size(), 4u);
+    for (const auto& s : report.samples) EXPECT_EQ(s.model, s.backend == "fake_a" ? "m1" : "m2");
+    ASSERT_FALSE(totals.empty());
+    EXPECT_EQ(totals.back(), 4u);  // progress counts only the paired runs
+}
+
 TEST(BenchRunner, UnavailableAndFailingBackendsAreReportedNotFatal) {
     run_plan plan;
     plan.backends = {"down", "flaky"};

@@ -30,6 +30,7 @@ namespace {
 struct bench_options {
     std::vector<std::string> backends = {"native"};
     std::vector<std::string> models;
+    bool pair = false;  // the i-th backend runs the i-th model
     std::string synth = "tiny:q4_0";
     std::string prompts_file;
     std::optional<int> n_runs;  // default: 3 (prompts, sweeps) or 5 (micro, like llama-bench)
@@ -156,6 +157,7 @@ bench::micro_plan micro_plan_of(const bench_options& o) {
     bench::micro_plan mp;
     mp.backends = o.backends;
     mp.models = o.models;
+    mp.pair_models = o.pair;
     mp.served_model = served_models(o);
     if (!o.n_prompt.empty()) mp.n_prompt = bench::parse_int_list(o.n_prompt, "-p", 1);
     if (!o.n_predict.empty()) mp.n_gen = bench::parse_int_list(o.n_predict, "-n", 1);
@@ -190,6 +192,7 @@ bench::bench_report run_sweeps(const bench_options& o, const bench::progress_cal
     bench::sweep_plan sp;
     sp.backends = o.backends;
     sp.models = o.models;
+    sp.pair_models = o.pair;
     sp.served_model = served_models(o);
     if (!o.prompts_file.empty()) sp.prompt = bench::load_prompts(o.prompts_file).front();
     sp.n_predict = single_value(o.n_predict, "-n", 1, 64);
@@ -219,6 +222,7 @@ bench::bench_report run_prompts(const bench_options& o, const bench::progress_ca
     bench::run_plan plan;
     plan.backends = o.backends;
     plan.models = o.models;
+    plan.pair_models = o.pair;
     if (!o.prompts_file.empty()) {
         plan.prompts = bench::load_prompts(o.prompts_file);
         plan.prompt_set = o.prompts_file;
@@ -299,6 +303,7 @@ void add_options(CLI::App& cmd, bench_options& o) {
         "  edgellm bench --backends native llama_cpp -m model.gguf --md -\n"
         "  edgellm bench --backends native openai -m m.gguf --url http://127.0.0.1:8000/v1 "
         "--served-model openai=m\n"
+        "  edgellm bench --backends llama_cpp ollama -m model.gguf llama2:7b-chat --pair\n"
         "  edgellm bench --compare before.json after.json --threshold 5\n"
         "Micro tests (llama-bench style; every flag takes a comma list, every combination runs):\n"
         "  edgellm bench -m model.gguf -p 512 -n 128                (pp512 and tg128, 5 "
@@ -314,6 +319,9 @@ void add_options(CLI::App& cmd, bench_options& o) {
     cmd.add_option(
         "-m,--model,--models,--model-names", o.models,
         "models: GGUF paths, Ollama tags, served names (default: a cached synthetic model)");
+    cmd.add_flag("--pair", o.pair,
+                 "run the i-th backend with the i-th model only (one model: every backend), instead of every "
+                 "combination; implied by the seed's `edgellm --benchmark` form");
     cmd.add_option("--synth", o.synth,
                    "synthetic model used without -m, SHAPE:TYPE (default tiny:q4_0; small:q4_0 is "
                    "SmolLM-135M-sized)");

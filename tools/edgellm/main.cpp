@@ -30,8 +30,10 @@ std::vector<std::string> translate_seed_flags(int argc, char** argv) {
     if (args.empty() || args[0].rfind("--", 0) != 0) return args;
     auto has = [&](const char* f) { return std::find(args.begin(), args.end(), f) != args.end(); };
     if (has("--benchmark")) {
+        // The seed pairs each backend with its model (compare_backends' backends_models).
         args.erase(std::find(args.begin(), args.end(), "--benchmark"));
         args.insert(args.begin(), "bench");
+        if (!has("--pair")) args.emplace_back("--pair");
     } else if (has("--list")) {
         args.erase(std::find(args.begin(), args.end(), "--list"));
         args.insert(args.begin(), "list");
