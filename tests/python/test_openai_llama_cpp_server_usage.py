@@ -139,3 +139,22 @@ def prompts_file(tmp_path):
     p = tmp_path / "prompts.txt"
     p.write_text(f"story\t{PROMPT}\n")
     return p
+
+
+def test_run_reports_unknowns_as_unknown(server):
+    """`edgellm run --backend openai` against this server: what it does not report (prompt size,
+    so prefill speed) is null in JSON and left out of the summary, never 0.00; a chunk count is
+    marked as an estimate."""
+    url, _ = server
+    args = [BIN, "run", "--backend", "openai", "--url", url, "--model-name", "stories260K", "-p", PROMPT,
+            "-n", str(N_PREDICT), "--temp", "0"]
+    j = json.loads(subprocess.run(args + ["--json"], capture_output=True, text=True, timeout=120, check=True).stdout)
+    assert j["n_gen"] > 0 and j["decode_tokens_per_s"] > 0
+    if j["n_prompt"] is None:
+        assert j["prefill_tokens_per_s"] is None
+    r = subprocess.run(args, capture_output=True, text=True, timeout=120, check=True)
+    assert "0.00 tokens/s" not in r.stderr, r.stderr
+    if j["n_prompt"] is None:
+        assert "prompt: size not reported by the backend" in r.stderr, r.stderr
+    if j["n_gen_estimated"]:
+        assert "generated: ~" in r.stderr and "an estimate" in r.stderr, r.stderr

@@ -53,14 +53,17 @@ void run_with_backend(const backend_run_options& o) {
     });
     const auto& st = r.stats;
     if (o.json) {
+        // What the backend could not tell is null, never a made-up 0.
+        auto known = [](double v) { return v > 0 ? nlohmann::json(v) : nlohmann::json(nullptr); };
         nlohmann::json j = {{"backend", info.name},
                             {"model", o.model},
                             {"load_ms", b->load_ms()},
-                            {"n_prompt", st.n_prompt_tokens},
+                            {"n_prompt", st.n_prompt_tokens >= 0 ? nlohmann::json(st.n_prompt_tokens) : nullptr},
                             {"ttft_ms", st.ttft_ms},
-                            {"prefill_tokens_per_s", st.prefill_tokens_per_s},
+                            {"prefill_tokens_per_s", known(st.prefill_tokens_per_s)},
                             {"n_gen", st.n_gen_tokens},
-                            {"decode_tokens_per_s", st.decode_tokens_per_s},
+                            {"n_gen_estimated", st.n_gen_tokens_estimated},
+                            {"decode_tokens_per_s", known(st.decode_tokens_per_s)},
                             {"total_ms", st.total_ms},
                             {"finish_reason", r.finish_reason},
                             {"text", r.text}};
@@ -76,13 +79,22 @@ void run_with_backend(const backend_run_options& o) {
         std::string mem;
         if (st.backend_memory_bytes) mem += fmt::format("memory (backend-reported): {}", format_bytes(*st.backend_memory_bytes));
         if (st.backend_gpu_memory_bytes) mem += fmt::format(", GPU {}", format_bytes(*st.backend_gpu_memory_bytes));
+        const std::string prompt =
+            st.n_prompt_tokens >= 0 && st.prefill_tokens_per_s > 0
+                ? fmt::format("{} tokens, time to first token {:.1f} ms, {:.2f} tokens/s", st.n_prompt_tokens,
+                              st.ttft_ms, st.prefill_tokens_per_s)
+            : st.n_prompt_tokens >= 0
+                ? fmt::format("{} tokens, time to first token {:.1f} ms", st.n_prompt_tokens, st.ttft_ms)
+                : fmt::format("size not reported by the backend, time to first token {:.1f} ms", st.ttft_ms);
+        const std::string rate = st.decode_tokens_per_s > 0 ? fmt::format(", {:.2f} tokens/s", st.decode_tokens_per_s) : "";
+        const std::string generated =
+            st.n_gen_tokens_estimated
+                ? fmt::format("~{} tokens (counted from streamed pieces: an estimate){}", st.n_gen_tokens, rate)
+                : fmt::format("{} tokens{}", st.n_gen_tokens, rate);
         std::fprintf(stderr, "%s",
-                     fmt::format("\nbackend: {} ({})\nload: {:.1f} ms\n"
-                                 "prompt: {} tokens, time to first token {:.1f} ms, {:.2f} tokens/s\n"
-                                 "generated: {} tokens, {:.2f} tokens/s, total {:.1f} ms, finish: {}\n{}",
-                                 info.name, avail.reason, b->load_ms(),
-                                 st.n_prompt_tokens >= 0 ? std::to_string(st.n_prompt_tokens) : "?", st.ttft_ms,
-                                 st.prefill_tokens_per_s, st.n_gen_tokens, st.decode_tokens_per_s, st.total_ms,
+                     fmt::format("\nbackend: {} ({})\nload: {:.1f} ms\nprompt: {}\n"
+                                 "generated: {}, total {:.1f} ms, finish: {}\n{}",
+                                 info.name, avail.reason, b->load_ms(), prompt, generated, st.total_ms,
                                  r.finish_reason, mem.empty() ? "" : mem + "\n")
                          .c_str());
     }
