@@ -318,7 +318,10 @@ bench_report run_prompt_benchmark(
         r.samples.push_back(std::move(s));
     };
 
-    for (const auto& [backend_name, model] : combos) {
+    for (const auto& combo : combos) {
+        // Named copies, not structured bindings: lambdas below capture them (clang 14).
+        const std::string& backend_name = combo.first;
+        const std::string& model = combo.second;
         ev.backend = backend_name;
         ev.model = model;
         ev.prompt_id.clear();
