@@ -25,6 +25,23 @@ bool cpu_has_dotprod() {
     return (hw & HWCAP_ASIMDDP) && (hw & HWCAP_ASIMDHP);
 }
 
+// One packed group of the 8 GGUF rows in w (the gemm tests call the NEON gemms directly).
+std::vector<uint8_t> pack_group(const kernels::cpu::packed_layout& l, ggml_type t, const std::vector<uint8_t>& w,
+                                int64_t n_cols) {
+    std::vector<uint8_t> group(l.group_bytes(n_cols));
+    l.pack(w.data(), row_size(t, n_cols), n_cols, group.data());
+    return group;
+}
+
+// The q8_k activation rows of n_tokens rows of x, n_cols wide, as the generic quantizer makes them.
+std::vector<q8_k_block> q8_k_rows(const std::vector<float>& x, int n_tokens, int64_t n_cols) {
+    const int64_t n_blocks = n_cols / QK_K;
+    std::vector<q8_k_block> act(size_t(n_blocks * n_tokens));
+    for (int t = 0; t < n_tokens; ++t)
+        kernels::cpu::generic_ops().quantize_q8_k(x.data() + t * n_cols, act.data() + t * n_blocks, n_cols);
+    return act;
+}
+
 TEST(NeonDispatch, DotprodCpuUsesTheNeonTable) {
     if (!cpu_has_dotprod()) GTEST_SKIP() << "this CPU lacks dotprod/fp16: the generic table serves it";
     ASSERT_NE(kernels::cpu::neon_ops(), nullptr);
@@ -108,8 +125,7 @@ TEST(NeonDispatch, PackedQ8_0GemmEqualsTheIntegerDot) {
                 std::vector<kernels::cpu::act_q8_32> act(size_t(n_blocks * n_tokens));
                 for (int t = 0; t < n_tokens; ++t)
                     kernels::cpu::generic_ops().quantize_q8_32(x.data() + t * n_cols, act.data() + t * n_blocks, n_cols);
-                std::vector<uint8_t> group(l.group_bytes(n_cols));
-                l.pack(w.data(), row_size(ggml_type::q8_0, n_cols), n_cols, group.data());
+                const auto group = pack_group(l, ggml_type::q8_0, w, n_cols);
                 test::guarded_buffer y(size_t(8 * n_tokens));
                 kernels::cpu::packed_q8_0_gemm_neon(group.data(), act.data(), n_blocks * sizeof(kernels::cpu::act_q8_32),
                                                     n_tokens, n_cols, y.data(), 8);
@@ -160,11 +176,8 @@ TEST(NeonDispatch, PackedQ6_KGemmEqualsTheDequantizedDot) {
                     }
                     for (size_t i = 0; i < x.size(); ++i) x[i] = (i / 5) % 2 ? 1.0f : -1.0f;
                 }
-                std::vector<q8_k_block> act(size_t(n_blocks * n_tokens));
-                for (int t = 0; t < n_tokens; ++t)
-                    kernels::cpu::generic_ops().quantize_q8_k(x.data() + t * n_cols, act.data() + t * n_blocks, n_cols);
-                std::vector<uint8_t> group(l.group_bytes(n_cols));
-                l.pack(w.data(), row_size(ggml_type::q6_k, n_cols), n_cols, group.data());
+                const auto act = q8_k_rows(x, n_tokens, n_cols);
+                const auto group = pack_group(l, ggml_type::q6_k, w, n_cols);
                 test::guarded_buffer y(size_t(8 * n_tokens));
                 kernels::cpu::packed_q6_k_gemm_neon(group.data(), act.data(), n_blocks * sizeof(q8_k_block), n_tokens,
                                                     n_cols, y.data(), 8);
@@ -211,11 +224,8 @@ TEST(NeonDispatch, PackedQ4_KGemmEqualsTheIntegerDot) {
                     }
                     for (size_t i = 0; i < x.size(); ++i) x[i] = (i / 5) % 2 ? 1.0f : -1.0f;
                 }
-                std::vector<q8_k_block> act(size_t(n_blocks * n_tokens));
-                for (int t = 0; t < n_tokens; ++t)
-                    kernels::cpu::generic_ops().quantize_q8_k(x.data() + t * n_cols, act.data() + t * n_blocks, n_cols);
-                std::vector<uint8_t> group(l.group_bytes(n_cols));
-                l.pack(w.data(), row_size(ggml_type::q4_k, n_cols), n_cols, group.data());
+                const auto act = q8_k_rows(x, n_tokens, n_cols);
+                const auto group = pack_group(l, ggml_type::q4_k, w, n_cols);
                 const size_t act_stride = n_blocks * sizeof(q8_k_block);
                 test::guarded_buffer y(size_t(8 * n_tokens));
                 kernels::cpu::packed_q4_k_gemm_neon(group.data(), act.data(), act_stride, n_tokens, n_cols, y.data(), 8);
