@@ -244,10 +244,10 @@ std::vector<std::pair<std::string, std::string>> backend_model_pairs(const std::
                                                                       const std::vector<std::string>& models,
                                                                       bool paired) {
     std::vector<std::pair<std::string, std::string>> out;
-    if (paired && models.size() != 1) {
+    if (paired && models.size() != 1 && backends.size() != 1) {
         if (models.size() != backends.size())
             throw usage_error(fmt::format(
-                "bench: pairing backends with models needs one model per backend (or a single model for all), "
+                "bench: pairing backends with models needs one model per backend (or a single backend or model), "
                 "got {} backend(s) and {} model(s)",
                 backends.size(), models.size()));
         for (size_t i = 0; i < backends.size(); ++i) out.emplace_back(backends[i], models[i]);
@@ -319,7 +319,7 @@ bench_report run_prompt_benchmark(
     };
 
     for (const auto& combo : combos) {
-        // Named copies, not structured bindings: lambdas below capture them (clang 14).
+        // Named references, not structured bindings: lambdas below capture them (clang 14).
         const std::string& backend_name = combo.first;
         const std::string& model = combo.second;
         ev.backend = backend_name;

@@ -27,8 +27,8 @@ const std::vector<prompt_case>& builtin_prompts();
 std::vector<prompt_case> load_prompts(const std::string& path);
 
 // The (backend, model) combinations a benchmark runs: every backend with every model, or with
-// `paired` the i-th backend with the i-th model (one model: every backend with it). Throws
-// usage_error when paired counts differ.
+// `paired` the i-th backend with the i-th model (a single model goes to every backend, a single
+// backend runs every model). Throws usage_error when paired counts differ otherwise.
 std::vector<std::pair<std::string, std::string>> backend_model_pairs(const std::vector<std::string>& backends,
                                                                       const std::vector<std::string>& models,
                                                                       bool paired);
@@ -37,7 +37,7 @@ struct run_plan {
     std::vector<std::string> backends = {"native"};
     std::vector<std::string> models;  // every backend runs every model, unless pair_models
     // The i-th backend runs the i-th model only (the seed's `--benchmark --backends A B
-    // --model-names M N`, its compare_backends pairs); a single model goes to every backend.
+    // --model-names M N`, its compare_backends pairs); see backend_model_pairs.
     bool pair_models = false;
     // Backend -> the name that backend knows the model by (an Ollama tag, a server's model id),
     // so a GGUF run natively and the same file behind a server share one report label. Only

@@ -169,7 +169,7 @@ bench_report run_sweep_benchmark(const sweep_plan& plan, const progress_callback
     const size_t n_total = combos.size() * plan.sizes.size() * static_cast<size_t>(plan.n_runs);
     size_t n_done = 0;
     for (const auto& combo : combos) {
-        // Named copies, not structured bindings: lambdas below capture them (clang 14).
+        // Named references, not structured bindings: lambdas below capture them (clang 14).
         const std::string& backend = combo.first;
         const std::string& model = combo.second;
         std::vector<sweep_point> points;

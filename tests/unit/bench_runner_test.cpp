@@ -152,6 +152,7 @@ TEST(BenchRunner, PairedPlansRunTheIthBackendWithTheIthModel) {
               (pairs{{"a", "m1"}, {"a", "m2"}, {"b", "m1"}, {"b", "m2"}}));
     EXPECT_EQ(backend_model_pairs({"a", "b"}, {"m1", "m2"}, true), (pairs{{"a", "m1"}, {"b", "m2"}}));
     EXPECT_EQ(backend_model_pairs({"a", "b"}, {"m1"}, true), (pairs{{"a", "m1"}, {"b", "m1"}}));
+    EXPECT_EQ(backend_model_pairs({"a"}, {"m1", "m2"}, true), (pairs{{"a", "m1"}, {"a", "m2"}}));
     try {
         backend_model_pairs({"a", "b", "c"}, {"m1", "m2"}, true);
         FAIL() << "3 backends paired with 2 models";

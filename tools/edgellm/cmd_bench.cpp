@@ -320,7 +320,7 @@ void add_options(CLI::App& cmd, bench_options& o) {
         "-m,--model,--models,--model-names", o.models,
         "models: GGUF paths, Ollama tags, served names (default: a cached synthetic model)");
     cmd.add_flag("--pair", o.pair,
-                 "run the i-th backend with the i-th model only (one model: every backend), instead of every "
+                 "run the i-th backend with the i-th model only (a single model or backend pairs with all), instead of every "
                  "combination; implied by the seed's `edgellm --benchmark` form");
     cmd.add_option("--synth", o.synth,
                    "synthetic model used without -m, SHAPE:TYPE (default tiny:q4_0; small:q4_0 is "
