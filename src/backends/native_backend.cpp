@@ -36,12 +36,15 @@ public:
             p.kv_type = *t;
         }
         engine_ = std::make_unique<engine::engine>(p);
-        tokenizer_ = tokenizer::from_gguf(engine_->get_model().file());
+        tokenizer_ = engine_->shared_model()->get_tokenizer();
+        if (!tokenizer_)
+            throw usage_error("native: " + s.model + " has no usable tokenizer: " +
+                              engine_->shared_model()->tokenizer_error());
         load_ms_ = engine_->load_ms();
     }
 
     void unload() override {
-        tokenizer_.reset();
+        tokenizer_ = nullptr;
         engine_.reset();
     }
 
@@ -68,7 +71,6 @@ protected:
         std::string tail;  // text not yet emitted while a stop string may be forming
         bool stopped_by_string = false;
         auto st = engine_->generate(prompt, gp, [&](int32_t tok) {
-            if (tokenizer_->is_eog(tok)) return true;  // the engine stops on it; nothing to print
             tail += dec.push(tok);
             for (const auto& s : req.stop) {
                 auto pos = tail.find(s);
@@ -106,7 +108,7 @@ protected:
 
 private:
     std::unique_ptr<engine::engine> engine_;
-    std::unique_ptr<tokenizer> tokenizer_;
+    const tokenizer* tokenizer_ = nullptr;  // the engine's model's
 };
 
 }  // namespace

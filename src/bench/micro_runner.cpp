@@ -118,6 +118,13 @@ class native_micro {
         auto key = std::make_pair(c.model, c.n_batch);
         if (key_ == key && engine_) return *engine_;
         engine_.reset();
+        // One load per model; a session per (model, batch) since the scratch buffers are sized
+        // by the batch.
+        if (!model_ || model_path_ != c.model) {
+            model_.reset();
+            model_ = engine::loaded_model::load(c.model, /*repack=*/true, plan_.settings.n_threads);
+            model_path_ = c.model;
+        }
         // The context fits the largest test of this model (positions are cheap on small models,
         // and a model with a shorter trained context reports the test that does not fit).
         int64_t need = 1;
@@ -128,21 +135,11 @@ class native_micro {
             for (const auto& [p, n] : plan_.pg) need = std::max<int64_t>(need, d + p + n);
         }
         engine::engine_params ep;
-        ep.model_path = c.model;
         ep.n_batch = c.n_batch;
-        ep.n_ctx = plan_.settings.n_ctx > 0 ? plan_.settings.n_ctx : need;
-        {
-            // Clamp to the model's trained context without loading it twice: a first engine
-            // with the default context tells us the maximum.
-            engine::engine_params probe = ep;
-            probe.n_ctx = 1;
-            probe.n_batch = 1;
-            engine::engine small(probe);
-            if (plan_.settings.n_ctx <= 0)
-                ep.n_ctx = std::min<int64_t>(need, small.hparams().n_ctx_train);
-            default_threads_ = small.params().n_threads;
-        }
-        engine_ = std::make_unique<engine::engine>(ep);
+        ep.n_ctx = plan_.settings.n_ctx > 0 ? plan_.settings.n_ctx
+                                            : std::min<int64_t>(need, model_->hparams().n_ctx_train);
+        engine_ = std::make_unique<engine::engine>(model_, ep);
+        default_threads_ = engine_->params().n_threads;
         key_ = key;
         n_vocab_ = engine_->hparams().n_vocab;
         return *engine_;
@@ -182,6 +179,8 @@ class native_micro {
 
     const micro_plan& plan_;
     std::mt19937_64 rng_;
+    std::shared_ptr<const engine::loaded_model> model_;
+    std::string model_path_;
     std::unique_ptr<engine::engine> engine_;
     std::pair<std::string, int> key_;
     int64_t n_vocab_ = 1;

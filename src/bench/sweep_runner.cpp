@@ -30,27 +30,20 @@ bool is_http_server(const std::string& name, const backends::backend_settings& s
 void run_native_batch(const sweep_plan& plan, const std::string& model,
                       std::vector<sweep_point>& points,
                       const std::function<void(int, int)>& on_round) {
-    std::vector<int32_t> prompt;
-    int64_t n_ctx_train = 0;
-    {
-        auto m = model::model::load(model);
-        engine::text_codec codec(*m);
-        if (!codec.has_tokenizer())
-            throw error(
-                "the model has no usable tokenizer, so the sweep's prompt cannot be encoded");
-        prompt = codec.encode_prompt(plan.prompt.text);
-        n_ctx_train = m->hparams().n_ctx_train;
-    }
+    auto lm = engine::loaded_model::load(model, /*repack=*/true, plan.settings.n_threads);
+    engine::text_codec codec(lm);
+    if (!codec.has_tokenizer())
+        throw error("the model has no usable tokenizer, so the sweep's prompt cannot be encoded");
+    const std::vector<int32_t> prompt = codec.encode_prompt(plan.prompt.text);
     engine::engine_params ep;
-    ep.model_path = model;
     ep.n_seq = *std::max_element(plan.sizes.begin(), plan.sizes.end());
     ep.n_ctx = plan.settings.n_ctx > 0
                    ? plan.settings.n_ctx
-                   : std::min<int64_t>(n_ctx_train,
+                   : std::min<int64_t>(lm->hparams().n_ctx_train,
                                        static_cast<int64_t>(prompt.size()) + plan.n_predict + 1);
     if (plan.settings.n_threads > 0) ep.n_threads = plan.settings.n_threads;
     if (plan.settings.n_batch > 0) ep.n_batch = plan.settings.n_batch;
-    engine::engine e(ep);
+    engine::engine e(lm, ep);
     engine::generation_params gp;
     gp.n_predict = plan.n_predict;
     gp.ignore_eos = true;

@@ -30,33 +30,93 @@ uint64_t proc_status_kb(const char* key) {
 uint64_t peak_rss_bytes() { return proc_status_kb("VmHWM"); }
 uint64_t current_rss_bytes() { return proc_status_kb("VmRSS"); }
 
-engine::engine(const engine_params& p) : params_(p) {
+std::shared_ptr<const loaded_model> loaded_model::load(const std::string& path, bool repack, int n_threads,
+                                                       const std::function<void(const model::model&)>& before_repack) {
     stopwatch sw;
+    std::shared_ptr<loaded_model> lm(new loaded_model());
+    lm->model_ = model::model::load(path);
+    if (before_repack) before_repack(*lm->model_);
+    if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (repack) lm->model_->repack(n_threads);
+    try {
+        lm->tok_ = tokenizer::from_gguf(lm->model_->file());
+    } catch (const error& e) {
+        lm->tokenizer_error_ = e.what();
+    }
+    const model::model_hparams& hp = lm->model_->hparams();
+    for (int32_t id : {hp.eos_id, hp.eot_id, hp.eom_id})
+        if (id >= 0) lm->eog_ids_.push_back(id);
+    if (lm->tok_)
+        for (int32_t id = 0; id < lm->tok_->n_vocab(); ++id)
+            if (lm->tok_->is_eog(id)) lm->eog_ids_.push_back(id);
+    std::sort(lm->eog_ids_.begin(), lm->eog_ids_.end());
+    lm->eog_ids_.erase(std::unique(lm->eog_ids_.begin(), lm->eog_ids_.end()), lm->eog_ids_.end());
+    lm->load_ms_ = sw.elapsed_ms();
+    return lm;
+}
+
+bool loaded_model::is_eog(int32_t token) const {
+    return std::binary_search(eog_ids_.begin(), eog_ids_.end(), token);
+}
+
+namespace {
+void check_engine_params(const engine_params& p) {
     if (p.n_ctx < 0) throw usage_error(fmt::format("context size must be positive, got {}", p.n_ctx));
     if (p.n_batch <= 0) throw usage_error(fmt::format("batch size must be positive, got {}", p.n_batch));
     if (p.n_threads < 0) throw usage_error(fmt::format("thread count must be positive, got {}", p.n_threads));
     if (p.n_seq <= 0) throw usage_error(fmt::format("sequence count must be positive, got {}", p.n_seq));
-    model_ = model::model::load(p.model_path);
-    const model::model_hparams& hp = model_->hparams();
-    if (params_.n_ctx == 0) params_.n_ctx = std::min(hp.n_ctx_train, k_default_max_ctx);
-    if (params_.n_ctx > hp.n_ctx_train)
-        throw usage_error(fmt::format("context size {} exceeds the model's maximum of {} tokens", params_.n_ctx,
-                                      hp.n_ctx_train));
+    if (p.n_kv_cells < 0) throw usage_error(fmt::format("KV cache size must be positive, got {}", p.n_kv_cells));
+}
+
+// The context a session uses: the requested one, or the model's trained context capped.
+int64_t resolve_ctx(const engine_params& p, const model::model_hparams& hp) {
+    const int64_t n_ctx = p.n_ctx == 0 ? std::min(hp.n_ctx_train, k_default_max_ctx) : p.n_ctx;
+    if (n_ctx > hp.n_ctx_train)
+        throw usage_error(
+            fmt::format("context size {} exceeds the model's maximum of {} tokens", n_ctx, hp.n_ctx_train));
+    return n_ctx;
+}
+}  // namespace
+
+engine::engine(const engine_params& p) : params_(p) {
+    stopwatch sw;
+    check_engine_params(p);
     if (params_.n_threads == 0) params_.n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    params_.n_batch = std::min(params_.n_batch, params_.n_ctx);
-    kv_ = std::make_unique<model::kv_cache>(hp, params_.n_ctx, params_.kv_type, params_.n_seq);
-    check_memory();
-    if (params_.repack) model_->repack(params_.n_threads);
-    forward_ = std::make_unique<model::forward_pass>(*model_, params_.n_batch, params_.n_ctx, params_.n_threads);
+    // The memory check runs before the (slow) repacking, on the mapped file.
+    lm_ = loaded_model::load(p.model_path, p.repack, params_.n_threads, [this](const model::model& m) {
+        params_.n_ctx = resolve_ctx(params_, m.hparams());
+        check_memory(m);
+    });
+    init();
     load_ms_ = sw.elapsed_ms();
 }
 
-void engine::check_memory() const {
+engine::engine(std::shared_ptr<const loaded_model> m, const engine_params& p) : params_(p), lm_(std::move(m)) {
+    stopwatch sw;
+    if (!lm_) throw usage_error("engine: no model");
+    check_engine_params(p);
+    if (params_.n_threads == 0) params_.n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    params_.n_ctx = resolve_ctx(params_, lm_->hparams());
+    check_memory(lm_->get_model());
+    init();
+    load_ms_ = sw.elapsed_ms();
+}
+
+void engine::init() {
+    const model::model_hparams& hp = lm_->hparams();
+    params_.n_batch = std::min(params_.n_batch, params_.n_ctx * params_.n_seq);
+    kv_ = std::make_unique<model::kv_cache>(hp, params_.n_ctx, params_.kv_type, params_.n_seq, params_.n_kv_cells);
+    forward_ = std::make_unique<model::forward_pass>(lm_->get_model(), params_.n_batch, params_.n_ctx, params_.n_threads);
+    runner_ = std::make_unique<forward_runner>(*forward_, *kv_, hp.n_vocab);
+}
+
+void engine::check_memory(const model::model& m) const {
     uint64_t budget = params_.memory_budget_bytes;
     if (budget == 0) budget = device::usable_memory_bytes(device::read_memory_info("/"), device::read_cgroup_limits("/"));
     if (budget == 0) return;  // unknown (no /proc/meminfo): nothing to check against
-    const uint64_t weights = model_->file().file_size();
-    const uint64_t kv = kv_->size_bytes();
+    const uint64_t weights = m.file().file_size();
+    const uint64_t kv = model::kv_cache::bytes_for(m.hparams(), params_.n_ctx, params_.kv_type, params_.n_seq,
+                                                   params_.n_kv_cells);
     if (weights + kv <= budget) return;
     throw usage_error(fmt::format(
         "not enough memory: the model needs {} for its weights plus {} for a KV cache of {} tokens, but only {} "
@@ -75,81 +135,82 @@ void engine::check_prompt(std::span<const int32_t> prompt) const {
     if (static_cast<int64_t>(prompt.size()) >= params_.n_ctx)
         throw usage_error(fmt::format("the prompt has {} tokens but the context holds only {} (raise -c)", prompt.size(),
                                       params_.n_ctx));
-    const int64_t n_vocab = model_->hparams().n_vocab;
+    const int64_t n_vocab = hparams().n_vocab;
     for (size_t i = 0; i < prompt.size(); ++i)
         if (prompt[i] < 0 || prompt[i] >= n_vocab)
             throw usage_error(fmt::format("prompt token {} (index {}) is outside the vocabulary of {} tokens", prompt[i],
                                           i, n_vocab));
 }
 
+std::unique_ptr<scheduler> engine::make_scheduler(size_t max_queue) {
+    scheduler_params sp;
+    sp.n_batch = params_.n_batch;
+    sp.max_queue = max_queue;
+    sp.eog_ids = lm_->eog_ids();
+    return std::make_unique<scheduler>(*runner_, sp);
+}
+
 generation_stats engine::generate(std::span<const int32_t> prompt, const generation_params& gp,
-                                  const token_callback& on_token) {
+                                  const token_callback& on_token, bool keep_kv) {
     if (gp.n_predict <= 0)
         throw usage_error(fmt::format("the number of tokens to generate must be positive, got {}", gp.n_predict));
     check_prompt(prompt);
-    sampling::sampler_chain chain = sampling::sampler_chain::from_params(gp.sampling);
-    const model::model_hparams& hp = model_->hparams();
-    const size_t n_vocab = static_cast<size_t>(hp.n_vocab);
-
     generation_stats st;
     st.load_ms = load_ms_;
     st.kv_bytes = kv_->size_bytes();
-    st.model_bytes = model_->file().file_size();
-    stopwatch total;
+    st.model_bytes = get_model().file().file_size();
 
-    kv_->clear(0);
-    for (int32_t t : prompt) chain.accept(t);
-    model::batch b;
-    for (size_t i = 0; i < prompt.size(); ++i) b.add(prompt[i], static_cast<int64_t>(i), 0, i + 1 == prompt.size());
-    stopwatch sw;
-    std::span<const float> logits = forward_->eval(*kv_, b);
-    st.prefill_ms = sw.elapsed_ms();
-    st.n_prompt = static_cast<int64_t>(prompt.size());
-
-    std::vector<float> last(logits.begin(), logits.begin() + static_cast<std::ptrdiff_t>(n_vocab));
-    for (;;) {
-        sw.reset();
-        const int32_t tok = chain.sample(last);
-        st.sample_ms += sw.elapsed_ms();
-        if (st.n_gen == 0) st.ttft_ms = total.elapsed_ms();
-        const bool eog = hp.is_end_of_generation(tok) ||
-                         std::find(gp.extra_eog_ids.begin(), gp.extra_eog_ids.end(), tok) != gp.extra_eog_ids.end();
-        if (!gp.ignore_eos && eog) {
-            st.stop_reason = "eos";
-            break;
-        }
-        chain.accept(tok);
-        ++st.n_gen;
-        if (on_token && !on_token(tok)) {
-            st.stop_reason = "cancelled";
-            break;
-        }
-        if (st.n_gen >= gp.n_predict) {
-            st.stop_reason = "length";
-            break;
-        }
-        const int64_t pos = kv_->seq_len(0);
-        if (pos >= kv_->n_ctx()) {
-            st.stop_reason = "context";
-            break;
-        }
-        b.clear();
-        b.add(tok, pos, 0, true);
-        sw.reset();
-        logits = forward_->eval(*kv_, b);
-        st.decode_ms += sw.elapsed_ms();
-        ++st.n_decode;
-        std::copy(logits.begin(), logits.begin() + static_cast<std::ptrdiff_t>(n_vocab), last.begin());
+    request r;
+    r.prompt.assign(prompt.begin(), prompt.end());
+    r.gp = gp;
+    r.on_token = on_token;
+    r.slot = 0;
+    if (keep_kv) {
+        const size_t n = std::min(kv_tokens_.size(), static_cast<size_t>(kv_->seq_len(0)));
+        size_t common = 0;
+        while (common < n && common < prompt.size() && kv_tokens_[common] == prompt[common]) ++common;
+        r.n_cached = static_cast<int64_t>(common);
     }
-    if (st.prefill_ms > 0) st.prefill_tokens_per_s = 1000.0 * static_cast<double>(st.n_prompt) / st.prefill_ms;
+    kv_->truncate(0, r.n_cached);
+    kv_tokens_.clear();
+    sequence_result res;
+    r.on_done = [&res](const sequence_result& out) { res = out; };
+    scheduler_params sp;
+    sp.n_batch = params_.n_batch;
+    sp.max_running = 1;
+    sp.eog_ids = lm_->eog_ids();
+    scheduler sched(*runner_, sp);
+    sched.submit(std::move(r));
+    sched.run_until_idle();
+    if (res.stop_reason == "error") throw error(res.error);
+
+    st.n_prompt = res.n_prompt;
+    st.n_cached = res.n_cached;
+    st.prefill_ms = res.prefill_ms;
+    st.n_gen = static_cast<int64_t>(res.tokens.size());
+    st.n_decode = res.n_decode;
+    st.decode_ms = res.decode_ms;
+    st.sample_ms = res.sample_ms;
+    st.ttft_ms = res.first_token_ms;
+    st.stop_reason = res.stop_reason;
+    if (st.prefill_ms > 0)
+        st.prefill_tokens_per_s = 1000.0 * static_cast<double>(st.n_prompt - st.n_cached) / st.prefill_ms;
     if (st.decode_ms > 0) st.decode_tokens_per_s = 1000.0 * static_cast<double>(st.n_decode) / st.decode_ms;
     st.peak_rss_bytes = peak_rss_bytes();
+    if (keep_kv) {
+        kv_tokens_.assign(prompt.begin(), prompt.end());
+        kv_tokens_.insert(kv_tokens_.end(), res.tokens.begin(), res.tokens.end());
+        kv_tokens_.resize(std::min(kv_tokens_.size(), static_cast<size_t>(kv_->seq_len(0))));
+    } else {
+        kv_->clear(0);
+    }
     return st;
 }
 
 std::vector<float> engine::all_logits(std::span<const int32_t> tokens) {
     check_prompt(tokens);
     kv_->clear(0);
+    kv_tokens_.clear();
     model::batch b;
     for (size_t i = 0; i < tokens.size(); ++i) b.add(tokens[i], static_cast<int64_t>(i), 0, true);
     std::span<const float> logits = forward_->eval(*kv_, b);

@@ -1,6 +1,7 @@
-// The generation engine: loads a model, owns its KV cache and run state, and runs
-// prompt -> prefill -> decode with a token callback (streaming) and measured statistics.
-// Used by `edgellm run`, the native backend and the server; knows nothing about the CLI.
+// The generation engine: a model loaded once (shared) and sessions on it that own a KV cache
+// and run state, generating through the continuous-batching scheduler with a token callback
+// (streaming) and measured statistics. Used by `edgellm run`/`chat`, the native backend, the
+// bench runners and the server; knows nothing about the CLI.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -12,17 +13,50 @@
 #include "model/forward.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
+#include "engine/scheduler.h"
 #include "sampling/sampler.h"
+#include "tokenizer/tokenizer.h"
 
 namespace edgellm::engine {
 
+// A model loaded once and shared, read-only, by every session that runs it (the CLI, the native
+// backend, bench runners and every server request): weights (repacked once), tokenizer and the
+// end-of-generation token set. Sessions (engine) hold their own KV cache and scratch buffers.
+class loaded_model {
+public:
+    // Opens the GGUF, calls `before_repack` (a memory check that can refuse) and converts the
+    // weights to the packed layout when `repack`, using n_threads (0: all).
+    static std::shared_ptr<const loaded_model> load(const std::string& path, bool repack, int n_threads,
+                                                    const std::function<void(const model::model&)>& before_repack = {});
+
+    const model::model& get_model() const { return *model_; }
+    const model::model_hparams& hparams() const { return model_->hparams(); }
+    // The tokenizer from the GGUF metadata, or null (then tokenizer_error() says why).
+    const tokenizer* get_tokenizer() const { return tok_.get(); }
+    const std::string& tokenizer_error() const { return tokenizer_error_; }
+    // Every token that ends generation: the file's EOS/EOT/EOM ids and the tokenizer's
+    // end-of-turn tokens (<|im_end|>, <|eot_id|>, ...). The one owner of that rule.
+    const std::vector<int32_t>& eog_ids() const { return eog_ids_; }
+    bool is_eog(int32_t token) const;
+    double load_ms() const { return load_ms_; }
+
+private:
+    loaded_model() = default;
+    std::unique_ptr<model::model> model_;
+    std::unique_ptr<tokenizer> tok_;
+    std::string tokenizer_error_;
+    std::vector<int32_t> eog_ids_;
+    double load_ms_ = 0;
+};
+
 struct engine_params {
     std::string model_path;
-    int64_t n_ctx = 0;        // 0: the model's trained context, capped at k_default_max_ctx
-    int64_t n_batch = 512;    // tokens per prefill step (one matrix-matrix pass)
+    int64_t n_ctx = 0;        // positions per sequence; 0: the model's trained context, capped at k_default_max_ctx
+    int64_t n_batch = 512;    // tokens per forward pass (prefill chunk)
     int n_threads = 0;        // 0: every hardware thread
     ggml_type kv_type = ggml_type::f16;
-    int n_seq = 1;            // sequences the KV cache holds
+    int n_seq = 1;            // sequences the KV cache holds at once
+    int64_t n_kv_cells = 0;   // KV pool size in positions shared by the sequences; 0: n_seq * n_ctx
     bool repack = true;       // convert weights to the CPU kernels' packed layout at load
     // Memory the weights plus the KV cache may take; 0: what this machine (and cgroup) has
     // available now. Loading more is refused with a clear error instead of paging or an OOM kill.
@@ -30,19 +64,13 @@ struct engine_params {
 };
 constexpr int64_t k_default_max_ctx = 4096;
 
-struct generation_params {
-    int n_predict = 128;      // tokens to generate at most (> 0)
-    sampling::sampling_params sampling;
-    bool ignore_eos = false;  // keep going past EOS/EOT (benchmarks)
-    std::vector<int32_t> extra_eog_ids;  // more end-of-generation tokens (e.g. the tokenizer's <|im_end|>)
-};
-
 // What one generate() call measured. Rates are 0 when nothing was timed.
 struct generation_stats {
     double load_ms = 0;               // model open + validation + KV/scratch allocation
-    int64_t n_prompt = 0;             // prompt tokens evaluated
+    int64_t n_prompt = 0;             // prompt tokens
+    int64_t n_cached = 0;             // of those, reused from the previous call's KV (keep_kv)
     double prefill_ms = 0;            // forward passes over the prompt
-    double prefill_tokens_per_s = 0;
+    double prefill_tokens_per_s = 0;  // evaluated prompt tokens / prefill_ms
     int64_t n_gen = 0;                // tokens generated (an EOS/EOT that ended the run is not counted)
     int64_t n_decode = 0;             // single-token forward passes after the prompt
     double decode_ms = 0;             // time in those forward passes
@@ -58,42 +86,54 @@ struct generation_stats {
 // Called with every generated token id; return false to stop.
 using token_callback = std::function<bool(int32_t token)>;
 
+// A session on a loaded model: KV cache, scratch buffers and threads.
 class engine {
 public:
     // Loads the model and allocates the KV cache and scratch buffers once. Throws
     // edgellm::usage_error for bad parameters (context above the model's maximum, ...) and
     // edgellm::error for a bad model file.
     explicit engine(const engine_params& p);
+    // A session on a model that is already loaded (p.model_path and p.repack are ignored).
+    engine(std::shared_ptr<const loaded_model> m, const engine_params& p);
 
-    const model::model& get_model() const { return *model_; }
-    const model::model_hparams& hparams() const { return model_->hparams(); }
+    const std::shared_ptr<const loaded_model>& shared_model() const { return lm_; }
+    const model::model& get_model() const { return lm_->get_model(); }
+    const model::model_hparams& hparams() const { return lm_->hparams(); }
     const model::kv_cache& kv() const { return *kv_; }
     const engine_params& params() const { return params_; }
     double load_ms() const { return load_ms_; }
     void set_n_threads(int n);
 
-    // Generates on sequence 0 from an empty cache. `prompt` must not be empty and must leave
-    // room in the context for at least one more token.
+    // Generates on KV slot 0. `prompt` must not be empty and must leave room in the context
+    // for at least one more token. With keep_kv, the KV of the previous keep_kv call is reused
+    // for the prompt tokens it shares (chat turns re-send their history): only the new part is
+    // prefilled.
     generation_stats generate(std::span<const int32_t> prompt, const generation_params& gp,
-                              const token_callback& on_token);
+                              const token_callback& on_token, bool keep_kv = false);
 
     // Evaluates `tokens` from an empty cache and returns every position's next-token logits,
     // [n_tokens][n_vocab] (oracle comparisons, perplexity).
     std::vector<float> all_logits(std::span<const int32_t> tokens);
 
-    // Lower level, for callers that schedule their own batches (server, speculative decoding).
+    // The continuous-batching loop over this session's KV slots (server, batched bench runs).
+    std::unique_ptr<scheduler> make_scheduler(size_t max_queue = 64);
+
+    // Lower level, for callers that build their own batches (tests, speculative decoding).
     model::kv_cache& kv_mut() { return *kv_; }
     model::forward_pass& forward() { return *forward_; }
 
 private:
+    void init();
     void check_prompt(std::span<const int32_t> prompt) const;
     // Refuses (usage_error) weights + KV cache larger than the memory budget.
-    void check_memory() const;
+    void check_memory(const model::model& m) const;
 
     engine_params params_;
-    std::unique_ptr<model::model> model_;
+    std::shared_ptr<const loaded_model> lm_;
     std::unique_ptr<model::kv_cache> kv_;
     std::unique_ptr<model::forward_pass> forward_;
+    std::unique_ptr<forward_runner> runner_;
+    std::vector<int32_t> kv_tokens_;  // what slot 0's KV holds after a keep_kv generate()
     double load_ms_ = 0;
 };
 

@@ -7,13 +7,13 @@
 
 namespace edgellm::engine {
 
-text_codec::text_codec(const model::model& m) : bos_(m.hparams().bos_id) {
-    try {
-        tok_ = tokenizer::from_gguf(m.file());
+text_codec::text_codec(std::shared_ptr<const loaded_model> m)
+    : bos_(m->hparams().bos_id), lm_(std::move(m)), tok_(lm_->get_tokenizer()) {
+    if (tok_) {
         dec_ = std::make_unique<incremental_decoder>(*tok_);
         if (bos_ < 0) bos_ = tok_->bos();
-    } catch (const error& e) {
-        tokenizer_error_ = e.what();
+    } else {
+        tokenizer_error_ = lm_->tokenizer_error();
     }
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/engine.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -13,11 +14,12 @@ namespace edgellm::engine {
 
 class text_codec {
 public:
-    // Builds the model's tokenizer. A model without usable tokenizer metadata still works with
-    // token ids (encode_prompt of non-empty text then fails, pieces print as "[id]").
-    explicit text_codec(const model::model& m);
+    // Uses the loaded model's tokenizer (shared, not rebuilt). A model without usable tokenizer
+    // metadata still works with token ids (encode_prompt of non-empty text then fails, pieces
+    // print as "[id]"). The codec keeps `m` alive.
+    explicit text_codec(std::shared_ptr<const loaded_model> m);
     bool has_tokenizer() const { return tok_ != nullptr; }
-    const tokenizer* get_tokenizer() const { return tok_.get(); }
+    const tokenizer* get_tokenizer() const { return tok_; }
 
     // Token ids of a prompt, BOS first when the model wants one; special-token text such as
     // "<|im_start|>" is parsed. "" gives [BOS] alone (an error for a model without BOS).
@@ -30,7 +32,8 @@ public:
 
 private:
     int32_t bos_ = -1;
-    std::unique_ptr<tokenizer> tok_;
+    std::shared_ptr<const loaded_model> lm_;
+    const tokenizer* tok_ = nullptr;
     std::unique_ptr<incremental_decoder> dec_;
     std::string tokenizer_error_;
 };

@@ -156,13 +156,21 @@ void add(float* y, const float* x, int64_t n) {
     o.add(y, x, n);
 }
 
-void attention(const float* q, const void* k, const void* v, ggml_type kv_type, int64_t n_kv,
-               int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, float* out,
-               float* scratch) {
+void attention(const float* q, const kv_view& kv, int64_t n_kv, int64_t n_head, int64_t n_head_kv,
+               int64_t head_dim, float scale, float* out, float* scratch) {
     const auto& o = best_ops();
     if (use_ref() || !o.attention)
-        return ref::attention(q, k, v, kv_type, n_kv, n_head, n_head_kv, head_dim, scale, out, scratch);
-    o.attention(q, k, v, kv_type, n_kv, n_head, n_head_kv, head_dim, scale, out, scratch);
+        return ref::attention(q, kv, n_kv, n_head, n_head_kv, head_dim, scale, out, scratch);
+    o.attention(q, kv, n_kv, n_head, n_head_kv, head_dim, scale, out, scratch);
+}
+
+kv_view kv_view::contiguous(const void* k, const void* v, ggml_type type, int64_t row_elems) {
+    kv_view view;
+    view.k = static_cast<const uint8_t*>(k);
+    view.v = static_cast<const uint8_t*>(v);
+    view.type = type;
+    view.row_bytes = row_size(type, row_elems);
+    return view;
 }
 
 void get_row(ggml_type wt, const void* w, int64_t n_cols, int64_t row, float* dst) {

@@ -55,14 +55,37 @@ void swiglu(const float* gate, const float* up, float* y, int64_t n);
 // y += x (n elements).
 void add(float* y, const float* x, int64_t n);
 
+// The cached keys and values of one layer of one sequence, as the attention kernels read them:
+// rows of [n_head_kv][head_dim] elements of `type` (f32 or f16), either contiguous (blocks ==
+// nullptr: row j at k + j * row_bytes) or paged (row j in block blocks[j >> block_shift], at
+// row j & (2^block_shift - 1) of that block; blocks are block_stride bytes apart from k and v).
+struct kv_view {
+    const uint8_t* k = nullptr;
+    const uint8_t* v = nullptr;
+    ggml_type type = ggml_type::f32;
+    size_t row_bytes = 0;
+    const int32_t* blocks = nullptr;  // block table of the sequence, or nullptr: contiguous
+    int block_shift = 0;              // log2 of the rows per block
+    size_t block_stride = 0;          // bytes from one block to the next
+
+    size_t offset(int64_t j) const {
+        if (!blocks) return static_cast<size_t>(j) * row_bytes;
+        return static_cast<size_t>(blocks[j >> block_shift]) * block_stride +
+               static_cast<size_t>(j & ((int64_t{1} << block_shift) - 1)) * row_bytes;
+    }
+    const void* k_row(int64_t j) const { return k + offset(j); }
+    const void* v_row(int64_t j) const { return v + offset(j); }
+    // Contiguous rows of row_elems elements each.
+    static kv_view contiguous(const void* k, const void* v, ggml_type type, int64_t row_elems);
+};
+
 // Attention of one query token over n_kv cached positions with grouped-query heads.
 //   q:   [n_head][head_dim] f32
-//   k,v: [n_kv][n_head_kv][head_dim] of kv_type (f32 or f16), position-major
+//   kv:  rows 0..n_kv-1, each [n_head_kv][head_dim] (f32 or f16)
 //   out: [n_head][head_dim] f32; scratch: at least n_kv floats per thread call
 // Query head h reads KV head h / (n_head / n_head_kv). Scores are scaled by `scale`.
-void attention(const float* q, const void* k, const void* v, ggml_type kv_type, int64_t n_kv,
-               int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, float* out,
-               float* scratch);
+void attention(const float* q, const kv_view& kv, int64_t n_kv, int64_t n_head, int64_t n_head_kv,
+               int64_t head_dim, float scale, float* out, float* scratch);
 
 // Dequantizes-free row lookup for embeddings: dst = row `row` of w ([n_rows][n_cols] of wt).
 void get_row(ggml_type wt, const void* w, int64_t n_cols, int64_t row, float* dst);

@@ -68,6 +68,15 @@ void forward_pass::validate(const kv_cache& kv, const batch& b) const {
 
 std::span<const float> forward_pass::eval(kv_cache& kv, const batch& b) {
     validate(kv, b);
+    // Blocks for every position the batch writes, before any is written.
+    std::map<int32_t, int64_t> end_pos;
+    for (size_t i = 0; i < b.size(); ++i) end_pos[b.seq_ids[i]] = b.positions[i] + 1;
+    int64_t need = 0;
+    for (const auto& [seq, n_pos] : end_pos) need += kv.blocks_needed(seq, n_pos);
+    if (need > kv.n_free_blocks())
+        throw error(fmt::format("KV cache is full: the batch needs {} more blocks of {} positions, {} are free", need,
+                                k_kv_block_size, kv.n_free_blocks()));
+    for (const auto& [seq, n_pos] : end_pos) kv.reserve(seq, n_pos);
     const int64_t n_vocab = m_.hparams().n_vocab;
     const size_t n_out = static_cast<size_t>(b.n_outputs());
     if (logits_.size() < n_out * static_cast<size_t>(n_vocab)) logits_.resize(n_out * static_cast<size_t>(n_vocab));
@@ -157,9 +166,8 @@ void forward_pass::eval_layer(int il, kv_cache& kv, const batch& b, size_t begin
     kernels::cpu::parallel_for(n_att_threads, n, [&](int64_t t, int ti) {
         const int32_t seq = b.seq_ids[begin + t];
         float* scratch = &scores_[static_cast<size_t>(ti) * static_cast<size_t>(kv.n_ctx())];
-        kernels::attention(&q[t * q_dim], kv.keys(il, seq), kv.values(il, seq), kv.type(),
-                           b.positions[begin + t] + 1, hp.n_head, hp.n_head_kv, hp.head_dim, scale, &attn_[t * q_dim],
-                           scratch);
+        kernels::attention(&q[t * q_dim], kv.view(il, seq), b.positions[begin + t] + 1, hp.n_head, hp.n_head_kv,
+                           hp.head_dim, scale, &attn_[t * q_dim], scratch);
     });
     mm(lw.wo, attn_.data(), proj_.data());
     kernels::add(x_.data(), proj_.data(), n * n_embd);

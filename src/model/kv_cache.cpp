@@ -1,4 +1,5 @@
-// KV cache storage: one contiguous block per (layer, sequence, K/V), rows converted on store.
+// Paged KV cache: a block pool with a free list and per-sequence block tables; rows are
+// converted to the cache type on store.
 #include "model/kv_cache.h"
 
 #include <fmt/format.h>
@@ -10,19 +11,34 @@
 
 namespace edgellm::model {
 
-kv_cache::kv_cache(const model_hparams& hp, int64_t n_ctx, ggml_type type, int n_seq)
+kv_cache::kv_cache(const model_hparams& hp, int64_t n_ctx, ggml_type type, int n_seq, int64_t n_cells)
     : type_(type), n_ctx_(n_ctx), n_seq_(n_seq), n_layer_(hp.n_layer), row_elems_(hp.kv_dim()) {
     if (type != ggml_type::f16 && type != ggml_type::f32)
         throw usage_error(fmt::format("KV cache type {} is not supported (use f16 or f32)", type_name(type)));
     if (n_ctx <= 0) throw usage_error(fmt::format("KV cache context must be positive, got {}", n_ctx));
     if (n_seq <= 0) throw usage_error(fmt::format("KV cache needs at least one sequence, got {}", n_seq));
+    if (n_cells < 0) throw usage_error(fmt::format("KV cache size must be positive, got {}", n_cells));
+    if (n_cells == 0) n_cells = static_cast<int64_t>(n_seq) * blocks_for(n_ctx) * k_kv_block_size;
+    n_blocks_ = blocks_for(n_cells);
+    if (n_blocks_ > INT32_MAX) throw usage_error(fmt::format("KV cache of {} positions is too large", n_cells));
     row_bytes_ = row_size(type, row_elems_);
-    block_bytes_ = row_bytes_ * static_cast<size_t>(n_ctx);
-    n_bytes_ = static_cast<uint64_t>(block_bytes_) * 2 * static_cast<uint64_t>(n_layer_) * static_cast<uint64_t>(n_seq);
+    half_bytes_ = row_bytes_ * static_cast<size_t>(k_kv_block_size);
+    block_bytes_ = 2 * half_bytes_;
+    n_bytes_ = static_cast<uint64_t>(block_bytes_) * static_cast<uint64_t>(n_layer_) * static_cast<uint64_t>(n_blocks_);
     // Left uninitialised on purpose: only rows below seq_len are ever read, and untouched pages
     // cost no resident memory.
     data_ = std::make_unique_for_overwrite<uint8_t[]>(n_bytes_);
     seq_len_.assign(static_cast<size_t>(n_seq), 0);
+    tables_.resize(static_cast<size_t>(n_seq));
+    // Lowest ids on top of the stack: a small workload touches the start of the pool only.
+    free_.resize(static_cast<size_t>(n_blocks_));
+    for (int64_t i = 0; i < n_blocks_; ++i) free_[static_cast<size_t>(i)] = static_cast<int32_t>(n_blocks_ - 1 - i);
+}
+
+uint64_t kv_cache::bytes_for(const model_hparams& hp, int64_t n_ctx, ggml_type type, int n_seq, int64_t n_cells) {
+    if (n_cells <= 0) n_cells = static_cast<int64_t>(n_seq) * blocks_for(n_ctx) * k_kv_block_size;
+    return static_cast<uint64_t>(blocks_for(n_cells)) * static_cast<uint64_t>(k_kv_block_size) * 2 *
+           row_size(type, hp.kv_dim()) * static_cast<uint64_t>(hp.n_layer);
 }
 
 void kv_cache::check_seq(int seq) const {
@@ -35,21 +51,52 @@ int64_t kv_cache::seq_len(int seq) const {
     return seq_len_[static_cast<size_t>(seq)];
 }
 
+int64_t kv_cache::blocks_needed(int seq, int64_t n_pos) const {
+    check_seq(seq);
+    const int64_t have = static_cast<int64_t>(tables_[static_cast<size_t>(seq)].size());
+    return std::max<int64_t>(0, blocks_for(n_pos) - have);
+}
+
+bool kv_cache::reserve(int seq, int64_t n_pos) {
+    check_seq(seq);
+    if (n_pos < 0 || n_pos > n_ctx_)
+        throw error(fmt::format("sequence {}: {} positions do not fit the context of {}", seq, n_pos, n_ctx_));
+    const int64_t need = blocks_needed(seq, n_pos);
+    if (need > n_free_blocks()) return false;
+    auto& table = tables_[static_cast<size_t>(seq)];
+    for (int64_t i = 0; i < need; ++i) {
+        table.push_back(free_.back());
+        free_.pop_back();
+    }
+    return true;
+}
+
 void kv_cache::truncate(int seq, int64_t n_pos) {
     check_seq(seq);
-    if (n_pos < 0 || n_pos > seq_len_[static_cast<size_t>(seq)])
-        throw error(fmt::format("cannot truncate sequence {} of length {} to {} positions", seq,
-                                seq_len_[static_cast<size_t>(seq)], n_pos));
-    seq_len_[static_cast<size_t>(seq)] = n_pos;
+    int64_t& len = seq_len_[static_cast<size_t>(seq)];
+    if (n_pos < 0 || n_pos > len)
+        throw error(fmt::format("cannot truncate sequence {} of length {} to {} positions", seq, len, n_pos));
+    len = n_pos;
+    auto& table = tables_[static_cast<size_t>(seq)];
+    const size_t keep = static_cast<size_t>(blocks_for(n_pos));
+    while (table.size() > keep) {
+        free_.push_back(table.back());
+        table.pop_back();
+    }
 }
 
-void kv_cache::clear_all() { std::fill(seq_len_.begin(), seq_len_.end(), 0); }
-
-const uint8_t* kv_cache::base(int64_t il, int seq, int kv) const {
-    return data_.get() + ((static_cast<size_t>(il) * n_seq_ + static_cast<size_t>(seq)) * 2 + kv) * block_bytes_;
+void kv_cache::clear_all() {
+    for (int s = 0; s < n_seq_; ++s) clear(s);
 }
-uint8_t* kv_cache::base(int64_t il, int seq, int kv) {
-    return const_cast<uint8_t*>(static_cast<const kv_cache*>(this)->base(il, seq, kv));
+
+uint8_t* kv_cache::row(int64_t il, int seq, int64_t pos, int kv) {
+    const auto& table = tables_[static_cast<size_t>(seq)];
+    const size_t ib = static_cast<size_t>(pos >> k_kv_block_shift);
+    if (ib >= table.size())
+        throw error(fmt::format("KV position {} of sequence {} has no block reserved", pos, seq));
+    const size_t block = static_cast<size_t>(il) * static_cast<size_t>(n_blocks_) + static_cast<size_t>(table[ib]);
+    return data_.get() + block * block_bytes_ + static_cast<size_t>(kv) * half_bytes_ +
+           static_cast<size_t>(pos & (k_kv_block_size - 1)) * row_bytes_;
 }
 
 void kv_cache::store(int64_t il, int seq, int64_t pos, const float* k, const float* v) {
@@ -57,8 +104,8 @@ void kv_cache::store(int64_t il, int seq, int64_t pos, const float* k, const flo
     if (pos < 0 || pos >= n_ctx_)
         throw error(fmt::format("KV position {} is outside the context of {} positions", pos, n_ctx_));
     if (il < 0 || il >= n_layer_) throw error(fmt::format("KV layer {} out of range", il));
-    uint8_t* dk = base(il, seq, 0) + static_cast<size_t>(pos) * row_bytes_;
-    uint8_t* dv = base(il, seq, 1) + static_cast<size_t>(pos) * row_bytes_;
+    uint8_t* dk = row(il, seq, pos, 0);
+    uint8_t* dv = row(il, seq, pos, 1);
     if (type_ == ggml_type::f32) {
         std::memcpy(dk, k, row_bytes_);
         std::memcpy(dv, v, row_bytes_);
@@ -75,10 +122,25 @@ void kv_cache::store(int64_t il, int seq, int64_t pos, const float* k, const flo
 void kv_cache::extend(int seq, int64_t n_pos) {
     check_seq(seq);
     int64_t& len = seq_len_[static_cast<size_t>(seq)];
-    if (n_pos < len || n_pos > n_ctx_)
-        throw error(fmt::format("cannot extend sequence {} of length {} to {} positions (context {})", seq, len, n_pos,
-                                n_ctx_));
+    const int64_t reserved = static_cast<int64_t>(tables_[static_cast<size_t>(seq)].size()) * k_kv_block_size;
+    if (n_pos < len || n_pos > n_ctx_ || n_pos > reserved)
+        throw error(fmt::format("cannot extend sequence {} of length {} to {} positions (context {}, {} reserved)", seq,
+                                len, n_pos, n_ctx_, reserved));
     len = n_pos;
+}
+
+kernels::kv_view kv_cache::view(int64_t il, int seq) const {
+    check_seq(seq);
+    kernels::kv_view v;
+    const uint8_t* layer = data_.get() + static_cast<size_t>(il) * static_cast<size_t>(n_blocks_) * block_bytes_;
+    v.k = layer;
+    v.v = layer + half_bytes_;
+    v.type = type_;
+    v.row_bytes = row_bytes_;
+    v.blocks = tables_[static_cast<size_t>(seq)].data();
+    v.block_shift = k_kv_block_shift;
+    v.block_stride = block_bytes_;
+    return v;
 }
 
 }  // namespace edgellm::model

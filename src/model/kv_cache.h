@@ -1,19 +1,31 @@
-// Key/value cache for attention, addressed per sequence so that several sequences can share
-// one cache (continuous batching) and a sequence can be rolled back (speculative decoding).
+// Paged key/value cache for attention. One pool of fixed-size blocks (k_kv_block_size positions
+// each) is shared by every sequence; a sequence owns a block table mapping its positions to pool
+// blocks, so sequences of any length share the memory (continuous batching), a finished or
+// cancelled sequence gives its blocks back at once, and a sequence can be rolled back
+// (speculative decoding). The pool is allocated once; pages the OS has not touched cost no RSS.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <vector>
 
+#include "kernels/kernels.h"
 #include "model/hparams.h"
 #include "quant/ggml_type.h"
 
 namespace edgellm::model {
 
+constexpr int k_kv_block_shift = 4;
+constexpr int64_t k_kv_block_size = int64_t{1} << k_kv_block_shift;  // positions per block (vLLM's default)
+
 class kv_cache {
 public:
-    // Room for n_seq sequences of up to n_ctx positions each, elements of `type` (f16 or f32).
-    kv_cache(const model_hparams& hp, int64_t n_ctx, ggml_type type, int n_seq = 1);
+    // Up to n_seq sequences (ids 0..n_seq-1) of up to n_ctx positions each, elements of `type`
+    // (f16 or f32), sharing a pool of n_cells positions (rounded up to whole blocks);
+    // n_cells 0: n_seq * n_ctx, so that every sequence can reach n_ctx at once.
+    kv_cache(const model_hparams& hp, int64_t n_ctx, ggml_type type, int n_seq = 1, int64_t n_cells = 0);
+
+    // Bytes the pool of a cache built with these arguments takes (for memory checks before loading).
+    static uint64_t bytes_for(const model_hparams& hp, int64_t n_ctx, ggml_type type, int n_seq, int64_t n_cells);
 
     ggml_type type() const { return type_; }
     int64_t n_ctx() const { return n_ctx_; }
@@ -22,26 +34,39 @@ public:
     int64_t row_elems() const { return row_elems_; }  // n_head_kv * head_dim
     uint64_t size_bytes() const { return n_bytes_; }
 
+    // Blocks of the pool: total, not owned by any sequence, and what n_pos positions take.
+    int64_t n_blocks() const { return n_blocks_; }
+    int64_t n_free_blocks() const { return static_cast<int64_t>(free_.size()); }
+    int64_t n_used_blocks() const { return n_blocks_ - n_free_blocks(); }
+    static int64_t blocks_for(int64_t n_pos) { return (n_pos + k_kv_block_size - 1) / k_kv_block_size; }
+    // Blocks `seq` still needs to hold n_pos positions (0 when it already has them).
+    int64_t blocks_needed(int seq, int64_t n_pos) const;
+
     // Positions 0..seq_len(seq)-1 of sequence `seq` hold valid keys and values.
     int64_t seq_len(int seq) const;
-    // Keeps the first n_pos positions of `seq` (rollback); n_pos > seq_len is an error.
+    // Gives `seq` the blocks to hold n_pos positions; false (and nothing taken) when the pool
+    // has too few free blocks. n_pos above n_ctx is an error.
+    bool reserve(int seq, int64_t n_pos);
+    // Keeps the first n_pos positions of `seq` (rollback) and frees the blocks past them;
+    // n_pos > seq_len is an error.
     void truncate(int seq, int64_t n_pos);
     void clear(int seq) { truncate(seq, 0); }
     void clear_all();
 
     // Stores one position's K and V rows ([n_head_kv][head_dim] f32 each, converted to type()).
-    // The forward pass writes all layers of a batch, then marks the positions valid with extend().
+    // The position's block must be reserved. The forward pass writes all layers of a batch, then
+    // marks the positions valid with extend().
     void store(int64_t il, int seq, int64_t pos, const float* k, const float* v);
-    // Marks positions 0..n_pos-1 of `seq` valid; n_pos must not shrink the sequence nor pass n_ctx.
+    // Marks positions 0..n_pos-1 of `seq` valid; n_pos must not shrink the sequence nor pass the
+    // reserved blocks.
     void extend(int seq, int64_t n_pos);
 
-    // Layer il's keys / values of `seq`: [n_ctx][n_head_kv][head_dim] of type(), position-major.
-    const void* keys(int64_t il, int seq) const { return base(il, seq, 0); }
-    const void* values(int64_t il, int seq) const { return base(il, seq, 1); }
+    // Layer il's keys and values of `seq`, for the attention kernels (valid until the sequence's
+    // block table changes).
+    kernels::kv_view view(int64_t il, int seq) const;
 
 private:
-    const uint8_t* base(int64_t il, int seq, int kv) const;
-    uint8_t* base(int64_t il, int seq, int kv);
+    uint8_t* row(int64_t il, int seq, int64_t pos, int kv);
     void check_seq(int seq) const;
 
     ggml_type type_;
@@ -50,10 +75,14 @@ private:
     int64_t n_layer_;
     int64_t row_elems_;
     size_t row_bytes_;
-    size_t block_bytes_;  // one (layer, seq, K-or-V) block: n_ctx rows
+    size_t half_bytes_;   // K (or V) rows of one block: k_kv_block_size rows
+    size_t block_bytes_;  // one (layer, block): K rows then V rows
+    int64_t n_blocks_;
     uint64_t n_bytes_;
-    std::unique_ptr<uint8_t[]> data_;  // [n_layer][n_seq][K,V][n_ctx][row]
+    std::unique_ptr<uint8_t[]> data_;  // [n_layer][n_blocks][K,V][k_kv_block_size][row]
     std::vector<int64_t> seq_len_;
+    std::vector<std::vector<int32_t>> tables_;  // [n_seq] block ids, position p in tables_[s][p / block]
+    std::vector<int32_t> free_;                 // free block ids (a stack)
 };
 
 }  // namespace edgellm::model

@@ -2,11 +2,14 @@
 // scalar reference on odd sizes, with guard bytes and NaN/Inf checks.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "core/error.h"
 #include "kernel_test_util.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/ref.h"
 #include "quant/fp16.h"
+#include "quant/quant.h"
 
 namespace edgellm {
 namespace {
@@ -153,14 +156,15 @@ TEST_P(Attention, MatchesReference) {
     const void* k = kv_type == ggml_type::f16 ? static_cast<const void*>(kh.data()) : kf.data();
     const void* v = kv_type == ggml_type::f16 ? static_cast<const void*>(vh.data()) : vf.data();
     const float scale = 1.0f / std::sqrt(float(head_dim));
+    const auto view = kernels::kv_view::contiguous(k, v, kv_type, int64_t{n_head_kv} * head_dim);
     std::vector<float> ref(q.size()), scratch(static_cast<size_t>(n_kv));
-    kernels::ref::attention(q.data(), k, v, kv_type, n_kv, n_head, n_head_kv, head_dim, scale, ref.data(), scratch.data());
+    kernels::ref::attention(q.data(), view, n_kv, n_head, n_head_kv, head_dim, scale, ref.data(), scratch.data());
     ASSERT_TRUE(test::all_finite(ref.data(), ref.size()));
     for (const auto& t : test::available_tables()) {
         if (!t.ops->attention) continue;
         SCOPED_TRACE(t.name);
         test::guarded_buffer out(q.size()), scr(static_cast<size_t>(n_kv));
-        t.ops->attention(q.data(), k, v, kv_type, n_kv, n_head, n_head_kv, head_dim, scale, out.data(), scr.data());
+        t.ops->attention(q.data(), view, n_kv, n_head, n_head_kv, head_dim, scale, out.data(), scr.data());
         EXPECT_TRUE(out.guards_intact());
         EXPECT_TRUE(scr.guards_intact()) << "scratch used beyond n_kv floats";
         ASSERT_TRUE(test::all_finite(out.data(), out.size()));
@@ -176,17 +180,79 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Attention,
                                            attn_param{ggml_type::f32, 1023, 4, 1, 128},
                                            attn_param{ggml_type::f16, 3, 9, 3, 8}));
 
+// The same rows scattered over shuffled blocks of a pool (a paged KV cache) give bit-identical
+// results to the contiguous layout, for the reference and every op table.
+TEST_P(Attention, PagedLayoutEqualsContiguous) {
+    const auto [kv_type, n_kv, n_head, n_head_kv, head_dim] = GetParam();
+    const int64_t row_elems = int64_t{n_head_kv} * head_dim;
+    const size_t row_bytes = row_size(kv_type, row_elems);
+    const auto q = test::random_floats(size_t(n_head * head_dim), 15);
+    const auto kf = test::random_floats(size_t(n_kv * row_elems), 16);
+    const auto vf = test::random_floats(size_t(n_kv * row_elems), 17);
+    std::vector<uint8_t> kc(n_kv * row_bytes), vc(n_kv * row_bytes);
+    for (size_t i = 0; i < kf.size(); ++i) {
+        if (kv_type == ggml_type::f16) {
+            reinterpret_cast<uint16_t*>(kc.data())[i] = fp32_to_fp16(kf[i]);
+            reinterpret_cast<uint16_t*>(vc.data())[i] = fp32_to_fp16(vf[i]);
+        } else {
+            reinterpret_cast<float*>(kc.data())[i] = kf[i];
+            reinterpret_cast<float*>(vc.data())[i] = vf[i];
+        }
+    }
+    // Blocks of 4 rows; the sequence's blocks sit in reverse order in a pool with spare blocks,
+    // K and V interleaved per block as in model::kv_cache.
+    const int shift = 2;
+    const int64_t rows_per_block = int64_t{1} << shift;
+    const int64_t n_blocks = (n_kv + rows_per_block - 1) / rows_per_block;
+    const int64_t n_pool = n_blocks + 3;
+    const size_t block_bytes = size_t(rows_per_block) * row_bytes;
+    std::vector<uint8_t> pool(size_t(n_pool) * 2 * block_bytes, 0xAB);
+    std::vector<int32_t> table(static_cast<size_t>(n_blocks));
+    for (int64_t b = 0; b < n_blocks; ++b) table[size_t(b)] = int32_t(n_pool - 1 - b);
+    for (int64_t j = 0; j < n_kv; ++j) {
+        uint8_t* blk = pool.data() + size_t(table[size_t(j >> shift)]) * 2 * block_bytes;
+        std::memcpy(blk + size_t(j & (rows_per_block - 1)) * row_bytes, kc.data() + size_t(j) * row_bytes, row_bytes);
+        std::memcpy(blk + block_bytes + size_t(j & (rows_per_block - 1)) * row_bytes, vc.data() + size_t(j) * row_bytes,
+                    row_bytes);
+    }
+    kernels::kv_view paged;
+    paged.k = pool.data();
+    paged.v = pool.data() + block_bytes;
+    paged.type = kv_type;
+    paged.row_bytes = row_bytes;
+    paged.blocks = table.data();
+    paged.block_shift = shift;
+    paged.block_stride = 2 * block_bytes;
+    const auto flat = kernels::kv_view::contiguous(kc.data(), vc.data(), kv_type, row_elems);
+    const float scale = 1.0f / std::sqrt(float(head_dim));
+    std::vector<float> a(q.size()), b(q.size()), scratch(static_cast<size_t>(n_kv));
+    kernels::ref::attention(q.data(), flat, n_kv, n_head, n_head_kv, head_dim, scale, a.data(), scratch.data());
+    kernels::ref::attention(q.data(), paged, n_kv, n_head, n_head_kv, head_dim, scale, b.data(), scratch.data());
+    EXPECT_EQ(a, b) << "reference";
+    for (const auto& t : test::available_tables()) {
+        if (!t.ops->attention) continue;
+        SCOPED_TRACE(t.name);
+        t.ops->attention(q.data(), flat, n_kv, n_head, n_head_kv, head_dim, scale, a.data(), scratch.data());
+        t.ops->attention(q.data(), paged, n_kv, n_head, n_head_kv, head_dim, scale, b.data(), scratch.data());
+        EXPECT_EQ(a, b);
+    }
+}
+
 TEST(AttentionRef, SinglePositionReturnsItsValue) {
     const auto q = test::random_floats(16, 12), k = test::random_floats(16, 13), v = test::random_floats(16, 14);
     std::vector<float> out(16), scratch(1);
-    kernels::attention(q.data(), k.data(), v.data(), ggml_type::f32, 1, 1, 1, 16, 0.25f, out.data(), scratch.data());
+    kernels::attention(q.data(), kernels::kv_view::contiguous(k.data(), v.data(), ggml_type::f32, 16), 1, 1, 1, 16, 0.25f,
+                       out.data(), scratch.data());
     for (size_t i = 0; i < v.size(); ++i) EXPECT_NEAR(out[i], v[i], 1e-6);
 }
 
 TEST(AttentionRef, RejectsBadKvTypeAndHeadGrouping) {
     std::vector<float> q(16), kv(16), out(16), scratch(1);
-    EXPECT_THROW(kernels::attention(q.data(), kv.data(), kv.data(), ggml_type::q8_0, 1, 1, 1, 16, 1.0f, out.data(), scratch.data()), error);
-    EXPECT_THROW(kernels::attention(q.data(), kv.data(), kv.data(), ggml_type::f32, 1, 3, 2, 16, 1.0f, out.data(), scratch.data()), error);
+    kernels::kv_view bad = kernels::kv_view::contiguous(kv.data(), kv.data(), ggml_type::f32, 16);
+    bad.type = ggml_type::q8_0;
+    EXPECT_THROW(kernels::attention(q.data(), bad, 1, 1, 1, 16, 1.0f, out.data(), scratch.data()), error);
+    const auto f32 = kernels::kv_view::contiguous(kv.data(), kv.data(), ggml_type::f32, 16);
+    EXPECT_THROW(kernels::attention(q.data(), f32, 1, 3, 2, 16, 1.0f, out.data(), scratch.data()), error);
 }
 
 TEST(Dispatch, ReportsAnImplementationName) {

@@ -13,6 +13,7 @@
 #include "chat/chat_template.h"
 #include "chat/jinja.h"
 #include "command.h"
+#include "common_flags.h"
 #include "core/error.h"
 #include "engine/engine.h"
 #include "engine/text.h"
@@ -22,18 +23,11 @@ namespace edgellm::cli {
 namespace {
 
 struct chat_options {
-    std::string model;
+    session_flags session;  // session.model: -m
+    sampling_flags sampling;
     std::string system;
     std::string chat_template;  // built-in name, Jinja2 file, or empty: the model's / a fallback
     int n_predict = 512;
-    int n_threads = -1;
-    int64_t n_ctx = 0;
-    float temp = 0.8f;
-    int top_k = 40;
-    float top_p = 0.95f;
-    float min_p = 0.05f;
-    float repeat_penalty = 1.0f;
-    int64_t seed = -1;
     bool stats = false;
     bool show_prompt = false;
 };
@@ -56,14 +50,13 @@ void write_out(const std::string& s) {
 
 void chat(const chat_options& o) {
     if (o.n_predict <= 0) throw usage_error(fmt::format("-n must be positive, got {}", o.n_predict));
-    engine::engine_params ep;
-    ep.model_path = o.model;
-    ep.n_ctx = o.n_ctx;
-    ep.n_threads = o.n_threads > 0 ? o.n_threads : 0;
-    engine::engine eng(ep);
-    engine::text_codec codec(eng.get_model());
+    engine::generation_params gp;
+    gp.sampling = o.sampling.params();
+    engine::engine eng(o.session.params());
+    engine::text_codec codec(eng.shared_model());
     const tokenizer* tok = codec.get_tokenizer();
-    if (!tok) throw usage_error("chat needs a model with tokenizer metadata; " + o.model + " has none usable");
+    if (!tok)
+        throw usage_error("chat needs a model with tokenizer metadata; " + o.session.model + " has none usable");
 
     const gguf::file& file = eng.get_model().file();
     chat::model_chat_info info;
@@ -75,17 +68,6 @@ void chat(const chat_options& o) {
     chat::chat_template tmpl = chat::select_template(info, template_override(o.chat_template));
     std::fprintf(stderr, "chat template: %s (%s)\n", tmpl.name().c_str(), tmpl.reason().c_str());
 
-    engine::generation_params gp;
-    gp.sampling.temperature = o.temp;
-    gp.sampling.top_k = o.top_k;
-    gp.sampling.top_p = o.top_p;
-    gp.sampling.min_p = o.min_p;
-    gp.sampling.repeat_penalty = o.repeat_penalty;
-    gp.sampling.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed)
-                                   : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-    sampling::validate(gp.sampling);
-    for (int32_t id = 0; id < tok->n_vocab(); ++id)
-        if (tok->is_eog(id)) gp.extra_eog_ids.push_back(id);
 
     std::vector<chat::chat_message> history;
     auto reset = [&] {
@@ -140,14 +122,17 @@ void chat(const chat_options& o) {
             write_out(piece);
             return true;
         };
-        engine::generation_stats st = eng.generate(prompt, gp, on_token);
+        // The history is sent again each turn: its KV from the last turn is reused, so only the
+        // new message is prefilled.
+        engine::generation_stats st = eng.generate(prompt, gp, on_token, /*keep_kv=*/true);
         std::string tail = codec.flush();
         reply += tail;
         write_out(tail + "\n");
         history.push_back({"assistant", reply, {}});
         if (o.stats)
-            std::fprintf(stderr, "[%lld prompt tokens, %lld generated, %.1f tokens/s, stop: %s]\n",
-                         static_cast<long long>(st.n_prompt), static_cast<long long>(st.n_gen),
+            std::fprintf(stderr, "[%lld prompt tokens (%lld reused from the cache), %lld generated, %.1f tokens/s, stop: %s]\n",
+                         static_cast<long long>(st.n_prompt), static_cast<long long>(st.n_cached),
+                         static_cast<long long>(st.n_gen),
                          st.decode_tokens_per_s, st.stop_reason.c_str());
     }
 }
@@ -165,18 +150,12 @@ void setup(CLI::App& app) {
         "  edgellm chat -m qwen2.5-0.5b-instruct-q4_k_m.gguf --system \"Answer briefly.\"\n"
         "  printf 'Hi\\nTell me a story\\n' | edgellm chat -m stories260K.gguf --temp 0 -n 32\n"
         "  edgellm chat -m model.gguf --chat-template chatml\n");
-    cmd->add_option("-m,--model", opts->model, "GGUF model file")->required();
+    cmd->add_option("-m,--model", opts->session.model, "GGUF model file")->required();
     cmd->add_option("--system", opts->system, "system prompt");
     cmd->add_option("--chat-template", opts->chat_template, "built-in template name or a Jinja2 file");
     cmd->add_option("-n,--n-predict", opts->n_predict, "tokens per reply at most (default 512)");
-    cmd->add_option("-t,--threads", opts->n_threads, "threads (default: all hardware threads)");
-    cmd->add_option("-c,--ctx-size", opts->n_ctx, "context size (default: model's, at most 4096)");
-    cmd->add_option("--temp", opts->temp, "temperature; 0 = greedy (default 0.8)");
-    cmd->add_option("--top-k", opts->top_k, "top-k, 0 = off (default 40)");
-    cmd->add_option("--top-p", opts->top_p, "top-p, 1 = off (default 0.95)");
-    cmd->add_option("--min-p", opts->min_p, "min-p, 0 = off (default 0.05)");
-    cmd->add_option("--repeat-penalty", opts->repeat_penalty, "repetition penalty, 1 = off (default 1.0)");
-    cmd->add_option("-s,--seed", opts->seed, "sampling seed (default: random)");
+    opts->session.add_to(cmd);
+    opts->sampling.add_to(cmd);
     cmd->add_flag("--stats", opts->stats, "print token counts and speed after each reply (stderr)");
     cmd->add_flag("--show-prompt", opts->show_prompt, "print the formatted prompt before each reply (stderr)");
     cmd->callback([opts] { chat(*opts); });

@@ -60,9 +60,8 @@ struct isa_ops {
     void (*softmax)(float* x, int64_t n) = nullptr;
     void (*swiglu)(const float* gate, const float* up, float* y, int64_t n) = nullptr;
     void (*add)(float* y, const float* x, int64_t n) = nullptr;
-    void (*attention)(const float* q, const void* k, const void* v, ggml_type kv_type, int64_t n_kv,
-                      int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, float* out,
-                      float* scratch) = nullptr;
+    void (*attention)(const float* q, const kv_view& kv, int64_t n_kv, int64_t n_head, int64_t n_head_kv,
+                      int64_t head_dim, float scale, float* out, float* scratch) = nullptr;
 };
 
 // Per-ISA tables; each returns null when compiled out or the CPU lacks the ISA.

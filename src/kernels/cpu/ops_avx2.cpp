@@ -123,38 +123,37 @@ inline float load1(const void* base, bool is_f16, int64_t i) {
 
 // Per query head: scores = scale * q.k_j, softmax, out = sum_j p_j v_j. The output row is
 // accumulated in place, 8 lanes at a time; head_dim tails fall back to scalar.
-void attention(const float* q, const void* k, const void* v, ggml_type kv_type, int64_t n_kv,
-               int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, float* out,
-               float* scratch) {
+void attention(const float* q, const kv_view& kv, int64_t n_kv, int64_t n_head, int64_t n_head_kv,
+               int64_t head_dim, float scale, float* out, float* scratch) {
+    const ggml_type kv_type = kv.type;
     if (kv_type != ggml_type::f32 && kv_type != ggml_type::f16)
         throw error("attention: KV cache type must be F32 or F16");
     if (n_head_kv <= 0 || n_head % n_head_kv != 0)
         throw error("attention: n_head must be a multiple of n_head_kv");
     const bool f16 = kv_type == ggml_type::f16;
     const int64_t group = n_head / n_head_kv;
-    const int64_t kv_stride = n_head_kv * head_dim;
     for (int64_t h = 0; h < n_head; ++h) {
         const int64_t base = (h / group) * head_dim;
         const float* qh = q + h * head_dim;
         for (int64_t j = 0; j < n_kv; ++j) {
-            const int64_t off = j * kv_stride + base;
+            const void* kr = kv.k_row(j);
             __m256 acc = _mm256_setzero_ps();
             int64_t d = 0;
-            for (; d + 8 <= head_dim; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d), load8(k, f16, off + d), acc);
+            for (; d + 8 <= head_dim; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d), load8(kr, f16, base + d), acc);
             float s = hsum(acc);
-            for (; d < head_dim; ++d) s += qh[d] * load1(k, f16, off + d);
+            for (; d < head_dim; ++d) s += qh[d] * load1(kr, f16, base + d);
             scratch[j] = s * scale;
         }
         softmax(scratch, n_kv);
         float* oh = out + h * head_dim;
         for (int64_t d = 0; d < head_dim; ++d) oh[d] = 0.0f;
         for (int64_t j = 0; j < n_kv; ++j) {
-            const int64_t off = j * kv_stride + base;
+            const void* vr = kv.v_row(j);
             const __m256 p = _mm256_set1_ps(scratch[j]);
             int64_t d = 0;
             for (; d + 8 <= head_dim; d += 8)
-                _mm256_storeu_ps(oh + d, _mm256_fmadd_ps(p, load8(v, f16, off + d), _mm256_loadu_ps(oh + d)));
-            for (; d < head_dim; ++d) oh[d] += scratch[j] * load1(v, f16, off + d);
+                _mm256_storeu_ps(oh + d, _mm256_fmadd_ps(p, load8(vr, f16, base + d), _mm256_loadu_ps(oh + d)));
+            for (; d < head_dim; ++d) oh[d] += scratch[j] * load1(vr, f16, base + d);
         }
     }
 }

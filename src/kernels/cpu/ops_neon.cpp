@@ -108,41 +108,40 @@ inline float load1(const void* base, bool is_f16, int64_t i) {
 
 // Per query head: scores = scale * q.k_j, softmax, out = sum_j p_j v_j, 4 lanes at a time with
 // scalar head_dim tails (the same structure as the AVX2 table).
-void attention(const float* q, const void* k, const void* v, ggml_type kv_type, int64_t n_kv,
-               int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, float* out,
-               float* scratch) {
+void attention(const float* q, const kv_view& kv, int64_t n_kv, int64_t n_head, int64_t n_head_kv,
+               int64_t head_dim, float scale, float* out, float* scratch) {
+    const ggml_type kv_type = kv.type;
     if (kv_type != ggml_type::f32 && kv_type != ggml_type::f16)
         throw error("attention: KV cache type must be F32 or F16");
     if (n_head_kv <= 0 || n_head % n_head_kv != 0)
         throw error("attention: n_head must be a multiple of n_head_kv");
     const bool f16 = kv_type == ggml_type::f16;
     const int64_t group = n_head / n_head_kv;
-    const int64_t kv_stride = n_head_kv * head_dim;
     for (int64_t h = 0; h < n_head; ++h) {
         const int64_t base = (h / group) * head_dim;
         const float* qh = q + h * head_dim;
         for (int64_t j = 0; j < n_kv; ++j) {
-            const int64_t off = j * kv_stride + base;
+            const void* kr = kv.k_row(j);
             float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
             int64_t d = 0;
             for (; d + 8 <= head_dim; d += 8) {
-                acc0 = vfmaq_f32(acc0, vld1q_f32(qh + d), load4(k, f16, off + d));
-                acc1 = vfmaq_f32(acc1, vld1q_f32(qh + d + 4), load4(k, f16, off + d + 4));
+                acc0 = vfmaq_f32(acc0, vld1q_f32(qh + d), load4(kr, f16, base + d));
+                acc1 = vfmaq_f32(acc1, vld1q_f32(qh + d + 4), load4(kr, f16, base + d + 4));
             }
-            for (; d + 4 <= head_dim; d += 4) acc0 = vfmaq_f32(acc0, vld1q_f32(qh + d), load4(k, f16, off + d));
+            for (; d + 4 <= head_dim; d += 4) acc0 = vfmaq_f32(acc0, vld1q_f32(qh + d), load4(kr, f16, base + d));
             float s = vaddvq_f32(vaddq_f32(acc0, acc1));
-            for (; d < head_dim; ++d) s += qh[d] * load1(k, f16, off + d);
+            for (; d < head_dim; ++d) s += qh[d] * load1(kr, f16, base + d);
             scratch[j] = s * scale;
         }
         softmax(scratch, n_kv);
         float* oh = out + h * head_dim;
         for (int64_t d = 0; d < head_dim; ++d) oh[d] = 0.0f;
         for (int64_t j = 0; j < n_kv; ++j) {
-            const int64_t off = j * kv_stride + base;
+            const void* vr = kv.v_row(j);
             const float p = scratch[j];
             int64_t d = 0;
-            for (; d + 4 <= head_dim; d += 4) vst1q_f32(oh + d, vfmaq_n_f32(vld1q_f32(oh + d), load4(v, f16, off + d), p));
-            for (; d < head_dim; ++d) oh[d] += p * load1(v, f16, off + d);
+            for (; d + 4 <= head_dim; d += 4) vst1q_f32(oh + d, vfmaq_n_f32(vld1q_f32(oh + d), load4(vr, f16, base + d), p));
+            for (; d < head_dim; ++d) oh[d] += p * load1(vr, f16, base + d);
         }
     }
 }

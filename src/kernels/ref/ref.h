@@ -17,9 +17,8 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t po
 void softmax(float* x, int64_t n);
 void swiglu(const float* gate, const float* up, float* y, int64_t n);
 void add(float* y, const float* x, int64_t n);
-void attention(const float* q, const void* k, const void* v, ggml_type kv_type, int64_t n_kv,
-               int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, float* out,
-               float* scratch);
+void attention(const float* q, const kv_view& kv, int64_t n_kv, int64_t n_head, int64_t n_head_kv,
+               int64_t head_dim, float scale, float* out, float* scratch);
 void get_row(ggml_type wt, const void* w, int64_t n_cols, int64_t row, float* dst);
 
 }  // namespace edgellm::kernels::ref

@@ -70,15 +70,14 @@ inline double kv_at(const void* base, ggml_type t, int64_t i) {
 }
 }  // namespace
 
-void attention(const float* q, const void* k, const void* v, ggml_type kv_type, int64_t n_kv,
-               int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, float* out,
-               float* scratch) {
+void attention(const float* q, const kv_view& kv, int64_t n_kv, int64_t n_head, int64_t n_head_kv,
+               int64_t head_dim, float scale, float* out, float* scratch) {
+    const ggml_type kv_type = kv.type;
     if (kv_type != ggml_type::f32 && kv_type != ggml_type::f16)
         throw error("attention: KV cache type must be F32 or F16");
     if (n_head_kv <= 0 || n_head % n_head_kv != 0)
         throw error("attention: n_head must be a multiple of n_head_kv");
     const int64_t group = n_head / n_head_kv;
-    const int64_t kv_stride = n_head_kv * head_dim;  // elements per cached position
     std::vector<double> acc(static_cast<size_t>(head_dim));
     for (int64_t h = 0; h < n_head; ++h) {
         const int64_t hk = h / group;
@@ -86,7 +85,7 @@ void attention(const float* q, const void* k, const void* v, ggml_type kv_type, 
         double max_s = -INFINITY;
         for (int64_t j = 0; j < n_kv; ++j) {
             double s = 0.0;
-            for (int64_t d = 0; d < head_dim; ++d) s += qh[d] * kv_at(k, kv_type, j * kv_stride + hk * head_dim + d);
+            for (int64_t d = 0; d < head_dim; ++d) s += qh[d] * kv_at(kv.k_row(j), kv_type, hk * head_dim + d);
             scratch[j] = float(s * scale);
             max_s = std::max(max_s, double(scratch[j]));
         }
@@ -95,7 +94,7 @@ void attention(const float* q, const void* k, const void* v, ggml_type kv_type, 
         std::fill(acc.begin(), acc.end(), 0.0);
         for (int64_t j = 0; j < n_kv; ++j) {
             const double p = std::exp(double(scratch[j]) - max_s) / sum;
-            for (int64_t d = 0; d < head_dim; ++d) acc[d] += p * kv_at(v, kv_type, j * kv_stride + hk * head_dim + d);
+            for (int64_t d = 0; d < head_dim; ++d) acc[d] += p * kv_at(kv.v_row(j), kv_type, hk * head_dim + d);
         }
         for (int64_t d = 0; d < head_dim; ++d) out[h * head_dim + d] = float(acc[d]);
     }

@@ -1,0 +1,174 @@
+// Continuous batching: the one generation loop of the engine. Sequences join and leave the
+// running batch at every step; each step is schedule -> execute (one batched forward pass over
+// every running sequence) -> update (sample, stream, finish). A long prompt is prefilled in
+// chunks within a per-step token budget so it does not stall the sequences already decoding,
+// and KV blocks come from the paged cache: admission waits for free blocks, a sequence that
+// cannot grow preempts the newest one (its KV is dropped and recomputed later, as vLLM does).
+// Single-sequence generate() and batched bench runs are this loop with one or N requests.
+// The executor is an interface, so the scheduler is tested with a fake runner and no model.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "core/error.h"
+#include "model/forward.h"
+#include "model/kv_cache.h"
+#include "sampling/sampler.h"
+
+namespace edgellm::engine {
+
+struct generation_params {
+    int n_predict = 128;      // tokens to generate at most (> 0)
+    sampling::sampling_params sampling;
+    bool ignore_eos = false;  // keep going past end-of-generation tokens (benchmarks)
+    std::vector<int32_t> extra_eog_ids;  // more end-of-generation tokens than the model's own
+};
+
+// What one sequence measured and how it ended.
+struct sequence_result {
+    std::vector<int32_t> tokens;  // generated ids (an end-of-generation token that ended it is not included)
+    int64_t n_prompt = 0;         // prompt tokens
+    int64_t n_cached = 0;         // prompt tokens whose KV was already there (not evaluated)
+    double queue_ms = 0;          // submit -> admitted into the running batch
+    double prefill_ms = 0;        // time of the forward passes that evaluated its prompt
+    double decode_ms = 0;         // time of the forward passes that evaluated its generated tokens
+    int64_t n_decode = 0;         // those passes
+    double sample_ms = 0;         // time in its sampler chain
+    double first_token_ms = 0;    // submit -> first token picked
+    double latency_ms = 0;        // submit -> last token picked
+    int64_t n_kv = 0;             // positions of its KV cache at the end (prompt + decoded tokens)
+    int n_preempted = 0;          // times its KV was dropped for lack of blocks and recomputed
+    std::string stop_reason;      // "eos" | "length" | "context" | "cancelled" | "error"
+    std::string error;            // with "error": what went wrong
+};
+
+struct request {
+    std::vector<int32_t> prompt;  // non-empty, shorter than the context
+    generation_params gp;
+    // Called on the scheduler's thread with each generated token; return false to cancel.
+    std::function<bool(int32_t token)> on_token;
+    // Called on the scheduler's thread once, when the sequence has finished or failed.
+    std::function<void(const sequence_result&)> on_done;
+    // Pin the sequence to KV slot `slot` whose first n_cached prompt tokens are already in the
+    // cache (a chat turn continuing its history), and keep its KV when it ends. -1: any free
+    // slot, KV freed at the end.
+    int slot = -1;
+    int64_t n_cached = 0;
+};
+
+// Executes one batched forward pass. The scheduler reserves the KV blocks of every entry
+// before calling eval().
+class step_runner {
+public:
+    virtual ~step_runner() = default;
+    virtual int64_t n_vocab() const = 0;
+    virtual model::kv_cache& kv() = 0;
+    // Logits [n_outputs][n_vocab] of the entries with want_logits, in batch order.
+    virtual std::span<const float> eval(const model::batch& b) = 0;
+};
+
+// The model's forward pass as a step_runner.
+class forward_runner : public step_runner {
+public:
+    forward_runner(model::forward_pass& f, model::kv_cache& kv, int64_t n_vocab) : f_(f), kv_(kv), n_vocab_(n_vocab) {}
+    int64_t n_vocab() const override { return n_vocab_; }
+    model::kv_cache& kv() override { return kv_; }
+    std::span<const float> eval(const model::batch& b) override { return f_.eval(kv_, b); }
+
+private:
+    model::forward_pass& f_;
+    model::kv_cache& kv_;
+    int64_t n_vocab_;
+};
+
+struct scheduler_params {
+    int64_t n_batch = 512;   // tokens per forward pass (decode tokens + prefill chunks)
+    int max_running = 0;     // sequences decoding together; 0: the KV cache's sequence slots
+    size_t max_queue = 64;   // requests waiting for admission; more are refused (queue_full)
+    std::vector<int32_t> eog_ids;  // the model's end-of-generation tokens
+};
+
+// The scheduler refused a request because its queue is full (HTTP 503).
+class queue_full : public error {
+public:
+    using error::error;
+};
+
+// Counters for /metrics and tests; read from any thread.
+struct scheduler_metrics {
+    std::atomic<uint64_t> requests_submitted{0};
+    std::atomic<uint64_t> requests_finished{0};
+    std::atomic<uint64_t> requests_cancelled{0};
+    std::atomic<uint64_t> requests_rejected{0};
+    std::atomic<uint64_t> prompt_tokens{0};     // prompt tokens evaluated
+    std::atomic<uint64_t> generated_tokens{0};  // tokens streamed out
+    std::atomic<uint64_t> steps{0};             // forward passes
+    std::atomic<uint64_t> preemptions{0};
+    std::atomic<int64_t> waiting{0};            // submitted, not admitted yet
+    std::atomic<int64_t> running{0};            // in the running batch
+    std::atomic<int64_t> last_batch_tokens{0};  // entries of the last forward pass
+    std::atomic<int64_t> last_batch_seqs{0};    // sequences in the last forward pass
+    std::atomic<int64_t> kv_blocks_used{0};
+    std::atomic<int64_t> kv_blocks_total{0};
+};
+
+class scheduler {
+public:
+    scheduler(step_runner& runner, scheduler_params p);
+    ~scheduler();
+
+    // Thread-safe. Validates the request (usage_error: empty prompt, too long for the context
+    // or the KV pool, bad token ids, n_predict <= 0) and queues it; queue_full when the queue
+    // holds max_queue requests. Returns the request id.
+    uint64_t submit(request r);
+    // Thread-safe. The sequence ends with "cancelled" at the next step (its blocks are freed).
+    void cancel(uint64_t id);
+
+    // Runs one schedule -> execute -> update step on the calling thread. Returns false when
+    // there was nothing to do (no running or waiting sequence).
+    bool step();
+    // Steps until every submitted request has finished.
+    void run_until_idle();
+    // Steps on the calling thread until stop() (waiting without spinning while idle).
+    void serve();
+    void stop();
+
+    const scheduler_metrics& metrics() const { return metrics_; }
+    int64_t n_ctx() const { return runner_.kv().n_ctx(); }
+
+private:
+    struct sequence;
+    void admit();
+    void finish(sequence& s, const std::string& reason, const std::string& err = {});
+    bool reserve_or_preempt(sequence& s, int64_t n_pos);
+    void preempt(sequence& victim);
+    void update_kv_metrics();
+
+    step_runner& runner_;
+    scheduler_params p_;
+    scheduler_metrics metrics_;
+
+    std::mutex mu_;  // guards incoming_, cancelled_, stop_
+    std::condition_variable cv_;
+    std::deque<std::unique_ptr<sequence>> incoming_;
+    std::unordered_set<uint64_t> cancelled_;
+    bool stop_ = false;
+    uint64_t next_id_ = 1;
+
+    // Scheduler thread only.
+    std::deque<std::unique_ptr<sequence>> waiting_;
+    std::vector<std::unique_ptr<sequence>> running_;  // in admission order
+    std::vector<int> free_slots_;
+    model::batch batch_;
+};
+
+}  // namespace edgellm::engine

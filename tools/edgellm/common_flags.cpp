@@ -1,0 +1,65 @@
+// The shared engine and sampling flags (see common_flags.h).
+#include "common_flags.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "core/error.h"
+
+namespace edgellm::cli {
+
+void session_flags::add_to(CLI::App* cmd, const std::string& ctx_help) {
+    cmd->add_option("-t,--threads", n_threads, "threads (default: all hardware threads)");
+    cmd->add_option("-c,--ctx-size", n_ctx, ctx_help);
+    cmd->add_option("-b,--batch-size", n_batch, fmt::format("tokens per forward pass / prefill chunk (default {})", n_batch));
+    cmd->add_option("--kv-type", kv_type, "KV cache type: f16 (default) or f32");
+    cmd->add_flag("--no-repack", no_repack,
+                  "use the weights as stored in the file instead of the faster packed copy made at load");
+}
+
+engine::engine_params session_flags::params() const {
+    if (n_threads == 0 || n_threads < -1) throw usage_error(fmt::format("-t must be at least 1, got {}", n_threads));
+    if (n_ctx < 0) throw usage_error(fmt::format("-c must be positive, got {}", n_ctx));
+    if (n_batch <= 0) throw usage_error(fmt::format("-b must be positive, got {}", n_batch));
+    engine::engine_params ep;
+    ep.model_path = model;
+    ep.n_ctx = n_ctx;
+    ep.n_batch = n_batch;
+    ep.n_threads = n_threads > 0 ? n_threads : 0;
+    ep.repack = !no_repack;
+    if (kv_type == "f16")
+        ep.kv_type = ggml_type::f16;
+    else if (kv_type == "f32")
+        ep.kv_type = ggml_type::f32;
+    else
+        throw usage_error(fmt::format("--kv-type must be f16 or f32, got '{}'", kv_type));
+    return ep;
+}
+
+void sampling_flags::add_to(CLI::App* cmd) {
+    cmd->add_option("--temp", p.temperature, fmt::format("temperature; 0 = greedy (default {})", p.temperature));
+    cmd->add_option("--top-k", p.top_k, fmt::format("top-k, 0 = off (default {})", p.top_k));
+    cmd->add_option("--top-p", p.top_p, fmt::format("top-p, 1 = off (default {})", p.top_p));
+    cmd->add_option("--min-p", p.min_p, fmt::format("min-p, 0 = off (default {})", p.min_p));
+    cmd->add_option("--repeat-penalty", p.repeat_penalty,
+                    fmt::format("repetition penalty, 1 = off (default {})", p.repeat_penalty));
+    cmd->add_option("--repeat-last-n", p.penalty_last_n,
+                    fmt::format("tokens the penalties look back on (default {})", p.penalty_last_n));
+    cmd->add_option("--frequency-penalty", p.frequency_penalty,
+                    fmt::format("frequency penalty (default {})", p.frequency_penalty));
+    cmd->add_option("--presence-penalty", p.presence_penalty,
+                    fmt::format("presence penalty (default {})", p.presence_penalty));
+    cmd->add_option("-s,--seed", seed, "sampling seed (default: random)");
+}
+
+sampling::sampling_params sampling_flags::params() const {
+    if (p.top_k < 0) throw usage_error(fmt::format("--top-k must be >= 0, got {}", p.top_k));
+    sampling::sampling_params out = p;
+    out.seed = seed >= 0 ? static_cast<uint64_t>(seed)
+                         : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    sampling::validate(out);
+    return out;
+}
+
+}  // namespace edgellm::cli

@@ -1,0 +1,40 @@
+// Flags shared by the commands that run the native engine (run, chat, serve): the model and
+// session settings and the sampling chain, declared once with defaults taken from the engine's
+// own parameter structs, so every command spells and defaults them the same way.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+
+#include "engine/engine.h"
+#include "sampling/sampler.h"
+
+namespace edgellm::cli {
+
+struct session_flags {
+    std::string model;
+    int n_threads = -1;  // -1: not given (all hardware threads)
+    int64_t n_ctx = 0;
+    int64_t n_batch = engine::engine_params{}.n_batch;
+    std::string kv_type = "f16";
+    bool no_repack = false;
+
+    // -t -c -b --kv-type --no-repack (the model option is added by each command: its spelling differs).
+    void add_to(CLI::App* cmd, const std::string& ctx_help = "context size (default: model's, at most 4096)");
+    // Validates the values and fills the engine's parameters.
+    engine::engine_params params() const;
+};
+
+struct sampling_flags {
+    sampling::sampling_params p;  // defaults from the sampler
+    int64_t seed = -1;            // -1: random
+
+    // --temp --top-k --top-p --min-p --repeat-penalty --repeat-last-n --frequency-penalty
+    // --presence-penalty -s/--seed
+    void add_to(CLI::App* cmd);
+    // The sampling parameters with the seed resolved (a random one when none was given), validated.
+    sampling::sampling_params params() const;
+};
+
+}  // namespace edgellm::cli
