@@ -6,6 +6,7 @@
 #include "backends/factories.h"
 #include "core/error.h"
 #include "engine/engine.h"
+#include "engine/text.h"
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 
@@ -66,32 +67,16 @@ protected:
         gp.sampling.min_p = req.min_p;
         gp.sampling.repeat_penalty = req.repeat_penalty;
         gp.sampling.seed = req.seed ? *req.seed : std::random_device{}();
-        incremental_decoder dec(*tokenizer_);
-        dec.prime(prompt);  // a continuation keeps its leading space ("Once upon a" -> " time")
-        std::string tail;  // text not yet emitted while a stop string may be forming
-        bool stopped_by_string = false;
+        engine::text_codec codec(engine_->shared_model());
+        codec.prime(prompt);  // a continuation keeps its leading space ("Once upon a" -> " time")
+        engine::stop_filter stops(req.stop);
         auto st = engine_->generate(prompt, gp, [&](int32_t tok) {
-            tail += dec.push(tok);
-            for (const auto& s : req.stop) {
-                auto pos = tail.find(s);
-                if (!s.empty() && pos != std::string::npos) {
-                    emit(tail.substr(0, pos));
-                    tail.clear();
-                    stopped_by_string = true;
-                    return false;
-                }
-            }
-            // Hold back only as much as could still become a stop string.
-            size_t keep = 0;
-            for (const auto& s : req.stop) keep = std::max(keep, s.size() > 0 ? s.size() - 1 : 0);
-            if (tail.size() > keep) {
-                std::string out = tail.substr(0, tail.size() - keep);
-                tail.erase(0, tail.size() - keep);
-                return emit(out);
-            }
-            return true;
+            const std::string out = stops.push(codec.push(tok));
+            if (!out.empty() && !emit(out)) return false;
+            return !stops.stopped();
         });
-        if (!stopped_by_string) emit(tail + dec.flush());
+        if (!stops.stopped()) emit(stops.push(codec.flush()) + stops.flush());
+        const bool stopped_by_string = stops.stopped();
         auto& s = result.stats;
         s.n_prompt_tokens = st.n_prompt;
         s.n_gen_tokens = st.n_gen;

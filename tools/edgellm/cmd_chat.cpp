@@ -58,14 +58,7 @@ void chat(const chat_options& o) {
     if (!tok)
         throw usage_error("chat needs a model with tokenizer metadata; " + o.session.model + " has none usable");
 
-    const gguf::file& file = eng.get_model().file();
-    chat::model_chat_info info;
-    info.chat_template = file.get_string_opt("tokenizer.chat_template");
-    info.architecture = file.get_string_opt("general.architecture").value_or("");
-    if (tok->bos() != k_no_token) info.bos_token = tok->token_to_piece(tok->bos(), true);
-    if (tok->eos() != k_no_token) info.eos_token = tok->token_to_piece(tok->eos(), true);
-    info.has_token = [tok](const std::string& t) { return tok->find_token(t) != k_no_token; };
-    chat::chat_template tmpl = chat::select_template(info, template_override(o.chat_template));
+    chat::chat_template tmpl = engine::model_chat_template(*eng.shared_model(), template_override(o.chat_template));
     std::fprintf(stderr, "chat template: %s (%s)\n", tmpl.name().c_str(), tmpl.reason().c_str());
 
 
@@ -101,10 +94,9 @@ void chat(const chat_options& o) {
         // Render, tokenize, and drop the oldest turns while the prompt leaves no room to answer.
         std::vector<int32_t> prompt;
         while (true) {
-            std::string text = chat::render_chat(tmpl, history, true);
-            if (o.show_prompt) std::fprintf(stderr, "[prompt]\n%s\n[/prompt]\n", text.c_str());
-            const bool has_bos_text = !info.bos_token.empty() && text.rfind(info.bos_token, 0) == 0;
-            prompt = tok->encode(text, !has_bos_text, true);
+            if (o.show_prompt)
+                std::fprintf(stderr, "[prompt]\n%s\n[/prompt]\n", chat::render_chat(tmpl, history, true).c_str());
+            prompt = engine::encode_chat(*eng.shared_model(), tmpl, history);
             if (static_cast<int64_t>(prompt.size()) + 8 < n_ctx) break;
             size_t first = !history.empty() && history[0].role == "system" ? 1 : 0;
             if (history.size() - first <= 1)

@@ -106,6 +106,7 @@ void run(const run_options& o) {
     } else {
         prompt = codec.encode_prompt(o.prompt);
     }
+    codec.prime(prompt);  // the text continues the prompt: keep a leading space
 
     std::vector<int32_t> generated;
     std::string text;

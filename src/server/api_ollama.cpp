@@ -1,0 +1,186 @@
+// Ollama's REST API (docs/api.md of the Ollama project): /api/generate and /api/chat with
+// NDJSON streaming (the default) or one JSON object, /api/tags, /api/show, /api/ps, /api/version.
+#include <fmt/format.h>
+
+#include <variant>
+
+#include "server/server_impl.h"
+
+namespace edgellm::server {
+namespace {
+
+// Reads Ollama's request fields into a generation: "options" holds the sampling values.
+gen_input ollama_input(const json& body) {
+    gen_input in;
+    if (auto it = body.find("options"); it != body.end() && !it->is_null()) {
+        if (!it->is_object()) throw http_error(400, "'options' must be an object");
+        read_sampling(*it, in.gp, /*ollama_names=*/true);
+        in.stop = opt_strings(*it, "stop");
+    }
+    if (auto f = body.find("format"); f != body.end() && !f->is_null() && !(f->is_string() && f->get<std::string>().empty()))
+        throw http_error(400, "'format' (structured output) is not supported by this server");
+    if (auto t = body.find("tools"); t != body.end() && !t->is_null() && !(t->is_array() && t->empty()))
+        throw http_error(400, "'tools' are not supported by this server");
+    return in;
+}
+
+// The final record's timing fields, in nanoseconds as Ollama reports them.
+void add_stats(json& out, const job& j) {
+    const auto ns = [](double ms) { return static_cast<int64_t>(ms * 1e6); };
+    const engine::sequence_result& r = j.res;
+    out["done_reason"] = j.finish_reason;
+    out["total_duration"] = ns(r.latency_ms > 0 ? r.latency_ms : r.queue_ms + r.prefill_ms);
+    out["load_duration"] = 0;  // the model stays loaded; the queue wait is queue_duration
+    out["queue_duration"] = ns(r.queue_ms);
+    out["prompt_eval_count"] = r.n_prompt;
+    out["prompt_eval_duration"] = ns(r.prefill_ms);
+    out["eval_count"] = static_cast<int64_t>(r.tokens.size());
+    out["eval_duration"] = ns(r.decode_ms + r.sample_ms);
+}
+
+}  // namespace
+
+void server::impl::add_ollama_routes() {
+    // /api/generate: a prompt, formatted with the model's own chat template when it has one
+    // (as Ollama does), raw otherwise or with "raw": true.
+    http.Post("/api/generate", wrap(api::ollama, [this](const httplib::Request& req, httplib::Response& res) {
+                  const json body = parse_body(req);
+                  check_model(body, api::ollama, /*required=*/true);
+                  gen_input in = ollama_input(body);
+                  const std::string prompt = opt_string(body, "prompt").value_or("");
+                  const std::string system = opt_string(body, "system").value_or("");
+                  const bool raw = opt_bool(body, "raw").value_or(false);
+                  const bool stream = opt_bool(body, "stream").value_or(true);
+                  const std::string created = rfc3339_now();
+                  if (prompt.empty() && system.empty()) {
+                      // Ollama: an empty prompt only loads the model.
+                      res.set_content(json{{"model", p.model_name}, {"created_at", created}, {"response", ""},
+                                           {"done", true}, {"done_reason", "load"}}.dump(),
+                                      "application/json");
+                      return;
+                  }
+                  if (!raw && has_own_template()) {
+                      std::vector<chat::chat_message> msgs;
+                      if (!system.empty()) msgs.push_back({"system", system, {}});
+                      msgs.push_back({"user", prompt, {}});
+                      in.prompt = chat_prompt(msgs);
+                  } else {
+                      in.prompt = text_prompt(prompt);
+                  }
+                  auto j = start(std::move(in));
+                  const std::string name = p.model_name;
+                  if (!stream) {
+                      wait(*j);
+                      json out = {{"model", name}, {"created_at", rfc3339_now()}, {"response", j->pending}, {"done", true}};
+                      add_stats(out, *j);
+                      res.set_content(out.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+                      return;
+                  }
+                  stream_job(res, j, "application/x-ndjson",
+                             [name](const std::string& piece) {
+                                 return json{{"model", name}, {"created_at", rfc3339_now()}, {"response", piece},
+                                             {"done", false}}
+                                            .dump(-1, ' ', false, json::error_handler_t::replace) +
+                                        "\n";
+                             },
+                             [name](const job& jj) {
+                                 json out = {{"model", name}, {"created_at", rfc3339_now()}, {"response", ""}, {"done", true}};
+                                 if (jj.finish_reason == "error") out["error"] = jj.res.error;
+                                 add_stats(out, jj);
+                                 return out.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+                             });
+              }));
+
+    http.Post("/api/chat", wrap(api::ollama, [this](const httplib::Request& req, httplib::Response& res) {
+                  const json body = parse_body(req);
+                  check_model(body, api::ollama, /*required=*/true);
+                  gen_input in = ollama_input(body);
+                  const bool stream = opt_bool(body, "stream").value_or(true);
+                  in.prompt = chat_prompt(parse_messages(body));
+                  auto j = start(std::move(in));
+                  const std::string name = p.model_name;
+                  if (!stream) {
+                      wait(*j);
+                      json out = {{"model", name},
+                                  {"created_at", rfc3339_now()},
+                                  {"message", {{"role", "assistant"}, {"content", j->pending}}},
+                                  {"done", true}};
+                      add_stats(out, *j);
+                      res.set_content(out.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+                      return;
+                  }
+                  stream_job(res, j, "application/x-ndjson",
+                             [name](const std::string& piece) {
+                                 return json{{"model", name},
+                                             {"created_at", rfc3339_now()},
+                                             {"message", {{"role", "assistant"}, {"content", piece}}},
+                                             {"done", false}}
+                                            .dump(-1, ' ', false, json::error_handler_t::replace) +
+                                        "\n";
+                             },
+                             [name](const job& jj) {
+                                 json out = {{"model", name},
+                                             {"created_at", rfc3339_now()},
+                                             {"message", {{"role", "assistant"}, {"content", ""}}},
+                                             {"done", true}};
+                                 if (jj.finish_reason == "error") out["error"] = jj.res.error;
+                                 add_stats(out, jj);
+                                 return out.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+                             });
+              }));
+
+    http.Get("/api/tags", wrap(api::ollama, [this](const httplib::Request&, httplib::Response& res) {
+                 const uint64_t size = lm->get_model().file().file_size();
+                 json m = {{"name", p.model_name + ":latest"},
+                           {"model", p.model_name + ":latest"},
+                           {"modified_at", rfc3339_now()},
+                           {"size", size},
+                           {"digest", ""},
+                           {"details", model_details()}};
+                 res.set_content(json{{"models", json::array({m})}}.dump(), "application/json");
+             }));
+
+    http.Get("/api/ps", wrap(api::ollama, [this](const httplib::Request&, httplib::Response& res) {
+                 const uint64_t size = lm->get_model().file().file_size() + eng->kv().size_bytes();
+                 json m = {{"name", p.model_name + ":latest"},
+                           {"model", p.model_name + ":latest"},
+                           {"size", size},
+                           {"digest", ""},
+                           {"details", model_details()},
+                           {"expires_at", "9999-12-31T23:59:59Z"},  // loaded for the server's lifetime
+                           {"size_vram", 0}};                         // CPU engine: nothing on a GPU
+                 res.set_content(json{{"models", json::array({m})}}.dump(), "application/json");
+             }));
+
+    http.Post("/api/show", wrap(api::ollama, [this](const httplib::Request& req, httplib::Response& res) {
+                  json body = parse_body(req);
+                  // Older clients send "name" instead of "model".
+                  if (!body.contains("model") && body.contains("name")) body["model"] = body["name"];
+                  check_model(body, api::ollama, /*required=*/true);
+                  const gguf::file& f = lm->get_model().file();
+                  json info = json::object();
+                  for (const auto& [key, v] : f.metadata()) {
+                      // Arrays (the vocabulary) are large and say nothing a client needs.
+                      if (key == "tokenizer.chat_template") continue;
+                      std::visit(
+                          [&info, &key](const auto& x) {
+                              using T = std::decay_t<decltype(x)>;
+                              if constexpr (!std::is_same_v<T, std::shared_ptr<gguf::array_value>>) info[key] = x;
+                          },
+                          v.data);
+                  }
+                  json out = {{"modelfile", fmt::format("FROM {}\n", model_path)},
+                              {"parameters", ""},
+                              {"template", f.get_string_opt("tokenizer.chat_template").value_or("{{ .Prompt }}")},
+                              {"details", model_details()},
+                              {"model_info", info},
+                              {"capabilities", json::array({"completion"})}};
+                  res.set_content(out.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+              }));
+
+    http.Get("/api/version", wrap(api::ollama, [](const httplib::Request&, httplib::Response& res) {
+                 res.set_content(json{{"version", EDGELLM_VERSION}}.dump(), "application/json");
+             }));
+}
+
+}  // namespace edgellm::server

@@ -1,0 +1,168 @@
+// The OpenAI API: /v1/chat/completions and /v1/completions (SSE streaming ending in
+// "data: [DONE]", usage in the last chunk with stream_options.include_usage), /v1/models.
+#include <fmt/format.h>
+
+#include "server/server_impl.h"
+
+namespace edgellm::server {
+namespace {
+
+gen_input openai_input(const json& body) {
+    gen_input in;
+    in.gp.n_predict = 16;  // OpenAI's completions default; chat sets its own below
+    read_sampling(body, in.gp, /*ollama_names=*/false);
+    in.stop = opt_strings(body, "stop");
+    if (auto n = opt_int(body, "n"); n && *n != 1) throw http_error(400, "only n = 1 is supported");
+    if (opt_bool(body, "logprobs").value_or(false) || (body.contains("logprobs") && body["logprobs"].is_number()))
+        throw http_error(400, "logprobs are not supported by this server");
+    if (auto t = body.find("tools"); t != body.end() && !t->is_null() && !(t->is_array() && t->empty()))
+        throw http_error(400, "tools are not supported by this server");
+    if (auto f = body.find("response_format"); f != body.end() && f->is_object() && f->value("type", "text") != "text")
+        throw http_error(400, "response_format other than text is not supported by this server");
+    return in;
+}
+
+json usage_of(const job& j) {
+    const int64_t completion = static_cast<int64_t>(j.res.tokens.size());
+    return {{"prompt_tokens", j.res.n_prompt},
+            {"completion_tokens", completion},
+            {"total_tokens", j.res.n_prompt + completion}};
+}
+
+std::string sse(const json& chunk) {
+    return "data: " + chunk.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+}
+
+std::string new_id(const char* prefix) {
+    static std::atomic<uint64_t> n{0};
+    return fmt::format("{}-{:x}{:06x}", prefix, unix_now(), ++n);
+}
+
+bool include_usage(const json& body) {
+    auto it = body.find("stream_options");
+    if (it == body.end() || it->is_null()) return false;
+    if (!it->is_object()) throw http_error(400, "'stream_options' must be an object");
+    return opt_bool(*it, "include_usage").value_or(false);
+}
+
+}  // namespace
+
+void server::impl::add_openai_routes() {
+    http.Post("/v1/chat/completions", wrap(api::openai, [this](const httplib::Request& req, httplib::Response& res) {
+                  const json body = parse_body(req);
+                  check_model(body, api::openai, /*required=*/false);
+                  const bool has_max = body.contains("max_tokens") || body.contains("max_completion_tokens");
+                  gen_input in = openai_input(body);
+                  // Chat: no limit given means until the end of the turn (or the context).
+                  if (!has_max) in.gp.n_predict = std::numeric_limits<int>::max();
+                  const bool stream = opt_bool(body, "stream").value_or(false);
+                  const bool usage = stream && include_usage(body);
+                  in.prompt = chat_prompt(parse_messages(body));
+                  auto j = start(std::move(in));
+                  const std::string id = new_id("chatcmpl");
+                  const int64_t created = unix_now();
+                  const std::string name = p.model_name;
+                  if (!stream) {
+                      wait(*j);
+                      json out = {{"id", id},
+                                  {"object", "chat.completion"},
+                                  {"created", created},
+                                  {"model", name},
+                                  {"choices", json::array({{{"index", 0},
+                                                            {"message", {{"role", "assistant"}, {"content", j->pending}}},
+                                                            {"finish_reason", j->finish_reason}}})},
+                                  {"usage", usage_of(*j)}};
+                      res.set_content(out.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+                      return;
+                  }
+                  auto chunk = [id, created, name](json delta, json finish) {
+                      return json{{"id", id},
+                                  {"object", "chat.completion.chunk"},
+                                  {"created", created},
+                                  {"model", name},
+                                  {"choices", json::array({{{"index", 0}, {"delta", std::move(delta)},
+                                                            {"finish_reason", std::move(finish)}}})}};
+                  };
+                  auto first = std::make_shared<bool>(true);
+                  stream_job(res, j, "text/event-stream",
+                             [chunk, first](const std::string& piece) {
+                                 std::string out;
+                                 if (*first) {
+                                     out += sse(chunk({{"role", "assistant"}, {"content", ""}}, nullptr));
+                                     *first = false;
+                                 }
+                                 return out + sse(chunk({{"content", piece}}, nullptr));
+                             },
+                             [chunk, first, usage, id, created, name](const job& jj) {
+                                 std::string out;
+                                 if (*first) out += sse(chunk({{"role", "assistant"}, {"content", ""}}, nullptr));
+                                 if (jj.finish_reason == "error")
+                                     out += sse(json{{"error", {{"message", jj.res.error}, {"type", "server_error"}}}});
+                                 out += sse(chunk(json::object(), jj.finish_reason));
+                                 if (usage)
+                                     out += sse(json{{"id", id},
+                                                     {"object", "chat.completion.chunk"},
+                                                     {"created", created},
+                                                     {"model", name},
+                                                     {"choices", json::array()},
+                                                     {"usage", usage_of(jj)}});
+                                 return out + "data: [DONE]\n\n";
+                             });
+              }));
+
+    http.Post("/v1/completions", wrap(api::openai, [this](const httplib::Request& req, httplib::Response& res) {
+                  const json body = parse_body(req);
+                  check_model(body, api::openai, /*required=*/false);
+                  gen_input in = openai_input(body);
+                  auto pr = body.find("prompt");
+                  std::string prompt;
+                  if (pr == body.end() || pr->is_null()) throw http_error(400, "'prompt' is required");
+                  if (pr->is_string()) {
+                      prompt = pr->get<std::string>();
+                  } else if (pr->is_array() && pr->size() == 1 && (*pr)[0].is_string()) {
+                      prompt = (*pr)[0].get<std::string>();
+                  } else {
+                      throw http_error(400, "'prompt' must be a string (one prompt per request)");
+                  }
+                  if (opt_bool(body, "echo").value_or(false)) throw http_error(400, "'echo' is not supported");
+                  const bool stream = opt_bool(body, "stream").value_or(false);
+                  const bool usage = stream && include_usage(body);
+                  in.prompt = text_prompt(prompt);
+                  auto j = start(std::move(in));
+                  const std::string id = new_id("cmpl");
+                  const int64_t created = unix_now();
+                  const std::string name = p.model_name;
+                  auto chunk = [id, created, name](const std::string& text, json finish) {
+                      return json{{"id", id},
+                                  {"object", "text_completion"},
+                                  {"created", created},
+                                  {"model", name},
+                                  {"choices", json::array({{{"text", text}, {"index", 0}, {"logprobs", nullptr},
+                                                            {"finish_reason", std::move(finish)}}})}};
+                  };
+                  if (!stream) {
+                      wait(*j);
+                      json out = chunk(j->pending, j->finish_reason);
+                      out["usage"] = usage_of(*j);
+                      res.set_content(out.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+                      return;
+                  }
+                  stream_job(res, j, "text/event-stream",
+                             [chunk](const std::string& piece) { return sse(chunk(piece, nullptr)); },
+                             [chunk, usage](const job& jj) {
+                                 std::string out;
+                                 if (jj.finish_reason == "error")
+                                     out += sse(json{{"error", {{"message", jj.res.error}, {"type", "server_error"}}}});
+                                 json last = chunk("", jj.finish_reason);
+                                 if (usage) last["usage"] = usage_of(jj);
+                                 return out + sse(last) + "data: [DONE]\n\n";
+                             });
+              }));
+
+    http.Get("/v1/models", wrap(api::openai, [this](const httplib::Request&, httplib::Response& res) {
+                 json m = {{"id", p.model_name}, {"object", "model"}, {"created", started_unix}, {"owned_by", "edgellm"}};
+                 res.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(), "application/json");
+             }));
+}
+
+}  // namespace edgellm::server

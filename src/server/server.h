@@ -1,0 +1,43 @@
+// `edgellm serve`: an HTTP server answering the Ollama and OpenAI APIs over one loaded model.
+// HTTP threads only parse, enqueue and stream; one engine thread runs the continuous-batching
+// scheduler, so every request shares the batched forward passes and the paged KV cache.
+// This directory is the only place that includes cpp-httplib.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "engine/engine.h"
+
+namespace edgellm::server {
+
+struct server_params {
+    std::string host = "127.0.0.1";  // loopback unless told otherwise
+    int port = 11434;                // Ollama's port, so its clients work unchanged
+    std::string api_key;             // when set, every route but /health needs "Authorization: Bearer KEY"
+    std::string model_name;          // name clients use; default: the file name without .gguf
+    size_t max_queue = 64;           // requests waiting for a slot; more get 503
+    int n_http_threads = 0;          // 0: enough for every slot and the queue
+    std::string chat_template;       // built-in name or Jinja2 source overriding the model's
+};
+
+class server {
+public:
+    // Takes a session whose KV slots (engine_params.n_seq) are the parallel sequences.
+    server(std::unique_ptr<engine::engine> eng, std::string model_path, server_params p);
+    ~server();
+
+    // Binds the address; throws usage_error when it cannot (port in use, bad host). Returns the
+    // bound port (useful with port 0).
+    int bind();
+    // Serves until stop() (blocks); starts the engine thread.
+    void listen();
+    void stop();
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace edgellm::server

@@ -1,0 +1,128 @@
+// Internals shared by the server's route files: the server state, a generation job (the bridge
+// between an HTTP thread and the engine thread), request-field readers that turn wrong types
+// into 400s, and the error type handlers throw.
+#pragma once
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "chat/chat_template.h"
+#include "engine/engine.h"
+#include "engine/scheduler.h"
+#include "engine/text.h"
+#include "server/server.h"
+
+namespace edgellm::server {
+
+using json = nlohmann::ordered_json;
+
+// An error with its HTTP status; handlers throw it, the route wrapper renders it.
+class http_error : public error {
+public:
+    http_error(int status, const std::string& msg, std::string type = "invalid_request_error")
+        : error(msg), status_(status), type_(std::move(type)) {}
+    int status() const { return status_; }
+    const std::string& type() const { return type_; }
+
+private:
+    int status_;
+    std::string type_;
+};
+
+// Which API a route belongs to: errors are shaped as that API's clients expect.
+enum class api { ollama, openai, plain };
+
+// What a route asks the engine for.
+struct gen_input {
+    std::vector<int32_t> prompt;
+    engine::generation_params gp;
+    std::vector<std::string> stop;
+};
+
+// One generation: filled by the engine thread (text, end), drained by the HTTP thread.
+struct job {
+    uint64_t id = 0;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::string pending;  // text not yet sent
+    bool done = false;
+    engine::sequence_result res;
+    std::string finish_reason;  // "stop" | "length" | "cancelled" | "error"
+    std::atomic<bool> client_gone{false};
+    double t_start_ms = 0;
+    // Engine thread only.
+    std::unique_ptr<engine::text_codec> codec;
+    std::unique_ptr<engine::stop_filter> stops;
+};
+
+struct server::impl {
+    impl(std::unique_ptr<engine::engine> e, std::string path, server_params p);
+
+    // Routes (api_ollama.cpp, api_openai.cpp, server.cpp).
+    void add_ollama_routes();
+    void add_openai_routes();
+    void add_common_routes();
+    // Wraps a handler: auth, error shaping (400/401/404/503/500), request counting.
+    httplib::Server::Handler wrap(api a, std::function<void(const httplib::Request&, httplib::Response&)> fn,
+                                  bool needs_auth = true);
+
+    // Queues a generation; throws http_error 503 when the queue is full, 400 for a bad request.
+    std::shared_ptr<job> start(gen_input in);
+    // Waits for the job to end (non-streaming responses).
+    void wait(job& j);
+    // Streams a job: `chunk` formats each text piece, `last` the closing record(s); pieces are
+    // written as they come, a disconnect cancels the sequence.
+    void stream_job(httplib::Response& res, const std::shared_ptr<job>& j, const char* content_type,
+                std::function<std::string(const std::string& piece)> chunk,
+                std::function<std::string(const job& j)> last);
+
+    // The model's name check: 404 for a model this server does not serve.
+    void check_model(const json& body, api a, bool required) const;
+    // Chat prompt with the model's template (or the --chat-template override).
+    std::vector<int32_t> chat_prompt(const std::vector<chat::chat_message>& msgs);
+    bool has_own_template() const;
+    std::vector<int32_t> text_prompt(const std::string& text) const;
+    std::string metrics_text() const;
+    json model_details() const;
+
+    std::unique_ptr<engine::engine> eng;
+    std::shared_ptr<const engine::loaded_model> lm;
+    std::unique_ptr<engine::scheduler> sched;
+    std::string model_path;
+    server_params p;
+    httplib::Server http;
+    std::thread engine_thread;
+    std::optional<chat::chat_template> tmpl;  // built on first use
+    std::mutex tmpl_mu;
+    std::atomic<uint64_t> http_requests{0};
+    std::atomic<uint64_t> http_errors{0};
+    int64_t started_unix = 0;
+};
+
+// Field readers: absent -> the default; present with the wrong JSON type -> http_error 400
+// naming the field and the type expected.
+std::optional<double> opt_number(const json& obj, const char* key);
+std::optional<int64_t> opt_int(const json& obj, const char* key);
+std::optional<bool> opt_bool(const json& obj, const char* key);
+std::optional<std::string> opt_string(const json& obj, const char* key);
+// A string or an array of strings ("stop").
+std::vector<std::string> opt_strings(const json& obj, const char* key);
+// The request body as a JSON object (400 for malformed JSON or a non-object).
+json parse_body(const httplib::Request& req);
+// Messages [{role, content}] of a chat request.
+std::vector<chat::chat_message> parse_messages(const json& body);
+// Sampling options shared by both APIs, from an object holding them (Ollama "options", OpenAI body).
+void read_sampling(const json& o, engine::generation_params& gp, bool ollama_names);
+
+std::string rfc3339_now();
+int64_t unix_now();
+
+}  // namespace edgellm::server

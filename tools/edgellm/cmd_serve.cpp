@@ -1,0 +1,107 @@
+// `edgellm serve`: the Ollama + OpenAI API server over one model, with continuous batching of
+// --parallel sequences sharing a paged KV cache of -c positions.
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "command.h"
+#include "common_flags.h"
+#include "core/error.h"
+#include "core/units.h"
+#include "server/server.h"
+
+namespace edgellm::cli {
+namespace {
+
+struct serve_options {
+    session_flags session;  // session.n_ctx: the KV pool
+    server::server_params server;
+    int n_parallel = 4;
+    int64_t n_ctx_seq = 0;
+};
+
+void serve(serve_options& o) {
+    if (o.session.model.empty()) throw usage_error("no model given: use -m MODEL.gguf");
+    if (o.n_parallel <= 0) throw usage_error(fmt::format("--parallel must be at least 1, got {}", o.n_parallel));
+    if (o.server.port < 0 || o.server.port > 65535)
+        throw usage_error(fmt::format("--port must be 0..65535, got {}", o.server.port));
+    if (o.n_ctx_seq < 0) throw usage_error(fmt::format("--ctx-per-seq must be positive, got {}", o.n_ctx_seq));
+    engine::engine_params ep = o.session.params();
+    // -c is the pool every sequence draws its KV blocks from; one sequence may use all of it
+    // unless --ctx-per-seq caps it (and never more than the model was trained for).
+    auto lm = engine::loaded_model::load(o.session.model, ep.repack, ep.n_threads);
+    const int64_t n_train = lm->hparams().n_ctx_train;
+    const int64_t pool = ep.n_ctx > 0 ? ep.n_ctx : std::min(n_train, engine::k_default_max_ctx);
+    ep.n_kv_cells = pool;
+    ep.n_ctx = std::min({o.n_ctx_seq > 0 ? o.n_ctx_seq : pool, pool, n_train});
+    ep.n_seq = o.n_parallel;
+    auto eng = std::make_unique<engine::engine>(lm, ep);
+    const engine::engine_params& used = eng->params();
+    const std::string desc = fmt::format(
+        "model: {} ({}, {} layers), {} threads\n"
+        "batching: {} parallel sequences, KV pool {} positions ({} blocks of {}, {} {}), up to {} positions per "
+        "sequence, {} tokens per forward pass\n",
+        o.session.model, eng->hparams().arch, eng->hparams().n_layer, used.n_threads, used.n_seq,
+        eng->kv().n_blocks() * model::k_kv_block_size, eng->kv().n_blocks(), model::k_kv_block_size,
+        format_bytes(eng->kv().size_bytes()), type_name(eng->kv().type()), used.n_ctx, used.n_batch);
+
+    // SIGINT / SIGTERM end the server cleanly: a thread waits for them (handlers run nothing).
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    signal(SIGPIPE, SIG_IGN);  // a client gone mid-stream is a failed write, not a dead server
+
+    server::server srv(std::move(eng), o.session.model, o.server);
+    const int port = srv.bind();
+    std::fprintf(stderr, "%s", desc.c_str());
+    std::fprintf(stderr, "listening on http://%s:%d (Ollama /api/*, OpenAI /v1/*, /health, /metrics)%s\n",
+                 o.server.host.c_str(), port, o.server.api_key.empty() ? "" : ", API key required");
+    std::fflush(stderr);
+    std::thread waiter([&srv, set] {
+        int sig = 0;
+        sigwait(&set, &sig);
+        if (sig == SIGINT || sig == SIGTERM) srv.stop();
+    });
+    srv.listen();
+    // listen() also returns when the server failed; wake the waiter either way.
+    pthread_kill(waiter.native_handle(), SIGTERM);
+    waiter.join();
+    std::fprintf(stderr, "server stopped\n");
+}
+
+void setup(CLI::App& app) {
+    auto opts = std::make_shared<serve_options>();
+    CLI::App* cmd = app.add_subcommand("serve", "Serve a GGUF model over the Ollama and OpenAI APIs (continuous batching)");
+    cmd->footer(
+        "Routes: POST /api/generate /api/chat, GET /api/tags /api/ps /api/version, POST /api/show (Ollama);\n"
+        "POST /v1/chat/completions /v1/completions, GET /v1/models (OpenAI); GET /health /metrics.\n"
+        "Requests share one batched forward pass per step; up to --parallel sequences run at once and\n"
+        "draw KV blocks from a pool of -c positions; more requests wait (up to --max-queue, then 503).\n"
+        "Examples:\n"
+        "  edgellm serve -m qwen2.5-0.5b-instruct-q4_k_m.gguf --parallel 4 -c 8192\n"
+        "  curl http://127.0.0.1:11434/api/generate -d '{\"model\":\"qwen2.5-0.5b-instruct-q4_k_m\",\"prompt\":\"Hi\"}'\n"
+        "  OPENAI_BASE_URL=http://127.0.0.1:11434/v1 python3 my_openai_app.py\n");
+    cmd->add_option("-m,--model", opts->session.model, "GGUF model file")->required();
+    cmd->add_option("--host", opts->server.host, "address to listen on (default 127.0.0.1: this machine only)");
+    cmd->add_option("--port", opts->server.port, "port (default 11434, Ollama's; 0 picks a free one)");
+    cmd->add_option("-P,--parallel", opts->n_parallel, "sequences decoded together (default 4)");
+    cmd->add_option("--ctx-per-seq", opts->n_ctx_seq, "positions one sequence may use (default: the whole pool)");
+    cmd->add_option("--max-queue", opts->server.max_queue, "requests that may wait for a slot (default 64)");
+    cmd->add_option("--api-key", opts->server.api_key, "require 'Authorization: Bearer KEY' on every route but /health");
+    cmd->add_option("--alias", opts->server.model_name, "model name clients use (default: the file name)");
+    cmd->add_option("--chat-template", opts->server.chat_template, "built-in template name or Jinja2 source");
+    opts->session.add_to(cmd, "KV cache pool in positions, shared by all sequences (default: model's context, at most 4096)");
+    cmd->callback([opts] { serve(*opts); });
+}
+
+}  // namespace
+
+EDGELLM_REGISTER_COMMAND("serve", 37, setup);
+
+}  // namespace edgellm::cli
