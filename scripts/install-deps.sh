@@ -31,7 +31,7 @@ fi
 if [ "$want_test" = 1 ]; then
   here="$(cd "$(dirname "$0")/.." && pwd)"
   py="${PYTHON:-python3}"
-  if ! "$py" -c "import gguf, numpy, pytest, jinja2, llama_cpp, openai, tokenizers, jsonschema" 2>/dev/null; then
+  if ! "$py" -c "import gguf, numpy, pytest, jinja2, llama_cpp, openai, ollama, requests, tokenizers, jsonschema" 2>/dev/null; then
     echo "install-deps: installing Python test oracles (llama-cpp-python builds llama.cpp: several minutes)"
     CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "$py" -m pip install -q -r "$here/tests/python/requirements.txt"
   fi

@@ -166,6 +166,12 @@ server::impl::impl(std::unique_ptr<engine::engine> e, std::string path, server_p
                                                      256, static_cast<size_t>(eng->kv().n_seq()) + p.max_queue + 8));
     http.new_task_queue = [n_threads] { return new httplib::ThreadPool(static_cast<size_t>(n_threads)); };
     http.set_payload_max_length(16 * 1024 * 1024);
+    // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which lets a second server
+    // bind the same port silently instead of failing.
+    http.set_socket_options([](socket_t sock) {
+        int yes = 1;
+        setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    });
     add_common_routes();
     add_ollama_routes();
     add_openai_routes();

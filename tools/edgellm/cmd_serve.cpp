@@ -30,6 +30,15 @@ void serve(serve_options& o) {
     if (o.server.port < 0 || o.server.port > 65535)
         throw usage_error(fmt::format("--port must be 0..65535, got {}", o.server.port));
     if (o.n_ctx_seq < 0) throw usage_error(fmt::format("--ctx-per-seq must be positive, got {}", o.n_ctx_seq));
+    // SIGINT / SIGTERM end the server cleanly: a thread waits for them (handlers run nothing).
+    // Blocked before any thread exists, so that every thread (kernel pool, HTTP) inherits it.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    signal(SIGPIPE, SIG_IGN);  // a client gone mid-stream is a failed write, not a dead server
+
     engine::engine_params ep = o.session.params();
     // -c is the pool every sequence draws its KV blocks from; one sequence may use all of it
     // unless --ctx-per-seq caps it (and never more than the model was trained for).
@@ -48,14 +57,6 @@ void serve(serve_options& o) {
         o.session.model, eng->hparams().arch, eng->hparams().n_layer, used.n_threads, used.n_seq,
         eng->kv().n_blocks() * model::k_kv_block_size, eng->kv().n_blocks(), model::k_kv_block_size,
         format_bytes(eng->kv().size_bytes()), type_name(eng->kv().type()), used.n_ctx, used.n_batch);
-
-    // SIGINT / SIGTERM end the server cleanly: a thread waits for them (handlers run nothing).
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    signal(SIGPIPE, SIG_IGN);  // a client gone mid-stream is a failed write, not a dead server
 
     server::server srv(std::move(eng), o.session.model, o.server);
     const int port = srv.bind();
