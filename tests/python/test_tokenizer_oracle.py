@@ -85,15 +85,61 @@ def _ours(vocab_path, texts, add_bos, parse_special):
 
 
 @functools.lru_cache(maxsize=None)
+def _gguf_metadata(vocab_path):
+    """The metadata key/values of a GGUF file, as stored (token types before any of llama.cpp's
+    load-time overrides); numbers other than 32-bit integer arrays are left out. A minimal
+    reader: gguf.GGUFReader takes seconds per vocab because it builds objects for every merge."""
+    data = vocab_path.read_bytes()
+    assert data[:4] == b"GGUF", vocab_path
+    version, = struct.unpack_from("<I", data, 4)
+    assert version >= 2, f"GGUF v{version}"
+    n_kv, = struct.unpack_from("<Q", data, 16)
+    pos = 24
+    sizes = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+
+    def string():
+        nonlocal pos
+        n, = struct.unpack_from("<Q", data, pos)
+        pos += 8 + n
+        return data[pos - n:pos].decode("utf-8", errors="surrogateescape")
+
+    def value(ty):
+        nonlocal pos
+        if ty == 8:
+            return string()
+        if ty == 9:
+            ety, n = struct.unpack_from("<IQ", data, pos)
+            pos += 12
+            if ety in (4, 5):
+                vals = list(struct.unpack_from(f"<{n}{'I' if ety == 4 else 'i'}", data, pos))
+                pos += 4 * n
+                return vals
+            return [value(ety) for _ in range(n)]
+        pos += sizes[ty]
+        return None
+
+    fields = {}
+    for _ in range(n_kv):
+        key = string()
+        ty, = struct.unpack_from("<I", data, pos)
+        pos += 4
+        fields[key] = value(ty)
+    return fields
+
+
+def _tokens_and_types(vocab_path):
+    fields = _gguf_metadata(vocab_path)
+    tokens = fields["tokenizer.ggml.tokens"]
+    return tokens, fields.get("tokenizer.ggml.token_type") or [1] * len(tokens)
+
+
 def _is_wordpiece(vocab_path):
-    gguf = pytest.importorskip("gguf", reason="the PyPI 'gguf' package reads the vocab for the oracle")
-    return str(gguf.GGUFReader(str(vocab_path)).fields["tokenizer.ggml.model"].contents()) == "bert"
+    return _gguf_metadata(vocab_path)["tokenizer.ggml.model"] == "bert"
 
 
 def _hf_wordpiece(vocab_path):
     tokenizers = pytest.importorskip("tokenizers", reason="HF tokenizers is the WordPiece oracle (pip install tokenizers)")
-    gguf = pytest.importorskip("gguf", reason="the PyPI 'gguf' package reads the vocab for the oracle")
-    tokens = gguf.GGUFReader(str(vocab_path)).fields["tokenizer.ggml.tokens"].contents()
+    tokens, _ = _tokens_and_types(vocab_path)
     vocab = {}
     for i, t in enumerate(tokens):
         # The GGUF conversion wrote word starts as "\u2581x" and continuations without "##".
@@ -126,3 +172,65 @@ def test_ids_match_reference_tokenizer(vocab_path, add_bos, parse_special):
         if got != want:
             mismatches.append((text, want, got))
     assert not mismatches, f"{len(mismatches)} of {len(texts)} differ; first: {mismatches[0]!r}"
+
+
+
+# --- Literal token texts --------------------------------------------------------------------
+# Special-token partitioning (llama.cpp's tokenizer_st_partition) decides per token type whether
+# a token's literal text in the input becomes that one token: USER_DEFINED always, CONTROL and
+# UNKNOWN only with parse_special, NORMAL / UNUSED / BYTE never (they go through the ordinary
+# tokenizer). These vectors put the literal text of vocab entries into sentences and compare
+# the ids with llama.cpp, without BOS, with and without parse_special.
+TOKEN_CONTEXTS = ["Hello{}world",      # mid-sentence, no space around it
+                  "Hello {} world",    # after a space (SPM: a lone "\u2581" may precede it)
+                  "{}",                # the whole input
+                  "a  {}\n b{}."]      # runs of whitespace (lstrip / rstrip), twice in one text
+TYPE_NAMES = {1: "normal", 2: "unknown", 3: "control", 4: "user_defined", 5: "unused", 6: "byte"}
+
+
+def _llama_cpp_vocab(vocab_path):
+    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is the tokenizer oracle (pip install llama-cpp-python)")
+    return llama_cpp.Llama(model_path=str(vocab_path), vocab_only=True, verbose=False)
+
+
+def _sample(ids, limit):
+    # Deterministic: all of them when there are few, else every k-th plus the first and last.
+    if len(ids) <= limit:
+        return list(ids)
+    k = -(-len(ids) // limit)
+    return sorted(set(ids[::k]) | {ids[0], ids[-1]})
+
+
+def _check_token_texts(vocab_path, ids):
+    tokens, _ = _tokens_and_types(vocab_path)
+    texts = [c.format(tokens[i], tokens[i]) for i in ids for c in TOKEN_CONTEXTS]
+    ref = _llama_cpp_vocab(vocab_path)
+    failures = []
+    for parse_special in (False, True):
+        ours, _ = _ours(vocab_path, texts, False, parse_special)
+        for text, got in zip(texts, ours):
+            want = ref.tokenize(text.encode("utf-8", errors="surrogateescape"), add_bos=False, special=parse_special)
+            if got != want:
+                failures.append((parse_special, text, want, got))
+    assert not failures, f"{len(failures)} of {2 * len(texts)} differ; first (parse_special, text, want, got): {failures[0]!r}"
+
+
+@pytest.mark.parametrize("vocab_path", [p for p in _vocabs() if 4 in _tokens_and_types(p)[1]], ids=lambda p: p.name)
+def test_user_defined_token_text_is_that_token_as_in_llama_cpp(vocab_path):
+    # Every USER_DEFINED token of the vocab in each context, with and without parse_special.
+    # DeepSeek-LLM has 2398 of them: a deterministic sample of every 6th plus the first and last.
+    _, types = _tokens_and_types(vocab_path)
+    _check_token_texts(vocab_path, _sample([i for i, t in enumerate(types) if t == 4], 400))
+
+
+@pytest.mark.parametrize("vocab_path", _vocabs(), ids=lambda p: p.name)
+def test_token_text_of_every_type_matches_llama_cpp(vocab_path):
+    # Up to 40 tokens of each type (normal, unknown, control, user-defined, unused, byte), each
+    # type sampled as above.
+    if _is_wordpiece(vocab_path):
+        pytest.skip("WordPiece: llama.cpp's WPM is not the oracle here (see _reference)")
+    _, types = _tokens_and_types(vocab_path)
+    ids = []
+    for ty in TYPE_NAMES:
+        ids += _sample([i for i, t in enumerate(types) if t == ty], 40)
+    _check_token_texts(vocab_path, sorted(ids))
