@@ -84,16 +84,13 @@ def _ours(vocab_path, texts, add_bos, parse_special):
     return ids, decoded
 
 
-@functools.lru_cache(maxsize=None)
-def _gguf_metadata(vocab_path):
-    """The metadata key/values of a GGUF file, as stored (token types before any of llama.cpp's
-    load-time overrides); numbers other than 32-bit integer arrays are left out. A minimal
-    reader: gguf.GGUFReader takes seconds per vocab because it builds objects for every merge."""
-    data = vocab_path.read_bytes()
-    assert data[:4] == b"GGUF", vocab_path
-    version, = struct.unpack_from("<I", data, 4)
-    assert version >= 2, f"GGUF v{version}"
-    n_kv, = struct.unpack_from("<Q", data, 16)
+def _gguf_kv(data):
+    """The metadata of a GGUF file as [(key, value type, value, the entry's bytes)]; numbers
+    other than 32-bit integer arrays are read as None. A minimal reader: gguf.GGUFReader takes
+    seconds per vocab because it builds objects for every merge."""
+    assert data[:4] == b"GGUF"
+    version, n_tensors, n_kv = struct.unpack_from("<IQQ", data, 4)
+    assert version >= 2 and n_tensors == 0, (version, n_tensors)
     pos = 24
     sizes = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 
@@ -118,13 +115,20 @@ def _gguf_metadata(vocab_path):
         pos += sizes[ty]
         return None
 
-    fields = {}
+    out = []
     for _ in range(n_kv):
+        begin = pos
         key = string()
         ty, = struct.unpack_from("<I", data, pos)
         pos += 4
-        fields[key] = value(ty)
-    return fields
+        out.append((key, ty, value(ty), data[begin:pos]))
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _gguf_metadata(vocab_path):
+    """{key: value} of a GGUF file as stored (token types before llama.cpp's load-time fixes)."""
+    return {key: val for key, _, val, _ in _gguf_kv(vocab_path.read_bytes())}
 
 
 def _tokens_and_types(vocab_path):
@@ -234,3 +238,67 @@ def test_token_text_of_every_type_matches_llama_cpp(vocab_path):
     for ty in TYPE_NAMES:
         ids += _sample([i for i, t in enumerate(types) if t == ty], 40)
     _check_token_texts(vocab_path, sorted(ids))
+
+
+def _derived_vocab(src, dst, added, name=None, pre=None):
+    """Writes a copy of vocab `src` to `dst` with tokens `added` [(text, token type)] appended
+    (new ids from n_vocab on; appending leaves every merge intact) and general.name /
+    tokenizer.ggml.pre replaced where given."""
+    def string(s):
+        b = s.encode("utf-8")
+        return struct.pack("<Q", len(b)) + b
+
+    entries = []
+    for key, ty, val, raw in _gguf_kv(src.read_bytes()):
+        if key == "general.name" and name is not None:
+            raw = string(key) + struct.pack("<I", 8) + string(name)
+        elif key == "tokenizer.ggml.pre" and pre is not None:
+            raw = string(key) + struct.pack("<I", 8) + string(pre)
+        elif key == "tokenizer.ggml.tokens":
+            toks = val + [t for t, _ in added]
+            raw = string(key) + struct.pack("<IIQ", 9, 8, len(toks)) + b"".join(string(t) for t in toks)
+        elif key == "tokenizer.ggml.token_type":
+            types = val + [ty_ for _, ty_ in added]
+            raw = string(key) + struct.pack("<IIQ", 9, 5, len(types)) + struct.pack(f"<{len(types)}i", *types)
+        elif key == "tokenizer.ggml.scores":
+            raise NotImplementedError("derived vocabs are made from vocabs without scores")
+        entries.append(raw)
+    dst.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, len(entries)) + b"".join(entries))
+    return dst
+
+
+# Model-specific rules llama.cpp applies to token types and strip attributes at load time,
+# checked on copies of the GPT-2 vocab with the relevant tokens appended (type 3 = CONTROL,
+# 4 = USER_DEFINED, 1 = NORMAL).
+DERIVED_VOCABS = {
+    # gpt-oss: <|channel|>, <|message|>, <|start|>, <|constrain|> are always user-defined; with
+    # <|return|> and <|call|> present, <|end|> is user-defined (and does not end generation).
+    "harmony": dict(added=[("<|start|>", 3), ("<|channel|>", 3), ("<|message|>", 3), ("<|constrain|>", 3),
+                           ("<|return|>", 3), ("<|call|>", 3), ("<|end|>", 3)]),
+    # solar-open: <|calls|> and <|flush|> end generation (so become control); <|end|> as above.
+    "solar-open": dict(added=[("<|calls|>", 4), ("<|flush|>", 4), ("<|end|>", 3)]),
+    # Texts that end generation become control tokens whatever the vocab says; </s> goes back to
+    # a normal token where <|tool_response> (gemma4) is there too.
+    "gemma4": dict(added=[("</s>", 4), ("<|tool_response>", 4), ("<eos>", 4), ("<turn|>", 4), ("[EOT]", 4),
+                          ("[EOS]", 4)]),
+    "plamo": dict(added=[("</s>", 1), ("<s>", 1), ("<|plamo:eos|>", 3)]),
+    "paddleocr": dict(added=[("</s>", 4)]),
+    # <mask> strips whitespace to its left for jina-v2 pre-tokenizers, [MASK] for ModernBERT.
+    "jina-v2-code": dict(added=[("<mask>", 3)], pre="jina-v2-code"),
+    "modern-bert": dict(added=[("[MASK]", 3)], name="modern-bert-base"),
+    # Phi-3 (by name): special tokens strip whitespace to their right, except <unk>, <s>,
+    # <|endoftext|>; here on a byte-level BPE vocab.
+    "phi3-bpe": dict(added=[("<|end|>", 3), ("<|user|>", 4), ("</s>", 4), ("<s>", 3), ("<unk>", 2)],
+                     name="Phi3-test"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DERIVED_VOCABS))
+def test_model_specific_token_rules_match_llama_cpp(case, tmp_path):
+    src = _shared() / "tokenizer" / "ggml-vocab-gpt-2.gguf"
+    if not src.exists():
+        pytest.skip("gpt-2 vocab missing")
+    spec = DERIVED_VOCABS[case]
+    vocab_path = _derived_vocab(src, tmp_path / f"{case}.gguf", **spec)
+    n = len(_tokens_and_types(src)[0])
+    _check_token_texts(vocab_path, list(range(n, n + len(spec["added"]))))
