@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <initializer_list>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -24,9 +25,14 @@ constexpr std::string_view k_eot_texts[] = {"<|eot_id|>", "<|im_end|>", "<|end|>
                                             "<end_of_utterance>"};
 // Current llama.cpp also counts "</s>" here and so treats it as a control token even where the
 // vocab calls it normal (Qwen2) or user-defined (Phi-3); we follow it to tokenize identically.
+// (A user-defined "</s>" therefore needs parse_special, like any control token.)
 constexpr std::string_view k_eog_texts[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
                                             "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>",
-                                            "</s>", "<|return|>", "<|call|>"};
+                                            "</s>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "[EOT]",
+                                            "[EOS]", "<eos>", "<turn|>", "<|tool_response>"};
+// gpt-oss's channel markers are user-defined (recognised without parse_special) whatever the
+// vocab says, as in llama.cpp, which wants them rendered too.
+constexpr std::string_view k_forced_user_defined_texts[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"};
 // Fill-in-the-middle pad / repo / file-separator tokens end generation too.
 constexpr std::string_view k_fim_eog_texts[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "<|fim_repo|>",
                                                 "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>", "<|file_sep|>"};
@@ -87,8 +93,32 @@ void tokenizer_impl::init() {
                 mark_control(id);
                 break;
             }
+    for (std::string_view t : k_forced_user_defined_texts)
+        if (const int32_t id = find(t); id != k_no_token) v.types[static_cast<size_t>(id)] = token_type::user_defined;
     for (int32_t id : {v.eos, v.eot, v.eom})
         if (id != k_no_token) eog.insert(id);
+
+    // Two llama.cpp workarounds, keyed on which texts ended up in the end-of-generation set:
+    auto eog_with_text = [&](std::string_view text) {
+        for (int32_t id : eog)
+            if (v.tokens[static_cast<size_t>(id)] == text) return id;
+        return k_no_token;
+    };
+    // o200k_harmony (gpt-oss) and solar-open: "<|end|>" ends a message, not the generation; it
+    // becomes user-defined.
+    const bool has_call = eog_with_text("<|call|>") != k_no_token || eog_with_text("<|calls|>") != k_no_token;
+    if (const int32_t end = eog_with_text("<|end|>");
+        end != k_no_token && has_call &&
+        (eog_with_text("<|return|>") != k_no_token || eog_with_text("<|flush|>") != k_no_token)) {
+        eog.erase(end);
+        v.types[static_cast<size_t>(end)] = token_type::user_defined;
+    }
+    // Gemma 4 (recognised by "<|tool_response>"): "</s>" is ordinary text there; it becomes a
+    // normal token, no longer searched for in the input.
+    if (const int32_t s = eog_with_text("</s>"); s != k_no_token && eog_with_text("<|tool_response>") != k_no_token) {
+        eog.erase(s);
+        v.types[static_cast<size_t>(s)] = token_type::normal;
+    }
 
     for (size_t i = 0; i < n; ++i) {
         const token_type t = v.types[i];
@@ -99,17 +129,28 @@ void tokenizer_impl::init() {
         return v.tokens[static_cast<size_t>(a)].size() > v.tokens[static_cast<size_t>(b)].size();
     });
 
+    // GGUF has no per-token strip attributes; llama.cpp sets them per model, by the tokenizer's
+    // pre-tokenizer, architecture or name, and so do we. lstrip: whitespace before the token
+    // is dropped; rstrip: whitespace after it. They apply wherever the token is recognised.
     lstrip.assign(n, 0);
     rstrip.assign(n, 0);
-    // Phi-3's tokenizer strips whitespace to the right of its chat markers (llama.cpp applies
-    // the same per-model rule since GGUF has no per-token strip attributes).
     std::string lname = v.name;
     std::transform(lname.begin(), lname.end(), lname.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (lname.find("phi-3") != std::string::npos || lname.find("phi3") != std::string::npos) {
+    auto contains_any = [](const std::string& s, std::initializer_list<std::string_view> subs) {
+        return std::any_of(subs.begin(), subs.end(), [&](std::string_view x) { return s.find(x) != std::string::npos; });
+    };
+    if (contains_any(v.pre, {"jina-v2-de", "jina-v2-es", "jina-v2-code"}) ||
+        contains_any(v.arch, {"nomic-bert-moe", "jina-bert-v3"})) {
+        // The mask token of these models swallows the whitespace before it.
+        if (int32_t id = find("<mask>"); id != k_no_token) lstrip[static_cast<size_t>(id)] = 1;
+    } else if (contains_any(lname, {"phi-3", "phi3"})) {
+        // Phi-3's tokenizer strips whitespace to the right of its chat markers.
         for (int32_t id : special_tokens) rstrip[static_cast<size_t>(id)] = 1;
         if (int32_t id = find("</s>"); id != k_no_token) rstrip[static_cast<size_t>(id)] = 1;
         for (std::string_view t : {"<unk>", "<s>", "<|endoftext|>"})
             if (int32_t id = find(t); id != k_no_token) rstrip[static_cast<size_t>(id)] = 0;
+    } else if (contains_any(lname, {"modern-bert"})) {
+        if (int32_t id = find("[MASK]"); id != k_no_token) lstrip[static_cast<size_t>(id)] = 1;
     }
 
     switch (v.type) {

@@ -77,6 +77,7 @@ vocab vocab_from_gguf(const gguf::file& f) {
     v.model = f.get_string("tokenizer.ggml.model");
     v.pre = f.get_string_opt("tokenizer.ggml.pre").value_or("");
     v.name = f.get_string_opt("general.name").value_or("");
+    v.arch = f.get_string_opt("general.architecture").value_or("");
     if (v.model == "llama")
         v.type = vocab_type::spm;
     else if (v.model == "gpt2")

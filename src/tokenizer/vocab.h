@@ -33,6 +33,7 @@ struct vocab {
     std::string model;  // tokenizer.ggml.model as written ("llama", "gpt2", "bert")
     std::string pre;    // tokenizer.ggml.pre ("" when absent)
     std::string name;   // general.name (a few per-model quirks key off it)
+    std::string arch;   // general.architecture (likewise)
 
     std::vector<std::string> tokens;  // [n_vocab] token text (SPM: spaces as U+2581)
     std::vector<float> scores;        // [n_vocab] SPM merge scores; 0 when absent

@@ -98,3 +98,22 @@ def test_bad_input_is_a_clear_error(args, message):
     assert res.returncode != 0
     err = res.stderr.decode(errors="replace")
     assert message in err and "error" in err.lower()
+
+
+@pytest.mark.parametrize("name,token", [("phi-3", "</s>"), ("qwen2", "<tool_call>"), ("mpt", " " * 8),
+                                        ("deepseek-llm", "\u00f8")])
+@pytest.mark.parametrize("parse_special", [False, True])
+def test_user_defined_token_text_matches_llama_cpp_through_the_cli(name, token, parse_special):
+    # The literal text of a token, mid-sentence and after a space, through `edgellm tokenize
+    # --no-bos [--parse-special]`, against llama-cpp-python (the oracle test covers every one).
+    gguf = _shared() / "tokenizer" / f"ggml-vocab-{name}.gguf"
+    if not gguf.exists():
+        pytest.skip(f"{gguf.name} missing")
+    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is the tokenizer oracle")
+    ref = llama_cpp.Llama(model_path=str(gguf), vocab_only=True, verbose=False)
+    for text in (f"Hello{token}world", f"Hello {token} world"):
+        res = _run("tokenize", "-m", str(gguf), "-p", text, "--no-bos", "--ids",
+                   *(["--parse-special"] if parse_special else []))
+        assert res.returncode == 0, res.stderr.decode(errors="replace")
+        want = ref.tokenize(text.encode("utf-8"), add_bos=False, special=parse_special)
+        assert [int(x) for x in res.stdout.split()] == want, text

@@ -84,16 +84,66 @@ def _ours(vocab_path, texts, add_bos, parse_special):
     return ids, decoded
 
 
+def _gguf_kv(data):
+    """The metadata of a GGUF file as [(key, value type, value, the entry's bytes)]; numbers
+    other than 32-bit integer arrays are read as None. A minimal reader: gguf.GGUFReader takes
+    seconds per vocab because it builds objects for every merge."""
+    assert data[:4] == b"GGUF"
+    version, n_tensors, n_kv = struct.unpack_from("<IQQ", data, 4)
+    assert version >= 2 and n_tensors == 0, (version, n_tensors)
+    pos = 24
+    sizes = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+
+    def string():
+        nonlocal pos
+        n, = struct.unpack_from("<Q", data, pos)
+        pos += 8 + n
+        return data[pos - n:pos].decode("utf-8", errors="surrogateescape")
+
+    def value(ty):
+        nonlocal pos
+        if ty == 8:
+            return string()
+        if ty == 9:
+            ety, n = struct.unpack_from("<IQ", data, pos)
+            pos += 12
+            if ety in (4, 5):
+                vals = list(struct.unpack_from(f"<{n}{'I' if ety == 4 else 'i'}", data, pos))
+                pos += 4 * n
+                return vals
+            return [value(ety) for _ in range(n)]
+        pos += sizes[ty]
+        return None
+
+    out = []
+    for _ in range(n_kv):
+        begin = pos
+        key = string()
+        ty, = struct.unpack_from("<I", data, pos)
+        pos += 4
+        out.append((key, ty, value(ty), data[begin:pos]))
+    return out
+
+
 @functools.lru_cache(maxsize=None)
+def _gguf_metadata(vocab_path):
+    """{key: value} of a GGUF file as stored (token types before llama.cpp's load-time fixes)."""
+    return {key: val for key, _, val, _ in _gguf_kv(vocab_path.read_bytes())}
+
+
+def _tokens_and_types(vocab_path):
+    fields = _gguf_metadata(vocab_path)
+    tokens = fields["tokenizer.ggml.tokens"]
+    return tokens, fields.get("tokenizer.ggml.token_type") or [1] * len(tokens)
+
+
 def _is_wordpiece(vocab_path):
-    gguf = pytest.importorskip("gguf", reason="the PyPI 'gguf' package reads the vocab for the oracle")
-    return str(gguf.GGUFReader(str(vocab_path)).fields["tokenizer.ggml.model"].contents()) == "bert"
+    return _gguf_metadata(vocab_path)["tokenizer.ggml.model"] == "bert"
 
 
 def _hf_wordpiece(vocab_path):
     tokenizers = pytest.importorskip("tokenizers", reason="HF tokenizers is the WordPiece oracle (pip install tokenizers)")
-    gguf = pytest.importorskip("gguf", reason="the PyPI 'gguf' package reads the vocab for the oracle")
-    tokens = gguf.GGUFReader(str(vocab_path)).fields["tokenizer.ggml.tokens"].contents()
+    tokens, _ = _tokens_and_types(vocab_path)
     vocab = {}
     for i, t in enumerate(tokens):
         # The GGUF conversion wrote word starts as "\u2581x" and continuations without "##".
@@ -126,3 +176,129 @@ def test_ids_match_reference_tokenizer(vocab_path, add_bos, parse_special):
         if got != want:
             mismatches.append((text, want, got))
     assert not mismatches, f"{len(mismatches)} of {len(texts)} differ; first: {mismatches[0]!r}"
+
+
+
+# --- Literal token texts --------------------------------------------------------------------
+# Special-token partitioning (llama.cpp's tokenizer_st_partition) decides per token type whether
+# a token's literal text in the input becomes that one token: USER_DEFINED always, CONTROL and
+# UNKNOWN only with parse_special, NORMAL / UNUSED / BYTE never (they go through the ordinary
+# tokenizer). These vectors put the literal text of vocab entries into sentences and compare
+# the ids with llama.cpp, without BOS, with and without parse_special.
+TOKEN_CONTEXTS = ["Hello{}world",      # mid-sentence, no space around it
+                  "Hello {} world",    # after a space (SPM: a lone "\u2581" may precede it)
+                  "{}",                # the whole input
+                  "a  {}\n b{}."]      # runs of whitespace (lstrip / rstrip), twice in one text
+TYPE_NAMES = {1: "normal", 2: "unknown", 3: "control", 4: "user_defined", 5: "unused", 6: "byte"}
+
+
+def _llama_cpp_vocab(vocab_path):
+    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is the tokenizer oracle (pip install llama-cpp-python)")
+    return llama_cpp.Llama(model_path=str(vocab_path), vocab_only=True, verbose=False)
+
+
+def _sample(ids, limit):
+    # Deterministic: all of them when there are few, else every k-th plus the first and last.
+    if len(ids) <= limit:
+        return list(ids)
+    k = -(-len(ids) // limit)
+    return sorted(set(ids[::k]) | {ids[0], ids[-1]})
+
+
+def _check_token_texts(vocab_path, ids):
+    tokens, _ = _tokens_and_types(vocab_path)
+    texts = [c.format(tokens[i], tokens[i]) for i in ids for c in TOKEN_CONTEXTS]
+    ref = _llama_cpp_vocab(vocab_path)
+    failures = []
+    for parse_special in (False, True):
+        ours, _ = _ours(vocab_path, texts, False, parse_special)
+        for text, got in zip(texts, ours):
+            want = ref.tokenize(text.encode("utf-8", errors="surrogateescape"), add_bos=False, special=parse_special)
+            if got != want:
+                failures.append((parse_special, text, want, got))
+    assert not failures, f"{len(failures)} of {2 * len(texts)} differ; first (parse_special, text, want, got): {failures[0]!r}"
+
+
+@pytest.mark.parametrize("vocab_path", [p for p in _vocabs() if 4 in _tokens_and_types(p)[1]], ids=lambda p: p.name)
+def test_user_defined_token_text_is_that_token_as_in_llama_cpp(vocab_path):
+    # Every USER_DEFINED token of the vocab in each context, with and without parse_special.
+    # DeepSeek-LLM has 2398 of them: a deterministic sample of every 6th plus the first and last.
+    _, types = _tokens_and_types(vocab_path)
+    _check_token_texts(vocab_path, _sample([i for i, t in enumerate(types) if t == 4], 400))
+
+
+@pytest.mark.parametrize("vocab_path", _vocabs(), ids=lambda p: p.name)
+def test_token_text_of_every_type_matches_llama_cpp(vocab_path):
+    # Up to 40 tokens of each type (normal, unknown, control, user-defined, unused, byte), each
+    # type sampled as above.
+    if _is_wordpiece(vocab_path):
+        pytest.skip("WordPiece: llama.cpp's WPM is not the oracle here (see _reference)")
+    _, types = _tokens_and_types(vocab_path)
+    ids = []
+    for ty in TYPE_NAMES:
+        ids += _sample([i for i, t in enumerate(types) if t == ty], 40)
+    _check_token_texts(vocab_path, sorted(ids))
+
+
+def _derived_vocab(src, dst, added, name=None, pre=None):
+    """Writes a copy of vocab `src` to `dst` with tokens `added` [(text, token type)] appended
+    (new ids from n_vocab on; appending leaves every merge intact) and general.name /
+    tokenizer.ggml.pre replaced where given."""
+    def string(s):
+        b = s.encode("utf-8")
+        return struct.pack("<Q", len(b)) + b
+
+    entries = []
+    for key, ty, val, raw in _gguf_kv(src.read_bytes()):
+        if key == "general.name" and name is not None:
+            raw = string(key) + struct.pack("<I", 8) + string(name)
+        elif key == "tokenizer.ggml.pre" and pre is not None:
+            raw = string(key) + struct.pack("<I", 8) + string(pre)
+        elif key == "tokenizer.ggml.tokens":
+            toks = val + [t for t, _ in added]
+            raw = string(key) + struct.pack("<IIQ", 9, 8, len(toks)) + b"".join(string(t) for t in toks)
+        elif key == "tokenizer.ggml.token_type":
+            types = val + [ty_ for _, ty_ in added]
+            raw = string(key) + struct.pack("<IIQ", 9, 5, len(types)) + struct.pack(f"<{len(types)}i", *types)
+        elif key == "tokenizer.ggml.scores":
+            raise NotImplementedError("derived vocabs are made from vocabs without scores")
+        entries.append(raw)
+    dst.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, len(entries)) + b"".join(entries))
+    return dst
+
+
+# Model-specific rules llama.cpp applies to token types and strip attributes at load time,
+# checked on copies of the GPT-2 vocab with the relevant tokens appended (type 3 = CONTROL,
+# 4 = USER_DEFINED, 1 = NORMAL).
+DERIVED_VOCABS = {
+    # gpt-oss: <|channel|>, <|message|>, <|start|>, <|constrain|> are always user-defined; with
+    # <|return|> and <|call|> present, <|end|> is user-defined (and does not end generation).
+    "harmony": dict(added=[("<|start|>", 3), ("<|channel|>", 3), ("<|message|>", 3), ("<|constrain|>", 3),
+                           ("<|return|>", 3), ("<|call|>", 3), ("<|end|>", 3)]),
+    # solar-open: <|calls|> and <|flush|> end generation (so become control); <|end|> as above.
+    "solar-open": dict(added=[("<|calls|>", 4), ("<|flush|>", 4), ("<|end|>", 3)]),
+    # Texts that end generation become control tokens whatever the vocab says; </s> goes back to
+    # a normal token where <|tool_response> (gemma4) is there too.
+    "gemma4": dict(added=[("</s>", 4), ("<|tool_response>", 4), ("<eos>", 4), ("<turn|>", 4), ("[EOT]", 4),
+                          ("[EOS]", 4)]),
+    "plamo": dict(added=[("</s>", 1), ("<s>", 1), ("<|plamo:eos|>", 3)]),
+    "paddleocr": dict(added=[("</s>", 4)]),
+    # <mask> strips whitespace to its left for jina-v2 pre-tokenizers, [MASK] for ModernBERT.
+    "jina-v2-code": dict(added=[("<mask>", 3)], pre="jina-v2-code"),
+    "modern-bert": dict(added=[("[MASK]", 3)], name="modern-bert-base"),
+    # Phi-3 (by name): special tokens strip whitespace to their right, except <unk>, <s>,
+    # <|endoftext|>; here on a byte-level BPE vocab.
+    "phi3-bpe": dict(added=[("<|end|>", 3), ("<|user|>", 4), ("</s>", 4), ("<s>", 3), ("<unk>", 2)],
+                     name="Phi3-test"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DERIVED_VOCABS))
+def test_model_specific_token_rules_match_llama_cpp(case, tmp_path):
+    src = _shared() / "tokenizer" / "ggml-vocab-gpt-2.gguf"
+    if not src.exists():
+        pytest.skip("gpt-2 vocab missing")
+    spec = DERIVED_VOCABS[case]
+    vocab_path = _derived_vocab(src, tmp_path / f"{case}.gguf", **spec)
+    n = len(_tokens_and_types(src)[0])
+    _check_token_texts(vocab_path, list(range(n, n + len(spec["added"]))))

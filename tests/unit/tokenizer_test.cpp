@@ -3,6 +3,7 @@
 // UTF-8 — no crash, and decode(encode(s)) == s wherever the tokenizer is lossless.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <random>
@@ -199,6 +200,108 @@ TEST(tokenizer_spm, merges_across_a_space_still_happen_when_the_vocab_has_such_t
     const std::vector<int32_t> want = {tok->find_token(sp), tok->find_token("a" + sp + "b")};
     EXPECT_EQ(tok->encode("a b", false, false), want);
     EXPECT_EQ(tok->decode(want), "a b");
+}
+
+// llama.cpp's rule per token type: USER_DEFINED text is always split out as that token, CONTROL
+// and UNKNOWN only with parse_special, NORMAL / UNUSED / BYTE never.
+TEST(tokenizer_spm, each_token_type_is_recognised_as_llama_cpp_does) {
+    vocab v = tiny_spm();
+    auto add = [&](std::string t, token_type ty) {
+        v.tokens.push_back(std::move(t));
+        v.scores.push_back(-100.0f);
+        v.types.push_back(ty);
+        return v.n_vocab() - 1;
+    };
+    const int32_t normal = add("<n>", token_type::normal), unused = add("<u>", token_type::unused),
+                  unknown = add("<k>", token_type::unknown), user = add("<d>", token_type::user_defined),
+                  control = add("<c>", token_type::control);
+    const auto tok = tokenizer::from_vocab(v);
+    auto contains = [](const std::vector<int32_t>& ids, int32_t id) {
+        return std::find(ids.begin(), ids.end(), id) != ids.end();
+    };
+    for (bool parse_special : {false, true}) {
+        SCOPED_TRACE(parse_special);
+        EXPECT_FALSE(contains(tok->encode("a<n>b", false, parse_special), normal));
+        EXPECT_FALSE(contains(tok->encode("a<u>b", false, parse_special), unused));
+        EXPECT_FALSE(contains(tok->encode("a<0x41>b", false, parse_special), tok->find_token("<0x41>")));
+        EXPECT_TRUE(contains(tok->encode("a<d>b", false, parse_special), user));
+        EXPECT_TRUE(contains(tok->encode("a <d> b", false, parse_special), user));
+        EXPECT_EQ(contains(tok->encode("a<k>b", false, parse_special), unknown), parse_special);
+        EXPECT_EQ(contains(tok->encode("a<c>b", false, parse_special), control), parse_special);
+    }
+}
+
+TEST(tokenizer_spm, end_of_generation_texts_become_control_with_llama_cpp_s_exceptions) {
+    auto with = [](std::initializer_list<std::pair<const char*, token_type>> extra) {
+        vocab v = tiny_spm();
+        v.eos = k_no_token;  // so that "</s>" ends generation by its text only
+        for (const auto& [t, ty] : extra) {
+            v.tokens.push_back(t);
+            v.scores.push_back(0.0f);
+            v.types.push_back(ty);
+        }
+        return tokenizer::from_vocab(v);
+    };
+    {
+        // A user-defined "</s>" or "<eos>" ends generation and so is a control token: it then
+        // needs parse_special (Phi-3's "</s>").
+        auto tok = with({{"[EOT]", token_type::user_defined}, {"<eos>", token_type::user_defined}});
+        const int32_t eot = tok->find_token("[EOT]");
+        EXPECT_TRUE(tok->is_eog(eot));
+        const auto plain = tok->encode("[EOT]", false, false);
+        EXPECT_EQ(std::count(plain.begin(), plain.end(), eot), 0);
+        EXPECT_EQ(tok->decode(plain), "[EOT]");
+        EXPECT_EQ(tok->encode("[EOT]", false, true), std::vector<int32_t>{eot});
+    }
+    {
+        // gpt-oss: channel markers are user-defined; with <|return|> and <|call|>, <|end|> too
+        // and it no longer ends generation.
+        auto tok = with({{"<|channel|>", token_type::control}, {"<|return|>", token_type::control},
+                         {"<|call|>", token_type::control}, {"<|end|>", token_type::control}});
+        const int32_t channel = tok->find_token("<|channel|>"), end = tok->find_token("<|end|>");
+        EXPECT_EQ(tok->encode("<|channel|>", false, false), std::vector<int32_t>{channel});
+        EXPECT_EQ(tok->encode("<|end|>", false, false), std::vector<int32_t>{end});
+        EXPECT_FALSE(tok->is_eog(end));
+        EXPECT_TRUE(tok->is_eog(tok->find_token("<|return|>")));
+        EXPECT_FALSE(tok->is_eog(channel));
+    }
+    {
+        // Without <|return|>, <|end|> stays an end-of-generation control token.
+        auto tok = with({{"<|call|>", token_type::control}, {"<|end|>", token_type::control}});
+        EXPECT_TRUE(tok->is_eog(tok->find_token("<|end|>")));
+    }
+    {
+        // Gemma 4: "</s>" is a normal token, not searched for even with parse_special.
+        auto tok = with({{"<|tool_response>", token_type::user_defined}});
+        EXPECT_FALSE(tok->is_eog(2));
+        EXPECT_FALSE(tok->is_special(2));
+        EXPECT_NE(tok->encode("</s>", false, true), std::vector<int32_t>{2});
+        EXPECT_TRUE(tok->is_eog(tok->find_token("<|tool_response>")));
+    }
+}
+
+TEST(tokenizer_spm, strip_attributes_follow_the_model) {
+    vocab v = tiny_spm();
+    v.tokens.push_back("<mask>");
+    v.scores.push_back(0.0f);
+    v.types.push_back(token_type::control);
+    const int32_t mask = v.n_vocab() - 1;
+    const int32_t sp_a = tokenizer::from_vocab(v)->find_token("\xE2\x96\x81" "a");
+    {
+        const auto tok = tokenizer::from_vocab(v);  // no strip: the spaces before <mask> stay
+        EXPECT_GT(tok->encode("a  <mask>", false, true).size(), 2u);
+    }
+    v.arch = "jina-bert-v3";  // by architecture
+    EXPECT_EQ(tokenizer::from_vocab(v)->encode("a  <mask>", false, true), (std::vector<int32_t>{sp_a, mask}));
+    v.arch.clear();
+    v.pre = "jina-v2-code";  // by pre-tokenizer
+    const auto tok = tokenizer::from_vocab(v);
+    EXPECT_EQ(tok->encode("a  <mask>", false, true), (std::vector<int32_t>{sp_a, mask}));
+    vocab phi = tiny_spm();
+    phi.name = "Phi-3-mini";
+    const auto phi_tok = tokenizer::from_vocab(phi);
+    const int32_t ctl = phi_tok->find_token("<|ctl|>");
+    EXPECT_EQ(phi_tok->encode("<|ctl|>  a", false, true), (std::vector<int32_t>{ctl, sp_a}));
 }
 
 TEST(tokenizer_api, out_of_range_ids_are_a_clear_error_not_a_crash) {
