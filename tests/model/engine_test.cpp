@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "engine/batch_generate.h"
 #include "engine/engine.h"
 #include "model/forward.h"
 #include "model_fixture.h"
@@ -304,6 +305,73 @@ TEST_P(EngineRepack, RepackedWeightsMatchTheFileLayout) {
 }
 INSTANTIATE_TEST_SUITE_P(PackedTypes, EngineRepack, ::testing::Values(ggml_type::q4_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k),
                          [](const auto& info) { return std::string(type_name(info.param)); });
+
+}  // namespace
+}  // namespace edgellm::test
+
+namespace edgellm::test {
+namespace {
+
+// A chat turn re-sends its history: with keep_kv the shared prefix is not evaluated again, and
+// the tokens are the same as a fresh run over the whole prompt.
+TEST(EngineKvReuse, KeepKvReusesThePrefixAndMatchesAFreshRun) {
+    engine::engine_params ep;
+    ep.model_path = tiny_model("kv_reuse").string();
+    ep.n_threads = 2;
+    engine::engine eng(ep);
+    engine::generation_params gp;
+    gp.n_predict = 6;
+    gp.sampling.temperature = 0;
+    gp.ignore_eos = true;
+    std::vector<int32_t> turn1(k_prompt.begin(), k_prompt.begin() + 8), reply;
+    auto st1 = eng.generate(turn1, gp, [&](int32_t t) { reply.push_back(t); return true; }, /*keep_kv=*/true);
+    EXPECT_EQ(st1.n_cached, 0);
+    std::vector<int32_t> turn2 = turn1;
+    turn2.insert(turn2.end(), reply.begin(), reply.end());
+    turn2.insert(turn2.end(), {4, 8, 15});
+    std::vector<int32_t> reused, fresh;
+    auto st2 = eng.generate(turn2, gp, [&](int32_t t) { reused.push_back(t); return true; }, /*keep_kv=*/true);
+    // Turn 1's prompt and all but its last reply token were decoded into the cache.
+    EXPECT_EQ(st2.n_cached, static_cast<int64_t>(turn1.size() + reply.size() - 1));
+    eng.generate(turn2, gp, [&](int32_t t) { fresh.push_back(t); return true; });
+    EXPECT_EQ(reused, fresh);
+    EXPECT_EQ(eng.kv().n_used_blocks(), 0) << "a plain generate() gives its blocks back";
+}
+
+// Sessions on one loaded model: the weights are shared, each session has its own KV cache.
+TEST(EngineSharedModel, SessionsShareOneLoadAndAgree) {
+    auto lm = engine::loaded_model::load(tiny_model("shared_model").string(), /*repack=*/true, 2);
+    engine::engine_params ep;
+    ep.n_threads = 2;
+    engine::engine a(lm, ep), b(lm, ep);
+    EXPECT_EQ(&a.get_model(), &b.get_model());
+    EXPECT_NE(&a.kv(), &b.kv());
+    EXPECT_EQ(a.all_logits(k_prompt), b.all_logits(k_prompt));
+}
+
+// A paged pool smaller than n_seq x n_ctx: batched generation still completes (a sequence
+// waits for blocks), and each sequence equals its run alone.
+TEST(EngineSharedModel, BatchOverASmallPagedPoolEqualsEachAlone) {
+    engine::engine_params ep;
+    ep.model_path = tiny_model("small_pool").string();
+    ep.n_threads = 2;
+    ep.n_seq = 3;
+    ep.n_kv_cells = 64;  // 4 blocks for 3 sequences that each grow to 2 blocks
+    engine::engine eng(ep);
+    engine::generation_params gp;
+    gp.n_predict = 12;
+    gp.sampling.temperature = 0;
+    gp.ignore_eos = true;
+    std::vector<std::vector<int32_t>> prompts = {{1, 5, 17, 33, 2, 60, 9, 9, 41, 12, 3, 66, 0, 25, 7, 18, 50, 2, 3},
+                                                 {2, 9, 4, 4, 61, 30, 7, 1, 1, 5, 8, 13, 21, 34, 55, 3, 6, 9, 12},
+                                                 {7, 7, 7, 1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26}};
+    auto st = engine::generate_batch(eng, prompts, gp);
+    for (size_t s = 0; s < prompts.size(); ++s) {
+        std::vector<int32_t> alone;
+        eng.generate(prompts[s], gp, [&](int32_t t) { alone.push_back(t); return true; });
+        EXPECT_EQ(st.sequences[s].tokens, alone) << "sequence " << s;
+    }
+}
 
 }  // namespace
 }  // namespace edgellm::test
