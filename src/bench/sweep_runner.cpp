@@ -206,7 +206,8 @@ bench_report run_sweep_benchmark(const sweep_plan& plan, const progress_callback
                         "concurrency sweeps for backend {} are not supported: it is not a "
                         "shared server{}",
                         backend,
-                        name == "native" ? " (use --batch-sizes for batched native sequences)"
+                        name == "native" ? " (use --batch-sizes for batched native sequences, or run `edgellm "
+                                           "serve` and sweep it with --backends openai --url http://HOST:PORT/v1)"
                         : name == "llama_cpp" ? " unless --url names a running llama-server"
                                               : ""));
                 run_concurrency(plan, backend, s, create, points, on_round);
