@@ -159,15 +159,16 @@ void server::impl::add_ollama_routes() {
                   check_model(body, api::ollama, /*required=*/true);
                   const gguf::file& f = lm->get_model().file();
                   json info = json::object();
-                  for (const auto& [key, v] : f.metadata()) {
+                  for (const auto& kv : f.metadata()) {
                       // Arrays (the vocabulary) are large and say nothing a client needs.
+                      const std::string& key = kv.first;
                       if (key == "tokenizer.chat_template") continue;
                       std::visit(
                           [&info, &key](const auto& x) {
                               using T = std::decay_t<decltype(x)>;
                               if constexpr (!std::is_same_v<T, std::shared_ptr<gguf::array_value>>) info[key] = x;
                           },
-                          v.data);
+                          kv.second.data);
                   }
                   json out = {{"modelfile", fmt::format("FROM {}\n", model_path)},
                               {"parameters", ""},
