@@ -20,7 +20,8 @@ double log_softmax_at(std::span<const float> logits, int32_t token) {
 }
 
 perplexity_result perplexity(engine::engine& eng, std::span<const int32_t> tokens, int32_t bos, int n_chunks_max,
-                             const std::function<void(int, double)>& on_chunk) {
+                             const std::function<void(int, double)>& on_chunk,
+                             const std::function<void(int, std::span<const float>)>& on_logits) {
     const int64_t n_ctx = eng.params().n_ctx;
     const int64_t n_vocab = eng.hparams().n_vocab;
     perplexity_result r;
@@ -54,6 +55,7 @@ perplexity_result perplexity(engine::engine& eng, std::span<const int32_t> token
             nll2 += lp * lp;
             ++r.n_scored;
         }
+        if (on_logits) on_logits(c, logits.first(static_cast<size_t>((n_ctx - 1 - first) * n_vocab)));
         ++r.n_chunks;
         r.chunk_ppl.push_back(std::exp(nll / static_cast<double>(r.n_scored)));
         if (on_chunk) on_chunk(c, r.chunk_ppl.back());

@@ -25,8 +25,11 @@ struct perplexity_result {
 // Scores `tokens` with the session (its n_ctx is the chunk size, its n_batch the step size).
 // n_chunks_max < 0: every whole chunk. `on_chunk(i, running_ppl)` is called after each chunk.
 // Throws usage_error when the text has fewer than 2 * n_ctx tokens (as llama-perplexity).
+// `on_logits(i, rows)`, when set, receives chunk i's scored rows: [n_ctx - 1 - n_ctx/2][n_vocab]
+// logits, row k predicting token n_ctx/2 + k + 1 of the chunk (KL divergence uses them).
 perplexity_result perplexity(engine::engine& eng, std::span<const int32_t> tokens, int32_t bos, int n_chunks_max = -1,
-                             const std::function<void(int, double)>& on_chunk = {});
+                             const std::function<void(int, double)>& on_chunk = {},
+                             const std::function<void(int, std::span<const float>)>& on_logits = {});
 
 // log p(token) under softmax(logits), computed in double with the max subtracted.
 double log_softmax_at(std::span<const float> logits, int32_t token);

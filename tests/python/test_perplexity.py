@@ -101,3 +101,72 @@ def test_bad_input_is_a_clear_error(tmp_path):
     text.write_text("hello world " * 200)
     r = edgellm("perplexity", "-m", str(model), "-f", str(text), "-c", "100000")
     assert r.returncode != 0 and "context" in r.stderr, r.stderr
+
+
+def llama_cpp_logprobs(model, tokens, n_ctx, n_chunks):
+    llm = llama_cpp.Llama(model_path=str(model), n_ctx=n_ctx, n_batch=n_ctx, logits_all=True, verbose=False,
+                          n_threads=2)
+    first = n_ctx // 2
+    rows = []
+    for c in range(n_chunks):
+        chunk = list(tokens[c * n_ctx:(c + 1) * n_ctx])
+        chunk[0] = llm.token_bos()
+        llm.reset()
+        llm.eval(chunk)
+        lg = np.asarray(llm.scores[first:n_ctx - 1], dtype=np.float64)
+        m = lg.max(axis=1, keepdims=True)
+        rows.append(lg - m - np.log(np.exp(lg - m).sum(axis=1, keepdims=True)))
+    return np.concatenate(rows)
+
+
+@pytest.mark.skipif(not GPL3.exists(), reason="/usr/share/common-licenses/GPL-3 missing")
+def test_kl_divergence_self_is_zero_and_q4_against_q8_matches_llama_cpp_python(tmp_path):
+    q8, q4 = tmp_path / "q8.gguf", tmp_path / "q4.gguf"
+    for path, t in ((q8, "q8_0"), (q4, "q4_0")):
+        assert edgellm("synth", "--shape", "tiny", "--type", t, "-q", "-o", str(path)).returncode == 0
+    base = tmp_path / "base.kld"
+    r = edgellm("perplexity", "-m", str(q8), "-f", str(GPL3), "-c", "64", "--chunks", "10", "-t", "2",
+                "--kl-divergence-base", str(base))
+    assert r.returncode == 0, r.stderr
+    self_cmp = ours(q8, GPL3, 64, 64, "--kl-divergence", str(base))["kl_divergence"]
+    assert self_cmp["n"] == 10 * 31
+    # 0 up to the f32 rounding of the stored log-probabilities (~1e-8).
+    assert self_cmp["kld_mean"] < 1e-6 and self_cmp["kld_max"] < 1e-5 and self_cmp["top1_agree"] == 1.0
+    assert self_cmp["dp_rms"] < 1e-6
+    got = ours(q4, GPL3, 64, 64, "--kl-divergence", str(base))["kl_divergence"]
+    # The same statistics from llama-cpp-python's logits of both files.
+    llm = llama_cpp.Llama(model_path=str(q8), vocab_only=True, verbose=False)
+    tokens = llm.tokenize(GPL3.read_text().encode(), add_bos=True, special=False)
+    lb = llama_cpp_logprobs(q8, tokens, 64, 10)
+    lt = llama_cpp_logprobs(q4, tokens, 64, 10)
+    kld = (np.exp(lb) * (lb - lt)).sum(axis=1)
+    top1 = (lb.argmax(axis=1) == lt.argmax(axis=1)).mean()
+    assert got["kld_mean"] > 1e-4, "q4_0 against q8_0 should differ"
+    assert abs(got["kld_mean"] / kld.mean() - 1) < 0.05, (got["kld_mean"], kld.mean())
+    assert abs(got["top1_agree"] - top1) < 0.02, (got["top1_agree"], top1)
+
+
+def test_kl_divergence_bad_base_files_are_clear_errors(tmp_path):
+    model = tmp_path / "tiny.gguf"
+    assert edgellm("synth", "--shape", "tiny", "--type", "q4_0", "-q", "-o", str(model)).returncode == 0
+    junk = tmp_path / "junk.kld"
+    junk.write_bytes(b"not a base file at all")
+    r = edgellm("perplexity", "-m", str(model), "--kl-divergence", str(junk))
+    assert r.returncode != 0 and "not an edgellm KL-divergence base file" in r.stderr, r.stderr
+    # A text too short fails before anything is written: no partial base file.
+    short = tmp_path / "short.txt"
+    short.write_text("few words")
+    out = tmp_path / "b.kld"
+    r = edgellm("perplexity", "-m", str(model), "-f", str(short), "-c", "64", "--kl-divergence-base", str(out))
+    assert r.returncode != 0 and not out.exists() and not Path(str(out) + ".partial").exists()
+    if STORIES.exists() and GPL3.exists():
+        # A base written by another vocabulary is refused.
+        sb = tmp_path / "stories.kld"
+        assert edgellm("perplexity", "-m", str(STORIES), "-f", str(GPL3), "-c", "64", "--chunks", "2",
+                       "--kl-divergence-base", str(sb)).returncode == 0
+        truncated = tmp_path / "trunc.kld"
+        truncated.write_bytes(sb.read_bytes()[:-100])
+        r = edgellm("perplexity", "-m", str(STORIES), "--kl-divergence", str(truncated))
+        assert r.returncode != 0 and "truncated or corrupt" in r.stderr, r.stderr
+        r = edgellm("perplexity", "-m", str(model), "--kl-divergence", str(sb))
+        assert r.returncode != 0 and "vocabulary" in r.stderr, r.stderr
