@@ -4,13 +4,14 @@ llama_cpp.server`, PyPI llama-cpp-python[server]) driven through the `openai` ba
 engine's. Plus `edgellm list` honesty and the seed's command line."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
+
+from net_util import free_port
 
 BIN = os.environ.get("EDGELLM_BIN")
 SHARED = os.environ.get("EDGELLM_SHARED", os.path.join(os.path.dirname(__file__), "../../../shared"))
@@ -38,14 +39,6 @@ def run_json(*args):
 
 def native_greedy(n):
     return run_json("-m", STORIES, "-p", PROMPT, "-n", str(n), "--temp", "0")["text"]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,14 @@ above the server's own non-streamed completion_tokens. Also that the bench follo
 process through its listening port (RSS/CPU of the server, not of edgellm)."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
+
+from net_util import free_port
 
 BIN = os.environ.get("EDGELLM_BIN")
 SHARED = os.environ.get("EDGELLM_SHARED", os.path.join(os.path.dirname(__file__), "../../../shared"))
@@ -27,14 +28,6 @@ def need_bin():
         pytest.skip("EDGELLM_BIN (the edgellm CLI) is not built")
     if not os.path.exists(STORIES):
         pytest.skip(f"reference model missing: {STORIES}")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(scope="module")

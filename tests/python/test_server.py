@@ -9,12 +9,13 @@ import concurrent.futures as cf
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+
+from net_util import free_port
 
 openai = pytest.importorskip("openai", reason="the openai client is a test dependency (pip install openai)")
 ollama = pytest.importorskip("ollama", reason="the ollama client is a test dependency (pip install ollama)")
@@ -41,14 +42,6 @@ def run_text(model, prompt, n):
     r = edgellm("run", "-m", str(model), "-p", prompt, "-n", str(n), "--temp", "0", "-t", "2", "--json")
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)["text"]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Server:
@@ -99,12 +92,16 @@ def stories():
     s.stop()
 
 
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    path = tmp_path_factory.mktemp("synth") / "tiny.gguf"
-    r = edgellm("synth", "--shape", "tiny", "--type", "q4_0", "-q", "-o", str(path))
+def make_synth(tmp_path_factory, shape):
+    path = tmp_path_factory.mktemp("synth") / f"{shape}.gguf"
+    r = edgellm("synth", "--shape", shape, "--type", "q4_0", "-q", "-o", str(path))
     assert r.returncode == 0, r.stderr
     return path
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    return make_synth(tmp_path_factory, "tiny")
 
 
 def test_seed_requests_snippet_works_unchanged(stories):
@@ -279,10 +276,7 @@ def test_disconnect_mid_stream_cancels_and_frees_blocks(synth):
 def synth_small(tmp_path_factory):
     # SmolLM-135M-sized: slow enough on one thread that a request is still running while the
     # test fills the queue.
-    path = tmp_path_factory.mktemp("synth") / "small.gguf"
-    r = edgellm("synth", "--shape", "small", "--type", "q4_0", "-q", "-o", str(path))
-    assert r.returncode == 0, r.stderr
-    return path
+    return make_synth(tmp_path_factory, "small")
 
 
 def test_full_queue_answers_503(synth_small):

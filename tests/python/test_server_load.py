@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from net_util import free_port
+
 requests = pytest.importorskip("requests", reason="requests is a test dependency")
 
 BIN = os.environ.get("EDGELLM_BIN")
@@ -23,14 +25,6 @@ pytestmark = pytest.mark.skipif(not BIN or not Path(BIN).exists(), reason="EDGEL
 
 N_CLIENTS = 16
 REQUESTS_PER_CLIENT = 4
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def metrics(url):
