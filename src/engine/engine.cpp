@@ -64,6 +64,8 @@ void check_engine_params(const engine_params& p) {
     if (p.n_ctx < 0) throw usage_error(fmt::format("context size must be positive, got {}", p.n_ctx));
     if (p.n_batch <= 0) throw usage_error(fmt::format("batch size must be positive, got {}", p.n_batch));
     if (p.n_threads < 0) throw usage_error(fmt::format("thread count must be positive, got {}", p.n_threads));
+    if (p.n_threads_batch < 0)
+        throw usage_error(fmt::format("prefill thread count must be positive, got {}", p.n_threads_batch));
     if (p.n_seq <= 0) throw usage_error(fmt::format("sequence count must be positive, got {}", p.n_seq));
     if (p.n_kv_cells < 0) throw usage_error(fmt::format("KV cache size must be positive, got {}", p.n_kv_cells));
 }
@@ -107,6 +109,7 @@ void engine::init() {
     params_.n_batch = std::min(params_.n_batch, params_.n_ctx * params_.n_seq);
     kv_ = std::make_unique<model::kv_cache>(hp, params_.n_ctx, params_.kv_type, params_.n_seq, params_.n_kv_cells);
     forward_ = std::make_unique<model::forward_pass>(lm_->get_model(), params_.n_batch, params_.n_ctx, params_.n_threads);
+    forward_->set_n_threads_batch(params_.n_threads_batch);
     runner_ = std::make_unique<forward_runner>(*forward_, *kv_, hp.n_vocab);
 }
 

@@ -98,7 +98,8 @@ void forward_pass::eval_step(kv_cache& kv, const batch& b, size_t begin, size_t 
     for (int64_t t = 0; t < n; ++t)
         kernels::get_row(w.token_embd.type, w.token_embd.data, n_embd, b.tokens[begin + t], &x_[t * n_embd]);
 
-    for (int il = 0; il < hp.n_layer; ++il) eval_layer(il, kv, b, begin, n);
+    const int nt = threads_for(n);
+    for (int il = 0; il < hp.n_layer; ++il) eval_layer(il, kv, b, begin, n, nt);
 
     // The keys and values of every layer are written: the new positions are now valid.
     for (size_t i = begin; i < end; ++i) kv.extend(b.seq_ids[i], b.positions[i] + 1);
@@ -112,17 +113,16 @@ void forward_pass::eval_step(kv_cache& kv, const batch& b, size_t begin, size_t 
     }
     if (n_out == 0) return;
     kernels::rms_norm(proj_.data(), w.output_norm, xn_.data(), n_embd, n_out, hp.rms_eps);
-    mul_mat(w.output, xn_.data(), n_out, logits_out, n_threads_);
+    mul_mat(w.output, xn_.data(), n_out, logits_out, nt);
 }
 
-void forward_pass::eval_layer(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n) {
+void forward_pass::eval_layer(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt) {
     const model_hparams& hp = m_.hparams();
     const model_weights& w = m_.weights();
     const layer_weights& lw = w.layers[static_cast<size_t>(il)];
     const int64_t n_embd = hp.n_embd;
     const int64_t q_dim = hp.q_dim();
     const int64_t kv_dim = hp.kv_dim();
-    const int nt = n_threads_;
     auto mm = [&](const matrix& wt, const float* in, float* out) { mul_mat(wt, in, n, out, nt); };
 
     // Attention block.
@@ -158,16 +158,29 @@ void forward_pass::eval_layer(int il, kv_cache& kv, const batch& b, size_t begin
     // Causal attention: the token at position p sees positions 0..p of its own sequence, all of
     // which are in the cache now (earlier steps, or stored just above).
     const float scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
-    const int n_att_threads = static_cast<int>(std::min<int64_t>(nt, n));
+    // Work items are (token, group of KV heads): with fewer tokens than threads (decode) the
+    // heads of one token are split across threads. Each head's result does not depend on the
+    // split, so outputs are bit-identical for any thread count.
+    const int64_t n_split = n >= nt ? 1 : std::min<int64_t>(hp.n_head_kv, (nt + n - 1) / n);
+    const int64_t n_items = n * n_split;
+    const int64_t group = hp.n_head / hp.n_head_kv;
+    const int n_att_threads = static_cast<int>(std::min<int64_t>(nt, n_items));
     const size_t scores_needed = static_cast<size_t>(n_att_threads) * static_cast<size_t>(kv.n_ctx());
     if (scores_.size() < scores_needed) scores_.resize(scores_needed);
     // The kernels' own pool: an OpenMP team here would spin after the loop and steal the cores
     // the next matrix product runs on.
-    kernels::cpu::parallel_for(n_att_threads, n, [&](int64_t t, int ti) {
+    kernels::cpu::parallel_for(n_att_threads, n_items, [&](int64_t item, int ti) {
+        const int64_t t = item / n_split, part = item % n_split;
+        const int64_t g0 = part * hp.n_head_kv / n_split, g1 = (part + 1) * hp.n_head_kv / n_split;
         const int32_t seq = b.seq_ids[begin + t];
         float* scratch = &scores_[static_cast<size_t>(ti) * static_cast<size_t>(kv.n_ctx())];
-        kernels::attention(&q[t * q_dim], kv.view(il, seq), b.positions[begin + t] + 1, hp.n_head, hp.n_head_kv,
-                           hp.head_dim, scale, &attn_[t * q_dim], scratch);
+        kernels::kv_view view = kv.view(il, seq);
+        const size_t head_bytes = view.row_bytes / static_cast<size_t>(hp.n_head_kv);
+        view.k += static_cast<size_t>(g0) * head_bytes;  // rows keep their stride: only the heads move
+        view.v += static_cast<size_t>(g0) * head_bytes;
+        const int64_t h0 = g0 * group * hp.head_dim;
+        kernels::attention(&q[t * q_dim + h0], view, b.positions[begin + t] + 1, (g1 - g0) * group, g1 - g0,
+                           hp.head_dim, scale, &attn_[t * q_dim + h0], scratch);
     });
     mm(lw.wo, attn_.data(), proj_.data());
     kernels::add(x_.data(), proj_.data(), n * n_embd);

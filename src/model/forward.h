@@ -47,16 +47,21 @@ public:
     int64_t n_batch() const { return n_batch_; }
     int n_threads() const { return n_threads_; }
     void set_n_threads(int n) { n_threads_ = n > 0 ? n : 1; }
+    // Threads for steps of more than one token (prefill); 0: the same as n_threads.
+    int n_threads_batch() const { return n_threads_batch_ > 0 ? n_threads_batch_ : n_threads_; }
+    void set_n_threads_batch(int n) { n_threads_batch_ = n > 0 ? n : 0; }
+    int threads_for(int64_t n_tokens) const { return n_tokens > 1 ? n_threads_batch() : n_threads_; }
 
 private:
     void validate(const kv_cache& kv, const batch& b) const;
     void eval_step(kv_cache& kv, const batch& b, size_t begin, size_t end, float* logits_out);
-    void eval_layer(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n);
+    void eval_layer(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt);
 
     const model& m_;
     int64_t n_batch_;
     int64_t n_ctx_;
     int n_threads_;
+    int n_threads_batch_ = 0;
     // Scratch, each [n_batch][width]:
     std::vector<float> x_;       // [n_batch][n_embd] residual stream
     std::vector<float> xn_;      // [n_batch][n_embd] normalised input of a sub-layer

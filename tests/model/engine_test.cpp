@@ -375,3 +375,44 @@ TEST(EngineSharedModel, BatchOverASmallPagedPoolEqualsEachAlone) {
 
 }  // namespace
 }  // namespace edgellm::test
+
+namespace edgellm::test {
+namespace {
+
+// Decode splits one token's attention heads across threads and prefill may use its own thread
+// count: the logits of every decode step are bit-identical whatever the counts (qwen3 too,
+// whose Q/K are normalised per head before attention).
+TEST(EngineThreads, DecodeLogitsBitIdenticalForAnyThreadAndBatchThreadCount) {
+    for (const char* arch : {"llama", "qwen3"}) {
+        tiny_model_spec spec;
+        spec.arch = arch;
+        spec.n_head = 8;
+        spec.n_head_kv = 4;  // 4 KV heads: splits of 1, 2, 3 (uneven) and 4 groups
+        const auto path = tiny_model(std::string("threads_split_") + arch, spec);
+        std::vector<std::vector<float>> runs;
+        for (auto [nt, ntb] : {std::pair{1, 1}, {2, 1}, {3, 2}, {4, 3}, {7, 4}}) {
+            engine::engine_params ep;
+            ep.model_path = path.string();
+            ep.n_threads = nt;
+            ep.n_threads_batch = ntb;
+            engine::engine eng(ep);
+            EXPECT_EQ(eng.forward().threads_for(1), nt);
+            EXPECT_EQ(eng.forward().threads_for(5), ntb);
+            model::batch b;
+            for (size_t i = 0; i < k_prompt.size(); ++i) b.add(k_prompt[i], static_cast<int64_t>(i), 0, false);
+            eng.forward().eval(eng.kv_mut(), b);
+            std::vector<float> all;
+            for (int step = 0; step < 6; ++step) {
+                b.clear();
+                b.add(k_prompt[static_cast<size_t>(step)], eng.kv().seq_len(0), 0, true);
+                auto logits = eng.forward().eval(eng.kv_mut(), b);
+                all.insert(all.end(), logits.begin(), logits.end());
+            }
+            runs.push_back(all);
+        }
+        for (size_t i = 1; i < runs.size(); ++i) EXPECT_EQ(runs[i], runs[0]) << arch << " run " << i;
+    }
+}
+
+}  // namespace
+}  // namespace edgellm::test

@@ -91,7 +91,7 @@ void setup(CLI::App& app) {
     cmd->add_option("-m,--model", opts->session.model, "GGUF model file")->required();
     cmd->add_option("--host", opts->server.host, "address to listen on (default 127.0.0.1: this machine only)");
     cmd->add_option("--port", opts->server.port, "port (default 11434, Ollama's; 0 picks a free one)");
-    cmd->add_option("-P,--parallel", opts->n_parallel, "sequences decoded together (default 4)");
+    cmd->add_option("-P,--parallel,--np", opts->n_parallel, "sequences decoded together (default 4; also spelled -np)");
     cmd->add_option("--ctx-per-seq", opts->n_ctx_seq, "positions one sequence may use (default: the whole pool)");
     cmd->add_option("--max-queue", opts->server.max_queue, "requests that may wait for a slot (default 64)");
     cmd->add_option("--api-key", opts->server.api_key, "require 'Authorization: Bearer KEY' on every route but /health");

@@ -11,6 +11,7 @@ namespace edgellm::cli {
 
 void session_flags::add_to(CLI::App* cmd, const std::string& ctx_help) {
     cmd->add_option("-t,--threads", n_threads, "threads (default: all hardware threads)");
+    cmd->add_option("--tb,--threads-batch", n_threads_batch, "threads for prompt processing (default: as -t; also spelled -tb)");
     cmd->add_option("-c,--ctx-size", n_ctx, ctx_help);
     cmd->add_option("-b,--batch-size", n_batch, fmt::format("tokens per forward pass / prefill chunk (default {})", n_batch));
     cmd->add_option("--kv-type", kv_type, "KV cache type: f16 (default) or f32");
@@ -20,6 +21,8 @@ void session_flags::add_to(CLI::App* cmd, const std::string& ctx_help) {
 
 engine::engine_params session_flags::params() const {
     if (n_threads == 0 || n_threads < -1) throw usage_error(fmt::format("-t must be at least 1, got {}", n_threads));
+    if (n_threads_batch == 0 || n_threads_batch < -1)
+        throw usage_error(fmt::format("--threads-batch must be at least 1, got {}", n_threads_batch));
     if (n_ctx < 0) throw usage_error(fmt::format("-c must be positive, got {}", n_ctx));
     if (n_batch <= 0) throw usage_error(fmt::format("-b must be positive, got {}", n_batch));
     engine::engine_params ep;
@@ -27,6 +30,7 @@ engine::engine_params session_flags::params() const {
     ep.n_ctx = n_ctx;
     ep.n_batch = n_batch;
     ep.n_threads = n_threads > 0 ? n_threads : 0;
+    ep.n_threads_batch = n_threads_batch > 0 ? n_threads_batch : 0;
     ep.repack = !no_repack;
     if (kv_type == "f16")
         ep.kv_type = ggml_type::f16;

@@ -15,12 +15,13 @@ namespace edgellm::cli {
 struct session_flags {
     std::string model;
     int n_threads = -1;  // -1: not given (all hardware threads)
+    int n_threads_batch = -1;  // -1: not given (same as -t)
     int64_t n_ctx = 0;
     int64_t n_batch = engine::engine_params{}.n_batch;
     std::string kv_type = "f16";
     bool no_repack = false;
 
-    // -t -c -b --kv-type --no-repack (the model option is added by each command: its spelling differs).
+    // -t -tb -c -b --kv-type --no-repack (the model option is added by each command: its spelling differs).
     void add_to(CLI::App* cmd, const std::string& ctx_help = "context size (default: model's, at most 4096)");
     // Validates the values and fills the engine's parameters.
     engine::engine_params params() const;
