@@ -120,11 +120,6 @@ class native_micro {
         engine_.reset();
         // One load per model; a session per (model, batch) since the scratch buffers are sized
         // by the batch.
-        if (!model_ || model_path_ != c.model) {
-            model_.reset();
-            model_ = engine::loaded_model::load(c.model, /*repack=*/true, plan_.settings.n_threads);
-            model_path_ = c.model;
-        }
         // The context fits the largest test of this model (positions are cheap on small models,
         // and a model with a shorter trained context reports the test that does not fit).
         int64_t need = 1;
@@ -134,10 +129,21 @@ class native_micro {
             for (int n : plan_.n_gen) need = std::max<int64_t>(need, d + n);
             for (const auto& [p, n] : plan_.pg) need = std::max<int64_t>(need, d + p + n);
         }
+        const int64_t set_ctx = plan_.settings.n_ctx;
+        auto size_ctx = [need, set_ctx](engine::engine_params& e, const model::model_hparams& hp) {
+            e.n_ctx = set_ctx > 0 ? set_ctx : std::min<int64_t>(need, hp.n_ctx_train);
+        };
         engine::engine_params ep;
+        ep.model_path = c.model;
         ep.n_batch = c.n_batch;
-        ep.n_ctx = plan_.settings.n_ctx > 0 ? plan_.settings.n_ctx
-                                            : std::min<int64_t>(need, model_->hparams().n_ctx_train);
+        ep.n_threads = std::max(0, plan_.settings.n_threads);
+        if (!model_ || model_path_ != c.model) {
+            model_.reset();
+            engine::engine_params lp = ep;
+            model_ = engine::load_model_for(lp, size_ctx);
+            model_path_ = c.model;
+        }
+        size_ctx(ep, model_->hparams());
         engine_ = std::make_unique<engine::engine>(model_, ep);
         default_threads_ = engine_->params().n_threads;
         key_ = key;

@@ -30,19 +30,25 @@ bool is_http_server(const std::string& name, const backends::backend_settings& s
 void run_native_batch(const sweep_plan& plan, const std::string& model,
                       std::vector<sweep_point>& points,
                       const std::function<void(int, int)>& on_round) {
-    auto lm = engine::loaded_model::load(model, /*repack=*/true, plan.settings.n_threads);
+    engine::engine_params ep;
+    ep.model_path = model;
+    ep.n_seq = *std::max_element(plan.sizes.begin(), plan.sizes.end());
+    if (plan.settings.n_threads > 0) ep.n_threads = plan.settings.n_threads;
+    if (plan.settings.n_batch > 0) ep.n_batch = plan.settings.n_batch;
+    // The prompt's length is known only once the tokenizer is loaded: the check before loading
+    // counts the generated tokens, the session's own check below the exact context.
+    auto ctx_for = [&plan](int64_t n_prompt, const model::model_hparams& hp) {
+        return plan.settings.n_ctx > 0 ? plan.settings.n_ctx
+                                       : std::min<int64_t>(hp.n_ctx_train, n_prompt + plan.n_predict + 1);
+    };
+    engine::engine_params lp = ep;
+    auto lm = engine::load_model_for(
+        lp, [&](engine::engine_params& e, const model::model_hparams& hp) { e.n_ctx = ctx_for(0, hp); });
     engine::text_codec codec(lm);
     if (!codec.has_tokenizer())
         throw error("the model has no usable tokenizer, so the sweep's prompt cannot be encoded");
     const std::vector<int32_t> prompt = codec.encode_prompt(plan.prompt.text);
-    engine::engine_params ep;
-    ep.n_seq = *std::max_element(plan.sizes.begin(), plan.sizes.end());
-    ep.n_ctx = plan.settings.n_ctx > 0
-                   ? plan.settings.n_ctx
-                   : std::min<int64_t>(lm->hparams().n_ctx_train,
-                                       static_cast<int64_t>(prompt.size()) + plan.n_predict + 1);
-    if (plan.settings.n_threads > 0) ep.n_threads = plan.settings.n_threads;
-    if (plan.settings.n_batch > 0) ep.n_batch = plan.settings.n_batch;
+    ep.n_ctx = ctx_for(static_cast<int64_t>(prompt.size()), lm->hparams());
     engine::engine e(lm, ep);
     engine::generation_params gp;
     gp.n_predict = plan.n_predict;

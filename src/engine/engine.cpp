@@ -78,53 +78,67 @@ int64_t resolve_ctx(const engine_params& p, const model::model_hparams& hp) {
             fmt::format("context size {} exceeds the model's maximum of {} tokens", n_ctx, hp.n_ctx_train));
     return n_ctx;
 }
+
+// Refuses (usage_error) a KV cache, plus the weights unless they are already resident, that
+// does not fit the budget: the explicit one (which always counts the weights), else what this
+// machine and cgroup have available now.
+void check_memory(const model::model& m, const engine_params& p, bool weights_resident) {
+    uint64_t budget = p.memory_budget_bytes;
+    const bool explicit_budget = budget != 0;
+    if (!explicit_budget)
+        budget = device::usable_memory_bytes(device::read_memory_info("/"), device::read_cgroup_limits("/"));
+    if (budget == 0) return;  // unknown (no /proc/meminfo): nothing to check against
+    const uint64_t weights = weights_resident && !explicit_budget ? 0 : m.file().file_size();
+    const uint64_t kv = model::kv_cache::bytes_for(m.hparams(), p.n_ctx, p.kv_type, p.n_seq, p.n_kv_cells);
+    if (weights + kv <= budget) return;
+    if (weights == 0)
+        throw usage_error(fmt::format("not enough memory: a KV cache of {} tokens needs {}, but only {} is available "
+                                      "besides the loaded model; use a smaller context (-c)",
+                                      p.n_ctx, format_bytes(kv), format_bytes(budget)));
+    throw usage_error(fmt::format(
+        "not enough memory: the model needs {} for its weights plus {} for a KV cache of {} tokens, but only {} "
+        "is available; use a smaller model or quantization, or a smaller context (-c)",
+        format_bytes(weights), format_bytes(kv), p.n_ctx, format_bytes(budget)));
+}
 }  // namespace
+
+std::shared_ptr<const loaded_model> load_model_for(engine_params& p,
+                                                   const std::function<void(engine_params&, const model::model_hparams&)>& adjust) {
+    check_engine_params(p);
+    // The memory check runs on the mapped file, before the (slow, memory-hungry) repacking.
+    return loaded_model::load(p.model_path, p.repack, p.n_threads, [&](const model::model& m) {
+        if (adjust) adjust(p, m.hparams());
+        check_engine_params(p);
+        p.n_ctx = resolve_ctx(p, m.hparams());
+        check_memory(m, p, /*weights_resident=*/false);
+    });
+}
 
 engine::engine(const engine_params& p) : params_(p) {
     stopwatch sw;
-    check_engine_params(p);
-    if (params_.n_threads == 0) params_.n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    // The memory check runs before the (slow) repacking, on the mapped file.
-    lm_ = loaded_model::load(p.model_path, p.repack, params_.n_threads, [this](const model::model& m) {
-        params_.n_ctx = resolve_ctx(params_, m.hparams());
-        check_memory(m);
-    });
-    init();
+    lm_ = load_model_for(params_);
+    open();
     load_ms_ = sw.elapsed_ms();
 }
 
 engine::engine(std::shared_ptr<const loaded_model> m, const engine_params& p) : params_(p), lm_(std::move(m)) {
     stopwatch sw;
     if (!lm_) throw usage_error("engine: no model");
-    check_engine_params(p);
-    if (params_.n_threads == 0) params_.n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    check_engine_params(params_);
     params_.n_ctx = resolve_ctx(params_, lm_->hparams());
-    check_memory(lm_->get_model());
-    init();
+    check_memory(lm_->get_model(), params_, /*weights_resident=*/true);
+    open();
     load_ms_ = sw.elapsed_ms();
 }
 
-void engine::init() {
+void engine::open() {
+    if (params_.n_threads == 0) params_.n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const model::model_hparams& hp = lm_->hparams();
     params_.n_batch = std::min(params_.n_batch, params_.n_ctx * params_.n_seq);
     kv_ = std::make_unique<model::kv_cache>(hp, params_.n_ctx, params_.kv_type, params_.n_seq, params_.n_kv_cells);
     forward_ = std::make_unique<model::forward_pass>(lm_->get_model(), params_.n_batch, params_.n_ctx, params_.n_threads);
     forward_->set_n_threads_batch(params_.n_threads_batch);
     runner_ = std::make_unique<forward_runner>(*forward_, *kv_, hp.n_vocab);
-}
-
-void engine::check_memory(const model::model& m) const {
-    uint64_t budget = params_.memory_budget_bytes;
-    if (budget == 0) budget = device::usable_memory_bytes(device::read_memory_info("/"), device::read_cgroup_limits("/"));
-    if (budget == 0) return;  // unknown (no /proc/meminfo): nothing to check against
-    const uint64_t weights = m.file().file_size();
-    const uint64_t kv = model::kv_cache::bytes_for(m.hparams(), params_.n_ctx, params_.kv_type, params_.n_seq,
-                                                   params_.n_kv_cells);
-    if (weights + kv <= budget) return;
-    throw usage_error(fmt::format(
-        "not enough memory: the model needs {} for its weights plus {} for a KV cache of {} tokens, but only {} "
-        "is available; use a smaller model or quantization, or a smaller context (-c)",
-        format_bytes(weights), format_bytes(kv), params_.n_ctx, format_bytes(budget)));
 }
 
 void engine::set_n_threads(int n) {

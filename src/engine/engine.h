@@ -87,6 +87,13 @@ struct generation_stats {
 // Called with every generated token id; return false to stop.
 using token_callback = std::function<bool(int32_t token)>;
 
+// Loads p.model_path for sessions with parameters p, refusing (usage_error) before the slow and
+// memory-hungry repacking when the weights plus their KV cache exceed the memory budget. p is
+// completed in place: `adjust` may set fields from the model's hyperparameters first (the server
+// sizes its KV pool from the trained context), then n_ctx 0 becomes the model's default.
+std::shared_ptr<const loaded_model> load_model_for(
+    engine_params& p, const std::function<void(engine_params&, const model::model_hparams&)>& adjust = {});
+
 // A session on a loaded model: KV cache, scratch buffers and threads.
 class engine {
 public:
@@ -94,7 +101,8 @@ public:
     // edgellm::usage_error for bad parameters (context above the model's maximum, ...) and
     // edgellm::error for a bad model file.
     explicit engine(const engine_params& p);
-    // A session on a model that is already loaded (p.model_path and p.repack are ignored).
+    // A session on a model that is already loaded (p.model_path and p.repack are ignored); only
+    // its KV cache is checked against the memory still available.
     engine(std::shared_ptr<const loaded_model> m, const engine_params& p);
 
     const std::shared_ptr<const loaded_model>& shared_model() const { return lm_; }
@@ -124,10 +132,8 @@ public:
     model::forward_pass& forward() { return *forward_; }
 
 private:
-    void init();
+    void open();  // threads, KV cache, scratch: the session's own state
     void check_prompt(std::span<const int32_t> prompt) const;
-    // Refuses (usage_error) weights + KV cache larger than the memory budget.
-    void check_memory(const model::model& m) const;
 
     engine_params params_;
     std::shared_ptr<const loaded_model> lm_;

@@ -40,7 +40,7 @@ forward_pass::forward_pass(const model& m, int64_t n_batch, int64_t n_ctx, int n
     up_.resize(sz(hp.n_ff));
 }
 
-void forward_pass::validate(const kv_cache& kv, const batch& b) const {
+std::map<int32_t, int64_t> forward_pass::validate(const kv_cache& kv, const batch& b) const {
     const model_hparams& hp = m_.hparams();
     if (b.positions.size() != b.size() || b.seq_ids.size() != b.size() || b.want_logits.size() != b.size())
         throw error("batch arrays have different lengths");
@@ -64,13 +64,12 @@ void forward_pass::validate(const kv_cache& kv, const batch& b) const {
                                     b.positions[i], kv.n_ctx()));
         ++it->second;
     }
+    return next_pos;
 }
 
 std::span<const float> forward_pass::eval(kv_cache& kv, const batch& b) {
-    validate(kv, b);
     // Blocks for every position the batch writes, before any is written.
-    std::map<int32_t, int64_t> end_pos;
-    for (size_t i = 0; i < b.size(); ++i) end_pos[b.seq_ids[i]] = b.positions[i] + 1;
+    const std::map<int32_t, int64_t> end_pos = validate(kv, b);
     int64_t need = 0;
     for (const auto& [seq, n_pos] : end_pos) need += kv.blocks_needed(seq, n_pos);
     if (need > kv.n_free_blocks())

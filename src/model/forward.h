@@ -3,6 +3,7 @@
 // draft verification (speculative decoding) are all the same call.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <span>
 #include <vector>
 
@@ -53,7 +54,8 @@ public:
     int threads_for(int64_t n_tokens) const { return n_tokens > 1 ? n_threads_batch() : n_threads_; }
 
 private:
-    void validate(const kv_cache& kv, const batch& b) const;
+    // Checks every entry; returns each sequence's length once the batch is written.
+    std::map<int32_t, int64_t> validate(const kv_cache& kv, const batch& b) const;
     void eval_step(kv_cache& kv, const batch& b, size_t begin, size_t end, float* logits_out);
     void eval_layer(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt);
 

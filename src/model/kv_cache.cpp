@@ -18,9 +18,9 @@ kv_cache::kv_cache(const model_hparams& hp, int64_t n_ctx, ggml_type type, int n
     if (n_ctx <= 0) throw usage_error(fmt::format("KV cache context must be positive, got {}", n_ctx));
     if (n_seq <= 0) throw usage_error(fmt::format("KV cache needs at least one sequence, got {}", n_seq));
     if (n_cells < 0) throw usage_error(fmt::format("KV cache size must be positive, got {}", n_cells));
-    if (n_cells == 0) n_cells = static_cast<int64_t>(n_seq) * blocks_for(n_ctx) * k_kv_block_size;
-    n_blocks_ = blocks_for(n_cells);
-    if (n_blocks_ > INT32_MAX) throw usage_error(fmt::format("KV cache of {} positions is too large", n_cells));
+    n_blocks_ = pool_blocks(n_ctx, n_seq, n_cells);
+    if (n_blocks_ > INT32_MAX)
+        throw usage_error(fmt::format("KV cache of {} blocks is too large", n_blocks_));
     row_bytes_ = row_size(type, row_elems_);
     half_bytes_ = row_bytes_ * static_cast<size_t>(k_kv_block_size);
     block_bytes_ = 2 * half_bytes_;
@@ -35,9 +35,12 @@ kv_cache::kv_cache(const model_hparams& hp, int64_t n_ctx, ggml_type type, int n
     for (int64_t i = 0; i < n_blocks_; ++i) free_[static_cast<size_t>(i)] = static_cast<int32_t>(n_blocks_ - 1 - i);
 }
 
+int64_t kv_cache::pool_blocks(int64_t n_ctx, int n_seq, int64_t n_cells) {
+    return n_cells > 0 ? blocks_for(n_cells) : static_cast<int64_t>(n_seq) * blocks_for(n_ctx);
+}
+
 uint64_t kv_cache::bytes_for(const model_hparams& hp, int64_t n_ctx, ggml_type type, int n_seq, int64_t n_cells) {
-    if (n_cells <= 0) n_cells = static_cast<int64_t>(n_seq) * blocks_for(n_ctx) * k_kv_block_size;
-    return static_cast<uint64_t>(blocks_for(n_cells)) * static_cast<uint64_t>(k_kv_block_size) * 2 *
+    return static_cast<uint64_t>(pool_blocks(n_ctx, n_seq, n_cells)) * static_cast<uint64_t>(k_kv_block_size) * 2 *
            row_size(type, hp.kv_dim()) * static_cast<uint64_t>(hp.n_layer);
 }
 

@@ -39,6 +39,8 @@ public:
     int64_t n_free_blocks() const { return static_cast<int64_t>(free_.size()); }
     int64_t n_used_blocks() const { return n_blocks_ - n_free_blocks(); }
     static int64_t blocks_for(int64_t n_pos) { return (n_pos + k_kv_block_size - 1) / k_kv_block_size; }
+    // Blocks of the pool for these constructor arguments (n_cells 0: every sequence at n_ctx).
+    static int64_t pool_blocks(int64_t n_ctx, int n_seq, int64_t n_cells);
     // Blocks `seq` still needs to hold n_pos positions (0 when it already has them).
     int64_t blocks_needed(int seq, int64_t n_pos) const;
 

@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "quality/perplexity.h"
 
 namespace edgellm::quality {
 namespace {
@@ -19,11 +20,7 @@ constexpr char k_magic[8] = {'E', 'D', 'G', 'E', 'K', 'L', 'D', '1'};
 // log-softmax of one row into out (double).
 void log_softmax(std::span<const float> logits, std::vector<double>& out) {
     out.resize(logits.size());
-    float max_l = -INFINITY;
-    for (float l : logits) max_l = std::max(max_l, l);
-    double sum = 0;
-    for (float l : logits) sum += std::exp(static_cast<double>(l) - max_l);
-    const double lse = max_l + std::log(sum);
+    const double lse = log_sum_exp(logits);
     for (size_t i = 0; i < logits.size(); ++i) out[i] = static_cast<double>(logits[i]) - lse;
 }
 

@@ -11,12 +11,12 @@
 
 namespace edgellm::quality {
 
-double log_softmax_at(std::span<const float> logits, int32_t token) {
+double log_sum_exp(std::span<const float> logits) {
     float max_l = -INFINITY;
     for (float l : logits) max_l = std::max(max_l, l);
     double sum = 0;
     for (float l : logits) sum += std::exp(static_cast<double>(l) - max_l);
-    return static_cast<double>(logits[static_cast<size_t>(token)]) - max_l - std::log(sum);
+    return max_l + std::log(sum);
 }
 
 perplexity_result perplexity(engine::engine& eng, std::span<const int32_t> tokens, int32_t bos, int n_chunks_max,
@@ -50,7 +50,7 @@ perplexity_result perplexity(engine::engine& eng, std::span<const int32_t> token
         for (int64_t i = first; i + 1 < n_ctx; ++i) {
             std::span<const float> row = logits.subspan(static_cast<size_t>((i - first) * n_vocab),
                                                         static_cast<size_t>(n_vocab));
-            const double lp = log_softmax_at(row, tokens[start + static_cast<size_t>(i) + 1]);
+            const double lp = row[static_cast<size_t>(tokens[start + static_cast<size_t>(i) + 1])] - log_sum_exp(row);
             nll -= lp;
             nll2 += lp * lp;
             ++r.n_scored;

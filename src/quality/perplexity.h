@@ -31,7 +31,7 @@ perplexity_result perplexity(engine::engine& eng, std::span<const int32_t> token
                              const std::function<void(int, double)>& on_chunk = {},
                              const std::function<void(int, std::span<const float>)>& on_logits = {});
 
-// log p(token) under softmax(logits), computed in double with the max subtracted.
-double log_softmax_at(std::span<const float> logits, int32_t token);
+// log(sum(exp(logits))) in double with the max subtracted: log p(i) = logits[i] - log_sum_exp.
+double log_sum_exp(std::span<const float> logits);
 
 }  // namespace edgellm::quality

@@ -416,3 +416,38 @@ TEST(EngineThreads, DecodeLogitsBitIdenticalForAnyThreadAndBatchThreadCount) {
 
 }  // namespace
 }  // namespace edgellm::test
+
+namespace edgellm::test {
+namespace {
+
+// Every way of loading checks memory before repacking: load_model_for (server, bench runners)
+// refuses a budget below the file, with the context `adjust` chose; a session on an already
+// loaded model is refused too when an explicit budget cannot hold weights + its KV cache.
+TEST(EngineErrors, LoadForRefusesBeforeRepackingAndSessionsKeepAnExplicitBudget) {
+    engine::engine_params ep;
+    ep.model_path = tiny_model("load_for").string();
+    ep.memory_budget_bytes = 4096;
+    int adjusted = 0;
+    try {
+        engine::load_model_for(ep, [&](engine::engine_params& e, const model::model_hparams& hp) {
+            ++adjusted;
+            e.n_ctx = hp.n_ctx_train / 2;
+        });
+        FAIL() << "loaded a model larger than the budget";
+    } catch (const usage_error& e) {
+        EXPECT_NE(std::string(e.what()).find("KV cache of 64 tokens"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(adjusted, 1);
+    ep.memory_budget_bytes = 0;
+    ep.n_ctx = 0;  // the refused call had completed ep in place
+    auto lm = engine::load_model_for(ep);
+    EXPECT_EQ(ep.n_ctx, 128) << "n_ctx 0 became the model's context";
+    engine::engine_params sp;
+    sp.memory_budget_bytes = 4096;
+    EXPECT_THROW(engine::engine(lm, sp), usage_error);
+    sp.memory_budget_bytes = 1ull << 30;
+    EXPECT_NO_THROW(engine::engine(lm, sp));
+}
+
+}  // namespace
+}  // namespace edgellm::test

@@ -42,12 +42,14 @@ void serve(serve_options& o) {
     engine::engine_params ep = o.session.params();
     // -c is the pool every sequence draws its KV blocks from; one sequence may use all of it
     // unless --ctx-per-seq caps it (and never more than the model was trained for).
-    auto lm = engine::loaded_model::load(o.session.model, ep.repack, ep.n_threads);
-    const int64_t n_train = lm->hparams().n_ctx_train;
-    const int64_t pool = ep.n_ctx > 0 ? ep.n_ctx : std::min(n_train, engine::k_default_max_ctx);
-    ep.n_kv_cells = pool;
-    ep.n_ctx = std::min({o.n_ctx_seq > 0 ? o.n_ctx_seq : pool, pool, n_train});
-    ep.n_seq = o.n_parallel;
+    const int64_t pool_flag = ep.n_ctx;
+    auto size_pool = [&](engine::engine_params& e, const model::model_hparams& hp) {
+        const int64_t pool = pool_flag > 0 ? pool_flag : std::min(hp.n_ctx_train, engine::k_default_max_ctx);
+        e.n_kv_cells = pool;
+        e.n_ctx = std::min({o.n_ctx_seq > 0 ? o.n_ctx_seq : pool, pool, hp.n_ctx_train});
+        e.n_seq = o.n_parallel;
+    };
+    auto lm = engine::load_model_for(ep, size_pool);  // refuses before repacking when the pool does not fit
     auto eng = std::make_unique<engine::engine>(lm, ep);
     const engine::engine_params& used = eng->params();
     const std::string desc = fmt::format(
