@@ -42,6 +42,10 @@ void pack_matrix(const packed_layout& l, const void* w, int64_t n_rows, int64_t 
         std::memcpy(out + size_t(n_groups) * gb, src + size_t(n_groups) * k_pack_rows * rb, size_t(n_tail) * rb);
 }
 
+// Token counts up to which products take the decode work split (decode batches of the scheduler).
+// Each group is still read from memory once: a gemm walks all tokens of a group before the next.
+constexpr int64_t k_stream_tokens = 8;
+
 void mul_mat_packed(const isa_ops& ops, const packed_layout& l, packed_gemm_fn gemm, const void* packed,
                     int64_t n_rows, int64_t n_cols, const float* x, int64_t n_tokens, float* y, int n_threads) {
     const int64_t n_groups = n_rows / k_pack_rows;
@@ -52,9 +56,11 @@ void mul_mat_packed(const isa_ops& ops, const packed_layout& l, packed_gemm_fn g
     if (n_groups > 0) {
         size_t a_row_bytes = 0;
         const uint8_t* act = prepare_activations(ops, l.act, x, n_tokens, n_cols, nt, &a_row_bytes);
-        // Decode streams the weights once: a few long contiguous ranges per thread. Prefill: small
-        // items, so threads balance while each group is reused by every token from cache.
-        const int64_t per_item = n_tokens == 1 ? std::max<int64_t>(1, (n_groups + 4 * nt - 1) / (4 * nt)) : 1;
+        // Decode and decode batches stream the weights: a few long contiguous ranges per thread
+        // (per-group items cost an atomic hand-off per 8 rows, ~15% of a 4-token product). Prefill: small items, so
+        // threads balance while each group is reused by every token from cache.
+        const int64_t per_item =
+            n_tokens <= k_stream_tokens ? std::max<int64_t>(1, (n_groups + 4 * nt - 1) / (4 * nt)) : 1;
         const int64_t n_items = (n_groups + per_item - 1) / per_item;
         parallel_for(nt, n_items, [&](int64_t item, int) {
             const int64_t g0 = item * per_item, g1 = std::min(n_groups, g0 + per_item);
