@@ -70,10 +70,11 @@ void server::impl::add_ollama_routes() {
                   auto j = start(std::move(in));
                   const std::string name = p.model_name;
                   if (!stream) {
-                      wait(*j);
-                      json out = {{"model", name}, {"created_at", rfc3339_now()}, {"response", j->pending}, {"done", true}};
-                      add_stats(out, *j);
-                      res.set_content(out.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+                      respond_job(res, j, api::ollama, [name](const job& jj) {
+                          json out = {{"model", name}, {"created_at", rfc3339_now()}, {"response", jj.pending}, {"done", true}};
+                          add_stats(out, jj);
+                          return out;
+                      });
                       return;
                   }
                   stream_job(res, j, "application/x-ndjson",
@@ -100,13 +101,14 @@ void server::impl::add_ollama_routes() {
                   auto j = start(std::move(in));
                   const std::string name = p.model_name;
                   if (!stream) {
-                      wait(*j);
-                      json out = {{"model", name},
-                                  {"created_at", rfc3339_now()},
-                                  {"message", {{"role", "assistant"}, {"content", j->pending}}},
-                                  {"done", true}};
-                      add_stats(out, *j);
-                      res.set_content(out.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+                      respond_job(res, j, api::ollama, [name](const job& jj) {
+                          json out = {{"model", name},
+                                      {"created_at", rfc3339_now()},
+                                      {"message", {{"role", "assistant"}, {"content", jj.pending}}},
+                                      {"done", true}};
+                          add_stats(out, jj);
+                          return out;
+                      });
                       return;
                   }
                   stream_job(res, j, "application/x-ndjson",

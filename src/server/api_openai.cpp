@@ -63,16 +63,16 @@ void server::impl::add_openai_routes() {
                   const int64_t created = unix_now();
                   const std::string name = p.model_name;
                   if (!stream) {
-                      wait(*j);
-                      json out = {{"id", id},
-                                  {"object", "chat.completion"},
-                                  {"created", created},
-                                  {"model", name},
-                                  {"choices", json::array({{{"index", 0},
-                                                            {"message", {{"role", "assistant"}, {"content", j->pending}}},
-                                                            {"finish_reason", j->finish_reason}}})},
-                                  {"usage", usage_of(*j)}};
-                      res.set_content(out.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+                      respond_job(res, j, api::openai, [id, created, name](const job& jj) {
+                          return json{{"id", id},
+                                      {"object", "chat.completion"},
+                                      {"created", created},
+                                      {"model", name},
+                                      {"choices", json::array({{{"index", 0},
+                                                                {"message", {{"role", "assistant"}, {"content", jj.pending}}},
+                                                                {"finish_reason", jj.finish_reason}}})},
+                                      {"usage", usage_of(jj)}};
+                      });
                       return;
                   }
                   auto chunk = [id, created, name](json delta, json finish) {
@@ -141,10 +141,11 @@ void server::impl::add_openai_routes() {
                                                             {"finish_reason", std::move(finish)}}})}};
                   };
                   if (!stream) {
-                      wait(*j);
-                      json out = chunk(j->pending, j->finish_reason);
-                      out["usage"] = usage_of(*j);
-                      res.set_content(out.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+                      respond_job(res, j, api::openai, [chunk](const job& jj) {
+                          json out = chunk(jj.pending, jj.finish_reason);
+                          out["usage"] = usage_of(jj);
+                          return out;
+                      });
                       return;
                   }
                   stream_job(res, j, "text/event-stream",

@@ -177,6 +177,18 @@ server::impl::impl(std::unique_ptr<engine::engine> e, std::string path, server_p
     add_openai_routes();
 }
 
+namespace {
+// How long a non-streaming request is waited for before its response turns into a chunked body
+// with keep-alive spaces (see respond_job), and the interval of those spaces.
+constexpr auto k_blocking_wait = std::chrono::milliseconds(1000);
+constexpr auto k_keepalive_interval = std::chrono::milliseconds(1000);
+
+json error_json(api a, int status, const std::string& msg, const std::string& type) {
+    if (a == api::openai) return {{"error", {{"message", msg}, {"type", type}, {"param", nullptr}, {"code", status}}}};
+    return {{"error", msg}};
+}
+}  // namespace
+
 httplib::Server::Handler server::impl::wrap(api a, std::function<void(const httplib::Request&, httplib::Response&)> fn,
                                             bool needs_auth) {
     return [this, a, fn = std::move(fn), needs_auth](const httplib::Request& req, httplib::Response& res) {
@@ -207,11 +219,7 @@ httplib::Server::Handler server::impl::wrap(api a, std::function<void(const http
         }
         ++http_errors;
         log::info("{} {} -> {}: {}", req.method, req.path, status, msg);
-        json body;
-        if (a == api::openai)
-            body = {{"error", {{"message", msg}, {"type", type}, {"param", nullptr}, {"code", status}}}};
-        else
-            body = {{"error", msg}};
+        const json body = error_json(a, status, msg, type);
         res.status = status;
         res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
     };
@@ -302,10 +310,48 @@ std::shared_ptr<job> server::impl::start(gen_input in) {
     return j;
 }
 
-void server::impl::wait(job& j) {
-    std::unique_lock lock(j.mu);
-    j.cv.wait(lock, [&] { return j.done; });
-    if (j.finish_reason == "error") throw http_error(500, "generation failed: " + j.res.error, "server_error");
+void server::impl::respond_job(httplib::Response& res, const std::shared_ptr<job>& j, api a,
+                               std::function<json(const job& j)> body) {
+    bool done = false;
+    {
+        std::unique_lock lock(j->mu);
+        done = j->cv.wait_for(lock, k_blocking_wait, [&] { return j->done; });
+    }
+    if (done) {
+        if (j->finish_reason == "error") throw http_error(500, "generation failed: " + j->res.error, "server_error");
+        res.set_content(body(*j).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+        return;
+    }
+    // The status line is sent with the first space, so a later failure is reported in the body.
+    res.set_chunked_content_provider(
+        "application/json",
+        [this, j, a, body = std::move(body)](size_t, httplib::DataSink& sink) {
+            bool finished = false;
+            {
+                std::unique_lock lock(j->mu);
+                finished = j->cv.wait_for(lock, k_keepalive_interval, [&] { return j->done; });
+            }
+            std::string out = " ";
+            if (finished) {
+                const json o = j->finish_reason == "error"
+                                   ? error_json(a, 500, "generation failed: " + j->res.error, "server_error")
+                                   : body(*j);
+                out = o.dump(-1, ' ', false, json::error_handler_t::replace);
+            }
+            if (!sink.write(out.data(), out.size())) {
+                j->client_gone = true;
+                sched->cancel(j->id);
+                return false;
+            }
+            if (finished) sink.done();
+            return true;
+        },
+        [this, j](bool success) {
+            if (!success) {
+                j->client_gone = true;
+                sched->cancel(j->id);
+            }
+        });
 }
 
 void server::impl::stream_job(httplib::Response& res, const std::shared_ptr<job>& j, const char* content_type,

@@ -76,8 +76,12 @@ struct server::impl {
 
     // Queues a generation; throws http_error 503 when the queue is full, 400 for a bad request.
     std::shared_ptr<job> start(gen_input in);
-    // Waits for the job to end (non-streaming responses).
-    void wait(job& j);
+    // Non-streaming response: `body` renders the finished job. A job that ends within
+    // k_blocking_wait is answered plainly (any error with its status); a longer one is answered
+    // as a chunked body that sends a JSON-neutral space every second while it waits, so a client
+    // that has gone is noticed (the write fails) and its sequence is cancelled.
+    void respond_job(httplib::Response& res, const std::shared_ptr<job>& j, api a,
+                     std::function<json(const job& j)> body);
     // Streams a job: `chunk` formats each text piece, `last` the closing record(s); pieces are
     // written as they come, a disconnect cancels the sequence.
     void stream_job(httplib::Response& res, const std::shared_ptr<job>& j, const char* content_type,

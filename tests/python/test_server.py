@@ -284,7 +284,10 @@ def test_full_queue_answers_503(synth_small):
     try:
         body = {"model": "small", "prompt": "hello", "options": {"num_predict": 2000, "temperature": 0}}
         with requests.post(s.url + "/api/generate", json=body, stream=True, timeout=30) as running:
-            next(running.iter_lines())  # running now
+            # Keep the line iterator: a dropped one closes the connection (urllib3), which
+            # cancels the running request and lets the waiting one in.
+            running_lines = running.iter_lines()
+            next(running_lines)  # running now
             with requests.post(s.url + "/api/generate", json=body, stream=True, timeout=30) as waiting:
                 deadline = time.time() + 10
                 while s.metrics()["edgellm_queue_depth"] < 1 and time.time() < deadline:
@@ -296,6 +299,34 @@ def test_full_queue_answers_503(synth_small):
                 assert r.status_code == 503 and r.json()["error"]["type"] == "server_busy"
         m = s.wait_idle()
         assert m["edgellm_kv_blocks_used"] == 0 and m["edgellm_requests_rejected_total"] == 2
+    finally:
+        s.stop()
+
+
+def test_disconnect_of_a_blocking_request_cancels_it(synth_small):
+    # A non-streaming request that runs past the server's blocking wait is answered with
+    # keep-alive spaces; a client that gives up is noticed on the next one and cancelled.
+    s = Server(synth_small, "--parallel", "1", "-c", "2048", "-t", "1")
+    try:
+        before = s.metrics()
+        for path, body in [("/api/generate", {"model": "small", "prompt": "hello", "stream": False,
+                                              "options": {"num_predict": 2000, "temperature": 0}}),
+                           ("/v1/completions", {"model": "small", "prompt": "hello", "max_tokens": 2000})]:
+            with pytest.raises(requests.exceptions.ReadTimeout):
+                requests.post(s.url + path, json=body, timeout=(5, 0.3))
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if s.metrics()["edgellm_requests_cancelled_total"] >= before["edgellm_requests_cancelled_total"] + 2:
+                break
+            time.sleep(0.1)
+        m = s.wait_idle()
+        assert m["edgellm_requests_cancelled_total"] == before["edgellm_requests_cancelled_total"] + 2
+        assert m["edgellm_generated_tokens_total"] < 2000, "a request ran to its end after its client left"
+        assert m["edgellm_kv_blocks_used"] == 0
+        # A blocking request that outlives the wait still gets one well-formed JSON body.
+        r = requests.post(s.url + "/api/generate", timeout=120, json={
+            "model": "small", "prompt": "hello", "stream": False, "options": {"num_predict": 60, "temperature": 0}})
+        assert r.status_code == 200 and r.json()["done"] is True and r.json()["eval_count"] == 60
     finally:
         s.stop()
 
