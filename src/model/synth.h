@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "quant/ggml_type.h"
+#include "quant/mix.h"
 
 namespace edgellm::synth {
 
@@ -32,26 +33,11 @@ const std::vector<shape>& shapes();
 // The named shape; throws usage_error listing the known names.
 const shape& find_shape(std::string_view name);
 
-// A weight-type choice as `synth --type` spells it, each one of llama.cpp's file types: f32, f16,
-// bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s,
-// q5_k_m, q6_k; q3_k / q4_k / q5_k are aliases of the _s variants.
-struct type_mix {
-    std::string name;    // as given, lower case
-    ggml_type base;      // the type most weights get
-    uint32_t file_type;  // llama_ftype written to general.file_type
-};
-const std::vector<type_mix>& type_mixes();
-const type_mix& find_type_mix(std::string_view name);  // throws usage_error listing the names
-
-// Which ggml type llama.cpp's quantizer would give this tensor (llama-quant.cpp's rules for a
-// dense llama model, gist only): output.weight in Q6_K (Q8_0 for q8_0), attn_v / ffn_down /
-// attn_output bumped per mix and layer, norms F32, and the fallback llama.cpp uses when a row
-// is not a whole number of 256-blocks (Q4_K->Q5_0, Q5_K->Q5_1, Q6_K->Q8_0, Q2_K/Q3_K->Q4_0
-// where llama.cpp would pick IQ4_NL). With tied embeddings llama.cpp gives token_embd the
-// output.weight rule; pass "output.weight" as the name for it then. `pure` gives every matrix the base type (like
-// llama-quantize --pure) except for the row-length fallback.
-ggml_type tensor_type(const type_mix& mix, std::string_view tensor_name, int il, int n_layer, int64_t ne0,
-                      int64_t n_gqa, bool pure);
+// The weight-type mixes and llama.cpp's per-tensor rules live in quant/mix.h.
+using ::edgellm::find_type_mix;
+using ::edgellm::tensor_type;
+using ::edgellm::type_mix;
+using ::edgellm::type_mixes;
 
 struct options {
     std::string shape = "tiny";
