@@ -104,7 +104,8 @@ void kld_accumulator::add(std::span<const float> base_logp, std::span<const floa
     size_t base_top = 0, top = 0;
     for (size_t i = 0; i < logits.size(); ++i) {
         const double lb = base_logp[i];
-        kld += std::exp(lb) * (lb - logp_[i]);
+        // At the base file's precision (f32) on both sides: identical logits give exactly 0.
+        kld += std::exp(lb) * (lb - static_cast<double>(static_cast<float>(logp_[i])));
         if (base_logp[i] > base_logp[base_top]) base_top = i;
         if (logp_[i] > logp_[top]) top = i;
     }
