@@ -148,7 +148,9 @@ quality_report measure_quality(const quality_options& in) {
     quality_report r;
     r.opts = o;
     r.created_utc = bench::utc_now_iso8601();
-    auto [base_type, n_params] = main_type(o.base);
+    const auto base_info = main_type(o.base);
+    const std::string base_type = base_info.first;
+    const uint64_t n_params = base_info.second;
     r.base_type = base_type;
     r.n_params = n_params;
     if (base_type != "F32" && base_type != "F16" && base_type != "BF16")
