@@ -1,5 +1,8 @@
 // The native backend: edgellm's own engine behind the Backend interface, so the CLI, the
 // benchmark and the server drive it exactly like llama.cpp or Ollama.
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <random>
 #include <thread>
 
@@ -18,7 +21,8 @@ public:
     std::string name() const override { return "native"; }
     std::string description() const override { return "edgellm's built-in engine"; }
 
-    availability check_available(const backend_settings&) const override {
+    availability check_available(const backend_settings& s) const override {
+        if (s.n_gpu_layers > 0) return {false, fmt::format("-ngl {}: {}", s.n_gpu_layers, engine::k_no_gpu_message), ""};
         return {true, "built in (CPU kernels: GGUF llama / qwen2 / qwen3)", ""};
     }
 
@@ -29,6 +33,7 @@ public:
         if (s.n_ctx > 0) p.n_ctx = s.n_ctx;
         if (s.n_batch > 0) p.n_batch = s.n_batch;
         if (s.n_threads > 0) p.n_threads = s.n_threads;
+        p.n_gpu_layers = std::max(s.n_gpu_layers, 0);  // > 0 is refused by the engine
         auto kv = s.extra.find("kv_type");
         if (kv != s.extra.end()) {
             auto t = type_from_name(kv->second);

@@ -113,7 +113,8 @@ std::string system_section(const bench_report& r) {
                                        b.compiler, b.build_type, b.cuda ? " \u00b7 CUDA" : ""));
     out += card("Runs", fmt::format("{} measured after {} warm-up, up to {} tokens", st.n_runs, st.n_warmup, st.n_predict));
     out += card("Sampling", fmt::format("seed {}, temperature {}, threads {}, GPU layers {}", st.seed, st.temperature,
-                                        st.n_threads ? std::to_string(st.n_threads) : "auto", st.n_gpu_layers));
+                                        st.n_threads ? std::to_string(st.n_threads) : "auto",
+                                        st.n_gpu_layers < 0 ? std::string("default") : std::to_string(st.n_gpu_layers)));
     return out + "</div></section>";
 }
 

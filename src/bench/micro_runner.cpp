@@ -94,6 +94,8 @@ class native_micro {
     native_micro(const micro_plan& plan, uint64_t seed) : plan_(plan), rng_(seed) {}
 
     void run(const micro_case& c, micro_result& r, int n_reps) {
+        if (c.n_gpu_layers > 0)  // never a CPU run labelled with GPU layers
+            throw usage_error(fmt::format("-ngl {}: {}", c.n_gpu_layers, engine::k_no_gpu_message));
         engine::engine& e = engine_for(c);
         const int64_t need = static_cast<int64_t>(c.n_depth) + c.n_prompt + c.n_gen;
         if (need > e.kv().n_ctx())
@@ -137,6 +139,7 @@ class native_micro {
         ep.model_path = c.model;
         ep.n_batch = c.n_batch;
         ep.n_threads = std::max(0, plan_.settings.n_threads);
+        ep.n_gpu_layers = std::max(0, c.n_gpu_layers);  // > 0 is refused: the engine is CPU-only
         if (!model_ || model_path_ != c.model) {
             model_.reset();
             engine::engine_params lp = ep;

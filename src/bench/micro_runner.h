@@ -31,7 +31,7 @@ struct micro_plan {
     std::vector<std::pair<int, int>> pg;              // ppN+tgM tests
     std::vector<int> n_threads = {0};  // 0: the backend's default (recorded as resolved)
     std::vector<int> n_batch = {512};
-    std::vector<int> n_gpu_layers = {99};  // recorded; the CPU-only native engine ignores it
+    std::vector<int> n_gpu_layers = {-1};  // -1: each backend's default (not passed on); native refuses > 0
     std::vector<int> n_depth = {0};
     int n_reps = 5;
     uint64_t seed = 42;                   // synthetic token ids

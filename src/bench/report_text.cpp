@@ -105,7 +105,7 @@ text_table micro_table(const std::vector<micro_result>& micro) {
     for (const auto& m : micro) {
         summary s = summarize(m);
         t.rows.push_back({m.backend, model_label(m.model), std::to_string(m.n_threads), std::to_string(m.n_batch),
-                          std::to_string(m.n_gpu_layers), micro_test_name(m),
+                          m.n_gpu_layers < 0 ? std::string("-") : std::to_string(m.n_gpu_layers), micro_test_name(m),
                           m.error.empty() ? format_mean_std(s.mean, s.std, s.n, 2) : "failed: " + m.error});
     }
     return t;
@@ -172,7 +172,8 @@ std::string settings_line(const bench_report& r) {
     return fmt::format("mode {} | {} run(s) after {} warm-up | n_predict {} | prompts {} | threads {} | ngl {} | "
                        "seed {} | temp {}",
                        s.mode, s.n_runs, s.n_warmup, s.n_predict, s.prompt_set.empty() ? "-" : s.prompt_set,
-                       s.n_threads ? std::to_string(s.n_threads) : "auto", s.n_gpu_layers, s.seed, s.temperature);
+                       s.n_threads ? std::to_string(s.n_threads) : "auto",
+                       s.n_gpu_layers < 0 ? std::string("default") : std::to_string(s.n_gpu_layers), s.seed, s.temperature);
 }
 
 }  // namespace

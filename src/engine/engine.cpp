@@ -68,6 +68,7 @@ void check_engine_params(const engine_params& p) {
         throw usage_error(fmt::format("prefill thread count must be positive, got {}", p.n_threads_batch));
     if (p.n_seq <= 0) throw usage_error(fmt::format("sequence count must be positive, got {}", p.n_seq));
     if (p.n_kv_cells < 0) throw usage_error(fmt::format("KV cache size must be positive, got {}", p.n_kv_cells));
+    if (p.n_gpu_layers > 0) throw usage_error(fmt::format("-ngl {}: {}", p.n_gpu_layers, k_no_gpu_message));
 }
 
 // The context a session uses: the requested one, or the model's trained context capped.

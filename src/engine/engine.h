@@ -59,11 +59,18 @@ struct engine_params {
     int n_seq = 1;            // sequences the KV cache holds at once
     int64_t n_kv_cells = 0;   // KV pool size in positions shared by the sequences; 0: n_seq * n_ctx
     bool repack = true;       // convert weights to the CPU kernels' packed layout at load
+    // Layers whose weights and KV go to a GPU (-ngl). The engine has CPU kernels only: 0 (and
+    // -1, "default") run; more is refused with k_no_gpu_message instead of being ignored.
+    int n_gpu_layers = 0;
     // Memory the weights plus the KV cache may take; 0: what this machine (and cgroup) has
     // available now. Loading more is refused with a clear error instead of paging or an OOM kill.
     uint64_t memory_budget_bytes = 0;
 };
 constexpr int64_t k_default_max_ctx = 4096;
+// Why -ngl > 0 is refused (one wording for the CLI, the native backend and bench).
+inline constexpr const char* k_no_gpu_message =
+    "the native engine has no GPU kernels yet (it runs on the CPU only), so -ngl/--n-gpu-layers must be 0; "
+    "for GPU offload use another backend (--backend llama_cpp or ollama)";
 
 // What one generate() call measured. Rates are 0 when nothing was timed.
 struct generation_stats {

@@ -216,6 +216,22 @@ TEST(EngineGenerate, StopsAtContextEndAndOnCallback) {
     EXPECT_EQ(st.n_gen, 4);
 }
 
+TEST(EngineErrors, GpuLayersAreRefusedNotIgnored) {
+    // The engine has CPU kernels only: -ngl > 0 is an error, never a CPU run labelled as GPU.
+    const auto path = tiny_model("ngl");
+    engine::engine_params ep;
+    ep.model_path = path.string();
+    ep.n_gpu_layers = 99;
+    try {
+        engine::engine e(ep);
+        FAIL() << "-ngl 99 was accepted by a CPU-only engine";
+    } catch (const usage_error& e) {
+        EXPECT_NE(std::string(e.what()).find("no GPU kernels"), std::string::npos) << e.what();
+    }
+    ep.n_gpu_layers = 0;
+    EXPECT_NO_THROW(engine::engine{ep});
+}
+
 TEST(EngineErrors, BadRequestsGiveClearMessages) {
     const auto path = tiny_model("errors");
     engine::engine_params ep;

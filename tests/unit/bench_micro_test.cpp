@@ -157,7 +157,21 @@ TEST_F(BenchMicroNative, DefaultThreadsAreRecordedAsUsed) {
     ASSERT_EQ(r.micro.size(), 1u);
     EXPECT_EQ(r.micro[0].error, "");
     EXPECT_GT(r.micro[0].n_threads, 0);
-    EXPECT_EQ(r.micro[0].n_gpu_layers, 99);  // recorded as asked (llama-bench's default)
+    EXPECT_EQ(r.micro[0].n_gpu_layers, -1);  // not given: each backend's default, nothing claimed
+}
+
+TEST_F(BenchMicroNative, GpuLayersOnTheCpuOnlyEngineFailWithAReasonNotACpuRun) {
+    micro_plan p;
+    p.models = {model()};
+    p.n_gen = {2};
+    p.n_gpu_layers = {0, 99};
+    p.n_reps = 1;
+    auto r = run_micro_benchmark(p);
+    ASSERT_EQ(r.micro.size(), 2u);
+    EXPECT_EQ(r.micro[0].error, "");
+    EXPECT_EQ(r.micro[0].tokens_per_s.size(), 1u);
+    EXPECT_NE(r.micro[1].error.find("no GPU kernels"), std::string::npos) << r.micro[1].error;
+    EXPECT_TRUE(r.micro[1].tokens_per_s.empty());
 }
 
 TEST_F(BenchMicroNative, TestBeyondTheContextFailsAloneWithAReason) {

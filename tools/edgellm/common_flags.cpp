@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/error.h"
@@ -15,6 +16,8 @@ void session_flags::add_to(CLI::App* cmd, const std::string& ctx_help) {
     cmd->add_option("-c,--ctx-size", n_ctx, ctx_help);
     cmd->add_option("-b,--batch-size", n_batch, fmt::format("tokens per forward pass / prefill chunk (default {})", n_batch));
     cmd->add_option("--kv-type", kv_type, "KV cache type: f16 (default) or f32");
+    cmd->add_option("--ngl,--n-gpu-layers,--gpu-layers", n_gpu_layers,
+                    "layers to offload to a GPU (also spelled -ngl); the native engine is CPU-only, so only 0 is accepted");
     cmd->add_flag("--no-repack", no_repack,
                   "use the weights as stored in the file instead of the faster packed copy made at load");
 }
@@ -32,6 +35,8 @@ engine::engine_params session_flags::params() const {
     ep.n_threads = n_threads > 0 ? n_threads : 0;
     ep.n_threads_batch = n_threads_batch > 0 ? n_threads_batch : 0;
     ep.repack = !no_repack;
+    if (n_gpu_layers < -1) throw usage_error(fmt::format("-ngl must be >= 0, got {}", n_gpu_layers));
+    ep.n_gpu_layers = std::max(n_gpu_layers, 0);
     if (kv_type == "f16")
         ep.kv_type = ggml_type::f16;
     else if (kv_type == "f32")

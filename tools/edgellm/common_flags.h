@@ -20,8 +20,9 @@ struct session_flags {
     int64_t n_batch = engine::engine_params{}.n_batch;
     std::string kv_type = "f16";
     bool no_repack = false;
+    int n_gpu_layers = -1;  // -1: not given
 
-    // -t -tb -c -b --kv-type --no-repack (the model option is added by each command: its spelling differs).
+    // -t -tb -c -b --kv-type --no-repack -ngl (the model option is added by each command: its spelling differs).
     void add_to(CLI::App* cmd, const std::string& ctx_help = "context size (default: model's, at most 4096)");
     // Validates the values and fills the engine's parameters.
     engine::engine_params params() const;
