@@ -89,6 +89,9 @@ struct generation_stats {
     uint64_t model_bytes = 0;         // GGUF file size
     uint64_t peak_rss_bytes = 0;      // VmHWM of this process after the run
     std::string stop_reason;          // "eos" | "length" | "context" | "cancelled"
+    // Speculative decoding (generate_speculative) only: tokens the draft proposed and the target
+    // kept, and the verification rounds (each one target forward pass).
+    int64_t n_drafted = 0, n_accepted = 0, n_rounds = 0;
 };
 
 // Called with every generated token id; return false to stop.
@@ -137,10 +140,11 @@ public:
     // Lower level, for callers that build their own batches (tests, speculative decoding).
     model::kv_cache& kv_mut() { return *kv_; }
     model::forward_pass& forward() { return *forward_; }
+    // Throws usage_error for an empty prompt, one that fills the context or has ids outside the vocab.
+    void check_prompt(std::span<const int32_t> prompt) const;
 
 private:
     void open();  // threads, KV cache, scratch: the session's own state
-    void check_prompt(std::span<const int32_t> prompt) const;
 
     engine_params params_;
     std::shared_ptr<const loaded_model> lm_;

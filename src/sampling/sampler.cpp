@@ -234,6 +234,52 @@ int32_t sampler_chain::sample(std::span<const float> logits) {
     return cur_.items.front().id;
 }
 
+std::vector<float> distribution(std::span<const float> logits, const sampling_params& p) {
+    validate(p);
+    if (logits.empty()) throw error("cannot sample from an empty vocabulary");
+    candidates c;
+    c.items.resize(logits.size());
+    for (size_t i = 0; i < logits.size(); ++i) {
+        if (std::isnan(logits[i])) throw error(fmt::format("model produced a NaN logit for token {}", i));
+        c.items[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
+    }
+    rng unused(0);  // none of these samplers draws
+    std::vector<std::unique_ptr<sampler>> chain;
+    if (p.temperature <= 0.0f) {
+        chain.push_back(make_greedy());
+    } else {
+        chain.push_back(make_top_k(p.top_k));
+        chain.push_back(make_top_p(p.top_p));
+        chain.push_back(make_min_p(p.min_p));
+        chain.push_back(make_temperature(p.temperature));
+    }
+    for (auto& s : chain) s->apply(c, unused);
+    std::vector<float> out(logits.size(), 0.0f);
+    if (c.items.size() == 1) {
+        out[static_cast<size_t>(c.items.front().id)] = 1.0f;
+        return out;
+    }
+    c.softmax();  // as `dist` does before it draws
+    for (const auto& t : c.items) out[static_cast<size_t>(t.id)] = t.p;
+    return out;
+}
+
+int32_t pick(std::span<const float> probs, rng& r) {
+    const double u = r.uniform01();
+    double total = 0;
+    for (float q : probs) total += q;
+    double cum = 0;
+    int32_t last = -1;
+    for (size_t i = 0; i < probs.size(); ++i) {
+        if (probs[i] <= 0) continue;
+        last = static_cast<int32_t>(i);
+        cum += probs[i];
+        if (u * total < cum) return last;
+    }
+    if (last < 0) throw error("cannot sample from an all-zero distribution");
+    return last;
+}
+
 void sampler_chain::accept(int32_t token) {
     for (auto& s : chain_) s->accept(token);
 }

@@ -88,6 +88,14 @@ private:
     candidates cur_;
 };
 
+// The probabilities the default chain for `p` draws from, as a dense [n_vocab] vector: top-k,
+// top-p, min-p and temperature applied, then softmax (tokens cut out get 0). Greedy
+// (temperature <= 0) gives a one-hot vector on the token greedy sampling picks. Penalties are not
+// applied (they depend on the history). Speculative decoding compares these between models.
+std::vector<float> distribution(std::span<const float> logits, const sampling_params& p);
+// Picks an index of the dense probabilities `probs` (summing to ~1) with one uniform draw.
+int32_t pick(std::span<const float> probs, rng& r);
+
 // Checks ranges (top-p in (0,1], penalties >= 0 ...); throws edgellm::usage_error naming the flag.
 void validate(const sampling_params& p);
 

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/units.h"
 #include "engine/engine.h"
+#include "engine/speculative.h"
 #include "engine/text.h"
 #include "run_backend.h"
 
@@ -32,6 +33,8 @@ struct run_options {
     std::string system;        // with chat: system message
     std::string backend;  // empty or "native": this engine; otherwise any backend of the registry
     std::string url;
+    std::string model_draft;  // speculative decoding: the draft model
+    engine::speculative_params spec;
 };
 
 std::vector<int32_t> parse_ids(const std::string& text) {
@@ -88,6 +91,8 @@ void run(const run_options& o) {
         throw usage_error("no model given: use -m MODEL.gguf (or --model-name NAME for a server backend)");
     if (o.n_predict <= 0) throw usage_error(fmt::format("-n must be a positive number of tokens, got {}", o.n_predict));
     if (!o.backend.empty() && o.backend != "native") {
+        if (!o.model_draft.empty())
+            throw usage_error("--model-draft works with the native engine only (backend '" + o.backend + "')");
         run_other_backend(o);
         return;
     }
@@ -121,7 +126,15 @@ void run(const run_options& o) {
         }
         return true;
     };
-    const engine::generation_stats st = eng.generate(prompt, gp, on_token);
+    std::unique_ptr<engine::engine> draft;
+    if (!o.model_draft.empty()) {
+        engine::engine_params dp = ep;
+        dp.model_path = o.model_draft;
+        dp.n_ctx = eng.params().n_ctx;  // the draft follows the target's context
+        draft = std::make_unique<engine::engine>(dp);
+    }
+    const engine::generation_stats st = draft ? engine::generate_speculative(eng, *draft, prompt, gp, on_token, o.spec)
+                                              : eng.generate(prompt, gp, on_token);
     const std::string tail = codec.flush();
     if (o.json)
         text += tail;
@@ -154,6 +167,14 @@ void run(const run_options& o) {
         j["packed_bytes"] = eng.get_model().packed_bytes();
         j["peak_rss_bytes"] = st.peak_rss_bytes;
         j["stop_reason"] = st.stop_reason;
+        if (draft) {
+            j["model_draft"] = o.model_draft;
+            j["draft_max"] = o.spec.draft_max;
+            j["n_drafted"] = st.n_drafted;
+            j["n_accepted"] = st.n_accepted;
+            j["n_rounds"] = st.n_rounds;
+            j["acceptance"] = st.n_drafted ? static_cast<double>(st.n_accepted) / static_cast<double>(st.n_drafted) : 0.0;
+        }
         j["tokens"] = generated;
         j["text"] = text;
         // Generated text may end inside a multi-byte character (byte tokens): replace, never throw.
@@ -175,6 +196,11 @@ void run(const run_options& o) {
                              type_name(eng.kv().type()), eng.params().n_ctx, format_bytes(st.peak_rss_bytes),
                              format_bytes(st.model_bytes))
                      .c_str());
+    if (draft)
+        std::fprintf(stderr, "draft: %s, %lld of %lld drafted tokens accepted (%.1f %%), %lld verification passes\n",
+                     o.model_draft.c_str(), static_cast<long long>(st.n_accepted), static_cast<long long>(st.n_drafted),
+                     st.n_drafted ? 100.0 * static_cast<double>(st.n_accepted) / static_cast<double>(st.n_drafted) : 0.0,
+                     static_cast<long long>(st.n_rounds));
 }
 
 void setup(CLI::App& app) {
@@ -200,6 +226,13 @@ void setup(CLI::App& app) {
     cmd->add_option("--llama-server", opts->llama_server, "llama-server binary for --backend llama_cpp");
     cmd->add_flag("--chat", opts->chat, "send the prompt as a chat message (server backends apply their template)");
     cmd->add_option("--system", opts->system, "system message with --chat");
+    cmd->add_option("--model-draft,--md", opts->model_draft,
+                    "speculative decoding: a small model with the same vocabulary proposes tokens the model verifies "
+                    "in one pass (output distribution unchanged; identical at --temp 0)");
+    cmd->add_option("--draft-max,--draft", opts->spec.draft_max,
+                    fmt::format("tokens drafted per verification (default {})", opts->spec.draft_max));
+    cmd->add_option("--draft-min", opts->spec.draft_min,
+                    "decode plainly when fewer than this many tokens could be drafted (default 0)");
     cmd->add_flag("--ignore-eos", opts->ignore_eos, "keep generating past end-of-generation tokens");
     cmd->add_flag("--json", opts->json, "print the result and summary as one JSON object on stdout");
     cmd->callback([opts] { run(*opts); });
