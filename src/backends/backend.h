@@ -52,6 +52,8 @@ struct generation_stats {
     std::optional<double> backend_load_ms;    // backend-reported model load time
     std::optional<uint64_t> backend_memory_bytes;       // e.g. Ollama /api/ps size
     std::optional<uint64_t> backend_gpu_memory_bytes;   // e.g. Ollama /api/ps size_vram
+    // Speculative decoding (native --model-draft): share of the drafted tokens the model kept.
+    std::optional<double> draft_acceptance;
 };
 
 struct generation_result {

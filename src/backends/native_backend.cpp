@@ -9,6 +9,7 @@
 #include "backends/factories.h"
 #include "core/error.h"
 #include "engine/engine.h"
+#include "engine/speculative.h"
 #include "engine/text.h"
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
@@ -42,6 +43,10 @@ public:
             p.kv_type = *t;
         }
         engine_ = std::make_unique<engine::engine>(p);
+        if (auto d = s.extra.find("model_draft"); d != s.extra.end() && !d->second.empty()) {
+            draft_ = engine::open_draft(p, d->second, engine_->params().n_ctx);
+            if (auto m = s.extra.find("draft_max"); m != s.extra.end()) spec_.draft_max = std::stoi(m->second);
+        }
         tokenizer_ = engine_->shared_model()->get_tokenizer();
         if (!tokenizer_)
             throw usage_error("native: " + s.model + " has no usable tokenizer: " +
@@ -51,6 +56,7 @@ public:
 
     void unload() override {
         tokenizer_ = nullptr;
+        draft_.reset();
         engine_.reset();
     }
 
@@ -75,11 +81,13 @@ protected:
         engine::text_codec codec(engine_->shared_model());
         codec.prime(prompt);  // a continuation keeps its leading space ("Once upon a" -> " time")
         engine::stop_filter stops(req.stop);
-        auto st = engine_->generate(prompt, gp, [&](int32_t tok) {
+        auto on_token = [&](int32_t tok) {
             const std::string out = stops.push(codec.push(tok));
             if (!out.empty() && !emit(out)) return false;
             return !stops.stopped();
-        });
+        };
+        auto st = draft_ ? engine::generate_speculative(*engine_, *draft_, prompt, gp, on_token, spec_)
+                         : engine_->generate(prompt, gp, on_token);
         if (!stops.stopped()) emit(stops.push(codec.flush()) + stops.flush());
         const bool stopped_by_string = stops.stopped();
         auto& s = result.stats;
@@ -91,6 +99,8 @@ protected:
         s.backend_memory_bytes = st.peak_rss_bytes;
         s.prefill_tokens_per_s = st.prefill_tokens_per_s;
         s.decode_tokens_per_s = st.decode_tokens_per_s;
+        if (draft_ && st.n_drafted > 0)
+            s.draft_acceptance = static_cast<double>(st.n_accepted) / static_cast<double>(st.n_drafted);
         result.finish_reason = stopped_by_string ? "stop"
                                : st.stop_reason == "eos" ? "stop"
                                                          : st.stop_reason;
@@ -98,6 +108,8 @@ protected:
 
 private:
     std::unique_ptr<engine::engine> engine_;
+    std::unique_ptr<engine::engine> draft_;  // speculative decoding (extra "model_draft")
+    engine::speculative_params spec_;
     const tokenizer* tokenizer_ = nullptr;  // the engine's model's
 };
 

@@ -53,6 +53,7 @@ json sample_json(const run_sample& s) {
             {"cpu_pct", number(s.cpu_pct)},
             {"gpu_util_pct", number(s.gpu_util_pct)},
             {"energy_j_per_token", optional_json(s.energy_j_per_token)},
+            {"draft_acceptance", optional_json(s.draft_acceptance)},
             {"energy_j", optional_json(s.energy_j)},
             {"mean_power_w", optional_json(s.mean_power_w)},
             {"power_source", s.power_source},
@@ -75,7 +76,8 @@ json group_json(const group_summary& g) {
             {"gpu_mem_bytes", summary_json(g.gpu_mem_bytes)},
             {"cpu_pct", summary_json(g.cpu_pct)},
             {"gpu_util_pct", summary_json(g.gpu_util_pct)},
-            {"energy_j_per_token", summary_json(g.energy_j_per_token)}};
+            {"energy_j_per_token", summary_json(g.energy_j_per_token)},
+            {"draft_acceptance", summary_json(g.draft_acceptance)}};
 }
 
 // Field access that reports the JSON path of what is wrong.
@@ -174,6 +176,7 @@ run_sample sample_from(const reader& r) {
     s.cpu_pct = r.num_or("cpu_pct", std::nan(""));
     s.gpu_util_pct = r.num_or("gpu_util_pct", std::nan(""));
     s.energy_j_per_token = r.opt("energy_j_per_token");
+    s.draft_acceptance = r.opt("draft_acceptance");
     s.energy_j = r.opt("energy_j");
     s.mean_power_w = r.opt("mean_power_w");
     s.power_source = r.str_or("power_source", "");

@@ -67,12 +67,14 @@ text_table groups_table(const std::vector<group_summary>& groups) {
     const bool gpu_mem = any([](const group_summary& g) { return g.gpu_mem_bytes.max > 0; });
     const bool gpu_util = any([](const group_summary& g) { return g.gpu_util_pct.n > 0; });
     const bool energy = any([](const group_summary& g) { return g.energy_j_per_token.n > 0; });
+    const bool draft = any([](const group_summary& g) { return g.draft_acceptance.n > 0; });
     text_table t;
     t.headers = {"backend", "model", "runs", "TTFT ms", "prefill tok/s", "decode tok/s",
                  "latency ms", "p50 ms", "p95 ms", "peak RSS MiB"};
     if (gpu_mem) t.headers.push_back("GPU mem MiB");
     if (gpu_util) t.headers.push_back("GPU %");
     if (energy) t.headers.push_back("J/token");
+    if (draft) t.headers.push_back("draft accepted %");
     t.right_align.assign(t.headers.size(), true);
     t.right_align[0] = t.right_align[1] = false;
     for (const auto& g : groups) {
@@ -93,6 +95,8 @@ text_table groups_table(const std::vector<group_summary>& groups) {
                               ? format_mean_std(g.energy_j_per_token.mean, g.energy_j_per_token.std,
                                                 g.energy_j_per_token.n, 3)
                               : not_available);
+        if (draft)
+            row.push_back(g.draft_acceptance.n > 0 ? format_number(100.0 * g.draft_acceptance.mean, 1) : "-");
         t.rows.push_back(std::move(row));
     }
     return t;

@@ -83,6 +83,7 @@ struct run_sample {
     // Joules drawn during the run (trapezoid integral of power_w) / n_gen_tokens; only where
     // power is measurable (see power_source). Device-wide: other load on the device counts too.
     std::optional<double> energy_j_per_token;
+    std::optional<double> draft_acceptance;  // speculative decoding: accepted / drafted tokens
     std::optional<double> energy_j;      // the integral itself
     std::optional<double> mean_power_w;  // mean of the power readings of the run
     // Where power came from: "jetson board" (VDD_IN), "nvml gpu", "rapl cpu package",

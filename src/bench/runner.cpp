@@ -420,6 +420,7 @@ bench_report run_prompt_benchmark(
                     s.n_gen_tokens_estimated = gs.n_gen_tokens_estimated;
                     s.output_sample = sanitize_utf8(clip_utf8(res.text, plan.output_sample_chars));
                     if (gs.backend_gpu_memory_bytes) s.gpu_mem_bytes = *gs.backend_gpu_memory_bytes;
+                    s.draft_acceptance = gs.draft_acceptance;
                     // A server's own memory report stands in when its process cannot be
                     // followed; sampled RSS replaces it below when it can.
                     if (!process_measured && gs.backend_memory_bytes) s.peak_rss_bytes = *gs.backend_memory_bytes;

@@ -72,7 +72,7 @@ std::vector<group_summary> summarize_groups(const std::vector<run_sample>& sampl
         group_summary g;
         g.backend = backend;
         g.model = model;
-        std::vector<double> ttft, prefill, decode, latency, n_gen, rss, gpu_mem, cpu, gpu_util, energy;
+        std::vector<double> ttft, prefill, decode, latency, n_gen, rss, gpu_mem, cpu, gpu_util, energy, draft;
         for (const auto& s : samples) {
             if (s.backend != backend || s.model != model) continue;
             if (!s.error.empty()) {
@@ -95,6 +95,7 @@ std::vector<group_summary> summarize_groups(const std::vector<run_sample>& sampl
             add(cpu, s.cpu_pct);
             add(gpu_util, s.gpu_util_pct);
             if (s.energy_j_per_token) energy.push_back(*s.energy_j_per_token);
+            if (s.draft_acceptance) draft.push_back(*s.draft_acceptance);
         }
         g.ttft_ms = summarize(ttft);
         g.prefill_tokens_per_s = summarize(prefill);
@@ -106,6 +107,7 @@ std::vector<group_summary> summarize_groups(const std::vector<run_sample>& sampl
         g.cpu_pct = summarize(cpu);
         g.gpu_util_pct = summarize(gpu_util);
         g.energy_j_per_token = summarize(energy);
+        g.draft_acceptance = summarize(draft);
         out.push_back(std::move(g));
     }
     return out;

@@ -45,6 +45,7 @@ struct group_summary {
     summary cpu_pct;
     summary gpu_util_pct;
     summary energy_j_per_token;  // over the runs that measured it
+    summary draft_acceptance;    // over the runs with a draft model
     std::string label() const;  // "backend / model"
 };
 

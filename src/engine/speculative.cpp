@@ -73,6 +73,15 @@ std::span<const float> eval_tail(engine& e, std::span<const int32_t> tokens, siz
 
 }  // namespace
 
+std::unique_ptr<engine> open_draft(const engine_params& p, const std::string& draft_path, int64_t target_ctx) {
+    engine_params dp = p;
+    dp.model_path = draft_path;
+    auto lm = load_model_for(dp, [target_ctx](engine_params& e, const model::model_hparams& hp) {
+        e.n_ctx = std::min(target_ctx, hp.n_ctx_train);
+    });
+    return std::make_unique<engine>(lm, dp);
+}
+
 generation_stats generate_speculative(engine& target, engine& draft, std::span<const int32_t> prompt,
                                       const generation_params& gp, const token_callback& on_token,
                                       const speculative_params& sp) {
@@ -88,9 +97,7 @@ generation_stats generate_speculative(engine& target, engine& draft, std::span<c
     check_same_vocab(target, draft);
     target.check_prompt(prompt);
     const int64_t n_ctx = target.kv().n_ctx();
-    if (draft.kv().n_ctx() < n_ctx)
-        throw usage_error(fmt::format("the draft session's context ({}) is smaller than the target's ({})",
-                                      draft.kv().n_ctx(), n_ctx));
+    const int64_t draft_ctx = draft.kv().n_ctx();  // may be shorter: no drafting past it
 
     generation_stats st;
     st.load_ms = target.load_ms() + draft.load_ms();
@@ -148,7 +155,9 @@ generation_stats generate_speculative(engine& target, engine& draft, std::span<c
         while (going) {
             const int64_t room = n_ctx - static_cast<int64_t>(tokens.size());
             const int64_t left = gp.n_predict - st.n_gen;
-            int k = static_cast<int>(std::min<int64_t>({sp.draft_max, left - 1, room}));
+            // The draft caches tokens.size() + k - 1 positions while proposing k tokens.
+            const int64_t draft_room = draft_ctx + 1 - static_cast<int64_t>(tokens.size());
+            int k = static_cast<int>(std::min<int64_t>({sp.draft_max, left - 1, room, draft_room}));
             if (k < std::max(1, sp.draft_min)) k = 0;
             // Draft: catch its cache up with the accepted tokens, then propose k tokens.
             std::vector<int32_t> drafts;

@@ -29,6 +29,10 @@ struct acceptance {
 acceptance accept_drafts(std::span<const std::vector<float>> p_rows, std::span<const std::vector<float>> q_rows,
                          std::span<const int32_t> drafts, sampling::rng& r);
 
+// Opens the draft model's session with the target's parameters `p` (threads, batch, KV type) and
+// context `target_ctx`, capped at the draft's own trained maximum (drafting stops beyond it).
+std::unique_ptr<engine> open_draft(const engine_params& p, const std::string& draft_path, int64_t target_ctx);
+
 // Generates on KV slot 0 of `target` with `draft` proposing (both sessions are cleared first
 // and after). Same contract and stop rules as engine::generate; the stats also carry the
 // drafted and accepted token counts. Throws usage_error when the two models' vocabularies

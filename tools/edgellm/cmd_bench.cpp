@@ -32,6 +32,8 @@ struct bench_options {
     std::vector<std::string> models;
     bool pair = false;  // the i-th backend runs the i-th model
     std::string synth = "tiny:q4_0";
+    std::string model_draft;  // native: speculative decoding
+    int draft_max = 16;
     std::string prompts_file;
     std::optional<int> n_runs;  // default: 3 (prompts, sweeps) or 5 (micro, like llama-bench)
     int n_warmup = 1;
@@ -185,6 +187,10 @@ backends::backend_settings single_settings(const bench_options& o) {
     s.n_ctx = o.n_ctx;
     s.base_url = o.url;
     s.timeout_s = o.timeout_s;
+    if (!o.model_draft.empty()) {
+        s.extra["model_draft"] = o.model_draft;
+        s.extra["draft_max"] = std::to_string(o.draft_max);
+    }
     return s;
 }
 
@@ -322,6 +328,10 @@ void add_options(CLI::App& cmd, bench_options& o) {
     cmd.add_flag("--pair", o.pair,
                  "run the i-th backend with the i-th model only (a single model or backend pairs with all), instead of every "
                  "combination; implied by the seed's `edgellm --benchmark` form");
+    cmd.add_option("--model-draft", o.model_draft,
+                   "native backend: speculative decoding with this draft model (prompt mode; a 'draft accepted %' "
+                   "column is added)");
+    cmd.add_option("--draft-max", o.draft_max, "tokens drafted per verification with --model-draft")->capture_default_str();
     cmd.add_option("--synth", o.synth,
                    "synthetic model used without -m, SHAPE:TYPE (default tiny:q4_0; small:q4_0 is "
                    "SmolLM-135M-sized)");

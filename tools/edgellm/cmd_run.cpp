@@ -128,10 +128,7 @@ void run(const run_options& o) {
     };
     std::unique_ptr<engine::engine> draft;
     if (!o.model_draft.empty()) {
-        engine::engine_params dp = ep;
-        dp.model_path = o.model_draft;
-        dp.n_ctx = eng.params().n_ctx;  // the draft follows the target's context
-        draft = std::make_unique<engine::engine>(dp);
+        draft = engine::open_draft(ep, o.model_draft, eng.params().n_ctx);
     }
     const engine::generation_stats st = draft ? engine::generate_speculative(eng, *draft, prompt, gp, on_token, o.spec)
                                               : eng.generate(prompt, gp, on_token);
