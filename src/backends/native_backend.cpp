@@ -12,6 +12,7 @@
 #include "engine/speculative.h"
 #include "engine/text.h"
 #include "gguf/gguf.h"
+#include "model/kv_cache.h"
 #include "tokenizer/tokenizer.h"
 
 namespace edgellm::backends {
@@ -38,8 +39,8 @@ public:
         auto kv = s.extra.find("kv_type");
         if (kv != s.extra.end()) {
             auto t = type_from_name(kv->second);
-            if (!t || (*t != ggml_type::f16 && *t != ggml_type::f32))
-                throw usage_error("native: KV cache type must be f16 or f32, got '" + kv->second + "'");
+            if (!t || !model::kv_type_supported(*t))
+                throw usage_error("native: KV cache type must be f16, f32, q8_0 or q4_0, got '" + kv->second + "'");
             p.kv_type = *t;
         }
         engine_ = std::make_unique<engine::engine>(p);

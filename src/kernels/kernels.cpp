@@ -161,6 +161,32 @@ void attention(const float* q, const kv_view& kv, int64_t n_kv, int64_t n_head, 
     const auto& o = best_ops();
     if (use_ref() || !o.attention)
         return ref::attention(q, kv, n_kv, n_head, n_head_kv, head_dim, scale, out, scratch);
+    if (kv.type == ggml_type::q8_0 || kv.type == ggml_type::q4_0) {
+        // Quantized KV: each head's slice of a row is dequantized (whole blocks), then the ISA's
+        // dot and softmax; the reference does the same in double.
+        if (n_head_kv <= 0 || n_head % n_head_kv != 0) throw error("attention: n_head must be a multiple of n_head_kv");
+        const auto dot = o.dot_f32 ? o.dot_f32 : cpu::generic_ops().dot_f32;
+        thread_local std::vector<float> row;
+        row.resize(static_cast<size_t>(head_dim));
+        const int64_t group = n_head / n_head_kv;
+        for (int64_t h = 0; h < n_head; ++h) {
+            const int64_t first = (h / group) * head_dim;
+            const float* qh = q + h * head_dim;
+            for (int64_t j = 0; j < n_kv; ++j) {
+                ref::kv_head_slice(kv.k_row(j), kv.type, first, head_dim, row.data());
+                scratch[j] = dot(qh, row.data(), head_dim) * scale;
+            }
+            softmax(scratch, n_kv);
+            float* oh = out + h * head_dim;
+            std::fill(oh, oh + head_dim, 0.0f);
+            for (int64_t j = 0; j < n_kv; ++j) {
+                ref::kv_head_slice(kv.v_row(j), kv.type, first, head_dim, row.data());
+                const float p = scratch[j];
+                for (int64_t d = 0; d < head_dim; ++d) oh[d] += p * row[d];
+            }
+        }
+        return;
+    }
     o.attention(q, kv, n_kv, n_head, n_head_kv, head_dim, scale, out, scratch);
 }
 

@@ -8,13 +8,18 @@
 
 #include "core/error.h"
 #include "quant/fp16.h"
+#include "quant/quant.h"
 
 namespace edgellm::model {
 
 kv_cache::kv_cache(const model_hparams& hp, int64_t n_ctx, ggml_type type, int n_seq, int64_t n_cells)
     : type_(type), n_ctx_(n_ctx), n_seq_(n_seq), n_layer_(hp.n_layer), row_elems_(hp.kv_dim()) {
-    if (type != ggml_type::f16 && type != ggml_type::f32)
-        throw usage_error(fmt::format("KV cache type {} is not supported (use f16 or f32)", type_name(type)));
+    if (!kv_type_supported(type))
+        throw usage_error(fmt::format("KV cache type {} is not supported (use f16, f32, q8_0 or q4_0)", type_name(type)));
+    if (type_traits(type).is_quantized && hp.head_dim % type_traits(type).block_size != 0)
+        throw usage_error(fmt::format("a {} KV cache needs a head size that is a multiple of {}; this model's is {} "
+                                      "(use --kv-type f16)",
+                                      type_name(type), type_traits(type).block_size, hp.head_dim));
     if (n_ctx <= 0) throw usage_error(fmt::format("KV cache context must be positive, got {}", n_ctx));
     if (n_seq <= 0) throw usage_error(fmt::format("KV cache needs at least one sequence, got {}", n_seq));
     if (n_cells < 0) throw usage_error(fmt::format("KV cache size must be positive, got {}", n_cells));
@@ -112,6 +117,10 @@ void kv_cache::store(int64_t il, int seq, int64_t pos, const float* k, const flo
     if (type_ == ggml_type::f32) {
         std::memcpy(dk, k, row_bytes_);
         std::memcpy(dv, v, row_bytes_);
+    } else if (type_ != ggml_type::f16) {
+        // Quantized rows: blocks never straddle heads (head_dim is a multiple of the block).
+        quantize_row(type_, k, dk, row_elems_);
+        quantize_row(type_, v, dv, row_elems_);
     } else {
         auto* hk = reinterpret_cast<fp16_bits*>(dk);
         auto* hv = reinterpret_cast<fp16_bits*>(dv);

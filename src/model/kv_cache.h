@@ -17,10 +17,16 @@ namespace edgellm::model {
 constexpr int k_kv_block_shift = 4;
 constexpr int64_t k_kv_block_size = int64_t{1} << k_kv_block_shift;  // positions per block (vLLM's default)
 
+// KV element types: f16 (default), f32, and the quantized q8_0 / q4_0 (rows stored as ggml blocks;
+// the model's head size must be a multiple of 32).
+inline bool kv_type_supported(ggml_type t) {
+    return t == ggml_type::f16 || t == ggml_type::f32 || t == ggml_type::q8_0 || t == ggml_type::q4_0;
+}
+
 class kv_cache {
 public:
     // Up to n_seq sequences (ids 0..n_seq-1) of up to n_ctx positions each, elements of `type`
-    // (f16 or f32), sharing a pool of n_cells positions (rounded up to whole blocks);
+    // (kv_type_supported), sharing a pool of n_cells positions (rounded up to whole blocks);
     // n_cells 0: n_seq * n_ctx, so that every sequence can reach n_ctx at once.
     kv_cache(const model_hparams& hp, int64_t n_ctx, ggml_type type, int n_seq = 1, int64_t n_cells = 0);
 

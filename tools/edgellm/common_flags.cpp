@@ -7,6 +7,8 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "model/kv_cache.h"
+#include "quant/ggml_type.h"
 
 namespace edgellm::cli {
 
@@ -15,7 +17,8 @@ void session_flags::add_to(CLI::App* cmd, const std::string& ctx_help) {
     cmd->add_option("--tb,--threads-batch", n_threads_batch, "threads for prompt processing (default: as -t; also spelled -tb)");
     cmd->add_option("-c,--ctx-size", n_ctx, ctx_help);
     cmd->add_option("-b,--batch-size", n_batch, fmt::format("tokens per forward pass / prefill chunk (default {})", n_batch));
-    cmd->add_option("--kv-type", kv_type, "KV cache type: f16 (default) or f32");
+    cmd->add_option("--kv-type,--cache-type-k,--ctk", kv_type,
+                    "KV cache type: f16 (default), f32, q8_0 (about half of f16's memory) or q4_0 (about a quarter)");
     cmd->add_option("--ngl,--n-gpu-layers,--gpu-layers", n_gpu_layers,
                     "layers to offload to a GPU (also spelled -ngl); the native engine is CPU-only, so only 0 is accepted");
     cmd->add_flag("--no-repack", no_repack,
@@ -37,12 +40,10 @@ engine::engine_params session_flags::params() const {
     ep.repack = !no_repack;
     if (n_gpu_layers < -1) throw usage_error(fmt::format("-ngl must be >= 0, got {}", n_gpu_layers));
     ep.n_gpu_layers = std::max(n_gpu_layers, 0);
-    if (kv_type == "f16")
-        ep.kv_type = ggml_type::f16;
-    else if (kv_type == "f32")
-        ep.kv_type = ggml_type::f32;
-    else
-        throw usage_error(fmt::format("--kv-type must be f16 or f32, got '{}'", kv_type));
+    const auto t = type_from_name(kv_type);
+    if (!t || !model::kv_type_supported(*t))
+        throw usage_error(fmt::format("--kv-type must be f16, f32, q8_0 or q4_0, got '{}'", kv_type));
+    ep.kv_type = *t;
     return ep;
 }
 

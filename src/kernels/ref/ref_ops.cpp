@@ -1,5 +1,8 @@
 // Reference (scalar, double-accumulating) element-wise ops, RoPE and attention. These define
 // the intended math; see kernels/kernels.h for the contracts.
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -62,30 +65,42 @@ void add(float* y, const float* x, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
-namespace {
-// Element `i` of a KV cache stored as f32 or f16.
-inline double kv_at(const void* base, ggml_type t, int64_t i) {
-    if (t == ggml_type::f32) return static_cast<const float*>(base)[i];
-    return fp16_to_fp32(static_cast<const uint16_t*>(base)[i]);
+void kv_head_slice(const void* row, ggml_type t, int64_t first, int64_t n, float* dst) {
+    if (t == ggml_type::f32) {
+        const auto* r = static_cast<const float*>(row) + first;
+        std::copy(r, r + n, dst);
+    } else if (t == ggml_type::f16) {
+        const auto* r = static_cast<const uint16_t*>(row) + first;
+        for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(r[i]);
+    } else {
+        const auto& tt = type_traits(t);
+        if (first % tt.block_size != 0 || n % tt.block_size != 0)
+            throw error(fmt::format("attention: a {} KV cache needs heads of whole {}-element blocks", type_name(t),
+                                    tt.block_size));
+        dequantize_row(t, static_cast<const uint8_t*>(row) + static_cast<size_t>(first / tt.block_size) * tt.type_size,
+                       dst, n);
+    }
 }
-}  // namespace
 
 void attention(const float* q, const kv_view& kv, int64_t n_kv, int64_t n_head, int64_t n_head_kv,
                int64_t head_dim, float scale, float* out, float* scratch) {
     const ggml_type kv_type = kv.type;
-    if (kv_type != ggml_type::f32 && kv_type != ggml_type::f16)
-        throw error("attention: KV cache type must be F32 or F16");
+    if (kv_type != ggml_type::f32 && kv_type != ggml_type::f16 && kv_type != ggml_type::q8_0 &&
+        kv_type != ggml_type::q4_0)
+        throw error("attention: KV cache type must be F32, F16, Q8_0 or Q4_0");
     if (n_head_kv <= 0 || n_head % n_head_kv != 0)
         throw error("attention: n_head must be a multiple of n_head_kv");
     const int64_t group = n_head / n_head_kv;
     std::vector<double> acc(static_cast<size_t>(head_dim));
+    std::vector<float> row(static_cast<size_t>(head_dim));
     for (int64_t h = 0; h < n_head; ++h) {
         const int64_t hk = h / group;
         const float* qh = q + h * head_dim;
         double max_s = -INFINITY;
         for (int64_t j = 0; j < n_kv; ++j) {
             double s = 0.0;
-            for (int64_t d = 0; d < head_dim; ++d) s += qh[d] * kv_at(kv.k_row(j), kv_type, hk * head_dim + d);
+            kv_head_slice(kv.k_row(j), kv_type, hk * head_dim, head_dim, row.data());
+            for (int64_t d = 0; d < head_dim; ++d) s += double(qh[d]) * row[d];
             scratch[j] = float(s * scale);
             max_s = std::max(max_s, double(scratch[j]));
         }
@@ -94,7 +109,8 @@ void attention(const float* q, const kv_view& kv, int64_t n_kv, int64_t n_head, 
         std::fill(acc.begin(), acc.end(), 0.0);
         for (int64_t j = 0; j < n_kv; ++j) {
             const double p = std::exp(double(scratch[j]) - max_s) / sum;
-            for (int64_t d = 0; d < head_dim; ++d) acc[d] += p * kv_at(kv.v_row(j), kv_type, hk * head_dim + d);
+            kv_head_slice(kv.v_row(j), kv_type, hk * head_dim, head_dim, row.data());
+            for (int64_t d = 0; d < head_dim; ++d) acc[d] += p * row[d];
         }
         for (int64_t d = 0; d < head_dim; ++d) out[h * head_dim + d] = float(acc[d]);
     }
