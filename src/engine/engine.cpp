@@ -2,6 +2,7 @@
 #include "engine/engine.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <fstream>
@@ -111,7 +112,39 @@ std::shared_ptr<const loaded_model> load_model_for(engine_params& p,
         if (adjust) adjust(p, m.hparams());
         check_engine_params(p);
         p.n_ctx = resolve_ctx(p, m.hparams());
-        check_memory(m, p, /*weights_resident=*/false);
+        if (!p.fallback) {
+            check_memory(m, p, /*weights_resident=*/false);
+            return;
+        }
+        // The fallback chain, each rung checked on the mapped file before any repacking.
+        const engine_params asked = p;
+        std::vector<std::string> tried;
+        std::string first_error;
+        std::vector<ggml_type> kv_types = {asked.kv_type};
+        for (ggml_type t : {ggml_type::q8_0, ggml_type::q4_0})
+            if (model::kv_cache::bytes_for(m.hparams(), 1, t, 1, 0) < model::kv_cache::bytes_for(m.hparams(), 1, asked.kv_type, 1, 0) &&
+                m.hparams().head_dim % type_traits(t).block_size == 0)
+                kv_types.push_back(t);
+        for (ggml_type kv : kv_types) {
+            for (int64_t ctx = asked.n_ctx;; ctx = std::max(k_fallback_min_ctx, ctx / 2)) {
+                p.kv_type = kv;
+                p.n_ctx = ctx;
+                try {
+                    check_memory(m, p, /*weights_resident=*/false);
+                    if (kv != asked.kv_type || ctx != asked.n_ctx)
+                        p.fallback_note = fmt::format("fallback: {} KV cache, context {} (asked: {}, {}; {} did not fit)",
+                                                      type_name(kv), ctx, type_name(asked.kv_type), asked.n_ctx,
+                                                      fmt::join(tried, ", "));
+                    return;
+                } catch (const usage_error& e) {
+                    if (first_error.empty()) first_error = e.what();
+                    tried.push_back(fmt::format("{} x {}", type_name(kv), ctx));
+                }
+                if (ctx <= k_fallback_min_ctx || ctx <= 1) break;
+            }
+        }
+        throw usage_error(fmt::format("{} (fallback tried, every rung too big: {}; GPU layers: none, the engine is CPU-only)",
+                                      first_error, fmt::join(tried, ", ")));
     });
 }
 

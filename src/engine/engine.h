@@ -65,7 +65,15 @@ struct engine_params {
     // Memory the weights plus the KV cache may take; 0: what this machine (and cgroup) has
     // available now. Loading more is refused with a clear error instead of paging or an OOM kill.
     uint64_t memory_budget_bytes = 0;
+    // When weights + KV do not fit: walk the fallback chain instead of refusing at once. GPU
+    // layers have no rung (CPU-only engine); then the context is halved down to
+    // k_fallback_min_ctx, then the same with a Q8_0 and a Q4_0 KV cache (when the heads are whole
+    // blocks); only when nothing fits is the load refused, naming every rung tried. The rung
+    // taken is in `fallback_note` (empty when the request fitted as asked).
+    bool fallback = false;
+    std::string fallback_note;
 };
+constexpr int64_t k_fallback_min_ctx = 256;
 constexpr int64_t k_default_max_ctx = 4096;
 // Why -ngl > 0 is refused (one wording for the CLI, the native backend and bench).
 inline constexpr const char* k_no_gpu_message =

@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "engine/batch_generate.h"
 #include "engine/engine.h"
 #include "model/forward.h"
+#include "model/kv_cache.h"
 #include "model_fixture.h"
 #include "test_util.h"
 
@@ -230,6 +232,58 @@ TEST(EngineErrors, GpuLayersAreRefusedNotIgnored) {
     }
     ep.n_gpu_layers = 0;
     EXPECT_NO_THROW(engine::engine{ep});
+}
+
+TEST(EngineFallback, EachRungIsTakenWhenTheOneBeforeDoesNotFit) {
+    // head_dim 32: Q8_0 / Q4_0 KV rungs are possible. Budgets are set from the exact sizes so
+    // that each rung in turn is the first one that fits.
+    tiny_model_spec s;
+    s.n_embd = 128;
+    s.n_head = 4;
+    s.n_head_kv = 2;
+    s.n_ctx_train = 1024;
+    const auto path = tiny_model("fallback", s);
+    const uint64_t weights = std::filesystem::file_size(path);
+    engine::engine_params ep;
+    ep.model_path = path.string();
+    ep.n_ctx = 1024;
+    ep.fallback = true;
+    model::model_hparams hp;
+    {
+        engine::engine probe(ep);  // fits: nothing changes
+        EXPECT_EQ(probe.params().fallback_note, "");
+        EXPECT_EQ(probe.params().n_ctx, 1024);
+        hp = probe.hparams();
+    }
+    auto kv = [&](ggml_type t, int64_t ctx) { return model::kv_cache::bytes_for(hp, ctx, t, 1, 0); };
+    struct rung {
+        uint64_t budget;
+        ggml_type type;
+        int64_t ctx;
+    };
+    for (const rung& r : {rung{weights + kv(ggml_type::f16, 512), ggml_type::f16, 512},
+                          rung{weights + kv(ggml_type::f16, 256), ggml_type::f16, 256},
+                          rung{weights + kv(ggml_type::q8_0, 256), ggml_type::q8_0, 256},
+                          rung{weights + kv(ggml_type::q4_0, 256), ggml_type::q4_0, 256}}) {
+        ep.memory_budget_bytes = r.budget;
+        engine::engine e(ep);
+        EXPECT_EQ(e.params().kv_type, r.type) << r.budget;
+        EXPECT_EQ(e.params().n_ctx, r.ctx) << r.budget;
+        EXPECT_EQ(e.kv().type(), r.type);
+        EXPECT_NE(e.params().fallback_note.find("fallback:"), std::string::npos);
+    }
+    ep.memory_budget_bytes = weights;  // nothing fits
+    try {
+        engine::engine e(ep);
+        FAIL() << "a load that fits no rung was accepted";
+    } catch (const usage_error& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find("every rung too big"), std::string::npos) << m;
+        EXPECT_NE(m.find("Q4_0 x 256"), std::string::npos) << m;
+    }
+    ep.fallback = false;  // without the chain: refused at once
+    ep.memory_budget_bytes = weights + kv(ggml_type::f16, 512);
+    EXPECT_THROW(engine::engine{ep}, usage_error);
 }
 
 TEST(EngineErrors, BadRequestsGiveClearMessages) {

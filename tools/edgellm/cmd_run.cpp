@@ -103,6 +103,7 @@ void run(const run_options& o) {
     gp.sampling = o.sampling.params();
 
     engine::engine eng(ep);
+    if (!eng.params().fallback_note.empty()) std::fprintf(stderr, "%s\n", eng.params().fallback_note.c_str());
     engine::text_codec codec(eng.shared_model());
     std::vector<int32_t> prompt;
     if (!o.prompt_ids.empty()) {
@@ -164,6 +165,7 @@ void run(const run_options& o) {
         j["packed_bytes"] = eng.get_model().packed_bytes();
         j["peak_rss_bytes"] = st.peak_rss_bytes;
         j["stop_reason"] = st.stop_reason;
+        if (!eng.params().fallback_note.empty()) j["fallback"] = eng.params().fallback_note;
         if (draft) {
             j["model_draft"] = o.model_draft;
             j["draft_max"] = o.spec.draft_max;

@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "core/units.h"
 #include "model/kv_cache.h"
 #include "quant/ggml_type.h"
 
@@ -21,6 +22,10 @@ void session_flags::add_to(CLI::App* cmd, const std::string& ctx_help) {
                     "KV cache type: f16 (default), f32, q8_0 (about half of f16's memory) or q4_0 (about a quarter)");
     cmd->add_option("--ngl,--n-gpu-layers,--gpu-layers", n_gpu_layers,
                     "layers to offload to a GPU (also spelled -ngl); the native engine is CPU-only, so only 0 is accepted");
+    cmd->add_option("--memory-limit", memory_limit,
+                    "memory the weights + KV cache may take (e.g. 6G, 512M); default: what is available now");
+    cmd->add_flag("--no-fallback", no_fallback,
+                  "refuse when the request does not fit instead of falling back to a smaller context / KV type");
     cmd->add_flag("--no-repack", no_repack,
                   "use the weights as stored in the file instead of the faster packed copy made at load");
 }
@@ -40,6 +45,8 @@ engine::engine_params session_flags::params() const {
     ep.repack = !no_repack;
     if (n_gpu_layers < -1) throw usage_error(fmt::format("-ngl must be >= 0, got {}", n_gpu_layers));
     ep.n_gpu_layers = std::max(n_gpu_layers, 0);
+    if (!memory_limit.empty()) ep.memory_budget_bytes = parse_size(memory_limit, "--memory-limit");
+    ep.fallback = !no_fallback;
     const auto t = type_from_name(kv_type);
     if (!t || !model::kv_type_supported(*t))
         throw usage_error(fmt::format("--kv-type must be f16, f32, q8_0 or q4_0, got '{}'", kv_type));

@@ -21,6 +21,8 @@ struct session_flags {
     std::string kv_type = "f16";
     bool no_repack = false;
     int n_gpu_layers = -1;  // -1: not given
+    std::string memory_limit;  // --memory-limit SIZE; empty: what the machine has available
+    bool no_fallback = false;
 
     // -t -tb -c -b --kv-type --no-repack -ngl (the model option is added by each command: its spelling differs).
     void add_to(CLI::App* cmd, const std::string& ctx_help = "context size (default: model's, at most 4096)");
