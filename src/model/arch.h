@@ -21,6 +21,7 @@ struct arch_def {
 const arch_def& llama_arch();
 const arch_def& qwen2_arch();
 const arch_def& qwen3_arch();
+const arch_def& phi3_arch();
 
 // Every supported architecture, in the order they are listed to users.
 const std::vector<const arch_def*>& supported_archs();

@@ -75,6 +75,8 @@ model_hparams read_hparams(const gguf::file& f, const std::string& arch) {
                                 scaling));
     }
 
+    hp.n_swa = static_cast<int64_t>(f.get_u64_opt(arch + ".attention.sliding_window").value_or(0));
+
     hp.bos_id = token_id_key(f, "tokenizer.ggml.bos_token_id");
     hp.eos_id = token_id_key(f, "tokenizer.ggml.eos_token_id");
     hp.eot_id = token_id_key(f, "tokenizer.ggml.eot_token_id");

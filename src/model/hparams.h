@@ -25,6 +25,7 @@ struct model_hparams {
     float rope_freq_scale = 1.0f;     // 1 / {arch}.rope.scaling.factor for linear scaling
     kernels::rope_mode rope = kernels::rope_mode::normal;  // set by the architecture
     bool tied_embeddings = false;     // output.weight absent: logits reuse token_embd.weight
+    int64_t n_swa = 0;                // {arch}.attention.sliding_window; 0: full attention
 
     // Special tokens (tokenizer.ggml.*), -1 when absent.
     int32_t bos_id = -1;

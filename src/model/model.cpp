@@ -9,7 +9,7 @@
 namespace edgellm::model {
 
 const std::vector<const arch_def*>& supported_archs() {
-    static const std::vector<const arch_def*> archs{&llama_arch(), &qwen2_arch(), &qwen3_arch()};
+    static const std::vector<const arch_def*> archs{&llama_arch(), &qwen2_arch(), &qwen3_arch(), &phi3_arch()};
     return archs;
 }
 

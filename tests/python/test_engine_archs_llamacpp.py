@@ -1,6 +1,6 @@
-"""qwen2 / qwen3 / llama-with-extras models written here with gguf-py and random weights: edgellm's
+"""qwen2 / qwen3 / phi3 / llama-with-extras models written here with gguf-py and random weights: edgellm's
 logits against llama.cpp's (llama-cpp-python). Covers what `synth` models do not: Q/K/V biases,
-NeoX RoPE, per-head Q/K RMSNorm, tied embeddings, GQA ratios, RoPE base and linear scaling."""
+NeoX RoPE, per-head Q/K RMSNorm, fused QKV and gate/up (phi3), tied embeddings, GQA ratios, RoPE base and linear scaling."""
 import os
 import subprocess
 
@@ -17,7 +17,7 @@ IDS = [1, 400, 33, 267, 13, 45, 300, 261, 99, 5, 17, 421, 200, 77, 310, 29, 101,
 
 
 def write_model(path, arch, n_embd=64, n_head=4, n_head_kv=2, n_ff=96, n_layer=2, head_dim=None, tied=False,
-                rope_base=10000.0, rope_linear=None, seed=0):
+                rope_base=10000.0, rope_linear=None, seed=0, swa=0):
     rng = np.random.default_rng(seed)
     src = gguf.GGUFReader(VOCAB_SOURCE)
     n_vocab = 512
@@ -34,6 +34,8 @@ def write_model(path, arch, n_embd=64, n_head=4, n_head_kv=2, n_ff=96, n_layer=2
     if head_dim:
         w.add_key_length(hd)
         w.add_value_length(hd)
+    if swa:
+        w.add_sliding_window(swa)
     if rope_linear:
         w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
         w.add_rope_scaling_factor(rope_linear)
@@ -58,9 +60,12 @@ def write_model(path, arch, n_embd=64, n_head=4, n_head_kv=2, n_ff=96, n_layer=2
     for il in range(n_layer):
         p = f"blk.{il}."
         w.add_tensor(p + "attn_norm.weight", vec(n_embd, 1.0))
-        w.add_tensor(p + "attn_q.weight", mat(n_head * hd, n_embd))
-        w.add_tensor(p + "attn_k.weight", mat(n_head_kv * hd, n_embd))
-        w.add_tensor(p + "attn_v.weight", mat(n_head_kv * hd, n_embd))
+        if arch == "phi3":  # fused Q/K/V rows
+            w.add_tensor(p + "attn_qkv.weight", mat((n_head + 2 * n_head_kv) * hd, n_embd))
+        else:
+            w.add_tensor(p + "attn_q.weight", mat(n_head * hd, n_embd))
+            w.add_tensor(p + "attn_k.weight", mat(n_head_kv * hd, n_embd))
+            w.add_tensor(p + "attn_v.weight", mat(n_head_kv * hd, n_embd))
         if arch == "qwen2":
             w.add_tensor(p + "attn_q.bias", vec(n_head * hd, 0.0, 0.5))
             w.add_tensor(p + "attn_k.bias", vec(n_head_kv * hd, 0.0, 0.5))
@@ -70,8 +75,11 @@ def write_model(path, arch, n_embd=64, n_head=4, n_head_kv=2, n_ff=96, n_layer=2
             w.add_tensor(p + "attn_k_norm.weight", vec(hd, 1.0, 0.3))
         w.add_tensor(p + "attn_output.weight", mat(n_embd, n_head * hd))
         w.add_tensor(p + "ffn_norm.weight", vec(n_embd, 1.0))
-        w.add_tensor(p + "ffn_gate.weight", mat(n_ff, n_embd))
-        w.add_tensor(p + "ffn_up.weight", mat(n_ff, n_embd))
+        if arch == "phi3":  # gate rows, then up rows, in one tensor
+            w.add_tensor(p + "ffn_up.weight", mat(2 * n_ff, n_embd))
+        else:
+            w.add_tensor(p + "ffn_gate.weight", mat(n_ff, n_embd))
+            w.add_tensor(p + "ffn_up.weight", mat(n_ff, n_embd))
         w.add_tensor(p + "ffn_down.weight", mat(n_embd, n_ff))
     w.write_header_to_file()
     w.write_kv_data_to_file()
@@ -84,6 +92,8 @@ CASES = {
     "llama-tied-rope-linear": dict(arch="llama", tied=True, rope_base=50000.0, rope_linear=4.0),
     "qwen2-biases": dict(arch="qwen2", tied=True, rope_base=1000000.0),
     "qwen3-qk-norm": dict(arch="qwen3", head_dim=32, n_head=4, n_head_kv=2),
+    # Phi-3 mini's layout: fused attn_qkv and gate+up, NeoX RoPE, a sliding window in the metadata.
+    "phi3-fused": dict(arch="phi3", n_head=4, n_head_kv=4, n_ff=80, swa=64),
 }
 
 
@@ -110,3 +120,21 @@ def test_architecture_logits_match_llama_cpp(case, tmp_path):
     err = np.abs(got - ref).max() / ref.std()
     assert err < 0.005, f"max error {err:.4f} of the logit spread"
     assert (got.argmax(1) == ref.argmax(1)).all()
+
+
+def test_sliding_window_caps_the_context(tmp_path):
+    # Within the window full attention is the model's attention; beyond it (not implemented) the
+    # context is refused, and the default context stops at the window.
+    bin_ = os.environ.get("EDGELLM_BIN")
+    if not bin_ or not os.path.exists(bin_):
+        pytest.skip("EDGELLM_BIN not set (run through ctest)")
+    if not os.path.exists(VOCAB_SOURCE):
+        pytest.skip(f"reference model missing: {VOCAB_SOURCE}")
+    path = tmp_path / "phi3.gguf"
+    write_model(path, **CASES["phi3-fused"])
+    r = subprocess.run([bin_, "run", "-m", str(path), "-p", "hi", "-n", "2", "-c", "128"], capture_output=True, text=True)
+    assert r.returncode != 0 and "attention window of 64" in r.stderr, r.stderr
+    r = subprocess.run([bin_, "run", "-m", str(path), "-p", "hi", "-n", "2", "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    import json
+    assert json.loads(r.stdout)["n_ctx"] == 64
