@@ -52,11 +52,20 @@ void quantize_row_q5_1(const float* x, q5_1_block* y, int64_t n);
 void quantize_row_q8_0(const float* x, q8_0_block* y, int64_t n);
 void quantize_row_q8_1(const float* x, q8_1_block* y, int64_t n);
 void quantize_row_q8_k(const float* x, q8_k_block* y, int64_t n);
+// The k-quants: fast (quant_k_fast*.cpp: SIMD lanes over sub-blocks, run-time ISA choice),
+// single-threaded and bit-identical to the _ref versions below for every input.
 void quantize_row_q2_k(const float* x, q2_k_block* y, int64_t n);
 void quantize_row_q3_k(const float* x, q3_k_block* y, int64_t n);
 void quantize_row_q4_k(const float* x, q4_k_block* y, int64_t n);
 void quantize_row_q5_k(const float* x, q5_k_block* y, int64_t n);
 void quantize_row_q6_k(const float* x, q6_k_block* y, int64_t n);
+// The oracle for the above: ggml's scalar quantize_row_*_K_ref (no importance matrix), operation
+// for operation (quant_k.cpp). Slow; keep them as they are.
+void quantize_row_q2_k_ref(const float* x, q2_k_block* y, int64_t n);
+void quantize_row_q3_k_ref(const float* x, q3_k_block* y, int64_t n);
+void quantize_row_q4_k_ref(const float* x, q4_k_block* y, int64_t n);
+void quantize_row_q5_k_ref(const float* x, q5_k_block* y, int64_t n);
+void quantize_row_q6_k_ref(const float* x, q6_k_block* y, int64_t n);
 
 // Unpacks the 6-bit scale and min of sub-block j (0..7) of a q4_k / q5_k block (ggml's
 // get_scale_min_k4); kernels need it too.

@@ -369,7 +369,7 @@ void quantize_row_q8_k(const float* x, q8_k_block* y, int64_t n) {
     }
 }
 
-void quantize_row_q2_k(const float* x, q2_k_block* y, int64_t n) {
+void quantize_row_q2_k_ref(const float* x, q2_k_block* y, int64_t n) {
     constexpr float q4scale = 15.f;
     for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
         uint8_t L[QK_K], Laux[16];
@@ -413,7 +413,7 @@ void quantize_row_q2_k(const float* x, q2_k_block* y, int64_t n) {
     }
 }
 
-void quantize_row_q3_k(const float* x, q3_k_block* y, int64_t n) {
+void quantize_row_q3_k_ref(const float* x, q3_k_block* y, int64_t n) {
     for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
         int8_t L[QK_K];
         float scales[QK_K / 16];
@@ -520,7 +520,7 @@ void quantize_k4_scales(const float* x, int nmax, float rmin, int nstep, uint8_t
 }
 }  // namespace
 
-void quantize_row_q4_k(const float* x, q4_k_block* y, int64_t n) {
+void quantize_row_q4_k_ref(const float* x, q4_k_block* y, int64_t n) {
     for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
         uint8_t L[QK_K];
         quantize_k4_scales(x, 15, -1.f, 20, L, y[i].scales, &y[i].d, &y[i].dmin);
@@ -532,7 +532,7 @@ void quantize_row_q4_k(const float* x, q4_k_block* y, int64_t n) {
     }
 }
 
-void quantize_row_q5_k(const float* x, q5_k_block* y, int64_t n) {
+void quantize_row_q5_k_ref(const float* x, q5_k_block* y, int64_t n) {
     for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
         uint8_t L[QK_K];
         quantize_k4_scales(x, 31, -0.5f, 15, L, y[i].scales, &y[i].d, &y[i].dmin);
@@ -561,7 +561,7 @@ void quantize_row_q5_k(const float* x, q5_k_block* y, int64_t n) {
     }
 }
 
-void quantize_row_q6_k(const float* x, q6_k_block* y, int64_t n) {
+void quantize_row_q6_k_ref(const float* x, q6_k_block* y, int64_t n) {
     for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
         int8_t L[QK_K];
         float scales[QK_K / 16];
