@@ -1,9 +1,8 @@
 // Reference (scalar, double-accumulating) element-wise ops, RoPE and attention. These define
 // the intended math; see kernels/kernels.h for the contracts.
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -75,8 +74,9 @@ void kv_head_slice(const void* row, ggml_type t, int64_t first, int64_t n, float
     } else {
         const auto& tt = type_traits(t);
         if (first % tt.block_size != 0 || n % tt.block_size != 0)
-            throw error(fmt::format("attention: a {} KV cache needs heads of whole {}-element blocks", type_name(t),
-                                    tt.block_size));
+            // (no fmt here: the kernels build standalone for the aarch64 cross test)
+            throw error("attention: a " + std::string(type_name(t)) + " KV cache needs heads of whole " +
+                        std::to_string(tt.block_size) + "-element blocks");
         dequantize_row(t, static_cast<const uint8_t*>(row) + static_cast<size_t>(first / tt.block_size) * tt.type_size,
                        dst, n);
     }
