@@ -190,6 +190,23 @@ void attention(const float* q, const kv_view& kv, int64_t n_kv, int64_t n_head, 
     o.attention(q, kv, n_kv, n_head, n_head_kv, head_dim, scale, out, scratch);
 }
 
+void flash_attention(const float* q, int64_t q_stride, const kv_view& kv, const int64_t* n_kv, int64_t n_q,
+                     int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, float* out, int64_t out_stride) {
+    if (use_ref()) {
+        // The reference is the plain softmax attention, one query at a time.
+        int64_t max_kv = 0;
+        for (int64_t i = 0; i < n_q; ++i) max_kv = std::max(max_kv, n_kv[i]);
+        std::vector<float> scratch(static_cast<size_t>(max_kv));
+        for (int64_t i = 0; i < n_q; ++i)
+            ref::attention(q + i * q_stride, kv, n_kv[i], n_head, n_head_kv, head_dim, scale, out + i * out_stride,
+                           scratch.data());
+        return;
+    }
+    const auto& o = best_ops();
+    const auto fn = o.flash_attention ? o.flash_attention : cpu::generic_ops().flash_attention;
+    fn(q, q_stride, kv, n_kv, n_q, n_head, n_head_kv, head_dim, scale, out, out_stride);
+}
+
 kv_view kv_view::contiguous(const void* k, const void* v, ggml_type type, int64_t row_elems) {
     kv_view view;
     view.k = static_cast<const uint8_t*>(k);

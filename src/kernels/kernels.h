@@ -87,6 +87,14 @@ struct kv_view {
 void attention(const float* q, const kv_view& kv, int64_t n_kv, int64_t n_head, int64_t n_head_kv,
                int64_t head_dim, float scale, float* out, float* scratch);
 
+// Flash-style attention of n_q query tokens of one sequence (prefill, draft verification):
+// query i ([n_head][head_dim] f32 at q + i * q_stride) attends cache rows 0..n_kv[i]-1 and writes
+// [n_head][head_dim] at out + i * out_stride. Keys and values are visited once per call in tiles
+// shared by all n_q tokens, with an online softmax (no score buffer over the context). Same
+// result as `attention` per query, up to float rounding. KV types as `attention`.
+void flash_attention(const float* q, int64_t q_stride, const kv_view& kv, const int64_t* n_kv, int64_t n_q,
+                     int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, float* out, int64_t out_stride);
+
 // Dequantizes-free row lookup for embeddings: dst = row `row` of w ([n_rows][n_cols] of wt).
 void get_row(ggml_type wt, const void* w, int64_t n_cols, int64_t row, float* dst);
 

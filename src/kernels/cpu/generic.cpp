@@ -115,6 +115,7 @@ const isa_ops& generic_ops() {
         o.dot_f32 = dot_f32;
         o.rms_norm = rms_norm_f32;
         o.add = add_f32;
+        o.flash_attention = flash_attention_generic;
         // softmax, swiglu and attention use the reference (exact, double-accumulating).
         return o;
     }();

@@ -196,6 +196,7 @@ const isa_ops* avx2_ops() {
         o.swiglu = swiglu;
         o.add = add;
         o.attention = attention;
+        o.flash_attention = flash_attention_avx2;
         return &o;
     }();
     return ops;

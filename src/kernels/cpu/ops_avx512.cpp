@@ -133,6 +133,7 @@ const isa_ops* avx512_ops() {
         o.id = impl::avx512;
         o.mul_mat_for = mul_mat_for;
         o.packed_gemm_for = packed_gemm_for;
+        o.flash_attention = flash_attention_avx512;
         return &o;
     }();
     return ops;

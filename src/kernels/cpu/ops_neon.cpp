@@ -175,6 +175,7 @@ const isa_ops* neon_ops() {
         o.swiglu = swiglu;
         o.add = add;
         o.attention = attention;
+        o.flash_attention = flash_attention_neon;
         return &o;
     }();
     return ops;
