@@ -179,6 +179,7 @@ void engine::open() {
     kv_ = std::make_unique<model::kv_cache>(hp, params_.n_ctx, params_.kv_type, params_.n_seq, params_.n_kv_cells);
     forward_ = std::make_unique<model::forward_pass>(lm_->get_model(), params_.n_batch, params_.n_ctx, params_.n_threads);
     forward_->set_n_threads_batch(params_.n_threads_batch);
+    forward_->set_flash_attn(params_.flash_attn);
     runner_ = std::make_unique<forward_runner>(*forward_, *kv_, hp.n_vocab);
 }
 

@@ -55,6 +55,7 @@ struct engine_params {
     int64_t n_batch = 512;    // tokens per forward pass (prefill chunk)
     int n_threads = 0;        // 0: every hardware thread
     int n_threads_batch = 0;  // threads for prefill steps (more than one token); 0: n_threads
+    model::flash_attn_mode flash_attn = model::flash_attn_mode::automatic;  // --flash-attn
     ggml_type kv_type = ggml_type::f16;
     int n_seq = 1;            // sequences the KV cache holds at once
     int64_t n_kv_cells = 0;   // KV pool size in positions shared by the sequences; 0: n_seq * n_ctx

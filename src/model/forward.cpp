@@ -13,6 +13,22 @@
 
 namespace edgellm::model {
 
+const char* flash_attn_name(flash_attn_mode m) {
+    switch (m) {
+        case flash_attn_mode::automatic: return "auto";
+        case flash_attn_mode::on: return "on";
+        case flash_attn_mode::off: return "off";
+    }
+    return "?";
+}
+
+std::optional<flash_attn_mode> parse_flash_attn(std::string_view s) {
+    if (s == "auto") return flash_attn_mode::automatic;
+    if (s == "on" || s == "1" || s == "true") return flash_attn_mode::on;
+    if (s == "off" || s == "0" || s == "false") return flash_attn_mode::off;
+    return std::nullopt;
+}
+
 int64_t batch::n_outputs() const {
     int64_t n = 0;
     for (uint8_t w : want_logits) n += w;
@@ -115,6 +131,71 @@ void forward_pass::eval_step(kv_cache& kv, const batch& b, size_t begin, size_t 
     mul_mat(w.output, xn_.data(), n_out, logits_out, nt);
 }
 
+void forward_pass::attend(int il, const kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt, const float* q) {
+    // Causal attention: the token at position p sees positions 0..p of its own sequence, all of
+    // which are in the cache now (earlier steps, or stored just before this call).
+    const model_hparams& hp = m_.hparams();
+    const int64_t q_dim = hp.q_dim();
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
+    const int64_t group = hp.n_head / hp.n_head_kv;
+
+    // Units of work: a tile of up to k_q_tile consecutive tokens of one sequence for flash
+    // attention, or one token for the per-token kernel (see flash_attn_mode).
+    constexpr int64_t k_q_tile = 32;
+    struct unit {
+        int64_t t0, n_q;
+        bool flash;
+    };
+    thread_local std::vector<unit> units_tl;
+    std::vector<unit>& units = units_tl;  // the workers below must see this thread's list
+    units.clear();
+    if (n_kv_.size() < static_cast<size_t>(n)) n_kv_.resize(static_cast<size_t>(n));
+    for (int64_t t = 0; t < n;) {
+        int64_t run = 1;
+        while (t + run < n && b.seq_ids[begin + t + run] == b.seq_ids[begin + t]) ++run;
+        const bool flash = flash_attn_ == flash_attn_mode::on || (flash_attn_ == flash_attn_mode::automatic && run > 1);
+        for (int64_t i = 0; i < run; ++i) n_kv_[static_cast<size_t>(t + i)] = b.positions[begin + t + i] + 1;
+        if (flash) {
+            for (int64_t t0 = t; t0 < t + run; t0 += k_q_tile) units.push_back({t0, std::min(k_q_tile, t + run - t0), true});
+        } else {
+            for (int64_t i = 0; i < run; ++i) units.push_back({t + i, 1, false});
+        }
+        t += run;
+    }
+
+    // Items are (unit, group of KV heads): with fewer units than threads (decode) the heads of a
+    // unit are split across threads. Each head's result does not depend on the split, so outputs
+    // are bit-identical for any thread count.
+    const auto n_units = static_cast<int64_t>(units.size());
+    const int64_t n_split = n_units >= nt ? 1 : std::min<int64_t>(hp.n_head_kv, (nt + n_units - 1) / n_units);
+    const int64_t n_items = n_units * n_split;
+    const int n_att_threads = static_cast<int>(std::min<int64_t>(nt, n_items));
+    const size_t scores_needed = static_cast<size_t>(n_att_threads) * static_cast<size_t>(kv.n_ctx());
+    if (scores_.size() < scores_needed) scores_.resize(scores_needed);
+    // The kernels' own pool: an OpenMP team here would spin after the loop and steal the cores
+    // the next matrix product runs on.
+    kernels::cpu::parallel_for(n_att_threads, n_items, [&](int64_t item, int ti) {
+        const unit& u = units[static_cast<size_t>(item / n_split)];
+        const int64_t part = item % n_split;
+        const int64_t g0 = part * hp.n_head_kv / n_split, g1 = (part + 1) * hp.n_head_kv / n_split;
+        kernels::kv_view view = kv.view(il, b.seq_ids[begin + u.t0]);
+        const size_t head_bytes = view.row_bytes / static_cast<size_t>(hp.n_head_kv);
+        view.k += static_cast<size_t>(g0) * head_bytes;  // rows keep their stride: only the heads move
+        view.v += static_cast<size_t>(g0) * head_bytes;
+        const int64_t h0 = g0 * group * hp.head_dim;
+        const float* qu = q + u.t0 * q_dim + h0;
+        float* out = &attn_[static_cast<size_t>(u.t0 * q_dim + h0)];
+        if (u.flash) {
+            kernels::flash_attention(qu, q_dim, view, &n_kv_[static_cast<size_t>(u.t0)], u.n_q, (g1 - g0) * group,
+                                     g1 - g0, hp.head_dim, scale, out, q_dim);
+        } else {
+            float* scratch = &scores_[static_cast<size_t>(ti) * static_cast<size_t>(kv.n_ctx())];
+            kernels::attention(qu, view, n_kv_[static_cast<size_t>(u.t0)], (g1 - g0) * group, g1 - g0, hp.head_dim,
+                               scale, out, scratch);
+        }
+    });
+}
+
 void forward_pass::eval_layer(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt) {
     const model_hparams& hp = m_.hparams();
     const model_weights& w = m_.weights();
@@ -154,33 +235,7 @@ void forward_pass::eval_layer(int il, kv_cache& kv, const batch& b, size_t begin
         kv.store(il, b.seq_ids[begin + t], pos, &k[t * kv_dim], &v_[t * kv_dim]);
     }
 
-    // Causal attention: the token at position p sees positions 0..p of its own sequence, all of
-    // which are in the cache now (earlier steps, or stored just above).
-    const float scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
-    // Work items are (token, group of KV heads): with fewer tokens than threads (decode) the
-    // heads of one token are split across threads. Each head's result does not depend on the
-    // split, so outputs are bit-identical for any thread count.
-    const int64_t n_split = n >= nt ? 1 : std::min<int64_t>(hp.n_head_kv, (nt + n - 1) / n);
-    const int64_t n_items = n * n_split;
-    const int64_t group = hp.n_head / hp.n_head_kv;
-    const int n_att_threads = static_cast<int>(std::min<int64_t>(nt, n_items));
-    const size_t scores_needed = static_cast<size_t>(n_att_threads) * static_cast<size_t>(kv.n_ctx());
-    if (scores_.size() < scores_needed) scores_.resize(scores_needed);
-    // The kernels' own pool: an OpenMP team here would spin after the loop and steal the cores
-    // the next matrix product runs on.
-    kernels::cpu::parallel_for(n_att_threads, n_items, [&](int64_t item, int ti) {
-        const int64_t t = item / n_split, part = item % n_split;
-        const int64_t g0 = part * hp.n_head_kv / n_split, g1 = (part + 1) * hp.n_head_kv / n_split;
-        const int32_t seq = b.seq_ids[begin + t];
-        float* scratch = &scores_[static_cast<size_t>(ti) * static_cast<size_t>(kv.n_ctx())];
-        kernels::kv_view view = kv.view(il, seq);
-        const size_t head_bytes = view.row_bytes / static_cast<size_t>(hp.n_head_kv);
-        view.k += static_cast<size_t>(g0) * head_bytes;  // rows keep their stride: only the heads move
-        view.v += static_cast<size_t>(g0) * head_bytes;
-        const int64_t h0 = g0 * group * hp.head_dim;
-        kernels::attention(&q[t * q_dim + h0], view, b.positions[begin + t] + 1, (g1 - g0) * group, g1 - g0,
-                           hp.head_dim, scale, &attn_[t * q_dim + h0], scratch);
-    });
+    attend(il, kv, b, begin, n, nt, q);
     mm(lw.wo, attn_.data(), proj_.data());
     kernels::add(x_.data(), proj_.data(), n * n_embd);
 

@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <string_view>
 #include <span>
 #include <vector>
 
@@ -11,6 +13,15 @@
 #include "model/model.h"
 
 namespace edgellm::model {
+
+// Which attention kernel a step uses. auto: flash attention (kernels::flash_attention, K/V tiles
+// shared by a run of queries) for runs of two or more tokens of one sequence (prefill, draft
+// verification), the per-token kernel for single tokens (decode); on: flash for every token;
+// off: the per-token kernel always (the scores of one token over the whole context in a buffer).
+enum class flash_attn_mode { automatic, on, off };
+const char* flash_attn_name(flash_attn_mode m);
+// Parses "auto" / "on" / "off" (also "1"/"0", "true"/"false"); nullopt otherwise.
+std::optional<flash_attn_mode> parse_flash_attn(std::string_view s);
 
 struct batch {
     std::vector<int32_t> tokens;      // [n] token ids
@@ -52,18 +63,23 @@ public:
     int n_threads_batch() const { return n_threads_batch_ > 0 ? n_threads_batch_ : n_threads_; }
     void set_n_threads_batch(int n) { n_threads_batch_ = n > 0 ? n : 0; }
     int threads_for(int64_t n_tokens) const { return n_tokens > 1 ? n_threads_batch() : n_threads_; }
+    flash_attn_mode flash_attn() const { return flash_attn_; }
+    void set_flash_attn(flash_attn_mode m) { flash_attn_ = m; }
 
 private:
     // Checks every entry; returns each sequence's length once the batch is written.
     std::map<int32_t, int64_t> validate(const kv_cache& kv, const batch& b) const;
     void eval_step(kv_cache& kv, const batch& b, size_t begin, size_t end, float* logits_out);
     void eval_layer(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt);
+    // Causal attention of the step's tokens (q: [n][q_dim] after RoPE) into attn_.
+    void attend(int il, const kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt, const float* q);
 
     const model& m_;
     int64_t n_batch_;
     int64_t n_ctx_;
     int n_threads_;
     int n_threads_batch_ = 0;
+    flash_attn_mode flash_attn_ = flash_attn_mode::automatic;
     // Scratch, each [n_batch][width]:
     std::vector<float> x_;       // [n_batch][n_embd] residual stream
     std::vector<float> xn_;      // [n_batch][n_embd] normalised input of a sub-layer
@@ -78,6 +94,7 @@ private:
     std::vector<float> up_;      // [n_batch][n_ff]
     std::vector<float> scores_;  // [n_threads][n_ctx] attention scores per thread
     std::vector<float> logits_;  // [n_outputs][n_vocab], grown on demand
+    std::vector<int64_t> n_kv_;  // [n_batch] keys each token sees (flash attention)
 };
 
 }  // namespace edgellm::model

@@ -87,6 +87,18 @@ def test_same_seed_same_output_with_1_and_n_threads(temp):
     assert sample(78, "-t", "2") != one
 
 
+def test_flash_attention_modes_give_the_reference_greedy_tokens():
+    # stories260K's reference ids come from llama.cpp; a prompt of several tokens goes through
+    # the flash kernel in auto and on modes (and the decode steps too with on), never with off.
+    with open(os.path.join(SHARED, "models/stories260K.greedy.ids.txt")) as f:
+        want = json.loads(f.read())
+    prompt = " ".join(str(t) for t in [1] + want[:40])
+    for mode in ("auto", "on", "off", "-fa"):
+        args = ["-fa", "on"] if mode == "-fa" else ["--flash-attn", mode]
+        j = run_json("-m", STORIES, "--prompt-ids", prompt, "-n", "60", "--temp", "0", "--ignore-eos", "-t", "2", *args)
+        assert j["tokens"] == want[40:100], mode
+
+
 def test_prompt_ids_are_used_verbatim():
     j = run_json("-m", STORIES, "--prompt-ids", "1 403 407", "-n", "3", "--temp", "0")
     assert j["n_prompt"] == 3
@@ -99,6 +111,7 @@ def test_prompt_ids_are_used_verbatim():
     (["-t", "0"], "-t must be at least 1"),
     (["-b", "0"], "-b must be positive"),
     (["--kv-type", "q5_k"], "--kv-type must be f16, f32, q8_0 or q4_0"),
+    (["--flash-attn", "yes"], "--flash-attn must be auto, on or off"),
     (["--kv-type", "q4_0"], "needs a head size that is a multiple of 32"),
     (["--top-p", "0"], "--top-p must be in (0, 1]"),
     (["-c", "8", "-p", "Once upon a time there was a little girl"], "context holds only 8"),

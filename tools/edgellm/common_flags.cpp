@@ -26,6 +26,9 @@ void session_flags::add_to(CLI::App* cmd, const std::string& ctx_help) {
                     "memory the weights + KV cache may take (e.g. 6G, 512M); default: what is available now");
     cmd->add_flag("--no-fallback", no_fallback,
                   "refuse when the request does not fit instead of falling back to a smaller context / KV type");
+    cmd->add_option("--fa,--flash-attn", flash_attn,
+                    "attention kernel: auto (default: flash attention for prompt chunks, per-token for decode), "
+                    "on (flash everywhere) or off (also spelled -fa)");
     cmd->add_flag("--no-repack", no_repack,
                   "use the weights as stored in the file instead of the faster packed copy made at load");
 }
@@ -51,6 +54,9 @@ engine::engine_params session_flags::params() const {
     if (!t || !model::kv_type_supported(*t))
         throw usage_error(fmt::format("--kv-type must be f16, f32, q8_0 or q4_0, got '{}'", kv_type));
     ep.kv_type = *t;
+    const auto fa = model::parse_flash_attn(flash_attn);
+    if (!fa) throw usage_error(fmt::format("--flash-attn must be auto, on or off, got '{}'", flash_attn));
+    ep.flash_attn = *fa;
     return ep;
 }
 

@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
         std::vector<std::string> args = translate_seed_flags(argc, argv);
         // llama.cpp's one-dash multi-letter spellings, which CLI11 would read as -t "b" / -n "p".
         for (auto& a : args)
-            if (a == "-tb" || a == "-np" || a == "-ngl" || a == "-md" || a == "-ctk") a = "-" + a;
+            if (a == "-tb" || a == "-np" || a == "-ngl" || a == "-md" || a == "-ctk" || a == "-fa") a = "-" + a;
         std::reverse(args.begin(), args.end());  // CLI11 takes the vector in reverse order
         app.parse(args);
         if (app.get_subcommands().empty()) {
