@@ -93,6 +93,9 @@ public:
     // Loads (or connects to) the model; throws edgellm::error with a clear message on failure.
     virtual void load(const backend_settings& settings) = 0;
     virtual void unload() = 0;
+    // How the load departed from what was asked (the native engine's fallback rung, e.g.
+    // "fallback: Q8_0 KV cache, context 256 (...)"); empty when it loaded as asked.
+    virtual std::string load_note() const { return {}; }
     double load_ms() const { return load_ms_; }
     // The OS process doing the work when it is not this one (a server or worker the backend
     // started), so its memory and CPU can be sampled; nullopt when unknown or in-process.

@@ -8,6 +8,7 @@
 
 #include "backends/factories.h"
 #include "core/error.h"
+#include "core/units.h"
 #include "engine/engine.h"
 #include "engine/speculative.h"
 #include "engine/text.h"
@@ -36,6 +37,10 @@ public:
         if (s.n_batch > 0) p.n_batch = s.n_batch;
         if (s.n_threads > 0) p.n_threads = s.n_threads;
         p.n_gpu_layers = std::max(s.n_gpu_layers, 0);  // > 0 is refused by the engine
+        // As `run`: a request that does not fit walks the fallback chain (the rung is load_note()).
+        p.fallback = s.extra.find("no_fallback") == s.extra.end();
+        if (auto m = s.extra.find("memory_limit"); m != s.extra.end())
+            p.memory_budget_bytes = parse_size(m->second, "--memory-limit");
         auto kv = s.extra.find("kv_type");
         if (kv != s.extra.end()) {
             auto t = type_from_name(kv->second);
@@ -54,6 +59,8 @@ public:
                               engine_->shared_model()->tokenizer_error());
         load_ms_ = engine_->load_ms();
     }
+
+    std::string load_note() const override { return engine_ ? engine_->params().fallback_note : std::string(); }
 
     void unload() override {
         tokenizer_ = nullptr;

@@ -110,7 +110,7 @@ std::string system_section(const bench_report& r) {
     out += card("Memory", s.ram_total_bytes ? fmt::format("{:.1f} GiB", s.ram_total_bytes / (mib * 1024)) : "");
     out += card("OS", s.os);
     out += card("edgellm", fmt::format("{}{} \u00b7 {} \u00b7 {}{}", b.version, b.commit.empty() ? "" : " (" + b.commit + ")",
-                                       b.compiler, b.build_type, b.cuda ? " \u00b7 CUDA" : ""));
+                                       b.compiler, b.build_type, b.cuda ? fmt::format(" \u00b7 CUDA {}", cuda_state(b)) : std::string()));
     out += card("Runs", fmt::format("{} measured after {} warm-up, up to {} tokens", st.n_runs, st.n_warmup, st.n_predict));
     out += card("Sampling", fmt::format("seed {}, temperature {}, threads {}, GPU layers {}", st.seed, st.temperature,
                                         st.n_threads ? std::to_string(st.n_threads) : "auto",

@@ -58,6 +58,7 @@ json sample_json(const run_sample& s) {
             {"mean_power_w", optional_json(s.mean_power_w)},
             {"power_source", s.power_source},
             {"monitored_process", s.monitored_process},
+            {"load_note", s.load_note},
             {"resources", resources},
             {"error", s.error}};
 }
@@ -181,6 +182,7 @@ run_sample sample_from(const reader& r) {
     s.mean_power_w = r.opt("mean_power_w");
     s.power_source = r.str_or("power_source", "");
     s.monitored_process = r.str_or("monitored_process", "");
+    s.load_note = r.str_or("load_note", "");
     s.n_gen_tokens_estimated = r.boolean_or("n_gen_tokens_estimated", false);
     s.error = r.str_or("error", "");
     if (r.has("resources")) {
@@ -220,7 +222,7 @@ json report_to_json(const bench_report& report) {
                   {"commit", b.commit},
                   {"compiler", b.compiler},
                   {"build_type", b.build_type},
-                  {"cuda", b.cuda}};
+                  {"cuda", b.cuda}, {"cuda_offload", b.cuda_offload}};
     j["settings"] = {{"mode", st.mode},         {"backends", st.backends},   {"models", st.models},
                      {"prompt_set", st.prompt_set}, {"n_runs", st.n_runs},     {"n_warmup", st.n_warmup},
                      {"n_predict", st.n_predict}, {"n_threads", st.n_threads}, {"n_ctx", st.n_ctx},
@@ -299,6 +301,7 @@ bench_report report_from_json(const json& j) {
         r.build.compiler = b.str_or("compiler", "");
         r.build.build_type = b.str_or("build_type", "");
         r.build.cuda = b.boolean_or("cuda", false);
+        r.build.cuda_offload = b.boolean_or("cuda_offload", false);
     }
     if (top.has("settings")) {
         reader s(top.at("settings"), "$.settings");

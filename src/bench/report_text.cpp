@@ -168,7 +168,7 @@ std::string system_line(const bench_report& r) {
 std::string build_line(const bench_report& r) {
     const auto& b = r.build;
     return fmt::format("edgellm {}{} | {} {} | CUDA {}", b.version, b.commit.empty() ? "" : " (" + b.commit + ")",
-                       b.compiler, b.build_type, b.cuda ? "on" : "off");
+                       b.compiler, b.build_type, cuda_state(b));
 }
 
 std::string settings_line(const bench_report& r) {
@@ -181,6 +181,11 @@ std::string settings_line(const bench_report& r) {
 }
 
 }  // namespace
+
+std::string cuda_state(const build_info& b) {
+    if (!b.cuda) return "off";
+    return b.cuda_offload ? "on" : "kernels built, engine on CPU";
+}
 
 std::string format_number(double v, int decimals) {
     if (std::isnan(v)) return "-";
@@ -297,6 +302,7 @@ std::vector<std::string> resource_notes(const bench_report& r) {
             once(fmt::format("{}: memory and CPU not measured (no server process to follow)", who));
         else if (!s.monitored_process.empty() && s.monitored_process != "self")
             once(fmt::format("{}: memory and CPU of its server/worker process, {}", who, s.monitored_process));
+        if (!s.load_note.empty()) once(fmt::format("{}: {}", who, s.load_note));
         if (!s.power_source.empty()) once(fmt::format("{}: power from {} (device-wide)", who, s.power_source));
         if (s.n_gen_tokens_estimated)
             once(fmt::format("{}: tokens out counted from streamed chunks (the server reported no count): "

@@ -35,6 +35,10 @@ struct text_table {
     std::string render_markdown() const;
 };
 
+// The build's CUDA state for labels: "off", "kernels built, engine on CPU" or "on" (the engine
+// offloaded layers); never "on" for kernels that no run used.
+std::string cuda_state(const build_info& b);
+
 // Formats v with `decimals` digits; "-" for NaN (not measured).
 std::string format_number(double v, int decimals);
 // "12.3 ± 0.4" (or just "12.3" when std is 0 and n < 2, "-" when NaN).

@@ -30,7 +30,8 @@ struct build_info {
     std::string commit;      // git commit, empty when unknown
     std::string compiler;    // "g++ 12.2.0"
     std::string build_type;  // "Release"
-    bool cuda = false;
+    bool cuda = false;          // CUDA kernels compiled in (src/kernels/cuda)
+    bool cuda_offload = false;  // the native engine runs layers on the GPU with them (not yet)
 };
 
 // How the benchmark was asked to run (the CLI's flags after defaults were applied).
@@ -92,6 +93,8 @@ struct run_sample {
     // Whose RSS and CPU were sampled: "self" (in-process backend), "pid 1234 (python3)" (the
     // server or worker), empty when no process could be followed (then they are not measured).
     std::string monitored_process;
+    // The backend's load_note(): how the load departed from the request (a fallback rung).
+    std::string load_note;
     std::vector<resource_point> resources;
     std::string error;  // non-empty when the run failed; its metrics are then not used
 };

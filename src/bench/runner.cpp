@@ -237,6 +237,8 @@ build_info this_build() {
 #ifdef EDGELLM_HAVE_CUDA
     b.cuda = true;
 #endif
+    // The engine has no GPU forward path yet (-ngl > 0 is refused), so no run used the kernels.
+    b.cuda_offload = false;
     return b;
 }
 
@@ -396,6 +398,7 @@ bench_report run_prompt_benchmark(
                 s.gpu_util_pct = std::nan("");
                 s.cpu_pct = std::nan("");
                 s.monitored_process = watched.label;
+                s.load_note = be->load_note();
                 monitor::options mo;
                 mo.interval_ms = plan.sample_interval_ms;
                 mo.root = plan.monitor_root;

@@ -119,3 +119,30 @@ def test_defaults_benchmark_a_cached_synthetic_model(tmp_path):
                            capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env, check=True)
     assert "generating synthetic model" not in again.stderr  # cached
     assert again.stdout.startswith("# edgellm benchmark")
+
+
+def test_memory_limit_takes_the_fallback_chain_and_reports_the_rung(prompts, tmp_path):
+    # stories260K's KV cache is 640 bytes per position at F16 (5 layers, K and V, 32 values):
+    # the file plus 200 000 bytes holds 256 positions but not the 512 asked for.
+    limit = str(MODEL.stat().st_size + 200000)
+    run = subprocess.run([BIN, "run", "-m", str(MODEL), "-p", "hi", "-n", "2", "-c", "512", "--memory-limit", limit,
+                          "--json"], capture_output=True, text=True, timeout=120, check=True)
+    rung = json.loads(run.stdout)["fallback"]
+    assert rung.startswith("fallback: F16 KV cache, context 256"), rung
+    r = bench("-m", str(MODEL), "--prompts", str(prompts), "--runs", "1", "--warmup", "0", "-n", "4", "-c", "512",
+              "--memory-limit", limit, "--json", str(tmp_path / "r.json"))
+    assert f"stories260K.gguf: {rung}" in r.stdout  # the note under the results table
+    doc = json.loads((tmp_path / "r.json").read_text())
+    jsonschema.Draft202012Validator(json.loads((SOURCE / "docs" / "bench-schema.json").read_text())).validate(doc)
+    assert [s["load_note"] for s in doc["samples"]] == [rung, rung]
+    assert all(not s["error"] for s in doc["samples"])
+    # Without a limit nothing falls back; --no-fallback refuses, naming what did not fit.
+    plain = json.loads(bench("-m", str(MODEL), "--prompts", str(prompts), "--runs", "1", "--warmup", "0", "-n", "2",
+                             "-c", "512", "-q", "--json", "-").stdout)
+    assert all(s["load_note"] == "" for s in plain["samples"])
+    refused = bench("-m", str(MODEL), "--prompts", str(prompts), "--runs", "1", "--warmup", "0", "-n", "2", "-c", "512",
+                    "--memory-limit", limit, "--no-fallback", "-q", "--json", "-", check=False)
+    assert refused.returncode == 1
+    assert all("not enough memory" in s["error"] for s in json.loads(refused.stdout)["samples"])
+    micro = bench("-m", str(MODEL), "-p", "16", "--memory-limit", limit, check=False)
+    assert micro.returncode != 0 and "apply to prompt mode" in micro.stderr

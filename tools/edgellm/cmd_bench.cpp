@@ -22,6 +22,7 @@
 #include "command.h"
 #include "core/error.h"
 #include "core/timing.h"
+#include "core/units.h"
 #include "model/synth.h"
 
 namespace edgellm::cli {
@@ -34,6 +35,8 @@ struct bench_options {
     std::string synth = "tiny:q4_0";
     std::string model_draft;  // native: speculative decoding
     int draft_max = 16;
+    std::string memory_limit;  // native, prompt mode: budget for weights + KV (the fallback chain applies)
+    bool no_fallback = false;
     std::string prompts_file;
     std::optional<int> n_runs;  // default: 3 (prompts, sweeps) or 5 (micro, like llama-bench)
     int n_warmup = 1;
@@ -191,6 +194,11 @@ backends::backend_settings single_settings(const bench_options& o) {
         s.extra["model_draft"] = o.model_draft;
         s.extra["draft_max"] = std::to_string(o.draft_max);
     }
+    if (!o.memory_limit.empty()) {
+        parse_size(o.memory_limit, "--memory-limit");  // validated before anything loads
+        s.extra["memory_limit"] = o.memory_limit;
+    }
+    if (o.no_fallback) s.extra["no_fallback"] = "1";
     return s;
 }
 
@@ -251,6 +259,9 @@ void run_bench(bench_options o) {
         throw usage_error(
             "micro tests (-p/-pg) and sweeps (--batch-sizes/--concurrency) are separate runs; give "
             "one or the other");
+    if ((micro || sweep) && (!o.memory_limit.empty() || o.no_fallback))
+        throw usage_error("--memory-limit and --no-fallback apply to prompt mode (the micro tests and sweeps size "
+                          "their own context)");
     if (!micro && !o.depth.empty())
         throw usage_error("-d (context depth) applies to micro tests; add -p N or -pg N,M");
     if (o.n_runs && *o.n_runs <= 0)
@@ -332,6 +343,10 @@ void add_options(CLI::App& cmd, bench_options& o) {
                    "native backend: speculative decoding with this draft model (prompt mode; a 'draft accepted %' "
                    "column is added)");
     cmd.add_option("--draft-max", o.draft_max, "tokens drafted per verification with --model-draft")->capture_default_str();
+    cmd.add_option("--memory-limit", o.memory_limit,
+                   "native backend, prompt mode: memory the weights + KV cache may take (e.g. 6G); what does not "
+                   "fit takes the fallback chain as in `run`, and the rung taken is reported");
+    cmd.add_flag("--no-fallback", o.no_fallback, "native backend: refuse a request that does not fit instead of falling back");
     cmd.add_option("--synth", o.synth,
                    "synthetic model used without -m, SHAPE:TYPE (default tiny:q4_0; small:q4_0 is "
                    "SmolLM-135M-sized)");
