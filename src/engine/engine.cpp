@@ -201,8 +201,9 @@ void engine::check_prompt(std::span<const int32_t> prompt) const {
                                           i, n_vocab));
 }
 
-std::unique_ptr<scheduler> engine::make_scheduler(size_t max_queue) {
+std::unique_ptr<scheduler> engine::make_scheduler(size_t max_queue, exclusive_runner exclusive) {
     scheduler_params sp;
+    sp.exclusive = std::move(exclusive);
     sp.n_batch = params_.n_batch;
     sp.max_queue = max_queue;
     sp.eog_ids = lm_->eog_ids();

@@ -144,7 +144,7 @@ public:
     std::vector<float> all_logits(std::span<const int32_t> tokens);
 
     // The continuous-batching loop over this session's KV slots (server, batched bench runs).
-    std::unique_ptr<scheduler> make_scheduler(size_t max_queue = 64);
+    std::unique_ptr<scheduler> make_scheduler(size_t max_queue = 64, exclusive_runner exclusive = {});
 
     // Lower level, for callers that build their own batches (tests, speculative decoding).
     model::kv_cache& kv_mut() { return *kv_; }

@@ -54,6 +54,9 @@ uint64_t scheduler::submit(request r) {
         throw usage_error(fmt::format("the number of tokens to generate must be positive, got {}", r.gp.n_predict));
     if (r.slot >= kv.n_seq()) throw usage_error(fmt::format("KV slot {} out of range", r.slot));
     sampling::validate(r.gp.sampling);
+    if (p_.exclusive && r.slot >= 0)
+        throw usage_error("pinned KV slots are not supported with an exclusive (speculative) runner");
+    if (p_.exclusive.check) p_.exclusive.check(r);
 
     auto s = std::make_unique<sequence>();
     s->chain = sampling::sampler_chain::from_params(r.gp.sampling);
@@ -193,6 +196,7 @@ bool scheduler::step() {
         std::erase_if(running_, [](const auto& s) { return s->done; });
         std::erase_if(waiting_, [](const auto& s) { return s->done; });
     }
+    if (p_.exclusive) return step_exclusive();
     admit();
     if (running_.empty()) {
         if (!waiting_.empty())  // validated to fit an empty pool: only reachable with pinned slots busy
@@ -314,6 +318,51 @@ bool scheduler::step() {
     }
     std::erase_if(running_, [](const auto& s) { return s->done; });
     update_kv_metrics();
+    return true;
+}
+
+// One whole request through the exclusive runner (the caller has taken in new requests and
+// cancellations). The KV cache belongs to the runner meanwhile: no slot is taken here.
+bool scheduler::step_exclusive() {
+    if (waiting_.empty()) return false;
+    std::unique_ptr<sequence> owned = std::move(waiting_.front());
+    waiting_.pop_front();
+    sequence& s = *owned;
+    --metrics_.waiting;
+    ++metrics_.running;
+    metrics_.last_batch_seqs = 1;
+    s.res.queue_ms = s.since_submit.elapsed_ms();
+    auto on_token = [&](int32_t tok) {
+        {
+            std::lock_guard lock(mu_);
+            if (cancelled_.count(s.id)) return false;
+        }
+        ++metrics_.generated_tokens;
+        return s.req.on_token ? s.req.on_token(tok) : true;
+    };
+    sequence_result r;
+    try {
+        r = p_.exclusive.run(s.req, on_token);
+    } catch (const std::exception& ex) {
+        r.stop_reason = "error";
+        r.error = ex.what();
+    }
+    r.n_prompt = s.n_prompt;
+    r.queue_ms = s.res.queue_ms;
+    if (!r.tokens.empty()) r.first_token_ms += r.queue_ms;  // the runner counts from its own start
+    r.latency_ms = s.since_submit.elapsed_ms();
+    metrics_.prompt_tokens += static_cast<uint64_t>(s.n_prompt);
+    metrics_.draft_tokens += static_cast<uint64_t>(r.n_drafted);
+    metrics_.draft_accepted += static_cast<uint64_t>(r.n_accepted);
+    --metrics_.running;
+    ++metrics_.requests_finished;
+    if (r.stop_reason == "cancelled") ++metrics_.requests_cancelled;
+    {
+        std::lock_guard lock(mu_);
+        cancelled_.erase(s.id);
+    }
+    update_kv_metrics();
+    if (s.req.on_done) s.req.on_done(r);
     return true;
 }
 

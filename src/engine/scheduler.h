@@ -49,6 +49,8 @@ struct sequence_result {
     int n_preempted = 0;          // times its KV was dropped for lack of blocks and recomputed
     std::string stop_reason;      // "eos" | "length" | "context" | "cancelled" | "error"
     std::string error;            // with "error": what went wrong
+    int64_t n_drafted = 0;        // speculative decoding (exclusive runner): tokens the draft proposed
+    int64_t n_accepted = 0;       // ... and the target kept
 };
 
 struct request {
@@ -90,11 +92,25 @@ private:
     int64_t n_vocab_;
 };
 
+// Runs one request to its end on its own (speculative decoding, which needs the target's and the
+// draft's KV caches for one sequence at a time). `on_token` is the scheduler's: it streams the
+// token to the request and returns false when the request was cancelled.
+// `check` (optional) refuses at submit, with a usage_error, what `run` cannot do. run's
+// first_token_ms counts from its own start.
+struct exclusive_runner {
+    std::function<void(const request& r)> check;
+    std::function<sequence_result(const request& r, const std::function<bool(int32_t token)>& on_token)> run;
+    explicit operator bool() const { return static_cast<bool>(run); }
+};
+
 struct scheduler_params {
     int64_t n_batch = 512;   // tokens per forward pass (decode tokens + prefill chunks)
     int max_running = 0;     // sequences decoding together; 0: the KV cache's sequence slots
     size_t max_queue = 64;   // requests waiting for admission; more are refused (queue_full)
     std::vector<int32_t> eog_ids;  // the model's end-of-generation tokens
+    // When set, requests run one at a time through it instead of the batched loop; queueing,
+    // cancellation, the callbacks and the metrics stay the scheduler's. Pinned slots are refused.
+    exclusive_runner exclusive;
 };
 
 // The scheduler refused a request because its queue is full (HTTP 503).
@@ -119,6 +135,8 @@ struct scheduler_metrics {
     std::atomic<int64_t> last_batch_seqs{0};    // sequences in the last forward pass
     std::atomic<int64_t> kv_blocks_used{0};
     std::atomic<int64_t> kv_blocks_total{0};
+    std::atomic<uint64_t> draft_tokens{0};     // speculative decoding: drafted tokens
+    std::atomic<uint64_t> draft_accepted{0};   // ... that the target kept
 };
 
 class scheduler {
@@ -148,6 +166,7 @@ public:
 private:
     struct sequence;
     void admit();
+    bool step_exclusive();
     void finish(sequence& s, const std::string& reason, const std::string& err = {});
     bool reserve_or_preempt(sequence& s, int64_t n_pos);
     void preempt(sequence& victim);

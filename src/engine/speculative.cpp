@@ -90,9 +90,8 @@ generation_stats generate_speculative(engine& target, engine& draft, std::span<c
     if (sp.draft_max < 1) throw usage_error(fmt::format("--draft-max must be at least 1, got {}", sp.draft_max));
     if (sp.draft_min < 0 || sp.draft_min > sp.draft_max)
         throw usage_error(fmt::format("--draft-min must be in [0, --draft-max], got {}", sp.draft_min));
+    check_speculative_request(gp);
     const auto& s = gp.sampling;
-    if (s.repeat_penalty != 1.0f || s.frequency_penalty != 0.0f || s.presence_penalty != 0.0f)
-        throw usage_error("repetition / frequency / presence penalties are not supported with a draft model");
     sampling::validate(s);
     check_same_vocab(target, draft);
     target.check_prompt(prompt);
@@ -207,6 +206,37 @@ generation_stats generate_speculative(engine& target, engine& draft, std::span<c
         st.decode_tokens_per_s = 1000.0 * static_cast<double>(st.n_gen - 1) / st.decode_ms;
     st.peak_rss_bytes = peak_rss_bytes();
     return st;
+}
+
+void check_speculative_request(const generation_params& gp) {
+    const auto& s = gp.sampling;
+    if (s.repeat_penalty != 1.0f || s.frequency_penalty != 0.0f || s.presence_penalty != 0.0f)
+        throw usage_error("repetition / frequency / presence penalties are not supported with a draft model");
+}
+
+exclusive_runner speculative_runner(engine& target, engine& draft, const speculative_params& sp) {
+    check_same_vocab(target, draft);
+    exclusive_runner ex;
+    ex.check = [](const request& r) { check_speculative_request(r.gp); };
+    ex.run = [&target, &draft, sp](const request& r, const std::function<bool(int32_t)>& on_token) {
+        sequence_result res;
+        const generation_stats st = generate_speculative(target, draft, r.prompt, r.gp, [&](int32_t tok) {
+            res.tokens.push_back(tok);
+            return on_token(tok);
+        }, sp);
+        res.n_prompt = st.n_prompt;
+        res.prefill_ms = st.prefill_ms;
+        res.decode_ms = st.decode_ms;
+        res.n_decode = st.n_decode;
+        res.sample_ms = st.sample_ms;
+        res.first_token_ms = st.ttft_ms;
+        res.n_kv = st.n_prompt + st.n_gen;
+        res.stop_reason = st.stop_reason;
+        res.n_drafted = st.n_drafted;
+        res.n_accepted = st.n_accepted;
+        return res;
+    };
+    return ex;
 }
 
 }  // namespace edgellm::engine

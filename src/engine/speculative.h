@@ -41,4 +41,11 @@ generation_stats generate_speculative(engine& target, engine& draft, std::span<c
                                       const generation_params& gp, const token_callback& on_token,
                                       const speculative_params& sp);
 
+// Refuses (usage_error) what speculative decoding does not support: penalties.
+void check_speculative_request(const generation_params& gp);
+
+// generate_speculative as a scheduler's exclusive runner (the server with --model-draft): each
+// request runs on target and draft alone; the result carries the drafted / accepted counts.
+exclusive_runner speculative_runner(engine& target, engine& draft, const speculative_params& sp);
+
 }  // namespace edgellm::engine

@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "core/timing.h"
+#include "engine/speculative.h"
 #include "server/server_impl.h"
 
 namespace edgellm::server {
@@ -155,10 +156,13 @@ int64_t unix_now() {
 
 // ---- server core ----
 
-server::impl::impl(std::unique_ptr<engine::engine> e, std::string path, server_params params)
-    : eng(std::move(e)), model_path(std::move(path)), p(std::move(params)) {
+server::impl::impl(std::unique_ptr<engine::engine> e, std::string path, server_params params,
+                   std::unique_ptr<engine::engine> d)
+    : eng(std::move(e)), draft(std::move(d)), model_path(std::move(path)), p(std::move(params)) {
     lm = eng->shared_model();
-    sched = eng->make_scheduler(p.max_queue);
+    engine::exclusive_runner spec;
+    if (draft) spec = engine::speculative_runner(*eng, *draft, {p.draft_max, p.draft_min});
+    sched = eng->make_scheduler(p.max_queue, std::move(spec));
     if (p.model_name.empty()) p.model_name = std::filesystem::path(model_path).stem().string();
     started_unix = unix_now();
     const int n_threads = p.n_http_threads > 0 ? p.n_http_threads
@@ -441,6 +445,9 @@ std::string server::impl::metrics_text() const {
     add("edgellm_kv_blocks_used", "gauge", "KV cache blocks held by sequences.", m.kv_blocks_used.load());
     add("edgellm_kv_blocks_total", "gauge", "KV cache blocks in the pool.", m.kv_blocks_total.load());
     add("edgellm_kv_block_size", "gauge", "Positions per KV cache block.", model::k_kv_block_size);
+    add("edgellm_draft_tokens_total", "counter", "Tokens proposed by the draft model (speculative decoding).",
+        m.draft_tokens.load());
+    add("edgellm_draft_accepted_total", "counter", "Drafted tokens the target model kept.", m.draft_accepted.load());
     return out;
 }
 
@@ -464,8 +471,9 @@ void server::impl::add_common_routes() {
 
 // ---- public ----
 
-server::server(std::unique_ptr<engine::engine> eng, std::string model_path, server_params p)
-    : impl_(std::make_unique<impl>(std::move(eng), std::move(model_path), std::move(p))) {}
+server::server(std::unique_ptr<engine::engine> eng, std::string model_path, server_params p,
+               std::unique_ptr<engine::engine> draft)
+    : impl_(std::make_unique<impl>(std::move(eng), std::move(model_path), std::move(p), std::move(draft))) {}
 
 server::~server() {
     stop();

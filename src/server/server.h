@@ -20,12 +20,17 @@ struct server_params {
     size_t max_queue = 64;           // requests waiting for a slot; more get 503
     int n_http_threads = 0;          // 0: enough for every slot and the queue
     std::string chat_template;       // built-in name or Jinja2 source overriding the model's
+    int draft_max = 16;              // with a draft model: tokens drafted per verification
+    int draft_min = 0;               // rounds that could draft fewer than this decode plainly
 };
 
 class server {
 public:
     // Takes a session whose KV slots (engine_params.n_seq) are the parallel sequences.
-    server(std::unique_ptr<engine::engine> eng, std::string model_path, server_params p);
+    // With `draft` (same vocabulary), every request is decoded speculatively, one at a time
+    // (the session should have one KV slot): queueing, streaming and cancellation are unchanged.
+    server(std::unique_ptr<engine::engine> eng, std::string model_path, server_params p,
+           std::unique_ptr<engine::engine> draft = nullptr);
     ~server();
 
     // Binds the address; throws usage_error when it cannot (port in use, bad host). Returns the

@@ -64,7 +64,7 @@ struct job {
 };
 
 struct server::impl {
-    impl(std::unique_ptr<engine::engine> e, std::string path, server_params p);
+    impl(std::unique_ptr<engine::engine> e, std::string path, server_params p, std::unique_ptr<engine::engine> d);
 
     // Routes (api_ollama.cpp, api_openai.cpp, server.cpp).
     void add_ollama_routes();
@@ -98,6 +98,7 @@ struct server::impl {
     json model_details() const;
 
     std::unique_ptr<engine::engine> eng;
+    std::unique_ptr<engine::engine> draft;  // speculative decoding when set
     std::shared_ptr<const engine::loaded_model> lm;
     std::unique_ptr<engine::scheduler> sched;
     std::string model_path;

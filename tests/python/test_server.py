@@ -369,3 +369,40 @@ def test_bench_drives_our_server_through_openai_and_ollama_backends(stories, tmp
     doc = json.loads((tmp_path / "o.json").read_text())
     samples = doc["samples"]
     assert samples and all(s["backend"] == "ollama" and s["error"] == "" and s["n_gen_tokens"] > 0 for s in samples), samples
+
+
+def test_speculative_server_equals_plain_greedy(tmp_path):
+    # --model-draft: a Q4_0 copy of stories260K drafts; requests are decoded one at a time with
+    # the draft proposing and the model verifying, so greedy text is exactly `run`'s, for
+    # concurrent (queued) streaming and blocking requests alike.
+    draft = tmp_path / "stories-q4_0.gguf"
+    q = edgellm("quantize", str(STORIES), str(draft), "q4_0", "-q")
+    assert q.returncode == 0, q.stderr
+    s = Server(STORIES, "--model-draft", str(draft), "--draft-max", "6")
+    try:
+        client = openai.OpenAI(base_url=s.url + "/v1", api_key="unused")
+        prompts = PROMPTS[:4]
+        want = [run_text(STORIES, p, 40) for p in prompts]
+
+        def one(i):
+            if i % 2:
+                return client.completions.create(model="stories260K", prompt=prompts[i], max_tokens=40,
+                                                 temperature=0).choices[0].text
+            st = client.completions.create(model="stories260K", prompt=prompts[i], max_tokens=40, temperature=0,
+                                           stream=True)
+            return "".join(c.choices[0].text for c in st if c.choices)
+
+        with cf.ThreadPoolExecutor(len(prompts)) as ex:
+            got = list(ex.map(one, range(len(prompts))))
+        assert got == want
+        m = s.wait_idle()
+        assert m["edgellm_requests_finished_total"] == len(prompts)
+        assert 0 < m["edgellm_draft_accepted_total"] <= m["edgellm_draft_tokens_total"]
+        assert m["edgellm_batch_sequences"] == 1  # one at a time
+        bad = requests.post(s.url + "/v1/completions", json={"prompt": "Once", "max_tokens": 4, "frequency_penalty": 0.5},
+                            timeout=30)
+        assert bad.status_code == 400 and "not supported with a draft model" in bad.json()["error"]["message"]
+    finally:
+        s.stop()
+    r = edgellm("serve", "-m", str(STORIES), "--model-draft", str(draft), "--parallel", "2", "--port", "0", timeout=60)
+    assert r.returncode != 0 and "--parallel must be 1" in r.stderr

@@ -341,5 +341,76 @@ TEST(Scheduler, ServeRunsOnItsOwnThreadAndStops) {
     for (int i = 0; i < 4; ++i) EXPECT_EQ(out[i].tokens, counting(i, 5));
 }
 
+// The exclusive runner (the server's speculative mode): requests run whole, one at a time, in
+// submission order; tokens stream through the scheduler's callback, which reports a
+// cancellation; the batched loop and the KV slots are not used; pinned slots and what the
+// runner's check refuses are refused at submit.
+TEST(Scheduler, ExclusiveRunnerRunsRequestsOneAtATimeInOrder) {
+    fake_runner fr(1, 64, 0);
+    std::vector<uint64_t> order;
+    uint64_t cancel_id = 0;
+    scheduler* self = nullptr;
+    scheduler_params sp;
+    sp.exclusive.check = [](const request& r) {
+        if (r.gp.sampling.top_k == 7) throw usage_error("top-k 7 is not supported here");
+    };
+    sp.exclusive.run = [&](const request& r, const std::function<bool(int32_t)>& on_token) {
+        order.push_back(static_cast<uint64_t>(r.prompt.front()));
+        sequence_result res;
+        res.stop_reason = "length";
+        res.n_drafted = 4;
+        res.n_accepted = 3;
+        for (int i = 0; i < r.gp.n_predict; ++i) {
+            const int32_t tok = (r.prompt.back() + 1 + i) % 16;
+            res.tokens.push_back(tok);
+            if (i == 1 && r.prompt.front() == 3) self->cancel(cancel_id);  // arrives mid-request
+            if (!on_token(tok)) {
+                res.stop_reason = "cancelled";
+                break;
+            }
+        }
+        return res;
+    };
+    scheduler sch(fr, sp);
+    self = &sch;
+    std::map<int, sequence_result> out;
+    std::vector<int32_t> streamed;
+    request a = greedy({1}, 5, out, 0);
+    a.on_token = [&](int32_t t) {
+        streamed.push_back(t);
+        return true;
+    };
+    sch.submit(std::move(a));
+    sch.submit(greedy({2, 7}, 3, out, 1));
+    cancel_id = sch.submit(greedy({3}, 10, out, 2));
+    request pinned = greedy({4}, 2, out, 3);
+    pinned.slot = 0;
+    EXPECT_THROW(sch.submit(std::move(pinned)), usage_error);
+    request refused = greedy({5}, 2, out, 4);
+    refused.gp.sampling.top_k = 7;
+    EXPECT_THROW(sch.submit(std::move(refused)), usage_error);
+    EXPECT_EQ(sch.metrics().waiting.load(), 3);
+    EXPECT_TRUE(sch.step());  // one whole request per step
+    EXPECT_EQ(out.size(), 1u);
+    sch.run_until_idle();
+    EXPECT_EQ(order, (std::vector<uint64_t>{1, 2, 3}));
+    EXPECT_EQ(out[0].tokens, counting(1, 5));
+    EXPECT_EQ(streamed, counting(1, 5));
+    EXPECT_EQ(out[1].tokens, counting(7, 3));
+    EXPECT_EQ(out[1].n_prompt, 2);
+    EXPECT_EQ(out[2].stop_reason, "cancelled");
+    EXPECT_EQ(out[2].tokens.size(), 2u);
+    EXPECT_EQ(out.size(), 3u);
+    EXPECT_TRUE(fr.steps.empty());  // the batched loop never ran
+    const auto& m = sch.metrics();
+    EXPECT_EQ(m.requests_finished.load(), 3u);
+    EXPECT_EQ(m.requests_cancelled.load(), 1u);
+    EXPECT_EQ(m.waiting.load(), 0);
+    EXPECT_EQ(m.running.load(), 0);
+    EXPECT_EQ(m.generated_tokens.load(), 5u + 3u + 1u);  // the cancelled one's second token is refused
+    EXPECT_EQ(m.draft_tokens.load(), 12u);
+    EXPECT_EQ(m.draft_accepted.load(), 9u);
+}
+
 }  // namespace
 }  // namespace edgellm

@@ -6,12 +6,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "command.h"
 #include "common_flags.h"
 #include "core/error.h"
 #include "core/units.h"
+#include "engine/speculative.h"
 #include "server/server.h"
 
 namespace edgellm::cli {
@@ -20,13 +22,23 @@ namespace {
 struct serve_options {
     session_flags session;  // session.n_ctx: the KV pool
     server::server_params server;
-    int n_parallel = 4;
+    std::optional<int> n_parallel;  // default 4, or 1 with a draft model
     int64_t n_ctx_seq = 0;
+    std::string model_draft;  // speculative decoding
 };
 
 void serve(serve_options& o) {
     if (o.session.model.empty()) throw usage_error("no model given: use -m MODEL.gguf");
-    if (o.n_parallel <= 0) throw usage_error(fmt::format("--parallel must be at least 1, got {}", o.n_parallel));
+    const bool spec = !o.model_draft.empty();
+    const int n_parallel = o.n_parallel.value_or(spec ? 1 : 4);
+    if (n_parallel <= 0) throw usage_error(fmt::format("--parallel must be at least 1, got {}", n_parallel));
+    // A speculative round needs the target's and the draft's caches for one sequence (not batched).
+    if (spec && n_parallel != 1)
+        throw usage_error(fmt::format("--model-draft decodes one request at a time: --parallel must be 1, got {}",
+                                      n_parallel));
+    if (o.server.draft_max < 1) throw usage_error(fmt::format("--draft-max must be at least 1, got {}", o.server.draft_max));
+    if (o.server.draft_min < 0 || o.server.draft_min > o.server.draft_max)
+        throw usage_error(fmt::format("--draft-min must be in [0, --draft-max], got {}", o.server.draft_min));
     if (o.server.port < 0 || o.server.port > 65535)
         throw usage_error(fmt::format("--port must be 0..65535, got {}", o.server.port));
     if (o.n_ctx_seq < 0) throw usage_error(fmt::format("--ctx-per-seq must be positive, got {}", o.n_ctx_seq));
@@ -47,12 +59,14 @@ void serve(serve_options& o) {
         const int64_t pool = pool_flag > 0 ? pool_flag : std::min(hp.n_ctx_train, engine::k_default_max_ctx);
         e.n_kv_cells = pool;
         e.n_ctx = std::min({o.n_ctx_seq > 0 ? o.n_ctx_seq : pool, pool, hp.n_ctx_train});
-        e.n_seq = o.n_parallel;
+        e.n_seq = n_parallel;
     };
     auto lm = engine::load_model_for(ep, size_pool);  // refuses before repacking when the pool does not fit
     auto eng = std::make_unique<engine::engine>(lm, ep);
     const engine::engine_params& used = eng->params();
-    const std::string desc = fmt::format(
+    std::unique_ptr<engine::engine> draft;
+    if (spec) draft = engine::open_draft(used, o.model_draft, used.n_ctx);
+    std::string desc = fmt::format(
         "model: {} ({}, {} layers), {} threads\n"
         "batching: {} parallel sequences, KV pool {} positions ({} blocks of {}, {} {}), up to {} positions per "
         "sequence, {} tokens per forward pass\n",
@@ -60,7 +74,12 @@ void serve(serve_options& o) {
         eng->kv().n_blocks() * model::k_kv_block_size, eng->kv().n_blocks(), model::k_kv_block_size,
         format_bytes(eng->kv().size_bytes()), type_name(eng->kv().type()), used.n_ctx, used.n_batch);
 
-    server::server srv(std::move(eng), o.session.model, o.server);
+    if (draft)
+        desc += fmt::format("speculative decoding: draft {} ({} positions, {}), up to {} tokens per round, one request "
+                            "at a time\n",
+                            o.model_draft, draft->kv().n_ctx(), format_bytes(draft->kv().size_bytes()),
+                            o.server.draft_max);
+    server::server srv(std::move(eng), o.session.model, o.server, std::move(draft));
     const int port = srv.bind();
     std::fprintf(stderr, "%s", desc.c_str());
     std::fprintf(stderr, "listening on http://%s:%d (Ollama /api/*, OpenAI /v1/*, /health, /metrics)%s\n",
@@ -93,7 +112,15 @@ void setup(CLI::App& app) {
     cmd->add_option("-m,--model", opts->session.model, "GGUF model file")->required();
     cmd->add_option("--host", opts->server.host, "address to listen on (default 127.0.0.1: this machine only)");
     cmd->add_option("--port", opts->server.port, "port (default 11434, Ollama's; 0 picks a free one)");
-    cmd->add_option("-P,--parallel,--np", opts->n_parallel, "sequences decoded together (default 4; also spelled -np)");
+    cmd->add_option("-P,--parallel,--np", opts->n_parallel,
+                    "sequences decoded together (default 4, or 1 with --model-draft; also spelled -np)");
+    cmd->add_option("--model-draft,--md", opts->model_draft,
+                    "speculative decoding with this draft model (same vocabulary); requests are then decoded one at a "
+                    "time, each with the draft proposing and the model verifying");
+    cmd->add_option("--draft-max,--draft", opts->server.draft_max,
+                    fmt::format("tokens drafted per verification (default {})", opts->server.draft_max));
+    cmd->add_option("--draft-min", opts->server.draft_min,
+                    "decode plainly when fewer than this many tokens could be drafted (default 0)");
     cmd->add_option("--ctx-per-seq", opts->n_ctx_seq, "positions one sequence may use (default: the whole pool)");
     cmd->add_option("--max-queue", opts->server.max_queue, "requests that may wait for a slot (default 64)");
     cmd->add_option("--api-key", opts->server.api_key, "require 'Authorization: Bearer KEY' on every route but /health");
