@@ -150,61 +150,104 @@ void swiglu(const float* gate, const float* up, float* y, int64_t n) {
     o.swiglu(gate, up, y, n);
 }
 
+void geglu(const float* gate, const float* up, float* y, int64_t n) {
+    if (use_ref()) return ref::geglu(gate, up, y, n);
+    const auto& o = best_ops();
+    (o.geglu ? o.geglu : cpu::generic_ops().geglu)(gate, up, y, n);
+}
+
+void softcap(float* x, int64_t n, float cap) {
+    if (!(cap > 0.0f)) throw error("softcap: the cap must be positive");
+    if (use_ref()) return ref::softcap(x, n, cap);
+    const auto& o = best_ops();
+    (o.softcap ? o.softcap : cpu::generic_ops().softcap)(x, n, cap);
+}
+
 void add(float* y, const float* x, int64_t n) {
     const auto& o = best_ops();
     if (use_ref() || !o.add) return ref::add(y, x, n);
     o.add(y, x, n);
 }
 
+namespace {
+// Attention over rows [first, n_kv) built from the ISA's dot and softmax: each head's slice of a
+// row is converted to f32 (dequantizing whole blocks), scores optionally soft-capped. Serves the
+// quantized KV types and the windowed / soft-capped form; the reference does the same in double.
+void attention_rows(const cpu::isa_ops& o, const float* q, const kv_view& kv, int64_t first, int64_t n_kv,
+                    int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, float cap, float* out,
+                    float* scratch) {
+    if (n_head_kv <= 0 || n_head % n_head_kv != 0) throw error("attention: n_head must be a multiple of n_head_kv");
+    if (kv.type != ggml_type::f32 && kv.type != ggml_type::f16 && kv.type != ggml_type::q8_0 &&
+        kv.type != ggml_type::q4_0)
+        throw error("attention: KV cache type must be F32, F16, Q8_0 or Q4_0");
+    const auto dot = o.dot_f32 ? o.dot_f32 : cpu::generic_ops().dot_f32;
+    thread_local std::vector<float> row;
+    row.resize(static_cast<size_t>(head_dim));
+    const int64_t group = n_head / n_head_kv;
+    const int64_t n = n_kv - first;
+    float* sc = scratch + first;
+    for (int64_t h = 0; h < n_head; ++h) {
+        const int64_t hk_first = (h / group) * head_dim;
+        const float* qh = q + h * head_dim;
+        for (int64_t j = 0; j < n; ++j) {
+            ref::kv_head_slice(kv.k_row(first + j), kv.type, hk_first, head_dim, row.data());
+            sc[j] = dot(qh, row.data(), head_dim) * scale;
+        }
+        if (cap > 0.0f) softcap(sc, n, cap);
+        softmax(sc, n);
+        float* oh = out + h * head_dim;
+        std::fill(oh, oh + head_dim, 0.0f);
+        for (int64_t j = 0; j < n; ++j) {
+            ref::kv_head_slice(kv.v_row(first + j), kv.type, hk_first, head_dim, row.data());
+            const float p = sc[j];
+            for (int64_t d = 0; d < head_dim; ++d) oh[d] += p * row[d];
+        }
+    }
+}
+}  // namespace
+
 void attention(const float* q, const kv_view& kv, int64_t n_kv, int64_t n_head, int64_t n_head_kv,
                int64_t head_dim, float scale, float* out, float* scratch) {
     const auto& o = best_ops();
     if (use_ref() || !o.attention)
         return ref::attention(q, kv, n_kv, n_head, n_head_kv, head_dim, scale, out, scratch);
-    if (kv.type == ggml_type::q8_0 || kv.type == ggml_type::q4_0) {
-        // Quantized KV: each head's slice of a row is dequantized (whole blocks), then the ISA's
-        // dot and softmax; the reference does the same in double.
-        if (n_head_kv <= 0 || n_head % n_head_kv != 0) throw error("attention: n_head must be a multiple of n_head_kv");
-        const auto dot = o.dot_f32 ? o.dot_f32 : cpu::generic_ops().dot_f32;
-        thread_local std::vector<float> row;
-        row.resize(static_cast<size_t>(head_dim));
-        const int64_t group = n_head / n_head_kv;
-        for (int64_t h = 0; h < n_head; ++h) {
-            const int64_t first = (h / group) * head_dim;
-            const float* qh = q + h * head_dim;
-            for (int64_t j = 0; j < n_kv; ++j) {
-                ref::kv_head_slice(kv.k_row(j), kv.type, first, head_dim, row.data());
-                scratch[j] = dot(qh, row.data(), head_dim) * scale;
-            }
-            softmax(scratch, n_kv);
-            float* oh = out + h * head_dim;
-            std::fill(oh, oh + head_dim, 0.0f);
-            for (int64_t j = 0; j < n_kv; ++j) {
-                ref::kv_head_slice(kv.v_row(j), kv.type, first, head_dim, row.data());
-                const float p = scratch[j];
-                for (int64_t d = 0; d < head_dim; ++d) oh[d] += p * row[d];
-            }
-        }
-        return;
-    }
+    if (kv.type == ggml_type::q8_0 || kv.type == ggml_type::q4_0)
+        return attention_rows(o, q, kv, 0, n_kv, n_head, n_head_kv, head_dim, scale, 0.0f, out, scratch);
     o.attention(q, kv, n_kv, n_head, n_head_kv, head_dim, scale, out, scratch);
+}
+
+void attention_ext(const float* q, const kv_view& kv, int64_t kv_first, int64_t n_kv, int64_t n_head,
+                   int64_t n_head_kv, int64_t head_dim, float scale, float softcap, float* out, float* scratch) {
+    if (kv_first < 0 || kv_first >= n_kv) throw error("attention: the key range must not be empty");
+    if (use_ref()) return ref::attention_ext(q, kv, kv_first, n_kv, n_head, n_head_kv, head_dim, scale, softcap, out,
+                                             scratch);
+    if (kv_first == 0 && !(softcap > 0.0f))
+        return attention(q, kv, n_kv, n_head, n_head_kv, head_dim, scale, out, scratch);
+    attention_rows(best_ops(), q, kv, kv_first, n_kv, n_head, n_head_kv, head_dim, scale, softcap, out, scratch);
 }
 
 void flash_attention(const float* q, int64_t q_stride, const kv_view& kv, const int64_t* n_kv, int64_t n_q,
                      int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, float* out, int64_t out_stride) {
+    flash_attention_ext(q, q_stride, kv, nullptr, n_kv, n_q, n_head, n_head_kv, head_dim, scale, 0.0f, out,
+                        out_stride);
+}
+
+void flash_attention_ext(const float* q, int64_t q_stride, const kv_view& kv, const int64_t* kv_first,
+                         const int64_t* n_kv, int64_t n_q, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                         float scale, float softcap, float* out, int64_t out_stride) {
     if (use_ref()) {
         // The reference is the plain softmax attention, one query at a time.
         int64_t max_kv = 0;
         for (int64_t i = 0; i < n_q; ++i) max_kv = std::max(max_kv, n_kv[i]);
         std::vector<float> scratch(static_cast<size_t>(max_kv));
         for (int64_t i = 0; i < n_q; ++i)
-            ref::attention(q + i * q_stride, kv, n_kv[i], n_head, n_head_kv, head_dim, scale, out + i * out_stride,
-                           scratch.data());
+            ref::attention_ext(q + i * q_stride, kv, kv_first ? kv_first[i] : 0, n_kv[i], n_head, n_head_kv, head_dim,
+                               scale, softcap, out + i * out_stride, scratch.data());
         return;
     }
     const auto& o = best_ops();
     const auto fn = o.flash_attention ? o.flash_attention : cpu::generic_ops().flash_attention;
-    fn(q, q_stride, kv, n_kv, n_q, n_head, n_head_kv, head_dim, scale, out, out_stride);
+    fn(q, q_stride, kv, kv_first, n_kv, n_q, n_head, n_head_kv, head_dim, scale, softcap, out, out_stride);
 }
 
 kv_view kv_view::contiguous(const void* k, const void* v, ggml_type type, int64_t row_elems) {

@@ -52,6 +52,13 @@ void softmax(float* x, int64_t n);
 // y = silu(gate) * up, elementwise over n.
 void swiglu(const float* gate, const float* up, float* y, int64_t n);
 
+// y = gelu(gate) * up, elementwise over n (GeGLU, Gemma's FFN), with the tanh approximation
+// gelu(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))) that ggml_gelu uses.
+void geglu(const float* gate, const float* up, float* y, int64_t n);
+
+// In place x = cap * tanh(x / cap) over n values (Gemma 2's logit soft-capping); cap > 0.
+void softcap(float* x, int64_t n, float cap);
+
 // y += x (n elements).
 void add(float* y, const float* x, int64_t n);
 
@@ -94,6 +101,17 @@ void attention(const float* q, const kv_view& kv, int64_t n_kv, int64_t n_head, 
 // result as `attention` per query, up to float rounding. KV types as `attention`.
 void flash_attention(const float* q, int64_t q_stride, const kv_view& kv, const int64_t* n_kv, int64_t n_q,
                      int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, float* out, int64_t out_stride);
+
+// The windowed and soft-capped forms of the two attention ops (sliding-window layers, Gemma 2).
+// Query i attends cache rows kv_first[i] .. n_kv[i]-1 only (kv_first == nullptr: from row 0;
+// llama.cpp's standard window of n_swa keys is kv_first = max(0, pos - n_swa + 1)), and when
+// softcap > 0 each scaled score s becomes softcap * tanh(s / softcap) before the softmax.
+// kv_first 0 and softcap 0 give exactly `attention` / `flash_attention`. scratch: n_kv floats.
+void attention_ext(const float* q, const kv_view& kv, int64_t kv_first, int64_t n_kv, int64_t n_head,
+                   int64_t n_head_kv, int64_t head_dim, float scale, float softcap, float* out, float* scratch);
+void flash_attention_ext(const float* q, int64_t q_stride, const kv_view& kv, const int64_t* kv_first,
+                         const int64_t* n_kv, int64_t n_q, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                         float scale, float softcap, float* out, int64_t out_stride);
 
 // Dequantizes-free row lookup for embeddings: dst = row `row` of w ([n_rows][n_cols] of wt).
 void get_row(ggml_type wt, const void* w, int64_t n_cols, int64_t row, float* dst);

@@ -65,7 +65,10 @@ class FlashAttention : public ::testing::TestWithParam<flash_param> {};
 
 // Causal prefill: query i sits at position p0 + i and sees rows 0..p0+i.
 TEST_P(FlashAttention, CausalMatchesReferenceForEveryTable) {
-    const auto [t, n_q, p0, n_head, n_head_kv, head_dim] = GetParam();
+    // Plain copies, not structured bindings: clang 14 cannot capture those in the lambda below.
+    const ggml_type t = std::get<0>(GetParam());
+    const int n_q = std::get<1>(GetParam()), p0 = std::get<2>(GetParam()), n_head = std::get<3>(GetParam());
+    const int n_head_kv = std::get<4>(GetParam()), head_dim = std::get<5>(GetParam());
     const int64_t n_total = p0 + n_q;
     const int64_t q_dim = int64_t(n_head) * head_dim;
     const int64_t q_stride = q_dim + 5;  // rows need not be packed
@@ -78,11 +81,12 @@ TEST_P(FlashAttention, CausalMatchesReferenceForEveryTable) {
     ASSERT_TRUE(test::all_finite(ref.data(), ref.size()));
 
     const int64_t out_stride = q_dim + 3;
-    auto check = [&](const char* name, kernels::cpu::flash_attention_fn fn) {
+    auto check = [&](const char* name, auto fn) {
         SCOPED_TRACE(name);
         test::guarded_buffer out(size_t(n_q * out_stride));
         for (size_t i = 0; i < out.size(); ++i) out.data()[i] = 0.0f;
-        fn(q.data(), q_stride, kv.view, n_kv.data(), n_q, n_head, n_head_kv, head_dim, scale, out.data(), out_stride);
+        fn(q.data(), q_stride, kv.view, nullptr, n_kv.data(), n_q, n_head, n_head_kv, head_dim, scale, 0.0f,
+           out.data(), out_stride);
         EXPECT_TRUE(out.guards_intact());
         std::vector<float> got(ref.size());
         for (int i = 0; i < n_q; ++i) {
@@ -98,7 +102,12 @@ TEST_P(FlashAttention, CausalMatchesReferenceForEveryTable) {
         ASSERT_NE(tb.ops->flash_attention, nullptr) << tb.name << " has no flash attention";
         check(tb.name.c_str(), tb.ops->flash_attention);
     }
-    check("dispatcher", kernels::flash_attention);
+    check("dispatcher", kernels::flash_attention_ext);
+    check("dispatcher (plain)", [](const float* q_, int64_t qs, const kernels::kv_view& v, const int64_t*,
+                                   const int64_t* nk, int64_t nq, int64_t nh, int64_t nhk, int64_t hd, float sc, float,
+                                   float* o, int64_t os) {
+        kernels::flash_attention(q_, qs, v, nk, nq, nh, nhk, hd, sc, o, os);
+    });
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -184,7 +193,8 @@ TEST(FlashAttentionShapes, LargeScoresAndSingleKey) {
     for (const auto& tb : test::available_tables()) {
         SCOPED_TRACE(tb.name);
         std::vector<float> out(ref.size());
-        tb.ops->flash_attention(q.data(), head_dim, view, n_kv.data(), 2, 1, 1, head_dim, 1.0f, out.data(), head_dim);
+        tb.ops->flash_attention(q.data(), head_dim, view, nullptr, n_kv.data(), 2, 1, 1, head_dim, 1.0f, 0.0f,
+                                out.data(), head_dim);
         ASSERT_TRUE(test::all_finite(out.data(), out.size()));
         for (int64_t d = 0; d < head_dim; ++d) EXPECT_EQ(out[size_t(d)], 1.0f);
         // Scores near 1600 carry ~1e-4 absolute f32 rounding (the reference sums in double), which
@@ -202,6 +212,113 @@ TEST(FlashAttentionShapes, BadArgumentsAreErrors) {
     auto bad = f32;
     bad.type = ggml_type::q4_k;
     EXPECT_THROW(kernels::flash_attention(q.data(), 16, bad, one.data(), 1, 1, 1, 16, 1.0f, out.data(), 16), error);
+}
+
+}  // namespace
+
+namespace {
+
+// Sliding-window and soft-capped attention (kernels::attention_ext / flash_attention_ext):
+// (kv type, n_q, first position, n_head, n_head_kv, head_dim, window, softcap). Query i sits at
+// position p0 + i and sees rows max(0, p0 + i - window + 1) .. p0 + i (llama.cpp's standard window:
+// a key at distance >= window is masked); window 0 means no window.
+using window_param = std::tuple<ggml_type, int, int, int, int, int, int, float>;
+class WindowedAttention : public ::testing::TestWithParam<window_param> {};
+
+TEST_P(WindowedAttention, EveryPathMatchesReference) {
+    const ggml_type t = std::get<0>(GetParam());
+    const int64_t n_q = std::get<1>(GetParam()), p0 = std::get<2>(GetParam());
+    const int64_t n_head = std::get<3>(GetParam()), n_head_kv = std::get<4>(GetParam());
+    const int64_t head_dim = std::get<5>(GetParam()), window = std::get<6>(GetParam());
+    const float cap = std::get<7>(GetParam());
+    const int64_t q_dim = n_head * head_dim, n_total = p0 + n_q;
+    const auto kv = make_kv(t, n_total, n_head_kv * head_dim, 70);
+    // Larger queries so scores reach the soft cap's non-linear range.
+    const auto q = test::random_floats(size_t(n_q * q_dim), 71, 3.0f);
+    std::vector<int64_t> first(static_cast<size_t>(n_q)), n_kv(static_cast<size_t>(n_q));
+    for (int64_t i = 0; i < n_q; ++i) {
+        n_kv[size_t(i)] = p0 + i + 1;
+        first[size_t(i)] = window > 0 ? std::max<int64_t>(0, p0 + i + 1 - window) : 0;
+    }
+    const float scale = 1.0f / std::sqrt(float(head_dim));
+    std::vector<float> ref(static_cast<size_t>(n_q * q_dim)), scratch(static_cast<size_t>(n_total));
+    for (int64_t i = 0; i < n_q; ++i)
+        kernels::ref::attention_ext(q.data() + i * q_dim, kv.view, first[size_t(i)], n_kv[size_t(i)], n_head,
+                                    n_head_kv, head_dim, scale, cap, ref.data() + i * q_dim, scratch.data());
+    ASSERT_TRUE(test::all_finite(ref.data(), ref.size()));
+
+    for (const auto& tb : test::available_tables()) {
+        SCOPED_TRACE(tb.name);
+        test::guarded_buffer out(ref.size());
+        tb.ops->flash_attention(q.data(), q_dim, kv.view, first.data(), n_kv.data(), n_q, n_head, n_head_kv, head_dim,
+                                scale, cap, out.data(), q_dim);
+        EXPECT_TRUE(out.guards_intact());
+        ASSERT_TRUE(test::all_finite(out.data(), out.size()));
+        EXPECT_LE(test::nmse(out.data(), ref.data(), ref.size()), k_flash_tol);
+    }
+    std::vector<float> flash(ref.size()), per_token(ref.size());
+    kernels::flash_attention_ext(q.data(), q_dim, kv.view, first.data(), n_kv.data(), n_q, n_head, n_head_kv, head_dim,
+                                 scale, cap, flash.data(), q_dim);
+    EXPECT_LE(test::nmse(flash.data(), ref.data(), ref.size()), k_flash_tol) << "flash dispatcher";
+    for (int64_t i = 0; i < n_q; ++i)
+        kernels::attention_ext(q.data() + i * q_dim, kv.view, first[size_t(i)], n_kv[size_t(i)], n_head, n_head_kv,
+                               head_dim, scale, cap, per_token.data() + i * q_dim, scratch.data());
+    ASSERT_TRUE(test::all_finite(per_token.data(), per_token.size()));
+    EXPECT_LE(test::nmse(per_token.data(), ref.data(), ref.size()), k_flash_tol) << "per-token dispatcher";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, WindowedAttention,
+    ::testing::Values(window_param{ggml_type::f32, 1, 0, 4, 4, 64, 1, 0.0f},         // window of one key
+                      window_param{ggml_type::f16, 17, 0, 8, 2, 32, 5, 0.0f},        // prefill, window 5
+                      window_param{ggml_type::f32, 70, 0, 8, 2, 20, 64, 0.0f},       // window = tile size
+                      window_param{ggml_type::f16, 33, 100, 6, 3, 17, 7, 0.0f},      // continuation, odd dim
+                      window_param{ggml_type::f32, 129, 3, 4, 1, 8, 33, 0.0f},       // spans several tiles
+                      window_param{ggml_type::q8_0, 9, 60, 4, 2, 64, 13, 0.0f},      // quantized KV
+                      window_param{ggml_type::f32, 23, 0, 4, 2, 16, 0, 5.0f},        // softcap only
+                      window_param{ggml_type::f16, 40, 30, 8, 4, 24, 16, 2.5f},      // both
+                      window_param{ggml_type::q4_0, 5, 127, 4, 1, 32, 200, 50.0f})); // window > context
+
+// The window is the plain attention over the window's rows: ref::attention_ext from row f equals
+// ref::attention on a view that starts at row f.
+TEST(WindowedAttentionRef, WindowIsAttentionOverTheLastRows) {
+    const int64_t n_head = 4, n_head_kv = 2, head_dim = 16, row = n_head_kv * head_dim;
+    const auto kv = make_kv(ggml_type::f32, 30, row, 80);
+    const auto q = test::random_floats(size_t(n_head * head_dim), 81);
+    std::vector<float> scratch(30), a(size_t(n_head * head_dim)), b(a.size());
+    kernels::ref::attention_ext(q.data(), kv.view, 21, 30, n_head, n_head_kv, head_dim, 0.3f, 0.0f, a.data(),
+                                scratch.data());
+    const auto shifted = kernels::kv_view::contiguous(kv.k.data() + 21 * kv.view.row_bytes,
+                                                      kv.v.data() + 21 * kv.view.row_bytes, ggml_type::f32, row);
+    kernels::ref::attention(q.data(), shifted, 9, n_head, n_head_kv, head_dim, 0.3f, b.data(), scratch.data());
+    EXPECT_EQ(a, b);
+}
+
+// Soft-capping by hand: one head, two keys with scores s0 = 8, s1 = 0 (scale 1) and cap 2:
+// weights softmax(2 tanh(4), 0).
+TEST(WindowedAttentionRef, SoftcapSquashesScores) {
+    const std::vector<float> q{2.0f, 2.0f}, k{2.0f, 2.0f, 0.0f, 0.0f}, v{1.0f, 0.0f, 0.0f, 1.0f};
+    const auto view = kernels::kv_view::contiguous(k.data(), v.data(), ggml_type::f32, 2);
+    std::vector<float> out(2), scratch(2);
+    kernels::ref::attention_ext(q.data(), view, 0, 2, 1, 1, 2, 1.0f, 2.0f, out.data(), scratch.data());
+    const double e = std::exp(2.0 * std::tanh(4.0));
+    EXPECT_NEAR(out[0], e / (e + 1.0), 1e-6);
+    EXPECT_NEAR(out[1], 1.0 / (e + 1.0), 1e-6);
+    std::vector<float> cap{-100.0f, 0.0f, 1.0f, 100.0f};
+    kernels::ref::softcap(cap.data(), 4, 30.0f);
+    EXPECT_NEAR(cap[0], -30.0 * std::tanh(100.0 / 30.0), 1e-5);
+    EXPECT_EQ(cap[1], 0.0f);
+    EXPECT_NEAR(cap[3], 30.0 * std::tanh(100.0 / 30.0), 1e-5);
+}
+
+TEST(WindowedAttentionRef, EmptyKeyRangesAreErrors) {
+    std::vector<float> k(16, 0.0f), v(16, 0.0f), q(16, 0.0f), out(16), scratch(4);
+    const auto f32 = kernels::kv_view::contiguous(k.data(), v.data(), ggml_type::f32, 16);
+    const std::vector<int64_t> first{1}, n_kv{1};
+    EXPECT_THROW(kernels::flash_attention_ext(q.data(), 16, f32, first.data(), n_kv.data(), 1, 1, 1, 16, 1.0f, 0.0f,
+                                              out.data(), 16),
+                 error);
+    EXPECT_THROW(kernels::attention_ext(q.data(), f32, 1, 1, 1, 1, 16, 1.0f, 0.0f, out.data(), scratch.data()), error);
 }
 
 }  // namespace

@@ -94,6 +94,62 @@ TEST_P(ElementOps, SwigluAndAddMatchReference) {
     }
 }
 
+// GeGLU (tanh GELU) and the logit soft cap: every table that has them, and the dispatcher, against
+// the reference; gates far out in both tails must give 0 and g * up, not NaN.
+TEST_P(ElementOps, GegluAndSoftcapMatchReference) {
+    const int64_t n = GetParam();
+    auto gate = test::random_floats(size_t(n), 6, 4.0f);
+    if (n > 2) gate[0] = -100.0f, gate[1] = 100.0f;
+    const auto up = test::random_floats(size_t(n), 7);
+    std::vector<float> ref(static_cast<size_t>(n));
+    kernels::ref::geglu(gate.data(), up.data(), ref.data(), n);
+    const auto logits = test::random_floats(size_t(n), 8, 80.0f);
+    auto ref_cap = logits;
+    kernels::ref::softcap(ref_cap.data(), n, 30.0f);
+    auto check_geglu = [&](const char* name, void (*fn)(const float*, const float*, float*, int64_t)) {
+        SCOPED_TRACE(name);
+        test::guarded_buffer y(static_cast<size_t>(n));
+        fn(gate.data(), up.data(), y.data(), n);
+        EXPECT_TRUE(y.guards_intact());
+        ASSERT_TRUE(test::all_finite(y.data(), y.size()));
+        EXPECT_LE(nmse(y.data(), ref.data(), ref.size()), k_op_tol);
+    };
+    auto check_cap = [&](const char* name, void (*fn)(float*, int64_t, float)) {
+        SCOPED_TRACE(name);
+        test::guarded_buffer y(static_cast<size_t>(n));
+        std::copy(logits.begin(), logits.end(), y.data());
+        fn(y.data(), n, 30.0f);
+        EXPECT_TRUE(y.guards_intact());
+        ASSERT_TRUE(test::all_finite(y.data(), y.size()));
+        for (int64_t i = 0; i < n; ++i) EXPECT_LE(std::abs(y.data()[i]), 30.0f);
+        EXPECT_LE(nmse(y.data(), ref_cap.data(), ref_cap.size()), k_op_tol);
+    };
+    for (const auto& t : test::available_tables()) {
+        if (t.ops->geglu) check_geglu(t.name.c_str(), t.ops->geglu);
+        if (t.ops->softcap) check_cap(t.name.c_str(), t.ops->softcap);
+    }
+    ASSERT_NE(kernels::cpu::generic_ops().geglu, nullptr);
+    ASSERT_NE(kernels::cpu::generic_ops().softcap, nullptr);
+    check_geglu("dispatcher", kernels::geglu);
+    check_cap("dispatcher", kernels::softcap);
+    if (n > 2) {
+        EXPECT_EQ(ref[0], 0.0f);  // gelu(-100) is 0 (to f32)
+        EXPECT_NEAR(ref[1], 100.0f * up[1], 1e-4f * std::abs(100.0f * up[1]));
+    }
+}
+
+TEST(GegluRef, KnownValues) {
+    // gelu_tanh(1) = 0.841191990, gelu_tanh(-1) = -0.158808009, gelu(0) = 0.
+    const std::vector<float> g{1.0f, -1.0f, 0.0f}, up{1.0f, 2.0f, 5.0f};
+    std::vector<float> y(3);
+    kernels::ref::geglu(g.data(), up.data(), y.data(), 3);
+    EXPECT_NEAR(y[0], 0.841191990f, 1e-6f);
+    EXPECT_NEAR(y[1], 2.0f * -0.158808009f, 1e-6f);
+    EXPECT_EQ(y[2], 0.0f);
+    std::vector<float> x{1.0f};
+    EXPECT_THROW(kernels::softcap(x.data(), 1, 0.0f), error);
+}
+
 INSTANTIATE_TEST_SUITE_P(Sizes, ElementOps, ::testing::ValuesIn(k_sizes));
 
 // (mode, head_dim, n_rot, pos, with rope_freqs factors)

@@ -47,18 +47,18 @@ struct mul_mat_kernel {
 using packed_gemm_fn = void (*)(const void* group, const void* act, size_t act_stride, int64_t n_tokens,
                                 int64_t n_cols, float* y, size_t y_stride);
 
-// kernels::flash_attention (flash_attn_impl.h), compiled once per ISA.
-using flash_attention_fn = void (*)(const float* q, int64_t q_stride, const kv_view& kv, const int64_t* n_kv,
-                                    int64_t n_q, int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale,
-                                    float* out, int64_t out_stride);
-void flash_attention_generic(const float*, int64_t, const kv_view&, const int64_t*, int64_t, int64_t, int64_t, int64_t,
-                             float, float*, int64_t);
-void flash_attention_avx2(const float*, int64_t, const kv_view&, const int64_t*, int64_t, int64_t, int64_t, int64_t,
-                          float, float*, int64_t);
-void flash_attention_avx512(const float*, int64_t, const kv_view&, const int64_t*, int64_t, int64_t, int64_t, int64_t,
-                            float, float*, int64_t);
-void flash_attention_neon(const float*, int64_t, const kv_view&, const int64_t*, int64_t, int64_t, int64_t, int64_t,
-                          float, float*, int64_t);
+// kernels::flash_attention_ext (flash_attn_impl.h), compiled once per ISA. kv_first may be null.
+using flash_attention_fn = void (*)(const float* q, int64_t q_stride, const kv_view& kv, const int64_t* kv_first,
+                                    const int64_t* n_kv, int64_t n_q, int64_t n_head, int64_t n_head_kv,
+                                    int64_t head_dim, float scale, float softcap, float* out, int64_t out_stride);
+void flash_attention_generic(const float*, int64_t, const kv_view&, const int64_t*, const int64_t*, int64_t, int64_t, int64_t,
+                             int64_t, float, float, float*, int64_t);
+void flash_attention_avx2(const float*, int64_t, const kv_view&, const int64_t*, const int64_t*, int64_t, int64_t, int64_t,
+                          int64_t, float, float, float*, int64_t);
+void flash_attention_avx512(const float*, int64_t, const kv_view&, const int64_t*, const int64_t*, int64_t, int64_t, int64_t,
+                            int64_t, float, float, float*, int64_t);
+void flash_attention_neon(const float*, int64_t, const kv_view&, const int64_t*, const int64_t*, int64_t, int64_t, int64_t,
+                          int64_t, float, float, float*, int64_t);
 
 // The op set one ISA provides. Null members fall back to the generic (portable) version.
 struct isa_ops {
@@ -72,6 +72,8 @@ struct isa_ops {
     void (*rms_norm)(const float* x, const float* weight, float* y, int64_t n, int64_t n_tokens, float eps) = nullptr;
     void (*softmax)(float* x, int64_t n) = nullptr;
     void (*swiglu)(const float* gate, const float* up, float* y, int64_t n) = nullptr;
+    void (*geglu)(const float* gate, const float* up, float* y, int64_t n) = nullptr;
+    void (*softcap)(float* x, int64_t n, float cap) = nullptr;
     void (*add)(float* y, const float* x, int64_t n) = nullptr;
     void (*attention)(const float* q, const kv_view& kv, int64_t n_kv, int64_t n_head, int64_t n_head_kv,
                       int64_t head_dim, float scale, float* out, float* scratch) = nullptr;

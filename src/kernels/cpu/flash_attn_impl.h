@@ -11,6 +11,7 @@
 #pragma once
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -76,9 +77,11 @@ inline float fa_dot(const float* a, const float* b, int64_t n) {
     return s;
 }
 
-void flash_attention_impl(const float* q, int64_t q_stride, const kv_view& kv, const int64_t* n_kv, int64_t n_q,
-                          int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, float* out,
-                          int64_t out_stride) {
+// Query i sees rows first(i) .. n_kv[i]-1 (first = kv_first[i], or 0 when kv_first is null); when
+// softcap > 0 every scaled score s becomes softcap * tanh(s / softcap) (Gemma 2).
+void flash_attention_impl(const float* q, int64_t q_stride, const kv_view& kv, const int64_t* kv_first,
+                          const int64_t* n_kv, int64_t n_q, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                          float scale, float softcap, float* out, int64_t out_stride) {
     const ggml_type t = kv.type;
     if (t != ggml_type::f32 && t != ggml_type::f16 && t != ggml_type::q8_0 && t != ggml_type::q4_0)
         throw error("flash attention: KV cache type must be F32, F16, Q8_0 or Q4_0");
@@ -87,10 +90,12 @@ void flash_attention_impl(const float* q, int64_t q_stride, const kv_view& kv, c
     if (n_q <= 0 || head_dim <= 0) return;
     const int64_t group = n_head / n_head_kv;
     const int64_t n_vec = n_q * group;  // query vectors per KV head
-    int64_t max_kv = 0;
+    int64_t max_kv = 0, min_first = std::numeric_limits<int64_t>::max();
     for (int64_t i = 0; i < n_q; ++i) {
-        if (n_kv[i] <= 0) throw error("flash attention: every query must see at least one key");
+        const int64_t first = kv_first ? kv_first[i] : 0;
+        if (first < 0 || n_kv[i] <= first) throw error("flash attention: every query must see at least one key");
         max_kv = std::max(max_kv, n_kv[i]);
+        min_first = std::min(min_first, first);
     }
 
     // Per-thread scratch: K and V tiles, one tile of scores, and per query vector its output
@@ -110,22 +115,26 @@ void flash_attention_impl(const float* q, int64_t q_stride, const kv_view& kv, c
         std::fill(acc, acc + n_vec * head_dim, 0.0f);
         std::fill(m, m + n_vec, -std::numeric_limits<float>::infinity());
         std::fill(l, l + n_vec, 0.0f);
-        for (int64_t j0 = 0; j0 < max_kv; j0 += k_fa_tile) {
+        for (int64_t j0 = min_first; j0 < max_kv; j0 += k_fa_tile) {
             const int64_t nt = std::min(k_fa_tile, max_kv - j0);
             for (int64_t j = 0; j < nt; ++j) {
                 fa_load_row(kv.k_row(j0 + j), t, g * head_dim, head_dim, kt + j * head_dim);
                 fa_load_row(kv.v_row(j0 + j), t, g * head_dim, head_dim, vt + j * head_dim);
             }
             for (int64_t i = 0; i < n_q; ++i) {
-                if (n_kv[i] <= j0) continue;
+                // This query's rows of the tile: [j_lo, jn) relative to j0.
+                const int64_t j_lo = kv_first ? std::max<int64_t>(0, kv_first[i] - j0) : 0;
+                if (n_kv[i] <= j0 || j_lo >= nt) continue;
                 const int64_t jn = std::min(nt, n_kv[i] - j0);
                 for (int64_t hh = 0; hh < group; ++hh) {
                     const int64_t vec = i * group + hh;
                     const float* qv = q + i * q_stride + (g * group + hh) * head_dim;
                     float tmax = -std::numeric_limits<float>::infinity();
-                    for (int64_t j = 0; j < jn; ++j) {
-                        s[j] = fa_dot(qv, kt + j * head_dim, head_dim) * scale;
-                        tmax = std::max(tmax, s[j]);
+                    for (int64_t j = j_lo; j < jn; ++j) {
+                        float sc = fa_dot(qv, kt + j * head_dim, head_dim) * scale;
+                        if (softcap > 0.0f) sc = softcap * std::tanh(sc / softcap);
+                        s[j] = sc;
+                        tmax = std::max(tmax, sc);
                     }
                     const float m_new = std::max(m[vec], tmax);
                     float* a = acc + vec * head_dim;
@@ -139,12 +148,12 @@ void flash_attention_impl(const float* q, int64_t q_stride, const kv_view& kv, c
                     }
                     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-                    for (int64_t j = 0; j < jn; ++j) {
+                    for (int64_t j = j_lo; j < jn; ++j) {
                         s[j] = fa_exp(s[j] - m_new);
                         sum += s[j];
                     }
                     l[vec] += sum;
-                    for (int64_t j = 0; j < jn; ++j) {
+                    for (int64_t j = j_lo; j < jn; ++j) {
                         const float p = s[j];
                         const float* vr = vt + j * head_dim;
 #pragma omp simd

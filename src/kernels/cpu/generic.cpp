@@ -103,6 +103,23 @@ void add_f32(float* y, const float* x, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
+// GELU (tanh form) times up, as g * sigmoid(2z): 0.5 (1 + tanh z) = 1 / (1 + e^(-2z)) has no
+// cancellation for negative gates (1 + tanh z would lose every digit there). z is clamped so e^(-2z)
+// stays finite.
+void geglu_f32(const float* gate, const float* up, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+        const float g = gate[i];
+        float z = 0.7978845608f * g * (1.0f + 0.044715f * g * g);
+        z = std::min(std::max(z, -40.0f), 40.0f);
+        y[i] = g / (1.0f + std::exp(-2.0f * z)) * up[i];
+    }
+}
+
+void softcap_f32(float* x, int64_t n, float cap) {
+    const float inv = 1.0f / cap;
+    for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] * inv);
+}
+
 }  // namespace
 
 const isa_ops& generic_ops() {
@@ -115,6 +132,8 @@ const isa_ops& generic_ops() {
         o.dot_f32 = dot_f32;
         o.rms_norm = rms_norm_f32;
         o.add = add_f32;
+        o.geglu = geglu_f32;
+        o.softcap = softcap_f32;
         o.flash_attention = flash_attention_generic;
         // softmax, swiglu and attention use the reference (exact, double-accumulating).
         return o;

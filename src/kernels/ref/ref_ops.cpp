@@ -60,6 +60,20 @@ void swiglu(const float* gate, const float* up, float* y, int64_t n) {
     }
 }
 
+// GELU, tanh approximation (ggml_gelu, PyTorch approximate="tanh").
+void geglu(const float* gate, const float* up, float* y, int64_t n) {
+    constexpr double k_sqrt_2_over_pi = 0.79788456080286535588;
+    for (int64_t i = 0; i < n; ++i) {
+        const double g = gate[i];
+        const double gelu = 0.5 * g * (1.0 + std::tanh(k_sqrt_2_over_pi * g * (1.0 + 0.044715 * g * g)));
+        y[i] = float(gelu * up[i]);
+    }
+}
+
+void softcap(float* x, int64_t n, float cap) {
+    for (int64_t i = 0; i < n; ++i) x[i] = float(double(cap) * std::tanh(double(x[i]) / cap));
+}
+
 void add(float* y, const float* x, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
@@ -84,12 +98,18 @@ void kv_head_slice(const void* row, ggml_type t, int64_t first, int64_t n, float
 
 void attention(const float* q, const kv_view& kv, int64_t n_kv, int64_t n_head, int64_t n_head_kv,
                int64_t head_dim, float scale, float* out, float* scratch) {
+    ref::attention_ext(q, kv, 0, n_kv, n_head, n_head_kv, head_dim, scale, 0.0f, out, scratch);
+}
+
+void attention_ext(const float* q, const kv_view& kv, int64_t kv_first, int64_t n_kv, int64_t n_head,
+                   int64_t n_head_kv, int64_t head_dim, float scale, float softcap, float* out, float* scratch) {
     const ggml_type kv_type = kv.type;
     if (kv_type != ggml_type::f32 && kv_type != ggml_type::f16 && kv_type != ggml_type::q8_0 &&
         kv_type != ggml_type::q4_0)
         throw error("attention: KV cache type must be F32, F16, Q8_0 or Q4_0");
     if (n_head_kv <= 0 || n_head % n_head_kv != 0)
         throw error("attention: n_head must be a multiple of n_head_kv");
+    if (kv_first < 0 || (kv_first > 0 && kv_first >= n_kv)) throw error("attention: the key range must not be empty");
     const int64_t group = n_head / n_head_kv;
     std::vector<double> acc(static_cast<size_t>(head_dim));
     std::vector<float> row(static_cast<size_t>(head_dim));
@@ -97,17 +117,19 @@ void attention(const float* q, const kv_view& kv, int64_t n_kv, int64_t n_head, 
         const int64_t hk = h / group;
         const float* qh = q + h * head_dim;
         double max_s = -INFINITY;
-        for (int64_t j = 0; j < n_kv; ++j) {
+        for (int64_t j = kv_first; j < n_kv; ++j) {
             double s = 0.0;
             kv_head_slice(kv.k_row(j), kv_type, hk * head_dim, head_dim, row.data());
             for (int64_t d = 0; d < head_dim; ++d) s += double(qh[d]) * row[d];
-            scratch[j] = float(s * scale);
+            s *= scale;
+            if (softcap > 0.0f) s = softcap * std::tanh(s / softcap);
+            scratch[j] = float(s);
             max_s = std::max(max_s, double(scratch[j]));
         }
         double sum = 0.0;
-        for (int64_t j = 0; j < n_kv; ++j) sum += std::exp(double(scratch[j]) - max_s);
+        for (int64_t j = kv_first; j < n_kv; ++j) sum += std::exp(double(scratch[j]) - max_s);
         std::fill(acc.begin(), acc.end(), 0.0);
-        for (int64_t j = 0; j < n_kv; ++j) {
+        for (int64_t j = kv_first; j < n_kv; ++j) {
             const double p = std::exp(double(scratch[j]) - max_s) / sum;
             kv_head_slice(kv.v_row(j), kv_type, hk * head_dim, head_dim, row.data());
             for (int64_t d = 0; d < head_dim; ++d) acc[d] += p * row[d];
