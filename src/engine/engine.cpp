@@ -74,17 +74,12 @@ void check_engine_params(const engine_params& p) {
 
 // The context a session uses: the requested one, or the model's trained context capped.
 int64_t resolve_ctx(const engine_params& p, const model::model_hparams& hp) {
-    // Sliding-window models: within the window, full attention is exactly the model's attention;
-    // the engine has no windowed attention yet, so the context stops at the window.
-    const int64_t max_ctx = hp.n_swa > 0 ? std::min(hp.n_ctx_train, hp.n_swa) : hp.n_ctx_train;
-    const int64_t n_ctx = p.n_ctx == 0 ? std::min(max_ctx, k_default_max_ctx) : p.n_ctx;
+    // Sliding-window layers mask keys older than the window (forward_pass::attend), so the context
+    // is limited by the trained context only.
+    const int64_t n_ctx = p.n_ctx == 0 ? std::min(hp.n_ctx_train, k_default_max_ctx) : p.n_ctx;
     if (n_ctx > hp.n_ctx_train)
         throw usage_error(
             fmt::format("context size {} exceeds the model's maximum of {} tokens", n_ctx, hp.n_ctx_train));
-    if (n_ctx > max_ctx)
-        throw usage_error(fmt::format("context size {} exceeds this model's attention window of {} tokens "
-                                      "(sliding-window attention beyond it is not implemented yet)",
-                                      n_ctx, hp.n_swa));
     return n_ctx;
 }
 

@@ -1,4 +1,4 @@
-// Supported architectures: each is one file (llama.cpp, qwen2.cpp, qwen3.cpp) defining an
+// Supported architectures: each is one file (llama.cpp, qwen2.cpp, gemma2.cpp ...) defining an
 // arch_def; the decoder forward pass itself is shared (forward.cpp).
 #pragma once
 #include <string>
@@ -16,12 +16,25 @@ struct arch_def {
     kernels::rope_mode rope;
     // Loads layer il's tensors (the common set plus the architecture's extras).
     void (*load_layer)(weight_loader& loader, const model_hparams& hp, int il, layer_weights& lw);
+    // Optional: sets the architecture's own hyperparameters (embedding scale, activation, soft
+    // caps, window pattern ...) after the common ones are read; throws edgellm::error.
+    void (*adjust_hparams)(const gguf::file& f, model_hparams& hp) = nullptr;
 };
 
 const arch_def& llama_arch();
 const arch_def& qwen2_arch();
 const arch_def& qwen3_arch();
 const arch_def& phi3_arch();
+const arch_def& gemma_arch();
+const arch_def& gemma2_arch();
+const arch_def& gemma3_arch();
+
+// What every Gemma generation shares (gemma.cpp): embeddings times sqrt(n_embd), GeGLU FFN, Q
+// pre-scaled by 1/sqrt(head_dim), or by 1/sqrt(n_embd / n_head) for the 27B models, which llama.cpp
+// recognises by their layer count (`n_layer_27b`; 0: none).
+void set_gemma_hparams(model_hparams& hp, int64_t n_layer_27b);
+// An optional float metadata key "{arch}.{key}", checked to be positive when present.
+float optional_positive_f32(const gguf::file& f, const std::string& arch, const char* key, float fallback);
 
 // Every supported architecture, in the order they are listed to users.
 const std::vector<const arch_def*>& supported_archs();

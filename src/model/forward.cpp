@@ -1,5 +1,6 @@
-// Decoder forward pass (pre-norm RMSNorm, RoPE attention with GQA over the KV cache, SwiGLU FFN)
-// built from the kernels op set. Prefill runs every projection as one matrix-matrix product
+// Decoder forward pass (pre-norm RMSNorm, RoPE attention with GQA over the KV cache, SwiGLU or
+// GeGLU FFN; Gemma's embedding scale, post-norms, soft caps and sliding windows) built from the
+// kernels op set. Prefill runs every projection as one matrix-matrix product
 // over the step's tokens; decode is the same code with one token.
 #include "model/forward.h"
 
@@ -112,6 +113,8 @@ void forward_pass::eval_step(kv_cache& kv, const batch& b, size_t begin, size_t 
 
     for (int64_t t = 0; t < n; ++t)
         kernels::get_row(w.token_embd.type, w.token_embd.data, n_embd, b.tokens[begin + t], &x_[t * n_embd]);
+    if (hp.embd_scale != 1.0f)
+        for (int64_t i = 0; i < n * n_embd; ++i) x_[static_cast<size_t>(i)] *= hp.embd_scale;
 
     const int nt = threads_for(n);
     for (int il = 0; il < hp.n_layer; ++il) eval_layer(il, kv, b, begin, n, nt);
@@ -129,14 +132,19 @@ void forward_pass::eval_step(kv_cache& kv, const batch& b, size_t begin, size_t 
     if (n_out == 0) return;
     kernels::rms_norm(proj_.data(), w.output_norm, xn_.data(), n_embd, n_out, hp.rms_eps);
     mul_mat(w.output, xn_.data(), n_out, logits_out, nt);
+    if (hp.final_softcap > 0.0f) kernels::softcap(logits_out, n_out * hp.n_vocab, hp.final_softcap);
 }
 
 void forward_pass::attend(int il, const kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt, const float* q) {
     // Causal attention: the token at position p sees positions 0..p of its own sequence, all of
-    // which are in the cache now (earlier steps, or stored just before this call).
+    // which are in the cache now (earlier steps, or stored just before this call); on a
+    // sliding-window layer only the last `window` of them, p - window + 1 .. p (llama.cpp masks a
+    // key at distance >= window).
     const model_hparams& hp = m_.hparams();
     const int64_t q_dim = hp.q_dim();
-    const float scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
+    const float scale = hp.prescale_q ? 1.0f : hp.score_scale();  // prescaled Q carries the scale
+    const float cap = hp.attn_softcap;
+    const int64_t window = hp.window(il);
     const int64_t group = hp.n_head / hp.n_head_kv;
 
     // Units of work: a tile of up to k_q_tile consecutive tokens of one sequence for flash
@@ -150,11 +158,16 @@ void forward_pass::attend(int il, const kv_cache& kv, const batch& b, size_t beg
     std::vector<unit>& units = units_tl;  // the workers below must see this thread's list
     units.clear();
     if (n_kv_.size() < static_cast<size_t>(n)) n_kv_.resize(static_cast<size_t>(n));
+    if (kv_first_.size() < static_cast<size_t>(n)) kv_first_.resize(static_cast<size_t>(n));
     for (int64_t t = 0; t < n;) {
         int64_t run = 1;
         while (t + run < n && b.seq_ids[begin + t + run] == b.seq_ids[begin + t]) ++run;
         const bool flash = flash_attn_ == flash_attn_mode::on || (flash_attn_ == flash_attn_mode::automatic && run > 1);
-        for (int64_t i = 0; i < run; ++i) n_kv_[static_cast<size_t>(t + i)] = b.positions[begin + t + i] + 1;
+        for (int64_t i = 0; i < run; ++i) {
+            const int64_t pos = b.positions[begin + t + i];
+            n_kv_[static_cast<size_t>(t + i)] = pos + 1;
+            kv_first_[static_cast<size_t>(t + i)] = window > 0 ? std::max<int64_t>(0, pos + 1 - window) : 0;
+        }
         if (flash) {
             for (int64_t t0 = t; t0 < t + run; t0 += k_q_tile) units.push_back({t0, std::min(k_q_tile, t + run - t0), true});
         } else {
@@ -185,13 +198,14 @@ void forward_pass::attend(int il, const kv_cache& kv, const batch& b, size_t beg
         const int64_t h0 = g0 * group * hp.head_dim;
         const float* qu = q + u.t0 * q_dim + h0;
         float* out = &attn_[static_cast<size_t>(u.t0 * q_dim + h0)];
+        const auto t0 = static_cast<size_t>(u.t0);
         if (u.flash) {
-            kernels::flash_attention(qu, q_dim, view, &n_kv_[static_cast<size_t>(u.t0)], u.n_q, (g1 - g0) * group,
-                                     g1 - g0, hp.head_dim, scale, out, q_dim);
+            kernels::flash_attention_ext(qu, q_dim, view, window > 0 ? &kv_first_[t0] : nullptr, &n_kv_[t0], u.n_q,
+                                         (g1 - g0) * group, g1 - g0, hp.head_dim, scale, cap, out, q_dim);
         } else {
             float* scratch = &scores_[static_cast<size_t>(ti) * static_cast<size_t>(kv.n_ctx())];
-            kernels::attention(qu, view, n_kv_[static_cast<size_t>(u.t0)], (g1 - g0) * group, g1 - g0, hp.head_dim,
-                               scale, out, scratch);
+            kernels::attention_ext(qu, view, kv_first_[t0], n_kv_[t0], (g1 - g0) * group, g1 - g0, hp.head_dim, scale,
+                                   cap, out, scratch);
         }
     });
 }
@@ -226,26 +240,45 @@ void forward_pass::eval_layer(int il, kv_cache& kv, const batch& b, size_t begin
         q = q2_.data();
         k = k2_.data();
     }
+    const float rope_base = hp.layer_rope_base(il), rope_scale = hp.layer_rope_scale(il);
+    const float q_scale = hp.score_scale();
     for (int64_t t = 0; t < n; ++t) {
         const int64_t pos = b.positions[begin + t];
-        kernels::rope(&q[t * q_dim], hp.n_head, hp.head_dim, hp.n_rot, pos, hp.rope_freq_base, hp.rope_freq_scale,
-                      w.rope_freqs, hp.rope);
-        kernels::rope(&k[t * kv_dim], hp.n_head_kv, hp.head_dim, hp.n_rot, pos, hp.rope_freq_base, hp.rope_freq_scale,
-                      w.rope_freqs, hp.rope);
+        float* qt = &q[t * q_dim];
+        kernels::rope(qt, hp.n_head, hp.head_dim, hp.n_rot, pos, rope_base, rope_scale, w.rope_freqs, hp.rope);
+        kernels::rope(&k[t * kv_dim], hp.n_head_kv, hp.head_dim, hp.n_rot, pos, rope_base, rope_scale, w.rope_freqs,
+                      hp.rope);
+        if (hp.prescale_q)
+            for (int64_t i = 0; i < q_dim; ++i) qt[i] *= q_scale;
         kv.store(il, b.seq_ids[begin + t], pos, &k[t * kv_dim], &v_[t * kv_dim]);
     }
 
     attend(il, kv, b, begin, n, nt, q);
     mm(lw.wo, attn_.data(), proj_.data());
-    kernels::add(x_.data(), proj_.data(), n * n_embd);
+    add_residual(lw.post_attn_norm, n);
 
-    // Feed-forward block: down(silu(gate(x)) * up(x)).
+    // Feed-forward block: down(act(gate(x)) * up(x)), act = silu (SwiGLU) or tanh GELU (GeGLU).
     kernels::rms_norm(x_.data(), lw.ffn_norm, xn_.data(), n_embd, n, hp.rms_eps);
     mm(lw.ffn_gate, xn_.data(), gate_.data());
     mm(lw.ffn_up, xn_.data(), up_.data());
-    kernels::swiglu(gate_.data(), up_.data(), gate_.data(), n * hp.n_ff);
+    if (hp.ffn_act == ffn_activation::gelu)
+        kernels::geglu(gate_.data(), up_.data(), gate_.data(), n * hp.n_ff);
+    else
+        kernels::swiglu(gate_.data(), up_.data(), gate_.data(), n * hp.n_ff);
     mm(lw.ffn_down, gate_.data(), proj_.data());
-    kernels::add(x_.data(), proj_.data(), n * n_embd);
+    add_residual(lw.post_ffn_norm, n);
+}
+
+void forward_pass::add_residual(const float* post_norm, int64_t n) {
+    const model_hparams& hp = m_.hparams();
+    const int64_t n_embd = hp.n_embd;
+    if (post_norm) {
+        // Gemma 2/3: the sub-layer's output is normalised before it joins the residual stream.
+        kernels::rms_norm(proj_.data(), post_norm, xn_.data(), n_embd, n, hp.rms_eps);
+        kernels::add(x_.data(), xn_.data(), n * n_embd);
+    } else {
+        kernels::add(x_.data(), proj_.data(), n * n_embd);
+    }
 }
 
 }  // namespace edgellm::model

@@ -73,6 +73,8 @@ private:
     void eval_layer(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt);
     // Causal attention of the step's tokens (q: [n][q_dim] after RoPE) into attn_.
     void attend(int il, const kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt, const float* q);
+    // x_ += proj_ (the sub-layer output in proj_), RMS-normalised by post_norm first when set.
+    void add_residual(const float* post_norm, int64_t n);
 
     const model& m_;
     int64_t n_batch_;
@@ -94,7 +96,8 @@ private:
     std::vector<float> up_;      // [n_batch][n_ff]
     std::vector<float> scores_;  // [n_threads][n_ctx] attention scores per thread
     std::vector<float> logits_;  // [n_outputs][n_vocab], grown on demand
-    std::vector<int64_t> n_kv_;  // [n_batch] keys each token sees (flash attention)
+    std::vector<int64_t> n_kv_;  // [n_batch] keys each token sees: rows kv_first_ .. n_kv_ - 1
+    std::vector<int64_t> kv_first_;  // [n_batch] first key each token sees (> 0 on sliding-window layers)
 };
 
 }  // namespace edgellm::model

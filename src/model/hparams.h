@@ -1,5 +1,6 @@
 // Model hyperparameters read from GGUF metadata ("{arch}.*" keys); nothing is hard-coded.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -8,8 +9,11 @@
 
 namespace edgellm::model {
 
+// The FFN's gate activation: SwiGLU (silu) or GeGLU (tanh GELU, Gemma).
+enum class ffn_activation { silu, gelu };
+
 struct model_hparams {
-    std::string arch;           // general.architecture ("llama", "qwen2", "qwen3")
+    std::string arch;           // general.architecture ("llama", "qwen2", "qwen3", "gemma2" ...)
     std::string name;           // general.name (may be empty)
     int64_t n_layer = 0;        // {arch}.block_count
     int64_t n_embd = 0;         // {arch}.embedding_length
@@ -26,6 +30,19 @@ struct model_hparams {
     kernels::rope_mode rope = kernels::rope_mode::normal;  // set by the architecture
     bool tied_embeddings = false;     // output.weight absent: logits reuse token_embd.weight
     int64_t n_swa = 0;                // {arch}.attention.sliding_window; 0: full attention
+    // Which layers use the window (when n_swa > 0): 0: every layer (Mistral, Phi-3); p > 0: layer
+    // il when il % p < p - 1 (llama.cpp's swa pattern: Gemma 2 p = 2, Gemma 3 p = 6).
+    int64_t swa_pattern = 0;
+    float rope_freq_base_swa = 0.0f;  // RoPE base of windowed layers (Gemma 3: 10000); 0: rope_freq_base
+    float rope_freq_scale_swa = 0.0f; // RoPE scale of windowed layers; 0: rope_freq_scale
+
+    // Set by the architecture (arch_def::adjust_hparams); the defaults are the llama-style decoder.
+    float embd_scale = 1.0f;          // token embeddings are multiplied by this (Gemma: sqrt(n_embd))
+    ffn_activation ffn_act = ffn_activation::silu;
+    float attn_scale = 0.0f;          // attention score scale; 0: 1 / sqrt(head_dim)
+    bool prescale_q = false;          // apply attn_scale to Q before the dot products (llama.cpp's order for Gemma)
+    float attn_softcap = 0.0f;        // > 0: scores s -> c tanh(s / c) before the softmax (Gemma 2)
+    float final_softcap = 0.0f;       // > 0: logits capped the same way (Gemma 2)
 
     // Special tokens (tokenizer.ggml.*), -1 when absent.
     int32_t bos_id = -1;
@@ -35,6 +52,17 @@ struct model_hparams {
 
     int64_t q_dim() const { return n_head * head_dim; }      // width of the Q projection
     int64_t kv_dim() const { return n_head_kv * head_dim; }  // width of the K and V projections
+    bool is_swa_layer(int64_t il) const {
+        return n_swa > 0 && (swa_pattern <= 0 || il % swa_pattern < swa_pattern - 1);
+    }
+    int64_t window(int64_t il) const { return is_swa_layer(il) ? n_swa : 0; }  // 0: full attention
+    float layer_rope_base(int64_t il) const {
+        return is_swa_layer(il) && rope_freq_base_swa > 0.0f ? rope_freq_base_swa : rope_freq_base;
+    }
+    float layer_rope_scale(int64_t il) const {
+        return is_swa_layer(il) && rope_freq_scale_swa > 0.0f ? rope_freq_scale_swa : rope_freq_scale;
+    }
+    float score_scale() const { return attn_scale > 0.0f ? attn_scale : 1.0f / std::sqrt(float(head_dim)); }
     bool is_end_of_generation(int32_t token) const {
         return token >= 0 && (token == eos_id || token == eot_id || token == eom_id);
     }

@@ -9,7 +9,8 @@
 namespace edgellm::model {
 
 const std::vector<const arch_def*>& supported_archs() {
-    static const std::vector<const arch_def*> archs{&llama_arch(), &qwen2_arch(), &qwen3_arch(), &phi3_arch()};
+    static const std::vector<const arch_def*> archs{&llama_arch(), &qwen2_arch(), &qwen3_arch(), &phi3_arch(),
+                                                        &gemma_arch(),  &gemma2_arch(), &gemma3_arch()};
     return archs;
 }
 
@@ -33,9 +34,10 @@ std::unique_ptr<model> model::from_file(gguf::file f) {
     m->arch_ = &find_arch(arch);
     m->hp_ = read_hparams(gf, arch);
     m->hp_.rope = m->arch_->rope;
+    if (m->arch_->adjust_hparams) m->arch_->adjust_hparams(gf, m->hp_);
     const model_hparams& hp = m->hp_;
 
-    m->owned_.reserve(static_cast<size_t>(hp.n_layer) * 8 + 4);
+    m->owned_.reserve(static_cast<size_t>(hp.n_layer) * 10 + 4);
     weight_loader ld(gf, m->owned_, m->w_.n_matrix_bytes);
     model_weights& w = m->w_;
     w.token_embd = ld.require_matrix("token_embd.weight", hp.n_embd, hp.n_vocab);

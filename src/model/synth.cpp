@@ -1,4 +1,4 @@
-// Synthetic llama GGUF writer: named shapes, llama.cpp-style type mixes, a built-in SentencePiece
+// Synthetic llama / gemma2 / gemma3 GGUF writer: named shapes, llama.cpp-style type mixes, a built-in SentencePiece
 // byte vocab, and seeded random weights generated and quantized row by row while streaming.
 #include "model/synth.h"
 
@@ -24,6 +24,10 @@ const std::vector<shape>& shapes() {
         // SmolLM-135M: tied embeddings, as the real model.
         {"small", 576, 30, 9, 3, 1536, 49152, 2048, 10000.0f, 1e-5f, true},
         {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.0f, 1e-5f},
+        // Gemma layouts at tiny size (tied embeddings, post-norms; gemma3 adds Q/K norms), with
+        // windows shorter than the context so sliding-window attention is exercised.
+        {"gemma2-tiny", 256, 4, 4, 2, 512, 0, 512, 10000.0f, 1e-6f, true, "gemma2", 64},
+        {"gemma3-tiny", 256, 6, 4, 1, 512, 0, 512, 1000000.0f, 1e-6f, true, "gemma3", 64},
     };
     return k_shapes;
 }
@@ -172,7 +176,8 @@ summary write_model(const std::string& path, const options& opts) {
     const int n_layer = static_cast<int>(opts.n_layer > 0 ? opts.n_layer : sh.n_layer);
     const std::string name = opts.name.empty() ? "edgellm-synth-" + sh.name + "-" + mix.name : opts.name;
 
-    w.set("general.architecture", gguf::value::make_string("llama"));
+    w.set("general.architecture", gguf::value::make_string(sh.arch));
+    const std::string& arch = sh.arch;  // metadata key prefix
     w.set("general.name", gguf::value::make_string(name));
     w.set("general.description",
           gguf::value::make_string("synthetic random weights written by edgellm synth (shape " + sh.name + ", type " +
@@ -181,16 +186,22 @@ summary write_model(const std::string& path, const options& opts) {
                                    "not a trained model"));
     w.set("general.file_type", gguf::value::make_u32(mix.file_type));
     w.set("general.quantization_version", gguf::value::make_u32(2));
-    w.set("llama.vocab_size", gguf::value::make_u32(static_cast<uint32_t>(n_vocab)));
-    w.set("llama.context_length", gguf::value::make_u32(static_cast<uint32_t>(sh.n_ctx)));
-    w.set("llama.embedding_length", gguf::value::make_u32(static_cast<uint32_t>(sh.n_embd)));
-    w.set("llama.block_count", gguf::value::make_u32(static_cast<uint32_t>(n_layer)));
-    w.set("llama.feed_forward_length", gguf::value::make_u32(static_cast<uint32_t>(sh.n_ff)));
-    w.set("llama.attention.head_count", gguf::value::make_u32(static_cast<uint32_t>(sh.n_head)));
-    w.set("llama.attention.head_count_kv", gguf::value::make_u32(static_cast<uint32_t>(sh.n_head_kv)));
-    w.set("llama.attention.layer_norm_rms_epsilon", gguf::value::make_f32(sh.rms_eps));
-    w.set("llama.rope.freq_base", gguf::value::make_f32(sh.rope_freq_base));
-    w.set("llama.rope.dimension_count", gguf::value::make_u32(static_cast<uint32_t>(head_dim)));
+    w.set(arch + ".vocab_size", gguf::value::make_u32(static_cast<uint32_t>(n_vocab)));
+    w.set(arch + ".context_length", gguf::value::make_u32(static_cast<uint32_t>(sh.n_ctx)));
+    w.set(arch + ".embedding_length", gguf::value::make_u32(static_cast<uint32_t>(sh.n_embd)));
+    w.set(arch + ".block_count", gguf::value::make_u32(static_cast<uint32_t>(n_layer)));
+    w.set(arch + ".feed_forward_length", gguf::value::make_u32(static_cast<uint32_t>(sh.n_ff)));
+    w.set(arch + ".attention.head_count", gguf::value::make_u32(static_cast<uint32_t>(sh.n_head)));
+    w.set(arch + ".attention.head_count_kv", gguf::value::make_u32(static_cast<uint32_t>(sh.n_head_kv)));
+    w.set(arch + ".attention.layer_norm_rms_epsilon", gguf::value::make_f32(sh.rms_eps));
+    w.set(arch + ".rope.freq_base", gguf::value::make_f32(sh.rope_freq_base));
+    w.set(arch + ".rope.dimension_count", gguf::value::make_u32(static_cast<uint32_t>(head_dim)));
+    if (sh.n_swa > 0)
+        w.set(arch + ".attention.sliding_window", gguf::value::make_u32(static_cast<uint32_t>(sh.n_swa)));
+    if (arch == "gemma2") {
+        w.set(arch + ".attn_logit_softcapping", gguf::value::make_f32(50.0f));
+        w.set(arch + ".final_logit_softcapping", gguf::value::make_f32(30.0f));
+    }
     for (auto& [key, val] : tokenizer_kv) w.set(key, std::move(val));
 
     // Fan-in scaled weights keep every projection's output at unit scale, so activations and
@@ -216,6 +227,14 @@ summary write_model(const std::string& path, const options& opts) {
         matrix(p + "ffn_gate.weight", il, sh.n_embd, sh.n_ff, s_embd);
         matrix(p + "ffn_down.weight", il, sh.n_ff, sh.n_embd, s_ff);
         matrix(p + "ffn_up.weight", il, sh.n_embd, sh.n_ff, s_embd);
+        if (sh.arch == "gemma3") {
+            norm(p + "attn_q_norm.weight", head_dim);
+            norm(p + "attn_k_norm.weight", head_dim);
+        }
+        if (sh.arch == "gemma2" || sh.arch == "gemma3") {
+            norm(p + "post_attention_norm.weight", sh.n_embd);
+            norm(p + "post_ffw_norm.weight", sh.n_embd);
+        }
     }
     norm("output_norm.weight", sh.n_embd);
     if (!sh.tied_embeddings) matrix("output.weight", n_layer - 1, sh.n_embd, n_vocab, s_embd);

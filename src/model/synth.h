@@ -1,4 +1,4 @@
-// `edgellm synth`: writes llama-architecture GGUF files with deterministic random weights in
+// `edgellm synth`: writes llama- (or gemma2/gemma3-) architecture GGUF files with deterministic random weights in
 // any supported weight type (with llama.cpp's per-tensor type mixes), for tests and benchmarks.
 #pragma once
 #include <cstdint>
@@ -13,7 +13,7 @@
 
 namespace edgellm::synth {
 
-// Hyperparameters of a named shape (all llama-family).
+// Hyperparameters of a named shape (llama-family, or Gemma 2 / 3 layouts).
 struct shape {
     std::string name;
     int64_t n_embd = 0;
@@ -26,9 +26,11 @@ struct shape {
     float rope_freq_base = 10000.0f;
     float rms_eps = 1e-5f;
     bool tied_embeddings = false;  // no output.weight: the output projection reuses token_embd
+    std::string arch = "llama";    // general.architecture: llama, gemma2 or gemma3
+    int64_t n_swa = 0;             // {arch}.attention.sliding_window (gemma2 / gemma3); 0: none
 };
 
-// tiny (tests), small (SmolLM-135M-like), tinyllama-1.1b.
+// tiny (tests), small (SmolLM-135M-like), tinyllama-1.1b, gemma2-tiny, gemma3-tiny.
 const std::vector<shape>& shapes();
 // The named shape; throws usage_error listing the known names.
 const shape& find_shape(std::string_view name);

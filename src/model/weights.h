@@ -36,10 +36,12 @@ struct layer_weights {
     const float* bv = nullptr;         // [kv_dim], optional (qwen2)
     const float* q_norm = nullptr;     // [head_dim], optional per-head RMSNorm of Q (qwen3)
     const float* k_norm = nullptr;     // [head_dim], optional per-head RMSNorm of K (qwen3)
+    const float* post_attn_norm = nullptr;  // [n_embd], optional RMSNorm of the attention output (gemma2/3)
     const float* ffn_norm = nullptr;   // [n_embd]
     matrix ffn_gate;                   // [n_ff][n_embd]
     matrix ffn_up;                     // [n_ff][n_embd]
     matrix ffn_down;                   // [n_embd][n_ff]
+    const float* post_ffn_norm = nullptr;   // [n_embd], optional RMSNorm of the FFN output (gemma2/3)
 };
 
 struct model_weights {
