@@ -13,6 +13,7 @@
 #include "engine/speculative.h"
 #include "engine/text.h"
 #include "gguf/gguf.h"
+#include "model/arch.h"
 #include "model/kv_cache.h"
 #include "tokenizer/tokenizer.h"
 
@@ -26,7 +27,9 @@ public:
 
     availability check_available(const backend_settings& s) const override {
         if (s.n_gpu_layers > 0) return {false, fmt::format("-ngl {}: {}", s.n_gpu_layers, engine::k_no_gpu_message), ""};
-        return {true, "built in (CPU kernels: GGUF llama / qwen2 / qwen3)", ""};
+        std::string archs;
+        for (const auto* a : model::supported_archs()) archs += (archs.empty() ? "" : " / ") + std::string(a->name);
+        return {true, "built in (CPU kernels: GGUF " + archs + ")", ""};
     }
 
     void load(const backend_settings& s) override {
