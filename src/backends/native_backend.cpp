@@ -14,6 +14,7 @@
 #include "engine/text.h"
 #include "gguf/gguf.h"
 #include "model/arch.h"
+#include "model/gpu_layers.h"
 #include "model/kv_cache.h"
 #include "tokenizer/tokenizer.h"
 
@@ -26,7 +27,9 @@ public:
     std::string description() const override { return "edgellm's built-in engine"; }
 
     availability check_available(const backend_settings& s) const override {
-        if (s.n_gpu_layers > 0) return {false, fmt::format("-ngl {}: {}", s.n_gpu_layers, engine::k_no_gpu_message), ""};
+        if (s.n_gpu_layers > 0)
+            if (const std::string why = model::gpu_offload_unavailable_reason(); !why.empty())
+                return {false, fmt::format("-ngl {}: {}", s.n_gpu_layers, why), ""};
         std::string archs;
         for (const auto* a : model::supported_archs()) archs += (archs.empty() ? "" : " / ") + std::string(a->name);
         return {true, "built in (CPU kernels: GGUF " + archs + ")", ""};
@@ -39,7 +42,7 @@ public:
         if (s.n_ctx > 0) p.n_ctx = s.n_ctx;
         if (s.n_batch > 0) p.n_batch = s.n_batch;
         if (s.n_threads > 0) p.n_threads = s.n_threads;
-        p.n_gpu_layers = std::max(s.n_gpu_layers, 0);  // > 0 is refused by the engine
+        p.n_gpu_layers = std::max(s.n_gpu_layers, 0);
         // As `run`: a request that does not fit walks the fallback chain (the rung is load_note()).
         p.fallback = s.extra.find("no_fallback") == s.extra.end();
         if (auto m = s.extra.find("memory_limit"); m != s.extra.end())

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <tuple>
 #include <charconv>
 #include <cmath>
 #include <map>
@@ -94,8 +95,6 @@ class native_micro {
     native_micro(const micro_plan& plan, uint64_t seed) : plan_(plan), rng_(seed) {}
 
     void run(const micro_case& c, micro_result& r, int n_reps) {
-        if (c.n_gpu_layers > 0)  // never a CPU run labelled with GPU layers
-            throw usage_error(fmt::format("-ngl {}: {}", c.n_gpu_layers, engine::k_no_gpu_message));
         engine::engine& e = engine_for(c);
         const int64_t need = static_cast<int64_t>(c.n_depth) + c.n_prompt + c.n_gen;
         if (need > e.kv().n_ctx())
@@ -117,7 +116,7 @@ class native_micro {
 
   private:
     engine::engine& engine_for(const micro_case& c) {
-        auto key = std::make_pair(c.model, c.n_batch);
+        auto key = std::make_tuple(c.model, c.n_batch, std::max(0, c.n_gpu_layers));
         if (key_ == key && engine_) return *engine_;
         engine_.reset();
         // One load per model; a session per (model, batch) since the scratch buffers are sized
@@ -139,7 +138,7 @@ class native_micro {
         ep.model_path = c.model;
         ep.n_batch = c.n_batch;
         ep.n_threads = std::max(0, plan_.settings.n_threads);
-        ep.n_gpu_layers = std::max(0, c.n_gpu_layers);  // > 0 is refused: the engine is CPU-only
+        ep.n_gpu_layers = std::max(0, c.n_gpu_layers);  // refused with the reason when it cannot be offloaded
         if (!model_ || model_path_ != c.model) {
             model_.reset();
             engine::engine_params lp = ep;
@@ -191,7 +190,7 @@ class native_micro {
     std::shared_ptr<const engine::loaded_model> model_;
     std::string model_path_;
     std::unique_ptr<engine::engine> engine_;
-    std::pair<std::string, int> key_;
+    std::tuple<std::string, int, int> key_;  // model, batch, GPU layers
     int64_t n_vocab_ = 1;
     int default_threads_ = 1;
 };

@@ -184,7 +184,7 @@ std::string settings_line(const bench_report& r) {
 
 std::string cuda_state(const build_info& b) {
     if (!b.cuda) return "off";
-    return b.cuda_offload ? "on" : "kernels built, engine on CPU";
+    return b.cuda_offload ? "on" : "kernels built, no device";
 }
 
 std::string format_number(double v, int decimals) {

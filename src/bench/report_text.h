@@ -35,8 +35,8 @@ struct text_table {
     std::string render_markdown() const;
 };
 
-// The build's CUDA state for labels: "off", "kernels built, engine on CPU" or "on" (the engine
-// offloaded layers); never "on" for kernels that no run used.
+// The build's CUDA state for labels: "off", "kernels built, no device" or "on" (kernels built and
+// a device found: -ngl offloads); whether a run offloaded is its n_gpu_layers.
 std::string cuda_state(const build_info& b);
 
 // Formats v with `decimals` digits; "-" for NaN (not measured).

@@ -31,7 +31,7 @@ struct build_info {
     std::string compiler;    // "g++ 12.2.0"
     std::string build_type;  // "Release"
     bool cuda = false;          // CUDA kernels compiled in (src/kernels/cuda)
-    bool cuda_offload = false;  // the native engine runs layers on the GPU with them (not yet)
+    bool cuda_offload = false;  // ... and a CUDA device was found, so -ngl can offload layers
 };
 
 // How the benchmark was asked to run (the CLI's flags after defaults were applied).

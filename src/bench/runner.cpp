@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/timing.h"
+#include "model/gpu_layers.h"
 #include "monitor/monitor.h"
 
 namespace edgellm::bench {
@@ -237,8 +238,9 @@ build_info this_build() {
 #ifdef EDGELLM_HAVE_CUDA
     b.cuda = true;
 #endif
-    // The engine has no GPU forward path yet (-ngl > 0 is refused), so no run used the kernels.
-    b.cuda_offload = false;
+    // The engine can put layers on a GPU here (-ngl): CUDA kernels built and a device present.
+    // Whether a run did is in its settings (n_gpu_layers), refused runs fail with the reason.
+    b.cuda_offload = b.cuda && model::gpu_offload_unavailable_reason().empty();
     return b;
 }
 

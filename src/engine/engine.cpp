@@ -12,6 +12,7 @@
 #include "core/timing.h"
 #include "core/units.h"
 #include "device/cpu_info.h"
+#include "model/gpu_layers.h"
 
 namespace edgellm::engine {
 namespace {
@@ -69,7 +70,9 @@ void check_engine_params(const engine_params& p) {
         throw usage_error(fmt::format("prefill thread count must be positive, got {}", p.n_threads_batch));
     if (p.n_seq <= 0) throw usage_error(fmt::format("sequence count must be positive, got {}", p.n_seq));
     if (p.n_kv_cells < 0) throw usage_error(fmt::format("KV cache size must be positive, got {}", p.n_kv_cells));
-    if (p.n_gpu_layers > 0) throw usage_error(fmt::format("-ngl {}: {}", p.n_gpu_layers, k_no_gpu_message));
+    if (p.n_gpu_layers > 0)  // refused before the model is read when no GPU can be used at all
+        if (const std::string why = model::gpu_offload_unavailable_reason(); !why.empty())
+            throw usage_error(fmt::format("-ngl {}: {}", p.n_gpu_layers, why));
 }
 
 // The context a session uses: the requested one, or the model's trained context capped.
@@ -145,7 +148,7 @@ std::shared_ptr<const loaded_model> load_model_for(engine_params& p,
                 if (ctx <= k_fallback_min_ctx || ctx <= 1) break;
             }
         }
-        throw usage_error(fmt::format("{} (fallback tried, every rung too big: {}; GPU layers: none, the engine is CPU-only)",
+        throw usage_error(fmt::format("{} (fallback tried, every rung too big: {})",
                                       first_error, fmt::join(tried, ", ")));
     });
 }
@@ -175,6 +178,9 @@ void engine::open() {
     forward_ = std::make_unique<model::forward_pass>(lm_->get_model(), params_.n_batch, params_.n_ctx, params_.n_threads);
     forward_->set_n_threads_batch(params_.n_threads_batch);
     forward_->set_flash_attn(params_.flash_attn);
+    if (params_.n_gpu_layers > 0)
+        forward_->set_gpu(model::gpu_layers::create(lm_->get_model(), params_.n_gpu_layers, params_.n_ctx,
+                                                    params_.kv_type, params_.n_seq, params_.n_batch));
     runner_ = std::make_unique<forward_runner>(*forward_, *kv_, hp.n_vocab);
 }
 

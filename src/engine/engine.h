@@ -60,14 +60,15 @@ struct engine_params {
     int n_seq = 1;            // sequences the KV cache holds at once
     int64_t n_kv_cells = 0;   // KV pool size in positions shared by the sequences; 0: n_seq * n_ctx
     bool repack = true;       // convert weights to the CPU kernels' packed layout at load
-    // Layers whose weights and KV go to a GPU (-ngl). The engine has CPU kernels only: 0 (and
-    // -1, "default") run; more is refused with k_no_gpu_message instead of being ignored.
+    // Layers whose weights and KV go to a CUDA GPU (-ngl; the last ones, and the output layer
+    // when more than the layer count, as llama.cpp): model::gpu_layers. Refused with the reason
+    // (no CUDA build or device, an unsupported model, n_seq > 1, device memory), never ignored.
     int n_gpu_layers = 0;
     // Memory the weights plus the KV cache may take; 0: what this machine (and cgroup) has
     // available now. Loading more is refused with a clear error instead of paging or an OOM kill.
     uint64_t memory_budget_bytes = 0;
-    // When weights + KV do not fit: walk the fallback chain instead of refusing at once. GPU
-    // layers have no rung (CPU-only engine); then the context is halved down to
+    // When weights + KV do not fit: walk the fallback chain instead of refusing at once (GPU
+    // layers are not a rung: -ngl either fits the device or is refused); the context is halved down to
     // k_fallback_min_ctx, then the same with a Q8_0 and a Q4_0 KV cache (when the heads are whole
     // blocks); only when nothing fits is the load refused, naming every rung tried. The rung
     // taken is in `fallback_note` (empty when the request fitted as asked).
@@ -76,10 +77,7 @@ struct engine_params {
 };
 constexpr int64_t k_fallback_min_ctx = 256;
 constexpr int64_t k_default_max_ctx = 4096;
-// Why -ngl > 0 is refused (one wording for the CLI, the native backend and bench).
-inline constexpr const char* k_no_gpu_message =
-    "the native engine has no GPU kernels yet (it runs on the CPU only), so -ngl/--n-gpu-layers must be 0; "
-    "for GPU offload use another backend (--backend llama_cpp or ollama)";
+
 
 // What one generate() call measured. Rates are 0 when nothing was timed.
 struct generation_stats {
@@ -149,6 +147,8 @@ public:
     // Lower level, for callers that build their own batches (tests, speculative decoding).
     model::kv_cache& kv_mut() { return *kv_; }
     model::forward_pass& forward() { return *forward_; }
+    // What runs on the GPU ("gpu: 22 of 22 layers and the output layer on ..."), "" when nothing.
+    std::string gpu_description() const { return forward_->gpu() ? forward_->gpu()->describe() : std::string(); }
     // Throws usage_error for an empty prompt, one that fills the context or has ids outside the vocab.
     void check_prompt(std::span<const int32_t> prompt) const;
 

@@ -117,7 +117,13 @@ void forward_pass::eval_step(kv_cache& kv, const batch& b, size_t begin, size_t 
         for (int64_t i = 0; i < n * n_embd; ++i) x_[static_cast<size_t>(i)] *= hp.embd_scale;
 
     const int nt = threads_for(n);
-    for (int il = 0; il < hp.n_layer; ++il) eval_layer(il, kv, b, begin, n, nt);
+    const int first_gpu = gpu_ ? gpu_->first_layer() : static_cast<int>(hp.n_layer);
+    for (int il = 0; il < first_gpu; ++il) eval_layer(il, kv, b, begin, n, nt);
+    if (gpu_) {
+        for (size_t i = begin; i < end; ++i)
+            if (b.seq_ids[i] != 0) throw error("GPU layers hold sequence 0 only");
+        gpu_->run(x_.data(), &b.positions[begin], n);  // writes the GPU layers' own KV cache
+    }
 
     // The keys and values of every layer are written: the new positions are now valid.
     for (size_t i = begin; i < end; ++i) kv.extend(b.seq_ids[i], b.positions[i] + 1);
@@ -130,8 +136,12 @@ void forward_pass::eval_step(kv_cache& kv, const batch& b, size_t begin, size_t 
         ++n_out;
     }
     if (n_out == 0) return;
-    kernels::rms_norm(proj_.data(), w.output_norm, xn_.data(), n_embd, n_out, hp.rms_eps);
-    mul_mat(w.output, xn_.data(), n_out, logits_out, nt);
+    if (gpu_ && gpu_->output_on_gpu()) {
+        gpu_->output(proj_.data(), n_out, logits_out);
+    } else {
+        kernels::rms_norm(proj_.data(), w.output_norm, xn_.data(), n_embd, n_out, hp.rms_eps);
+        mul_mat(w.output, xn_.data(), n_out, logits_out, nt);
+    }
     if (hp.final_softcap > 0.0f) kernels::softcap(logits_out, n_out * hp.n_vocab, hp.final_softcap);
 }
 

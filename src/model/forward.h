@@ -4,11 +4,13 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string_view>
 #include <span>
 #include <vector>
 
+#include "model/gpu_layers.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
 
@@ -65,6 +67,10 @@ public:
     int threads_for(int64_t n_tokens) const { return n_tokens > 1 ? n_threads_batch() : n_threads_; }
     flash_attn_mode flash_attn() const { return flash_attn_; }
     void set_flash_attn(flash_attn_mode m) { flash_attn_ = m; }
+    // Runs the last layers (and maybe the output layer) on a GPU; the KV cache passed to eval()
+    // must then hold one sequence. Null: everything on the CPU.
+    void set_gpu(std::unique_ptr<gpu_layers> g) { gpu_ = std::move(g); }
+    const gpu_layers* gpu() const { return gpu_.get(); }
 
 private:
     // Checks every entry; returns each sequence's length once the batch is written.
@@ -82,6 +88,7 @@ private:
     int n_threads_;
     int n_threads_batch_ = 0;
     flash_attn_mode flash_attn_ = flash_attn_mode::automatic;
+    std::unique_ptr<gpu_layers> gpu_;
     // Scratch, each [n_batch][width]:
     std::vector<float> x_;       // [n_batch][n_embd] residual stream
     std::vector<float> xn_;      // [n_batch][n_embd] normalised input of a sub-layer

@@ -148,6 +148,8 @@ void run(const run_options& o) {
         j["n_ctx"] = eng.params().n_ctx;
         j["n_batch"] = eng.params().n_batch;
         j["kv_type"] = std::string(type_name(eng.kv().type()));
+        j["n_gpu_layers"] = eng.params().n_gpu_layers;
+        j["gpu"] = eng.gpu_description();  // "" when every layer ran on the CPU
         j["seed"] = gp.sampling.seed;
         j["load_ms"] = st.load_ms;
         j["n_prompt"] = st.n_prompt;
@@ -195,6 +197,7 @@ void run(const run_options& o) {
                              type_name(eng.kv().type()), eng.params().n_ctx, format_bytes(st.peak_rss_bytes),
                              format_bytes(st.model_bytes))
                      .c_str());
+    if (const std::string g = eng.gpu_description(); !g.empty()) std::fprintf(stderr, "%s\n", g.c_str());
     if (draft)
         std::fprintf(stderr, "draft: %s, %lld of %lld drafted tokens accepted (%.1f %%), %lld verification passes\n",
                      o.model_draft.c_str(), static_cast<long long>(st.n_accepted), static_cast<long long>(st.n_drafted),

@@ -21,7 +21,8 @@ void session_flags::add_to(CLI::App* cmd, const std::string& ctx_help) {
     cmd->add_option("--kv-type,--cache-type-k,--ctk", kv_type,
                     "KV cache type: f16 (default), f32, q8_0 (about half of f16's memory) or q4_0 (about a quarter)");
     cmd->add_option("--ngl,--n-gpu-layers,--gpu-layers", n_gpu_layers,
-                    "layers to offload to a GPU (also spelled -ngl); the native engine is CPU-only, so only 0 is accepted");
+                    "layers to run on a CUDA GPU, the last ones; more than the layer count also offloads the output layer "
+                    "(also spelled -ngl; default 0; refused with the reason where it cannot be done)");
     cmd->add_option("--memory-limit", memory_limit,
                     "memory the weights + KV cache may take (e.g. 6G, 512M); default: what is available now");
     cmd->add_flag("--no-fallback", no_fallback,

@@ -1,0 +1,49 @@
+// -ngl: the last layers of the decoder (and the output layer when every layer is offloaded) run
+// on a CUDA GPU with the kernels of src/kernels/cuda, as llama.cpp places them: the token
+// embeddings and the first layers stay on the CPU, the residual stream is copied to the device
+// once per step and the logits come back. Weights of the offloaded layers are copied to device
+// memory in the GGUF layout; their KV cache lives there too (one sequence, contiguous rows).
+//
+// Supported: llama-style decoders without extras (llama, Mistral and others of the llama arch
+// without a sliding window), weight types the CUDA mul_mat takes, F16 / F32 KV, one sequence.
+// Anything else is refused by create() with the reason; builds without CUDA kernels and
+// machines without a device refuse every -ngl > 0 the same way.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "model/model.h"
+
+namespace edgellm::model {
+
+class gpu_layers {
+public:
+    // Offloads the last min(n_gpu_layers, n_layer) layers, plus the output layer when
+    // n_gpu_layers > n_layer. Throws usage_error naming what cannot be offloaded (no CUDA in this
+    // build, no device, an architecture feature, a weight or KV type, n_seq > 1, not enough
+    // device memory).
+    static std::unique_ptr<gpu_layers> create(const model& m, int n_gpu_layers, int64_t n_ctx, ggml_type kv_type,
+                                              int n_seq, int64_t n_batch);
+    virtual ~gpu_layers() = default;
+
+    virtual int first_layer() const = 0;      // layers first_layer() .. n_layer - 1 run here
+    virtual bool output_on_gpu() const = 0;
+    virtual uint64_t device_bytes() const = 0;  // weights + KV + scratch allocated on the device
+    virtual std::string describe() const = 0;   // one line for logs and reports
+
+    // Runs the offloaded layers for n tokens of sequence 0 at positions[0..n) (consecutive):
+    // x [n][n_embd] (host) is the residual stream in and out.
+    virtual void run(float* x, const int64_t* positions, int64_t n) = 0;
+    // Final norm and output projection of n_out rows of x (host) into logits [n_out][n_vocab] (host).
+    virtual void output(const float* x, int64_t n_out, float* logits) = 0;
+};
+
+// True when this build has the CUDA kernels (EDGELLM_HAVE_CUDA).
+bool gpu_layers_built();
+// Why no layer can be offloaded on this machine ("this edgellm was built without CUDA kernels
+// ...", "no CUDA device found ..."), or "" when a device is there (the model may still be refused
+// by create()). One wording for the engine, the native backend and bench.
+std::string gpu_offload_unavailable_reason();
+
+}  // namespace edgellm::model
