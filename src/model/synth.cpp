@@ -24,6 +24,8 @@ const std::vector<shape>& shapes() {
         // SmolLM-135M: tied embeddings, as the real model.
         {"small", 576, 30, 9, 3, 1536, 49152, 2048, 10000.0f, 1e-5f, true},
         {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.0f, 1e-5f},
+        // Llama-2-7B's layout (no GQA), for decode bandwidth benchmarks (3.6 GiB at Q4_0).
+        {"llama-7b", 4096, 32, 32, 32, 11008, 32000, 4096, 10000.0f, 1e-5f},
         // Gemma layouts at tiny size (tied embeddings, post-norms; gemma3 adds Q/K norms), with
         // windows shorter than the context so sliding-window attention is exercised.
         {"gemma2-tiny", 256, 4, 4, 2, 512, 0, 512, 10000.0f, 1e-6f, true, "gemma2", 64},

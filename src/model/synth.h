@@ -30,7 +30,7 @@ struct shape {
     int64_t n_swa = 0;             // {arch}.attention.sliding_window (gemma2 / gemma3); 0: none
 };
 
-// tiny (tests), small (SmolLM-135M-like), tinyllama-1.1b, gemma2-tiny, gemma3-tiny.
+// tiny (tests), small (SmolLM-135M-like), tinyllama-1.1b, llama-7b, gemma2-tiny, gemma3-tiny.
 const std::vector<shape>& shapes();
 // The named shape; throws usage_error listing the known names.
 const shape& find_shape(std::string_view name);
