@@ -71,7 +71,7 @@ int register_all() {
                             {"output_32000x2048", 32000, 2048}};
     const ggml_type types[] = {ggml_type::q4_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k,
                                ggml_type::f16,  ggml_type::f32,  ggml_type::q4_1, ggml_type::q5_0,
-                               ggml_type::q5_1, ggml_type::q5_k, ggml_type::q3_k, ggml_type::q2_k};
+                               ggml_type::q5_1, ggml_type::q5_k, ggml_type::q3_k, ggml_type::q2_k, ggml_type::bf16};
     for (auto t : types)
         for (const auto& s : shapes) {
             const std::string name = "mul_mat/" + std::string(edgellm::type_name(t)) + "/" + s.name;

@@ -178,18 +178,17 @@ float dot_f16(const void* wv, const void* xv, int64_t n) {
 float dot_bf16(const void* wv, const void* xv, int64_t n) {
     const auto* w = static_cast<const bf16_bits*>(wv);
     const auto* x = static_cast<const float*>(xv);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    // Four independent accumulators over 32 elements per step, as dot_f16 (two were 0.8x of it).
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     int64_t i = 0;
     auto load_bf16 = [&](int64_t k) {
         const __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k)));
         return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
     };
-    for (; i + 16 <= n; i += 16) {
-        acc0 = _mm256_fmadd_ps(load_bf16(i), _mm256_loadu_ps(x + i), acc0);
-        acc1 = _mm256_fmadd_ps(load_bf16(i + 8), _mm256_loadu_ps(x + i + 8), acc1);
-    }
-    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(load_bf16(i), _mm256_loadu_ps(x + i), acc0);
-    float s = hsum(_mm256_add_ps(acc0, acc1));
+    for (; i + 32 <= n; i += 32)
+        for (int k = 0; k < 4; ++k) acc[k] = _mm256_fmadd_ps(load_bf16(i + 8 * k), _mm256_loadu_ps(x + i + 8 * k), acc[k]);
+    for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(load_bf16(i), _mm256_loadu_ps(x + i), acc[0]);
+    float s = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
     for (; i < n; ++i) s += bf16_to_fp32(w[i]) * x[i];
     return s;
 }

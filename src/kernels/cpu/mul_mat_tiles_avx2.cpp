@@ -1,6 +1,7 @@
 // AVX2 multi-token dot products for prefill: one weight row against T (2..4) activation rows at
 // once, so each weight block is loaded and unpacked once and reused from registers T times
 // (the single-token dots in mul_mat_avx2.cpp unpack it again for every token).
+#include <cstring>
 #include <type_traits>
 
 #include "kernels/cpu/avx2_util.h"
@@ -12,6 +13,29 @@ namespace {
 template <class A, int T>
 inline void act_rows(const void* av, size_t stride, const A* (&a)[T]) {
     for (int t = 0; t < T; ++t) a[t] = reinterpret_cast<const A*>(static_cast<const uint8_t*>(av) + size_t(t) * stride);
+}
+
+// Per-pair scale vectors from 16 small scales held as bytes s[0..15] in both 128-bit lanes:
+// pair_scales(s2, k) has s[2k] in the eight int16 of the low lane and s[2k+1] in the high lane
+// (the order maddubs/madd products of a 32-byte chunk come in), sign-extended when Signed.
+template <bool Signed>
+inline __m256i pair_scales(__m256i s2, int k) {
+    const __m256i ctrl = _mm256_setr_m128i(_mm_set1_epi8(char(2 * k)), _mm_set1_epi8(char(2 * k + 1)));
+    const __m256i r = _mm256_shuffle_epi8(s2, ctrl);  // each int16 is (s << 8) | s
+    return Signed ? _mm256_srai_epi16(r, 8) : _mm256_srli_epi16(r, 8);
+}
+
+// The 16 6-bit Q3_K scales minus 32, as int8 in a 128-bit register (quant.h's q3_k_scales,
+// in registers).
+inline __m128i q3_k_scales_v(const uint8_t* packed) {
+    constexpr uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;
+    uint32_t aux[3];
+    std::memcpy(aux, packed, sizeof(aux));
+    const uint32_t s0 = (aux[0] & kmask2) | (((aux[2] >> 0) & kmask1) << 4);
+    const uint32_t s1 = (aux[1] & kmask2) | (((aux[2] >> 2) & kmask1) << 4);
+    const uint32_t s2 = ((aux[0] >> 4) & kmask2) | (((aux[2] >> 4) & kmask1) << 4);
+    const uint32_t s3 = ((aux[1] >> 4) & kmask2) | (((aux[2] >> 6) & kmask1) << 4);
+    return _mm_sub_epi8(_mm_setr_epi32(int(s0), int(s1), int(s2), int(s3)), _mm_set1_epi8(32));
 }
 
 template <int T>
@@ -148,18 +172,20 @@ void dot_q2_k_n(const void* wv, const void* av, size_t a_stride, int64_t n, floa
     const q8_k_block* a[T];
     act_rows(av, a_stride, a);
     const __m256i m2 = _mm256_set1_epi8(0x03);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
     __m256 acc[T];
-    float corr[T];
-    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), corr[t] = 0.0f;
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; ++b) {
-        const uint8_t* sc = w[b].scales;
+        const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].scales));
+        const __m256i scales2 = _mm256_broadcastsi128_si256(_mm_and_si128(sc, m4));
+        const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
         __m256i sumi[T];
         for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
         for (int h = 0; h < 2; ++h) {
             const __m256i qv = load256(w[b].qs + 32 * h);
             for (int j = 0; j < 4; ++j) {
                 const __m256i q = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * j), m2);
-                const __m256i sp = scale_pair(sc[8 * h + 2 * j] & 0xF, sc[8 * h + 2 * j + 1] & 0xF);
+                const __m256i sp = pair_scales<false>(scales2, 4 * h + j);
                 for (int t = 0; t < T; ++t) {
                     const int8_t* yq = a[t][b].qs + 128 * h + 32 * j;
                     sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q, load256(yq)), sp));
@@ -168,13 +194,13 @@ void dot_q2_k_n(const void* wv, const void* av, size_t a_stride, int64_t n, floa
         }
         const float d = f16(w[b].d), dmin = f16(w[b].dmin);
         for (int t = 0; t < T; ++t) {
-            int mins = 0;
-            for (int g = 0; g < 16; ++g) mins += (sc[g] >> 4) * a[t][b].bsums[g];
+            // Σ min[g] * bsum[g], in the lanes (summed with the rest by the final hsum).
+            const __m256i mins = _mm256_madd_epi16(mins16, load256(a[t][b].bsums));
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t][b].d * d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-            corr[t] += a[t][b].d * dmin * float(mins);
+            acc[t] = _mm256_fnmadd_ps(_mm256_set1_ps(a[t][b].d * dmin), _mm256_cvtepi32_ps(mins), acc[t]);
         }
     }
-    for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]) - corr[t];
+    for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]);
 }
 
 // Q3_K: x = d * (sc - 32) * (q2 + 4*h - 4): q2 as in Q2_K, h = bit (4*half + j) of hmask[0..31];
@@ -186,11 +212,11 @@ void dot_q3_k_n(const void* wv, const void* av, size_t a_stride, int64_t n, floa
     act_rows(av, a_stride, a);
     const __m256i m2 = _mm256_set1_epi8(0x03), one = _mm256_set1_epi8(1);
     __m256 acc[T];
-    float corr[T];
-    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), corr[t] = 0.0f;
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; ++b) {
-        int8_t sc[QK_K / 16];
-        q3_k_scales(w[b].scales, sc);
+        const __m128i sc = q3_k_scales_v(w[b].scales);
+        const __m256i scales2 = _mm256_broadcastsi128_si256(sc);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc);
         const __m256i hm = load256(w[b].hmask);
         __m256i sumi[T];
         for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
@@ -199,7 +225,7 @@ void dot_q3_k_n(const void* wv, const void* av, size_t a_stride, int64_t n, floa
             for (int j = 0; j < 4; ++j) {
                 const __m256i hb = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + j), one), 2);
                 const __m256i u = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qv, 2 * j), m2), hb);
-                const __m256i sp = scale_pair(sc[8 * h + 2 * j], sc[8 * h + 2 * j + 1]);
+                const __m256i sp = pair_scales<true>(scales2, 4 * h + j);
                 for (int t = 0; t < T; ++t) {
                     const int8_t* yq = a[t][b].qs + 128 * h + 32 * j;
                     sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(u, load256(yq)), sp));
@@ -208,14 +234,13 @@ void dot_q3_k_n(const void* wv, const void* av, size_t a_stride, int64_t n, floa
         }
         const float d = f16(w[b].d);
         for (int t = 0; t < T; ++t) {
-            int offset = 0;
-            for (int g = 0; g < 16; ++g) offset += sc[g] * a[t][b].bsums[g];
-            const float dt = a[t][b].d * d;
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dt), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-            corr[t] += dt * float(offset);
+            // - 4 Σ sc[g] * bsum[g] folded into the integer sum (lanes are summed at the end).
+            const __m256i offset = _mm256_madd_epi16(sc16, load256(a[t][b].bsums));
+            const __m256i total = _mm256_sub_epi32(sumi[t], _mm256_slli_epi32(offset, 2));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t][b].d * d), _mm256_cvtepi32_ps(total), acc[t]);
         }
     }
-    for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]) - 4.0f * corr[t];
+    for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]);
 }
 
 template <void (*F)(const void*, const void*, size_t, int64_t, float*, size_t)>
