@@ -8,6 +8,11 @@ this build), so neither side is charged for sampling.
 ppN: one prompt of N tokens from an empty cache (batch 512). tgN: N single-token decode steps
 from a 1-token context, like llama-bench. Prints a Markdown table with edgellm/llama.cpp ratios and
 the decode bandwidth achieved (weight bytes read per token x tokens/s).
+--spec TARGET:DRAFT adds speculative-decoding rows: edgellm decoding the TARGET-type model with the
+DRAFT-type model drafting (`run --model-draft`, --draft-max tokens per round) against llama.cpp's
+plain decode of the same target (llama-cpp-python has no draft-model decoding), with the
+acceptance rate; on random-weight synth models two different files rarely agree, so expect
+little acceptance unless DRAFT == TARGET.
 
   python3 bench/compare_llamacpp.py --bin build/bin/edgellm --threads 2 --dir /tmp/cmp
 """
@@ -32,10 +37,12 @@ def prompt_ids(n, n_vocab=500):
     return [1] + [3 + (i * 37) % (n_vocab - 3) for i in range(n - 1)]
 
 
-def edgellm_run(bin_path, model, threads, ids, n_gen):
+def edgellm_run(bin_path, model, threads, ids, n_gen, draft=None, draft_max=8):
     args = [bin_path, "run", "-m", model, "--prompt-ids", " ".join(map(str, ids)), "-n", str(n_gen),
             "-t", str(threads), "-c", str(max(1024, len(ids) + n_gen + 8)), "-b", "512", "--temp", "0",
             "--ignore-eos", "--json"]
+    if draft:
+        args += ["--model-draft", draft, "--draft-max", str(draft_max)]
     r = subprocess.run(args, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"edgellm run failed: {r.stderr.strip()}")
@@ -76,6 +83,9 @@ def main():
     ap.add_argument("--reps", type=int, default=1, help="runs per cell; the best is kept")
     ap.add_argument("--dir", default="/tmp/edgellm-compare")
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--spec", nargs="*", default=[], metavar="TARGET:DRAFT",
+                    help="speculative rows, e.g. q8_0:q8_0 (self-draft) q8_0:q4_0; only the tgN tests run for them")
+    ap.add_argument("--draft-max", type=int, default=8)
     a = ap.parse_args()
     os.makedirs(a.dir, exist_ok=True)
     try:
@@ -84,6 +94,28 @@ def main():
         sys.exit("llama-cpp-python is not installed (pip install llama-cpp-python): it is the llama.cpp side")
 
     rows = []
+    for spec in a.spec:
+        target_type, draft_type = spec.split(":")
+        target = synth(a.bin, a.shape, target_type, a.dir)
+        draft = synth(a.bin, a.shape, draft_type, a.dir)
+        runner = llama_cpp_runner(target, a.threads)
+        for test in (t for t in a.tests if t.startswith("tg")):
+            n = int(test[2:])
+            ours, theirs, accepted = 0.0, 0.0, 0.0
+            for _ in range(a.reps):
+                j = edgellm_run(a.bin, target, a.threads, [1], n + 1, draft=draft, draft_max=a.draft_max)
+                if j["decode_tokens_per_s"] > ours:
+                    ours = j["decode_tokens_per_s"]
+                    accepted = j["acceptance"]
+                theirs = max(theirs, runner.tg(n))
+            rows.append({"type": f"{target_type} + draft {draft_type} ({100 * accepted:.0f}% accepted)", "test": test,
+                         "edgellm": ours, "llama_cpp": theirs, "ratio": ours / theirs if theirs else 0.0,
+                         "weight_bytes": j["weight_bytes"], "kv_bytes": j["kv_bytes"],
+                         "peak_rss_bytes": j["peak_rss_bytes"], "spec": True,
+                         "file_bytes": os.path.getsize(target) + os.path.getsize(draft)})
+            print(f"{spec} {test}: edgellm {ours:.2f} t/s ({100 * accepted:.0f}% accepted), llama.cpp {theirs:.2f} t/s",
+                  file=sys.stderr)
+        del runner
     for wtype in a.types:
         model = synth(a.bin, a.shape, wtype, a.dir)
         file_bytes = os.path.getsize(model)
@@ -113,8 +145,10 @@ def main():
     print("| type | test | edgellm t/s | llama.cpp t/s | ratio | edgellm GB/s | llama.cpp GB/s | peak RSS / budget |")
     print("|---|---|---:|---:|---:|---:|---:|---|")
     for r in rows:
-        gb = lambda tps: f"{r['weight_bytes'] * tps / 1e9:.2f}" if r["test"].startswith("tg") else ""
-        budget = r["file_bytes"] + r["kv_bytes"] + 100 * 2**20
+        # Bandwidth only for plain decode: a speculative step reads the weights once for several tokens.
+        gb = lambda tps: f"{r['weight_bytes'] * tps / 1e9:.2f}" if r["test"].startswith("tg") and not r.get("spec") else ""
+        # A draft of the same shape has a KV cache as large as the target's.
+        budget = r["file_bytes"] + r["kv_bytes"] * (2 if r.get("spec") else 1) + 100 * 2**20
         rss = f"{r['peak_rss_bytes'] / 2**20:.0f} / {budget / 2**20:.0f} MiB"
         print(f"| {r['type']} | {r['test']} | {r['edgellm']:.2f} | {r['llama_cpp']:.2f} | {r['ratio']:.2f} | "
               f"{gb(r['edgellm'])} | {gb(r['llama_cpp'])} | {rss} |")
