@@ -53,7 +53,10 @@ def test_quality_table_on_stories260k(tmp_path):
         assert x["prefill_tokens_per_s"] > 0 and x["decode_tokens_per_s"] > 0 and x["peak_rss_bytes"] > 0
     # Fewer bits, more damage (stories260K's 64-wide rows have no k-quants: they fall back to these).
     assert rows["q8_0"]["kld_mean"] < rows["q5_0"]["kld_mean"] < rows["q4_0"]["kld_mean"]
-    assert rows["q8_0"]["top1_pct"] > 95 and abs(rows["q8_0"]["dppl_pct"]) < 1
+    # Same top-1 for q8_0: 96.0 % with the reference kernels over these 378 tokens (stderr 1.0 %);
+    # the fast kernels' 8-bit activations move it by a few tokens either way (95.8 %, then 94.2 %
+    # after an F16 dot changed its summation order), so the bound is 4 stderr below the reference.
+    assert rows["q8_0"]["top1_pct"] > 92 and abs(rows["q8_0"]["dppl_pct"]) < 1
     md = (out / "quality.md").read_text()
     assert "| q4_0 |" in md and "KLD mean" in md
     html = (out / "quality.html").read_text()
