@@ -87,9 +87,7 @@ generation_stats generate_speculative(engine& target, engine& draft, std::span<c
                                       const speculative_params& sp) {
     if (gp.n_predict <= 0)
         throw usage_error(fmt::format("the number of tokens to generate must be positive, got {}", gp.n_predict));
-    if (sp.draft_max < 1) throw usage_error(fmt::format("--draft-max must be at least 1, got {}", sp.draft_max));
-    if (sp.draft_min < 0 || sp.draft_min > sp.draft_max)
-        throw usage_error(fmt::format("--draft-min must be in [0, --draft-max], got {}", sp.draft_min));
+    check_speculative_params(sp);
     check_speculative_request(gp);
     const auto& s = gp.sampling;
     sampling::validate(s);
@@ -208,6 +206,12 @@ generation_stats generate_speculative(engine& target, engine& draft, std::span<c
     return st;
 }
 
+void check_speculative_params(const speculative_params& sp) {
+    if (sp.draft_max < 1) throw usage_error(fmt::format("--draft-max must be at least 1, got {}", sp.draft_max));
+    if (sp.draft_min < 0 || sp.draft_min > sp.draft_max)
+        throw usage_error(fmt::format("--draft-min must be in [0, --draft-max], got {}", sp.draft_min));
+}
+
 void check_speculative_request(const generation_params& gp) {
     const auto& s = gp.sampling;
     if (s.repeat_penalty != 1.0f || s.frequency_penalty != 0.0f || s.presence_penalty != 0.0f)
@@ -215,6 +219,7 @@ void check_speculative_request(const generation_params& gp) {
 }
 
 exclusive_runner speculative_runner(engine& target, engine& draft, const speculative_params& sp) {
+    check_speculative_params(sp);
     check_same_vocab(target, draft);
     exclusive_runner ex;
     ex.check = [](const request& r) { check_speculative_request(r.gp); };

@@ -41,6 +41,8 @@ generation_stats generate_speculative(engine& target, engine& draft, std::span<c
                                       const generation_params& gp, const token_callback& on_token,
                                       const speculative_params& sp);
 
+// Refuses (usage_error) draft lengths out of range (--draft-max >= 1, 0 <= --draft-min <= max).
+void check_speculative_params(const speculative_params& sp);
 // Refuses (usage_error) what speculative decoding does not support: penalties.
 void check_speculative_request(const generation_params& gp);
 

@@ -161,7 +161,7 @@ server::impl::impl(std::unique_ptr<engine::engine> e, std::string path, server_p
     : eng(std::move(e)), draft(std::move(d)), model_path(std::move(path)), p(std::move(params)) {
     lm = eng->shared_model();
     engine::exclusive_runner spec;
-    if (draft) spec = engine::speculative_runner(*eng, *draft, {p.draft_max, p.draft_min});
+    if (draft) spec = engine::speculative_runner(*eng, *draft, p.spec);
     sched = eng->make_scheduler(p.max_queue, std::move(spec));
     if (p.model_name.empty()) p.model_name = std::filesystem::path(model_path).stem().string();
     started_unix = unix_now();

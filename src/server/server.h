@@ -9,6 +9,7 @@
 #include <string>
 
 #include "engine/engine.h"
+#include "engine/speculative.h"
 
 namespace edgellm::server {
 
@@ -20,8 +21,7 @@ struct server_params {
     size_t max_queue = 64;           // requests waiting for a slot; more get 503
     int n_http_threads = 0;          // 0: enough for every slot and the queue
     std::string chat_template;       // built-in name or Jinja2 source overriding the model's
-    int draft_max = 16;              // with a draft model: tokens drafted per verification
-    int draft_min = 0;               // rounds that could draft fewer than this decode plainly
+    engine::speculative_params spec;  // with a draft model: tokens drafted per round
 };
 
 class server {

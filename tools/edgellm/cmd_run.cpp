@@ -33,8 +33,7 @@ struct run_options {
     std::string system;        // with chat: system message
     std::string backend;  // empty or "native": this engine; otherwise any backend of the registry
     std::string url;
-    std::string model_draft;  // speculative decoding: the draft model
-    engine::speculative_params spec;
+    draft_flags draft;  // speculative decoding
 };
 
 std::vector<int32_t> parse_ids(const std::string& text) {
@@ -91,7 +90,7 @@ void run(const run_options& o) {
         throw usage_error("no model given: use -m MODEL.gguf (or --model-name NAME for a server backend)");
     if (o.n_predict <= 0) throw usage_error(fmt::format("-n must be a positive number of tokens, got {}", o.n_predict));
     if (!o.backend.empty() && o.backend != "native") {
-        if (!o.model_draft.empty())
+        if (!o.draft.model.empty())
             throw usage_error("--model-draft works with the native engine only (backend '" + o.backend + "')");
         run_other_backend(o);
         return;
@@ -128,10 +127,10 @@ void run(const run_options& o) {
         return true;
     };
     std::unique_ptr<engine::engine> draft;
-    if (!o.model_draft.empty()) {
-        draft = engine::open_draft(ep, o.model_draft, eng.params().n_ctx);
+    if (!o.draft.model.empty()) {
+        draft = engine::open_draft(ep, o.draft.model, eng.params().n_ctx);
     }
-    const engine::generation_stats st = draft ? engine::generate_speculative(eng, *draft, prompt, gp, on_token, o.spec)
+    const engine::generation_stats st = draft ? engine::generate_speculative(eng, *draft, prompt, gp, on_token, o.draft.spec)
                                               : eng.generate(prompt, gp, on_token);
     const std::string tail = codec.flush();
     if (o.json)
@@ -169,8 +168,8 @@ void run(const run_options& o) {
         j["stop_reason"] = st.stop_reason;
         if (!eng.params().fallback_note.empty()) j["fallback"] = eng.params().fallback_note;
         if (draft) {
-            j["model_draft"] = o.model_draft;
-            j["draft_max"] = o.spec.draft_max;
+            j["model_draft"] = o.draft.model;
+            j["draft_max"] = o.draft.spec.draft_max;
             j["n_drafted"] = st.n_drafted;
             j["n_accepted"] = st.n_accepted;
             j["n_rounds"] = st.n_rounds;
@@ -200,7 +199,7 @@ void run(const run_options& o) {
     if (const std::string g = eng.gpu_description(); !g.empty()) std::fprintf(stderr, "%s\n", g.c_str());
     if (draft)
         std::fprintf(stderr, "draft: %s, %lld of %lld drafted tokens accepted (%.1f %%), %lld verification passes\n",
-                     o.model_draft.c_str(), static_cast<long long>(st.n_accepted), static_cast<long long>(st.n_drafted),
+                     o.draft.model.c_str(), static_cast<long long>(st.n_accepted), static_cast<long long>(st.n_drafted),
                      st.n_drafted ? 100.0 * static_cast<double>(st.n_accepted) / static_cast<double>(st.n_drafted) : 0.0,
                      static_cast<long long>(st.n_rounds));
 }
@@ -228,13 +227,8 @@ void setup(CLI::App& app) {
     cmd->add_option("--llama-server", opts->llama_server, "llama-server binary for --backend llama_cpp");
     cmd->add_flag("--chat", opts->chat, "send the prompt as a chat message (server backends apply their template)");
     cmd->add_option("--system", opts->system, "system message with --chat");
-    cmd->add_option("--model-draft,--md", opts->model_draft,
-                    "speculative decoding: a small model with the same vocabulary proposes tokens the model verifies "
-                    "in one pass (output distribution unchanged; identical at --temp 0)");
-    cmd->add_option("--draft-max,--draft", opts->spec.draft_max,
-                    fmt::format("tokens drafted per verification (default {})", opts->spec.draft_max));
-    cmd->add_option("--draft-min", opts->spec.draft_min,
-                    "decode plainly when fewer than this many tokens could be drafted (default 0)");
+    opts->draft.add_to(cmd, "speculative decoding: a small model with the same vocabulary proposes tokens the model "
+                            "verifies in one pass (output distribution unchanged; identical at --temp 0)");
     cmd->add_flag("--ignore-eos", opts->ignore_eos, "keep generating past end-of-generation tokens");
     cmd->add_flag("--json", opts->json, "print the result and summary as one JSON object on stdout");
     cmd->callback([opts] { run(*opts); });

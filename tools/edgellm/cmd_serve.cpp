@@ -24,21 +24,20 @@ struct serve_options {
     server::server_params server;
     std::optional<int> n_parallel;  // default 4, or 1 with a draft model
     int64_t n_ctx_seq = 0;
-    std::string model_draft;  // speculative decoding
+    draft_flags draft;  // speculative decoding
 };
 
 void serve(serve_options& o) {
     if (o.session.model.empty()) throw usage_error("no model given: use -m MODEL.gguf");
-    const bool spec = !o.model_draft.empty();
+    const bool spec = o.draft.given();
     const int n_parallel = o.n_parallel.value_or(spec ? 1 : 4);
     if (n_parallel <= 0) throw usage_error(fmt::format("--parallel must be at least 1, got {}", n_parallel));
     // A speculative round needs the target's and the draft's caches for one sequence (not batched).
     if (spec && n_parallel != 1)
         throw usage_error(fmt::format("--model-draft decodes one request at a time: --parallel must be 1, got {}",
                                       n_parallel));
-    if (o.server.draft_max < 1) throw usage_error(fmt::format("--draft-max must be at least 1, got {}", o.server.draft_max));
-    if (o.server.draft_min < 0 || o.server.draft_min > o.server.draft_max)
-        throw usage_error(fmt::format("--draft-min must be in [0, --draft-max], got {}", o.server.draft_min));
+    if (spec) engine::check_speculative_params(o.draft.spec);  // before the models load
+    o.server.spec = o.draft.spec;
     if (o.server.port < 0 || o.server.port > 65535)
         throw usage_error(fmt::format("--port must be 0..65535, got {}", o.server.port));
     if (o.n_ctx_seq < 0) throw usage_error(fmt::format("--ctx-per-seq must be positive, got {}", o.n_ctx_seq));
@@ -65,7 +64,7 @@ void serve(serve_options& o) {
     auto eng = std::make_unique<engine::engine>(lm, ep);
     const engine::engine_params& used = eng->params();
     std::unique_ptr<engine::engine> draft;
-    if (spec) draft = engine::open_draft(used, o.model_draft, used.n_ctx);
+    if (spec) draft = engine::open_draft(used, o.draft.model, used.n_ctx);
     std::string desc = fmt::format(
         "model: {} ({}, {} layers), {} threads\n"
         "batching: {} parallel sequences, KV pool {} positions ({} blocks of {}, {} {}), up to {} positions per "
@@ -77,8 +76,8 @@ void serve(serve_options& o) {
     if (draft)
         desc += fmt::format("speculative decoding: draft {} ({} positions, {}), up to {} tokens per round, one request "
                             "at a time\n",
-                            o.model_draft, draft->kv().n_ctx(), format_bytes(draft->kv().size_bytes()),
-                            o.server.draft_max);
+                            o.draft.model, draft->kv().n_ctx(), format_bytes(draft->kv().size_bytes()),
+                            o.draft.spec.draft_max);
     server::server srv(std::move(eng), o.session.model, o.server, std::move(draft));
     const int port = srv.bind();
     std::fprintf(stderr, "%s", desc.c_str());
@@ -114,13 +113,8 @@ void setup(CLI::App& app) {
     cmd->add_option("--port", opts->server.port, "port (default 11434, Ollama's; 0 picks a free one)");
     cmd->add_option("-P,--parallel,--np", opts->n_parallel,
                     "sequences decoded together (default 4, or 1 with --model-draft; also spelled -np)");
-    cmd->add_option("--model-draft,--md", opts->model_draft,
-                    "speculative decoding with this draft model (same vocabulary); requests are then decoded one at a "
-                    "time, each with the draft proposing and the model verifying");
-    cmd->add_option("--draft-max,--draft", opts->server.draft_max,
-                    fmt::format("tokens drafted per verification (default {})", opts->server.draft_max));
-    cmd->add_option("--draft-min", opts->server.draft_min,
-                    "decode plainly when fewer than this many tokens could be drafted (default 0)");
+    opts->draft.add_to(cmd, "speculative decoding with this draft model (same vocabulary); requests are then decoded "
+                            "one at a time, each with the draft proposing and the model verifying");
     cmd->add_option("--ctx-per-seq", opts->n_ctx_seq, "positions one sequence may use (default: the whole pool)");
     cmd->add_option("--max-queue", opts->server.max_queue, "requests that may wait for a slot (default 64)");
     cmd->add_option("--api-key", opts->server.api_key, "require 'Authorization: Bearer KEY' on every route but /health");

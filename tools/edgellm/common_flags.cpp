@@ -61,6 +61,13 @@ engine::engine_params session_flags::params() const {
     return ep;
 }
 
+void draft_flags::add_to(CLI::App* cmd, const std::string& model_help) {
+    cmd->add_option("--model-draft,--md", model, model_help);
+    cmd->add_option("--draft-max,--draft", spec.draft_max,
+                    fmt::format("tokens drafted per verification (default {})", spec.draft_max));
+    cmd->add_option("--draft-min", spec.draft_min, "decode plainly when fewer than this many tokens could be drafted (default 0)");
+}
+
 void sampling_flags::add_to(CLI::App* cmd) {
     cmd->add_option("--temp", p.temperature, fmt::format("temperature; 0 = greedy (default {})", p.temperature));
     cmd->add_option("--top-k", p.top_k, fmt::format("top-k, 0 = off (default {})", p.top_k));

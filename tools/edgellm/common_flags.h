@@ -8,6 +8,7 @@
 #include <string>
 
 #include "engine/engine.h"
+#include "engine/speculative.h"
 #include "sampling/sampler.h"
 
 namespace edgellm::cli {
@@ -29,6 +30,14 @@ struct session_flags {
     void add_to(CLI::App* cmd, const std::string& ctx_help = "context size (default: model's, at most 4096)");
     // Validates the values and fills the engine's parameters.
     engine::engine_params params() const;
+};
+
+// --model-draft/-md --draft-max --draft-min (speculative decoding; run and serve).
+struct draft_flags {
+    std::string model;  // empty: no draft
+    engine::speculative_params spec;
+    void add_to(CLI::App* cmd, const std::string& model_help);
+    bool given() const { return !model.empty(); }
 };
 
 struct sampling_flags {
