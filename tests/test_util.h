@@ -2,9 +2,13 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace edgellm::test {
 
@@ -22,6 +26,19 @@ inline std::filesystem::path temp_dir(const std::string& tag) {
               "-" + std::to_string(std::rand()));
     std::filesystem::create_directories(p);
     return p;
+}
+
+// Token ids from a file such as models/stories260K.greedy.ids.txt ("[403, 407, ...]"; brackets,
+// commas and whitespace separate them).
+inline std::vector<int32_t> read_ids(const std::filesystem::path& p) {
+    std::ifstream in(p);
+    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (char& c : s)
+        if (c == '[' || c == ']' || c == ',') c = ' ';
+    std::istringstream is(s);
+    std::vector<int32_t> ids;
+    for (int32_t v; is >> v;) ids.push_back(v);
+    return ids;
 }
 
 }  // namespace edgellm::test

@@ -14,6 +14,7 @@
 #include "engine/engine.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "model/gpu_layers.h"
+#include "kernels/kernel_test_util.h"
 #include "model_fixture.h"
 #include "test_util.h"
 
@@ -23,12 +24,7 @@ namespace {
 using test::tiny_model_spec;
 
 double nmse(const std::vector<float>& got, const std::vector<float>& want) {
-    double err = 0, ref = 0;
-    for (size_t i = 0; i < want.size(); ++i) {
-        err += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-        ref += double(want[i]) * want[i];
-    }
-    return ref > 0 ? err / ref : err;
+    return test::nmse(got.data(), want.data(), want.size());
 }
 
 std::vector<int32_t> greedy(engine::engine& e, std::vector<int32_t> prompt, int n) {
@@ -67,21 +63,10 @@ engine::engine_params params(const std::string& path, int ngl) {
     return ep;
 }
 
-std::vector<int32_t> read_ids(const std::filesystem::path& p) {
-    std::ifstream f(p);
-    std::string s((std::istreambuf_iterator<char>(f)), {});
-    for (char& c : s)
-        if (c == '[' || c == ']' || c == ',') c = ' ';
-    std::istringstream in(s);
-    std::vector<int32_t> v;
-    for (int32_t x; in >> x;) v.push_back(x);
-    return v;
-}
-
 TEST(CudaEngine, Stories260KGreedyMatchesTheReferenceFullyOffloaded) {
     EDGELLM_REQUIRE_SHARED(model_path, "models/stories260K.gguf");
     EDGELLM_REQUIRE_SHARED(ids_path, "models/stories260K.greedy.ids.txt");
-    const std::vector<int32_t> want = read_ids(ids_path);
+    const std::vector<int32_t> want = test::read_ids(ids_path);
     auto ep = params(model_path.string(), 99);
     ep.n_ctx = 0;
     engine::engine gpu(ep);

@@ -18,20 +18,6 @@
 namespace edgellm::test {
 namespace {
 
-std::vector<int32_t> read_ids(const std::filesystem::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string s = ss.str();
-    for (char& c : s)
-        if (c == '[' || c == ']' || c == ',') c = ' ';
-    std::istringstream is(s);
-    std::vector<int32_t> ids;
-    int32_t v;
-    while (is >> v) ids.push_back(v);
-    return ids;
-}
-
 float max_abs_diff(const float* a, const float* b, size_t n) {
     float m = 0;
     for (size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(a[i] - b[i]));

@@ -357,13 +357,7 @@ TEST(tokenizer_shared, bos_and_eos_follow_the_metadata) {
 TEST(tokenizer_shared, stories260k_decodes_the_reference_greedy_ids_to_the_reference_text) {
     EDGELLM_REQUIRE_SHARED(ids_path, "models/stories260K.greedy.ids.txt");
     REQUIRE_TOKENIZER(tok, "models/stories260K.gguf");
-    std::ifstream in(ids_path);
-    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    for (char& c : all)
-        if (c == '[' || c == ']' || c == ',') c = ' ';
-    std::istringstream ss(all);
-    std::vector<int32_t> ids;
-    for (int32_t id; ss >> id;) ids.push_back(id);
+    const std::vector<int32_t> ids = test::read_ids(ids_path);
     ASSERT_GT(ids.size(), 100u);
     std::ifstream tin(test::shared_path("models/stories260K.greedy.txt"));
     std::string text((std::istreambuf_iterator<char>(tin)), std::istreambuf_iterator<char>());
