@@ -139,7 +139,10 @@ public:
     void run(float* x, const int64_t* positions, int64_t n) override {
         const model_hparams& hp = m_.hparams();
         if (n > n_batch_) throw error(fmt::format("gpu layers: step of {} tokens exceeds the batch of {}", n, n_batch_));
-        std::vector<int32_t> pos(static_cast<size_t>(n)), n_kv(static_cast<size_t>(n));
+        std::vector<int32_t>& pos = host_pos_;
+        std::vector<int32_t>& n_kv = host_n_kv_;
+        pos.resize(static_cast<size_t>(n));
+        n_kv.resize(static_cast<size_t>(n));
         for (int64_t t = 0; t < n; ++t) {
             if (positions[t] < 0 || positions[t] >= n_ctx_)
                 throw error(fmt::format("gpu layers: position {} outside the context of {}", positions[t], n_ctx_));
@@ -280,6 +283,7 @@ private:
     cu::device_buffer out_norm_, rope_freqs_;
     device_matrix output_w_;
     cu::device_buffer x_, xn_, q_, k_, v_, attn_, proj_, gate_, up_, logits_, pos_, n_kv_, int8_scratch_;
+    std::vector<int32_t> host_pos_, host_n_kv_;  // staging for pos_ / n_kv_, kept across steps
 };
 
 }  // namespace
