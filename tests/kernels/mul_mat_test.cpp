@@ -68,7 +68,8 @@ TEST_P(MulMat, EveryTableMatchesReferenceWithinTolerance) {
 }
 
 // Shapes: n_rows and n_tokens from the odd sizes the issue lists, paired so each type runs a
-// handful of cases; n_cols of 1, 3 and 9 blocks (F32/F16/BF16 add 5 columns to exercise tails).
+// handful of cases; n_cols of 1, 3, 9 and 17 blocks (F32/F16/BF16 add 5 columns to exercise tails;
+// 9 and 17 blocks are one and two groups of eight plus one, the unit of the gathered dots).
 std::vector<mm_param> mm_params() {
     const ggml_type types[] = {ggml_type::f32,  ggml_type::f16,  ggml_type::bf16, ggml_type::q4_0, ggml_type::q4_1,
                                ggml_type::q5_0, ggml_type::q5_1, ggml_type::q8_0, ggml_type::q2_k, ggml_type::q3_k,
@@ -76,7 +77,7 @@ std::vector<mm_param> mm_params() {
     const std::pair<int, int> rows_tokens[] = {{1, 1}, {3, 2}, {17, 3}, {33, 5}, {127, 8}, {129, 13}, {1023, 1}};
     std::vector<mm_param> out;
     for (auto t : types)
-        for (int nb : {1, 3, 9})
+        for (int nb : {1, 3, 9, 17})
             for (auto [r, tok] : rows_tokens) out.emplace_back(t, nb, r, tok);
     return out;
 }

@@ -2,6 +2,7 @@
 // activations are 8-bit (act_q8_32 or q8_k), weights are unpacked to bytes in registers and
 // multiplied with maddubs (u8 x i8 -> i16 pairs) + madd (-> i32), scaled per block in f32.
 #include "kernels/cpu/avx2_util.h"
+#include "kernels/cpu/legacy_dots_x86.h"
 #include "quant/fp16.h"
 #include "quant/quant.h"
 
@@ -27,48 +28,6 @@ float dot_q4_0(const void* wv, const void* av, int64_t n) {
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b].d) * a[b].d), _mm256_cvtepi32_ps(p0), acc0);
     }
     return hsum(_mm256_add_ps(acc0, acc1));
-}
-
-float dot_q4_1(const void* wv, const void* av, int64_t n) {
-    const auto* w = static_cast<const q4_1_block*>(wv);
-    const auto* a = static_cast<const act_q8_32*>(av);
-    __m256 acc = _mm256_setzero_ps();
-    float corr = 0.0f;  // sum of m * d_y * sum(y): the per-block min times the activation sum
-    for (int64_t b = 0; b < n / 32; ++b) {
-        const __m256i p = dot_u8_i8(unpack_nibbles(w[b].qs), load256(a[b].qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b].d) * a[b].d), _mm256_cvtepi32_ps(p), acc);
-        corr += f16(w[b].m) * (a[b].d * float(a[b].sum));
-    }
-    return hsum(acc) + corr;
-}
-
-float dot_q5_0(const void* wv, const void* av, int64_t n) {
-    const auto* w = static_cast<const q5_0_block*>(wv);
-    const auto* a = static_cast<const act_q8_32*>(av);
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i bit4 = _mm256_set1_epi8(0x10);
-    for (int64_t b = 0; b < n / 32; ++b) {
-        const float d = f16(w[b].d);
-        const __m256i q = _mm256_or_si256(unpack_nibbles(w[b].qs), _mm256_and_si256(bits_to_bytes(w[b].qh), bit4));
-        const __m256i p = _mm256_add_epi32(dot_u8_i8(q, load256(a[b].qs)), lane0(-16 * a[b].sum));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a[b].d), _mm256_cvtepi32_ps(p), acc);
-    }
-    return hsum(acc);
-}
-
-float dot_q5_1(const void* wv, const void* av, int64_t n) {
-    const auto* w = static_cast<const q5_1_block*>(wv);
-    const auto* a = static_cast<const act_q8_32*>(av);
-    __m256 acc = _mm256_setzero_ps();
-    float corr = 0.0f;
-    const __m256i bit4 = _mm256_set1_epi8(0x10);
-    for (int64_t b = 0; b < n / 32; ++b) {
-        const __m256i q = _mm256_or_si256(unpack_nibbles(w[b].qs), _mm256_and_si256(bits_to_bytes(w[b].qh), bit4));
-        const __m256i p = dot_u8_i8(q, load256(a[b].qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b].d) * a[b].d), _mm256_cvtepi32_ps(p), acc);
-        corr += f16(w[b].m) * (a[b].d * float(a[b].sum));
-    }
-    return hsum(acc) + corr;
 }
 
 float dot_q8_0(const void* wv, const void* av, int64_t n) {
@@ -222,13 +181,13 @@ mul_mat_kernel single_token_kernel(ggml_type t) {
         case ggml_type::f16: return {act_format::f32, dot_f16};
         case ggml_type::bf16: return {act_format::f32, dot_bf16};
         case ggml_type::q4_0: return {act_format::q8_32, dot_q4_0};
-        case ggml_type::q4_1: return {act_format::q8_32, dot_q4_1};
-        case ggml_type::q5_0: return {act_format::q8_32, dot_q5_0};
-        case ggml_type::q5_1: return {act_format::q8_32, dot_q5_1};
         case ggml_type::q8_0: return {act_format::q8_32, dot_q8_0};
         case ggml_type::q4_k: return {act_format::q8_k, dot_q4_k};
         case ggml_type::q6_k: return {act_format::q8_k, dot_q6_k};
-        // Dots filled in by add_tile_kernels.
+        // Dots filled in by set_legacy_kernels (legacy_dots_x86.h) and add_tile_kernels.
+        case ggml_type::q4_1:
+        case ggml_type::q5_0:
+        case ggml_type::q5_1: return {act_format::q8_32, nullptr};
         case ggml_type::q2_k:
         case ggml_type::q3_k:
         case ggml_type::q5_k: return {act_format::q8_k, nullptr};
@@ -239,6 +198,7 @@ mul_mat_kernel single_token_kernel(ggml_type t) {
 
 mul_mat_kernel mul_mat_for(ggml_type t) {
     mul_mat_kernel k = single_token_kernel(t);
+    set_legacy_kernels<isa_avx2>(t, k);
     add_tile_kernels(t, k);
     return k;
 }

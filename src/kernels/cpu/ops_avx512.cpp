@@ -1,7 +1,10 @@
-// AVX-512 op table (CPUs with AVX-512 VL + VNNI): the AVX2 table with the Q4_0 and Q8_0 products
-// replaced by VNNI versions, where one vpdpbusd does the work of maddubs + madd (u8 x i8 summed
+// AVX-512 op table (CPUs with AVX-512 VL + VNNI): the AVX2 table with the Q4_0, Q8_0 (here) and
+// Q4_1 / Q5_0 / Q5_1 (mul_mat_legacy_avx512.cpp) products replaced by VNNI versions, where one vpdpbusd does the work of maddubs + madd (u8 x i8 summed
 // into i32, no i16 saturation). Decode is memory-bound either way; this helps prefill.
 #pragma GCC target("avx512vnni")
+// GCC 12's avx512fintrin.h self-initialises "undefined" vectors and warns about it at every use.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <cstring>
@@ -15,6 +18,7 @@
 namespace edgellm::kernels::cpu {
 namespace avx2_detail {
 mul_mat_kernel mul_mat_for(ggml_type t);
+void set_legacy_kernels_vnni(ggml_type t, mul_mat_kernel& k);  // mul_mat_legacy_avx512.cpp
 }
 
 namespace {
@@ -151,6 +155,13 @@ mul_mat_kernel mul_mat_for(ggml_type t) {
             return {act_format::q8_32, dot_q4_0_1, {nullptr, dot_q4_0_n<2>, dot_q4_0_n<3>, dot_q4_0_n<4>}};
         case ggml_type::q8_0:
             return {act_format::q8_32, dot_q8_0_1, {nullptr, dot_q8_0_n<2>, dot_q8_0_n<3>, dot_q8_0_n<4>}};
+        case ggml_type::q4_1:
+        case ggml_type::q5_0:
+        case ggml_type::q5_1: {
+            mul_mat_kernel k = avx2_detail::mul_mat_for(t);
+            avx2_detail::set_legacy_kernels_vnni(t, k);
+            return k;
+        }
         case ggml_type::f16: {
             mul_mat_kernel k = avx2_detail::mul_mat_for(t);
             k.dot = dot_half_512<false>;
