@@ -3,8 +3,10 @@
 // into i32, no i16 saturation). Decode is memory-bound either way; this helps prefill.
 #pragma GCC target("avx512vnni")
 // GCC 12's avx512fintrin.h self-initialises "undefined" vectors and warns about it at every use.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cstring>
