@@ -22,9 +22,10 @@ kv_cache::kv_cache(const model_hparams& hp, int64_t n_ctx, ggml_type type, int n
     if (!kv_type_supported(type))
         throw usage_error(fmt::format("KV cache type {} is not supported (use f16, f32, q8_0 or q4_0)", type_name(type)));
     if (type_traits(type).is_quantized && hp.head_dim % type_traits(type).block_size != 0)
-        throw usage_error(fmt::format("a {} KV cache needs a head size that is a multiple of {}; this model's is {} "
+        throw usage_error(fmt::format("a {} KV cache needs a head size that is a multiple of {}; this model's is {}{} "
                                       "(use --kv-type f16)",
-                                      type_name(type), type_traits(type).block_size, hp.head_dim));
+                                      type_name(type), type_traits(type).block_size, hp.head_dim,
+                                      hp.mla.enabled() ? " (MLA's cached row: kv_lora_rank + rope dims)" : ""));
     if (n_ctx <= 0) throw usage_error(fmt::format("KV cache context must be positive, got {}", n_ctx));
     if (n_seq <= 0) throw usage_error(fmt::format("KV cache needs at least one sequence, got {}", n_seq));
     if (n_cells < 0) throw usage_error(fmt::format("KV cache size must be positive, got {}", n_cells));
