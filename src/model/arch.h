@@ -28,6 +28,7 @@ const arch_def& phi3_arch();
 const arch_def& gemma_arch();
 const arch_def& gemma2_arch();
 const arch_def& gemma3_arch();
+const arch_def& deepseek2_arch();
 
 // What every Gemma generation shares (gemma.cpp): embeddings times sqrt(n_embd), GeGLU FFN, Q
 // pre-scaled by 1/sqrt(head_dim), or by 1/sqrt(n_embd / n_head) for the 27B models, which llama.cpp

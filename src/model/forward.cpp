@@ -1,11 +1,13 @@
 // Decoder forward pass (pre-norm RMSNorm, RoPE attention with GQA over the KV cache, SwiGLU or
-// GeGLU FFN; Gemma's embedding scale, post-norms, soft caps and sliding windows) built from the
-// kernels op set. Prefill runs every projection as one matrix-matrix product
-// over the step's tokens; decode is the same code with one token.
+// GeGLU FFN; Gemma's embedding scale, post-norms, soft caps and sliding windows; DeepSeek's
+// Multi-head Latent Attention and Mixture-of-Experts FFN) built from the kernels op set. Prefill
+// runs every projection as one matrix-matrix product over the step's tokens; decode is the same
+// code with one token.
 #include "model/forward.h"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -53,8 +55,27 @@ forward_pass::forward_pass(const model& m, int64_t n_batch, int64_t n_ctx, int n
     }
     attn_.resize(sz(hp.q_dim()));
     proj_.resize(sz(hp.n_embd));
-    gate_.resize(sz(hp.n_ff));
-    up_.resize(sz(hp.n_ff));
+    const int64_t n_ff_max = std::max(hp.n_ff, hp.moe.n_ff_exp * hp.moe.n_expert_shared);
+    gate_.resize(sz(n_ff_max));
+    up_.resize(sz(n_ff_max));
+    if (const mla_hparams& a = hp.mla; a.enabled()) {
+        mla_q_.resize(sz(hp.n_head * a.k_head()));
+        mla_qa_.resize(sz(a.q_lora_rank));
+        mla_qa2_.resize(sz(a.q_lora_rank));
+        mla_kv_.resize(sz(a.kv_lora_rank + a.qk_rope));
+        mla_in_.resize(sz(std::max(a.qk_nope, a.kv_lora_rank)));
+        mla_out_.resize(sz(std::max(a.kv_lora_rank, a.v_head)));
+        mla_v_.resize(sz(hp.n_head * a.v_head));
+        rope_cs_.resize(static_cast<size_t>(a.qk_rope));
+    }
+    if (const moe_hparams& e = hp.moe; e.n_expert > 0) {
+        router_.resize(sz(e.n_expert));
+        ex_in_.resize(sz(hp.n_embd));
+        ex_gate_.resize(sz(e.n_ff_exp));
+        ex_up_.resize(sz(e.n_ff_exp));
+        ex_out_.resize(sz(hp.n_embd));
+        expert_rows_.resize(static_cast<size_t>(e.n_expert));
+    }
 }
 
 std::map<int32_t, int64_t> forward_pass::validate(const kv_cache& kv, const batch& b) const {
@@ -222,15 +243,32 @@ void forward_pass::attend(int il, const kv_cache& kv, const batch& b, size_t beg
 
 void forward_pass::eval_layer(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt) {
     const model_hparams& hp = m_.hparams();
+    const layer_weights& lw = m_.weights().layers[static_cast<size_t>(il)];
+
+    // Attention block.
+    kernels::rms_norm(x_.data(), lw.attn_norm, xn_.data(), hp.n_embd, n, hp.rms_eps);
+    const float* q = hp.mla.enabled() ? mla_qkv(il, kv, b, begin, n, nt) : attn_qkv(il, kv, b, begin, n, nt);
+    attend(il, kv, b, begin, n, nt, q);
+    mul_mat(lw.wo, hp.mla.enabled() ? mla_values(il, n, nt) : attn_.data(), n, proj_.data(), nt);
+    add_residual(lw.post_attn_norm, n);
+
+    // Feed-forward block.
+    kernels::rms_norm(x_.data(), lw.ffn_norm, xn_.data(), hp.n_embd, n, hp.rms_eps);
+    if (hp.moe.is_moe_layer(il))
+        moe_ffn(lw, n, nt);
+    else
+        dense_ffn(lw, n, nt);
+    add_residual(lw.post_ffn_norm, n);
+}
+
+const float* forward_pass::attn_qkv(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt) {
+    const model_hparams& hp = m_.hparams();
     const model_weights& w = m_.weights();
     const layer_weights& lw = w.layers[static_cast<size_t>(il)];
-    const int64_t n_embd = hp.n_embd;
     const int64_t q_dim = hp.q_dim();
     const int64_t kv_dim = hp.kv_dim();
     auto mm = [&](const matrix& wt, const float* in, float* out) { mul_mat(wt, in, n, out, nt); };
 
-    // Attention block.
-    kernels::rms_norm(x_.data(), lw.attn_norm, xn_.data(), n_embd, n, hp.rms_eps);
     mm(lw.wq, xn_.data(), q_.data());
     mm(lw.wk, xn_.data(), k_.data());
     mm(lw.wv, xn_.data(), v_.data());
@@ -262,21 +300,216 @@ void forward_pass::eval_layer(int il, kv_cache& kv, const batch& b, size_t begin
             for (int64_t i = 0; i < q_dim; ++i) qt[i] *= q_scale;
         kv.store(il, b.seq_ids[begin + t], pos, &k[t * kv_dim], &v_[t * kv_dim]);
     }
+    return q;
+}
 
-    attend(il, kv, b, begin, n, nt, q);
-    mm(lw.wo, attn_.data(), proj_.data());
-    add_residual(lw.post_attn_norm, n);
+namespace {
 
-    // Feed-forward block: down(act(gate(x)) * up(x)), act = silu (SwiGLU) or tanh GELU (GeGLU).
-    kernels::rms_norm(x_.data(), lw.ffn_norm, xn_.data(), n_embd, n, hp.rms_eps);
-    mm(lw.ffn_gate, xn_.data(), gate_.data());
-    mm(lw.ffn_up, xn_.data(), up_.data());
+// cos and sin (interleaved, [n_rot / 2][2]) of the normal-layout RoPE at `pos`, as ggml_rope_ext
+// computes them: angle pos * base^(-2i / n_rot), times freq_scale; with YaRN (ext_factor 1) the
+// low-frequency pairs keep the interpolated angle, the high-frequency ones the original, blended
+// linearly between the correction dims of beta_fast 32 and beta_slow 1 (arXiv:2309.00071, ggml's
+// rope_yarn and ggml_rope_yarn_corr_dims); both are multiplied by `mscale`.
+void rope_cos_sin(const model_hparams& hp, int64_t pos, float mscale, float* cs) {
+    const int64_t n_dims = hp.n_rot;
+    const float base = hp.rope_freq_base, freq_scale = hp.rope_freq_scale;
+    float lo = 0.0f, hi = 0.0f;
+    if (hp.rope_yarn) {
+        constexpr float k_beta_fast = 32.0f, k_beta_slow = 1.0f, k_pi = 3.14159265358979f;
+        const auto corr_dim = [&](float beta) {
+            return static_cast<float>(n_dims) *
+                   std::log(static_cast<float>(hp.n_ctx_orig_yarn) / (beta * 2.0f * k_pi)) /
+                   (2.0f * std::log(base));
+        };
+        lo = std::max(0.0f, std::floor(corr_dim(k_beta_fast)));
+        hi = std::min(static_cast<float>(n_dims - 1), std::ceil(corr_dim(k_beta_slow)));
+    }
+    const float theta_scale = std::pow(base, -2.0f / static_cast<float>(n_dims));
+    float theta_extrap = static_cast<float>(pos);
+    for (int64_t i0 = 0; i0 < n_dims; i0 += 2) {
+        float theta = freq_scale * theta_extrap;
+        if (hp.rope_yarn) {
+            const float y = (static_cast<float>(i0 / 2) - lo) / std::max(0.001f, hi - lo);
+            const float ramp_mix = 1.0f - std::min(1.0f, std::max(0.0f, y));
+            theta = theta * (1.0f - ramp_mix) + theta_extrap * ramp_mix;
+        }
+        cs[i0] = std::cos(theta) * mscale;
+        cs[i0 + 1] = std::sin(theta) * mscale;
+        theta_extrap *= theta_scale;
+    }
+}
+
+// Rotates pairs (x[2i], x[2i + 1]) of n_rot values by the angles in cs (rope_cos_sin).
+void rotate_pairs(float* x, const float* cs, int64_t n_rot) {
+    for (int64_t i = 0; i < n_rot; i += 2) {
+        const float x0 = x[i], x1 = x[i + 1];
+        x[i] = x0 * cs[i] - x1 * cs[i + 1];
+        x[i + 1] = x0 * cs[i + 1] + x1 * cs[i];
+    }
+}
+
+// dst rows (stride dst_stride) = src rows (stride src_stride), `width` floats each, n rows.
+void copy_rows(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t width, int64_t n) {
+    for (int64_t t = 0; t < n; ++t) std::copy_n(src + t * src_stride, width, dst + t * dst_stride);
+}
+
+}  // namespace
+
+const float* forward_pass::mla_qkv(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt) {
+    // DeepSeek-V2 (arXiv:2405.04434) section 2.1, in the absorbed form llama.cpp runs: see mla_hparams.
+    const model_hparams& hp = m_.hparams();
+    const layer_weights& lw = m_.weights().layers[static_cast<size_t>(il)];
+    const mla_hparams& a = hp.mla;
+    const mla_weights& mw = lw.mla;
+    const int64_t k_head = a.k_head(), q_raw = hp.n_head * k_head;
+    const int64_t dk = hp.head_dim;  // kv_lora_rank + qk_rope: one cached row, one absorbed query head
+    const int64_t q_dim = hp.q_dim();
+    auto mm = [&](const matrix& wt, const float* in, float* out) { mul_mat(wt, in, n, out, nt); };
+
+    // Q [n][n_head][qk_nope | qk_rope], directly or through the LoRA down-projection and its norm.
+    if (a.q_lora_rank > 0) {
+        mm(mw.wq_a, xn_.data(), mla_qa_.data());
+        kernels::rms_norm(mla_qa_.data(), mw.q_a_norm, mla_qa2_.data(), a.q_lora_rank, n, hp.rms_eps);
+        mm(mw.wq_b, mla_qa2_.data(), mla_q_.data());
+    } else {
+        mm(lw.wq, xn_.data(), mla_q_.data());
+    }
+    // The cached row: [RMS-normed latent | rope key], the key rotated below.
+    mm(mw.wkv_a, xn_.data(), mla_kv_.data());
+    for (int64_t t = 0; t < n; ++t) {
+        kernels::rms_norm(&mla_kv_[t * dk], mw.kv_a_norm, &k_[t * dk], a.kv_lora_rank, 1, hp.rms_eps);
+        std::copy_n(&mla_kv_[t * dk + a.kv_lora_rank], a.qk_rope, &k_[t * dk + a.kv_lora_rank]);
+    }
+    // Absorbed query heads: [W_kb[h] q_nope[h] | q_rope[h]].
+    for (int64_t h = 0; h < hp.n_head; ++h) {
+        copy_rows(&mla_q_[h * k_head], q_raw, mla_in_.data(), a.qk_nope, a.qk_nope, n);
+        mm(mw.wk_b[static_cast<size_t>(h)], mla_in_.data(), mla_out_.data());
+        copy_rows(mla_out_.data(), a.kv_lora_rank, &q_[h * dk], q_dim, a.kv_lora_rank, n);
+        copy_rows(&mla_q_[h * k_head + a.qk_nope], q_raw, &q_[h * dk + a.kv_lora_rank], q_dim, a.qk_rope, n);
+    }
+    for (int64_t t = 0; t < n; ++t) {
+        const int64_t pos = b.positions[begin + t];
+        rope_cos_sin(hp, pos, a.rope_mscale, rope_cs_.data());
+        for (int64_t h = 0; h < hp.n_head; ++h) rotate_pairs(&q_[t * q_dim + h * dk + a.kv_lora_rank], rope_cs_.data(), a.qk_rope);
+        rotate_pairs(&k_[t * dk + a.kv_lora_rank], rope_cs_.data(), a.qk_rope);
+        kv.store(il, b.seq_ids[begin + t], pos, &k_[t * dk], nullptr);
+    }
+    return q_.data();
+}
+
+const float* forward_pass::mla_values(int il, int64_t n, int nt) {
+    // Each head attended the cached rows; the latent part of its result (the first kv_lora_rank
+    // values; the rest, the weighted rope keys, is not a value) is projected by W_vb[h].
+    const model_hparams& hp = m_.hparams();
+    const mla_weights& mw = m_.weights().layers[static_cast<size_t>(il)].mla;
+    const mla_hparams& a = hp.mla;
+    const int64_t dk = hp.head_dim, v_dim = hp.n_head * a.v_head;
+    for (int64_t h = 0; h < hp.n_head; ++h) {
+        copy_rows(&attn_[h * dk], hp.q_dim(), mla_in_.data(), a.kv_lora_rank, a.kv_lora_rank, n);
+        mul_mat(mw.wv_b[static_cast<size_t>(h)], mla_in_.data(), n, mla_out_.data(), nt);
+        copy_rows(mla_out_.data(), a.v_head, &mla_v_[h * a.v_head], v_dim, a.v_head, n);
+    }
+    return mla_v_.data();
+}
+
+void forward_pass::dense_ffn(const layer_weights& lw, int64_t n, int nt) {
+    // down(act(gate(x)) * up(x)), act = silu (SwiGLU) or tanh GELU (GeGLU).
+    const model_hparams& hp = m_.hparams();
+    mul_mat(lw.ffn_gate, xn_.data(), n, gate_.data(), nt);
+    mul_mat(lw.ffn_up, xn_.data(), n, up_.data(), nt);
     if (hp.ffn_act == ffn_activation::gelu)
         kernels::geglu(gate_.data(), up_.data(), gate_.data(), n * hp.n_ff);
     else
         kernels::swiglu(gate_.data(), up_.data(), gate_.data(), n * hp.n_ff);
-    mm(lw.ffn_down, gate_.data(), proj_.data());
-    add_residual(lw.post_ffn_norm, n);
+    mul_mat(lw.ffn_down, gate_.data(), n, proj_.data(), nt);
+}
+
+void forward_pass::moe_ffn(const layer_weights& lw, int64_t n, int nt) {
+    // llama.cpp's build_moe_ffn: probabilities p = softmax or sigmoid of the router logits; experts
+    // chosen by the top n_expert_used of p + bias (when the model has one), restricted to the best
+    // n_group_used groups (a group scores the sum of its two best) when experts are grouped; each
+    // chosen expert weighs p (not p + bias), normalised to sum 1 and scaled when the model says so.
+    const model_hparams& hp = m_.hparams();
+    const moe_hparams& e = hp.moe;
+    const moe_weights& mw = lw.moe;
+    const int64_t n_embd = hp.n_embd, n_exp = e.n_expert;
+    mul_mat(mw.gate_inp, xn_.data(), n, router_.data(), nt);
+    for (auto& rows : expert_rows_) rows.clear();
+    std::vector<float> sel(static_cast<size_t>(n_exp));
+    std::vector<int32_t> order(static_cast<size_t>(n_exp));
+    for (int64_t t = 0; t < n; ++t) {
+        float* p = &router_[t * n_exp];
+        if (e.gating == moe_gating::softmax)
+            kernels::softmax(p, n_exp);
+        else
+            for (int64_t i = 0; i < n_exp; ++i) p[i] = 1.0f / (1.0f + std::exp(-p[i]));
+        for (int64_t i = 0; i < n_exp; ++i) sel[static_cast<size_t>(i)] = p[i] + (mw.probs_bias ? mw.probs_bias[i] : 0.0f);
+        if (e.n_group > 1) {
+            const int64_t per_group = n_exp / e.n_group;
+            std::vector<float> group_score(static_cast<size_t>(e.n_group));
+            for (int64_t g = 0; g < e.n_group; ++g) {
+                float best = -INFINITY, second = -INFINITY;
+                for (int64_t i = g * per_group; i < (g + 1) * per_group; ++i) {
+                    const float v = sel[static_cast<size_t>(i)];
+                    if (v > best) {
+                        second = best;
+                        best = v;
+                    } else if (v > second) {
+                        second = v;
+                    }
+                }
+                group_score[static_cast<size_t>(g)] = best + second;
+            }
+            std::vector<int32_t> groups(static_cast<size_t>(e.n_group));
+            for (int32_t g = 0; g < static_cast<int32_t>(e.n_group); ++g) groups[static_cast<size_t>(g)] = g;
+            std::partial_sort(groups.begin(), groups.begin() + e.n_group_used, groups.end(), [&](int32_t x, int32_t y) {
+                return group_score[static_cast<size_t>(x)] > group_score[static_cast<size_t>(y)];
+            });
+            for (int64_t gi = e.n_group_used; gi < e.n_group; ++gi)
+                for (int64_t i = 0; i < per_group; ++i)
+                    sel[static_cast<size_t>(groups[static_cast<size_t>(gi)] * per_group + i)] = -INFINITY;
+        }
+        for (int32_t i = 0; i < static_cast<int32_t>(n_exp); ++i) order[static_cast<size_t>(i)] = i;
+        std::partial_sort(order.begin(), order.begin() + e.n_expert_used, order.end(), [&](int32_t x, int32_t y) {
+            return sel[static_cast<size_t>(x)] > sel[static_cast<size_t>(y)];
+        });
+        float sum = 0.0f;
+        for (int64_t k = 0; k < e.n_expert_used; ++k) sum += p[order[static_cast<size_t>(k)]];
+        const float norm = e.weights_norm ? 1.0f / std::max(sum, 6.103515625e-5f) : 1.0f;  // llama.cpp's clamp
+        const float scale = e.weights_scale != 0.0f ? e.weights_scale : 1.0f;
+        for (int64_t k = 0; k < e.n_expert_used; ++k) {
+            const int32_t x = order[static_cast<size_t>(k)];
+            expert_rows_[static_cast<size_t>(x)].push_back({t, p[x] * norm * scale});
+        }
+    }
+
+    // Shared experts (one SwiGLU FFN over every token) start the sum; the routed experts add to it.
+    if (mw.gate_shexp) {
+        const int64_t n_ff_sh = e.n_ff_exp * e.n_expert_shared;
+        mul_mat(mw.gate_shexp, xn_.data(), n, gate_.data(), nt);
+        mul_mat(mw.up_shexp, xn_.data(), n, up_.data(), nt);
+        kernels::swiglu(gate_.data(), up_.data(), gate_.data(), n * n_ff_sh);
+        mul_mat(mw.down_shexp, gate_.data(), n, proj_.data(), nt);
+    } else {
+        std::fill_n(proj_.begin(), n * n_embd, 0.0f);
+    }
+    // Each expert runs once over the rows routed to it (a contiguous slice of the 3-D tensors).
+    for (int64_t x = 0; x < n_exp; ++x) {
+        const auto& rows = expert_rows_[static_cast<size_t>(x)];
+        if (rows.empty()) continue;
+        const auto cnt = static_cast<int64_t>(rows.size());
+        for (int64_t r = 0; r < cnt; ++r) std::copy_n(&xn_[rows[static_cast<size_t>(r)].t * n_embd], n_embd, &ex_in_[r * n_embd]);
+        mul_mat(mw.gate[static_cast<size_t>(x)], ex_in_.data(), cnt, ex_gate_.data(), nt);
+        mul_mat(mw.up[static_cast<size_t>(x)], ex_in_.data(), cnt, ex_up_.data(), nt);
+        kernels::swiglu(ex_gate_.data(), ex_up_.data(), ex_gate_.data(), cnt * e.n_ff_exp);
+        mul_mat(mw.down[static_cast<size_t>(x)], ex_gate_.data(), cnt, ex_out_.data(), nt);
+        for (int64_t r = 0; r < cnt; ++r) {
+            const routed_row& rr = rows[static_cast<size_t>(r)];
+            float* dst = &proj_[rr.t * n_embd];
+            const float* src = &ex_out_[r * n_embd];
+            for (int64_t i = 0; i < n_embd; ++i) dst[i] += rr.weight * src[i];
+        }
+    }
 }
 
 void forward_pass::add_residual(const float* post_norm, int64_t n) {

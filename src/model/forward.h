@@ -77,6 +77,17 @@ private:
     std::map<int32_t, int64_t> validate(const kv_cache& kv, const batch& b) const;
     void eval_step(kv_cache& kv, const batch& b, size_t begin, size_t end, float* logits_out);
     void eval_layer(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt);
+    // Q, K and V projections of xn_ (plus biases, Q/K norms and RoPE), K and V stored in `kv`;
+    // returns Q ([n][q_dim] after RoPE).
+    const float* attn_qkv(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt);
+    // The same for Multi-head Latent Attention (see mla_hparams): the cached row is the normalised
+    // latent and the rotated shared key; the returned Q has the absorbed [n][n_head][head_dim] layout.
+    const float* mla_qkv(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt);
+    // MLA after attention: each head's attended latent (in attn_) times W_vb[h]; returns [n][n_head * v_head].
+    const float* mla_values(int il, int64_t n, int nt);
+    // FFN of xn_ into proj_: gated dense (SwiGLU / GeGLU) or Mixture-of-Experts.
+    void dense_ffn(const layer_weights& lw, int64_t n, int nt);
+    void moe_ffn(const layer_weights& lw, int64_t n, int nt);
     // Causal attention of the step's tokens (q: [n][q_dim] after RoPE) into attn_.
     void attend(int il, const kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt, const float* q);
     // x_ += proj_ (the sub-layer output in proj_), RMS-normalised by post_norm first when set.
@@ -99,8 +110,28 @@ private:
     std::vector<float> v_;       // [n_batch][kv_dim]
     std::vector<float> attn_;    // [n_batch][q_dim] attention output
     std::vector<float> proj_;    // [n_batch][n_embd] projection back to the residual
-    std::vector<float> gate_;    // [n_batch][n_ff]
-    std::vector<float> up_;      // [n_batch][n_ff]
+    std::vector<float> gate_;    // [n_batch][max(n_ff, shared experts' n_ff)]
+    std::vector<float> up_;      // [n_batch][max(n_ff, shared experts' n_ff)]
+    // MLA only (k_head = qk_nope + qk_rope):
+    std::vector<float> mla_q_;   // [n_batch][n_head * k_head] Q before absorption
+    std::vector<float> mla_qa_;  // [n_batch][q_lora_rank] Q LoRA down-projection, then its norm in mla_qa2_
+    std::vector<float> mla_qa2_; // [n_batch][q_lora_rank]
+    std::vector<float> mla_kv_;  // [n_batch][kv_lora_rank + qk_rope] latent and shared rope key
+    std::vector<float> mla_in_;  // [n_batch][max(qk_nope, kv_lora_rank)] one head's rows, gathered
+    std::vector<float> mla_out_; // [n_batch][max(kv_lora_rank, v_head)] one head's product
+    std::vector<float> mla_v_;   // [n_batch][n_head * v_head] values of every head
+    std::vector<float> rope_cs_; // [n_rot] cos and sin of one position
+    // MoE only:
+    std::vector<float> router_;  // [n_batch][n_expert] router logits, then probabilities
+    std::vector<float> ex_in_;   // [n_batch][n_embd] the rows routed to one expert
+    std::vector<float> ex_gate_; // [n_batch][n_ff_exp]
+    std::vector<float> ex_up_;   // [n_batch][n_ff_exp]
+    std::vector<float> ex_out_;  // [n_batch][n_embd]
+    struct routed_row {
+        int64_t t;     // token in the step
+        float weight;  // the expert's weight for it
+    };
+    std::vector<std::vector<routed_row>> expert_rows_;  // [n_expert] the step's tokens routed to each expert
     std::vector<float> scores_;  // [n_threads][n_ctx] attention scores per thread
     std::vector<float> logits_;  // [n_outputs][n_vocab], grown on demand
     std::vector<int64_t> n_kv_;  // [n_batch] keys each token sees: rows kv_first_ .. n_kv_ - 1

@@ -36,6 +36,23 @@ std::string gpu_offload_unavailable_reason() {
 #endif
 }
 
+std::string gpu_unsupported_feature(const model& m) {
+    const model_hparams& hp = m.hparams();
+    if (m.weights().layers.empty()) return {};
+    const layer_weights& lw = m.weights().layers.front();
+    if (hp.mla.enabled()) return "Multi-head Latent Attention (DeepSeek MLA)";
+    if (hp.moe.n_expert > 0) return "Mixture-of-Experts feed-forward layers";
+    if (hp.rope_yarn) return "YaRN RoPE scaling";
+    if (lw.bq) return "Q/K/V biases";
+    if (lw.q_norm) return "per-head Q/K norms";
+    if (lw.post_attn_norm || lw.post_ffn_norm) return "post-attention / post-FFN norms";
+    if (hp.n_swa > 0) return "sliding-window attention";
+    if (hp.attn_softcap > 0 || hp.final_softcap > 0) return "soft-capped scores or logits";
+    if (hp.ffn_act != ffn_activation::silu) return "a GELU feed-forward";
+    if (hp.embd_scale != 1.0f || hp.prescale_q || hp.attn_scale > 0) return "scaled embeddings or queries";
+    return {};
+}
+
 #ifndef EDGELLM_HAVE_CUDA
 
 std::unique_ptr<gpu_layers> gpu_layers::create(const model&, int n_gpu_layers, int64_t, ggml_type, int, int64_t) {
@@ -47,18 +64,10 @@ std::unique_ptr<gpu_layers> gpu_layers::create(const model&, int n_gpu_layers, i
 namespace {
 namespace cu = kernels::cuda;
 
-// What the GPU layer loop does not implement yet, named for the error message; empty when the
-// model is a plain llama-style decoder.
+// gpu_unsupported_feature plus the limits of the CUDA kernels.
 std::string unsupported_feature(const model& m) {
+    if (std::string f = gpu_unsupported_feature(m); !f.empty()) return f;
     const model_hparams& hp = m.hparams();
-    const layer_weights& lw = m.weights().layers.front();
-    if (lw.bq) return "Q/K/V biases";
-    if (lw.q_norm) return "per-head Q/K norms";
-    if (lw.post_attn_norm || lw.post_ffn_norm) return "post-attention / post-FFN norms";
-    if (hp.n_swa > 0) return "sliding-window attention";
-    if (hp.attn_softcap > 0 || hp.final_softcap > 0) return "soft-capped scores or logits";
-    if (hp.ffn_act != ffn_activation::silu) return "a GELU feed-forward";
-    if (hp.embd_scale != 1.0f || hp.prescale_q || hp.attn_scale > 0) return "scaled embeddings or queries";
     if (hp.head_dim > cu::k_attention_max_head_dim) return fmt::format("a head size of {}", hp.head_dim);
     return {};
 }

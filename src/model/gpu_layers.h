@@ -45,5 +45,9 @@ bool gpu_layers_built();
 // ...", "no CUDA device found ..."), or "" when a device is there (the model may still be refused
 // by create()). One wording for the engine, the native backend and bench.
 std::string gpu_offload_unavailable_reason();
+// What of this model the GPU layer loop does not implement ("Multi-head Latent Attention ...",
+// "per-head Q/K norms" ...), or "" for a llama-style decoder it runs. create() refuses the former
+// with this reason; defined in every build, so the refusal is testable without CUDA.
+std::string gpu_unsupported_feature(const model& m);
 
 }  // namespace edgellm::model

@@ -43,10 +43,9 @@ model_hparams read_hparams(const gguf::file& f, const std::string& arch) {
         throw error(fmt::format("model metadata: embedding_length {} is not a multiple of head_count {}",
                                 hp.n_embd, hp.n_head));
     hp.head_dim = positive_key(f, arch, "attention.key_length", hp.n_embd / hp.n_head);
-    const int64_t value_dim = positive_key(f, arch, "attention.value_length", hp.head_dim);
-    if (value_dim != hp.head_dim)
-        throw error(fmt::format("model metadata: value_length {} differs from key_length {} (not supported)",
-                                value_dim, hp.head_dim));
+    // A value size other than the key size is checked by model loading, after the architecture
+    // has had its say (MLA's value heads differ from its key heads).
+    hp.head_dim_v = positive_key(f, arch, "attention.value_length", hp.head_dim);
     if (hp.n_head % hp.n_head_kv != 0)
         throw error(fmt::format("model metadata: head_count {} is not a multiple of head_count_kv {}",
                                 hp.n_head, hp.n_head_kv));
@@ -70,9 +69,18 @@ model_hparams read_hparams(const gguf::file& f, const std::string& arch) {
     if (scaling == "linear" || (scaling == "none" && factor > 0.0 && f.has(arch + ".rope.scale_linear"))) {
         if (!(factor > 0.0)) throw error(fmt::format("model metadata: linear rope scaling needs a positive factor"));
         hp.rope_freq_scale = static_cast<float>(1.0 / factor);
+    } else if (scaling == "yarn") {
+        // YaRN (arXiv:2309.00071) as ggml_rope_ext applies it; model loading refuses it for
+        // architectures whose attention does not implement it.
+        if (!(factor > 0.0))
+            throw error(fmt::format("model metadata: yarn rope scaling needs a positive '{}.rope.scaling.factor'", arch));
+        hp.rope_freq_scale = static_cast<float>(1.0 / factor);
+        hp.rope_yarn = true;
+        hp.n_ctx_orig_yarn = positive_key(f, arch, "rope.scaling.original_context_length", hp.n_ctx_train);
     } else if (scaling != "none" && scaling != "llama3") {
-        throw error(fmt::format("model metadata: rope scaling type '{}' is not supported (supported: none, linear)",
-                                scaling));
+        throw error(fmt::format(
+            "model metadata: rope scaling type '{}' is not supported (supported: none, linear; yarn for deepseek2)",
+            scaling));
     }
 
     hp.n_swa = static_cast<int64_t>(f.get_u64_opt(arch + ".attention.sliding_window").value_or(0));

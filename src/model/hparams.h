@@ -12,6 +12,42 @@ namespace edgellm::model {
 // The FFN's gate activation: SwiGLU (silu) or GeGLU (tanh GELU, Gemma).
 enum class ffn_activation { silu, gelu };
 
+// Multi-head Latent Attention (deepseek2), run as llama.cpp runs it ("absorbed"): the KV cache holds
+// one row per token shared by every head, [kv_lora_rank RMS-normed latent | qk_rope rotated key],
+// so the model is seen as multi-query attention with n_head_kv = 1 and head_dim = kv_lora_rank +
+// qk_rope; query head h is [W_kb[h] q_nope[h] | q_rope[h]]; the values are the latent part of the
+// same rows, and each head's attention output is projected to v_head dims by W_vb[h].
+struct mla_hparams {
+    int64_t q_lora_rank = 0;   // {arch}.attention.q_lora_rank; 0: Q is one attn_q projection
+    int64_t kv_lora_rank = 0;  // {arch}.attention.kv_lora_rank; 0: not MLA
+    int64_t qk_nope = 0;       // per-head key dims without RoPE: key_length_mla - qk_rope
+    int64_t qk_rope = 0;       // per-head RoPE dims ({arch}.rope.dimension_count); one key shared by all heads
+    int64_t v_head = 0;        // per-head value size (value_length_mla)
+    float rope_mscale = 1.0f;  // magnitude of the rotation's cos / sin (llama.cpp's YaRN attn_factor)
+    bool enabled() const { return kv_lora_rank > 0; }
+    int64_t k_head() const { return qk_nope + qk_rope; }  // per-head query / key size before absorption
+};
+
+// How a Mixture-of-Experts router turns its logits into expert probabilities (llama.cpp's
+// expert_gating_func: 1 softmax (DeepSeek V2), 2 sigmoid (V3)).
+enum class moe_gating { softmax, sigmoid };
+
+// Mixture-of-Experts FFN (deepseek2): layers il >= n_dense_lead route each token to n_expert_used
+// of n_expert SwiGLU experts, plus n_expert_shared always-on experts fused into one FFN.
+struct moe_hparams {
+    int64_t n_expert = 0;          // {arch}.expert_count; 0: no MoE layers
+    int64_t n_expert_used = 0;     // {arch}.expert_used_count
+    int64_t n_expert_shared = 0;   // {arch}.expert_shared_count
+    int64_t n_ff_exp = 0;          // {arch}.expert_feed_forward_length
+    int64_t n_dense_lead = 0;      // {arch}.leading_dense_block_count: the first layers have a dense FFN
+    float weights_scale = 0.0f;    // {arch}.expert_weights_scale; 0 or 1: the weights are not scaled
+    bool weights_norm = false;     // {arch}.expert_weights_norm: the chosen weights are divided by their sum
+    moe_gating gating = moe_gating::softmax;
+    int64_t n_group = 0;           // {arch}.expert_group_count; > 1: only experts of the best groups compete
+    int64_t n_group_used = 0;      // {arch}.expert_group_used_count
+    bool is_moe_layer(int64_t il) const { return n_expert > 0 && il >= n_dense_lead; }
+};
+
 struct model_hparams {
     std::string arch;           // general.architecture ("llama", "qwen2", "qwen3", "gemma2" ...)
     std::string name;           // general.name (may be empty)
@@ -20,13 +56,16 @@ struct model_hparams {
     int64_t n_head = 0;         // {arch}.attention.head_count
     int64_t n_head_kv = 0;      // {arch}.attention.head_count_kv (defaults to n_head: no GQA)
     int64_t head_dim = 0;       // {arch}.attention.key_length, else n_embd / n_head
+    int64_t head_dim_v = 0;     // {arch}.attention.value_length, else head_dim (must equal head_dim unless MLA)
     int64_t n_ff = 0;           // {arch}.feed_forward_length
     int64_t n_vocab = 0;        // rows of token_embd.weight
     int64_t n_ctx_train = 0;    // {arch}.context_length
     int64_t n_rot = 0;          // {arch}.rope.dimension_count, else head_dim
     float rms_eps = 1e-5f;      // {arch}.attention.layer_norm_rms_epsilon
     float rope_freq_base = 10000.0f;  // {arch}.rope.freq_base
-    float rope_freq_scale = 1.0f;     // 1 / {arch}.rope.scaling.factor for linear scaling
+    float rope_freq_scale = 1.0f;     // 1 / {arch}.rope.scaling.factor for linear scaling and YaRN
+    bool rope_yarn = false;           // {arch}.rope.scaling.type yarn (implemented for MLA models only)
+    int64_t n_ctx_orig_yarn = 0;      // {arch}.rope.scaling.original_context_length, else n_ctx_train
     kernels::rope_mode rope = kernels::rope_mode::normal;  // set by the architecture
     bool tied_embeddings = false;     // output.weight absent: logits reuse token_embd.weight
     int64_t n_swa = 0;                // {arch}.attention.sliding_window; 0: full attention
@@ -43,6 +82,8 @@ struct model_hparams {
     bool prescale_q = false;          // apply attn_scale to Q before the dot products (llama.cpp's order for Gemma)
     float attn_softcap = 0.0f;        // > 0: scores s -> c tanh(s / c) before the softmax (Gemma 2)
     float final_softcap = 0.0f;       // > 0: logits capped the same way (Gemma 2)
+    mla_hparams mla;                  // Multi-head Latent Attention (deepseek2); off by default
+    moe_hparams moe;                  // Mixture-of-Experts FFN (deepseek2); off by default
 
     // Special tokens (tokenizer.ggml.*), -1 when absent.
     int32_t bos_id = -1;

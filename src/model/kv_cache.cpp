@@ -13,13 +13,19 @@
 namespace edgellm::model {
 
 kv_cache::kv_cache(const model_hparams& hp, int64_t n_ctx, ggml_type type, int n_seq, int64_t n_cells)
-    : type_(type), n_ctx_(n_ctx), n_seq_(n_seq), n_layer_(hp.n_layer), row_elems_(hp.kv_dim()) {
+    : type_(type),
+      n_ctx_(n_ctx),
+      n_seq_(n_seq),
+      n_layer_(hp.n_layer),
+      row_elems_(hp.kv_dim()),
+      values_in_keys_(hp.mla.enabled()) {
     if (!kv_type_supported(type))
         throw usage_error(fmt::format("KV cache type {} is not supported (use f16, f32, q8_0 or q4_0)", type_name(type)));
     if (type_traits(type).is_quantized && hp.head_dim % type_traits(type).block_size != 0)
-        throw usage_error(fmt::format("a {} KV cache needs a head size that is a multiple of {}; this model's is {} "
+        throw usage_error(fmt::format("a {} KV cache needs a head size that is a multiple of {}; this model's is {}{} "
                                       "(use --kv-type f16)",
-                                      type_name(type), type_traits(type).block_size, hp.head_dim));
+                                      type_name(type), type_traits(type).block_size, hp.head_dim,
+                                      hp.mla.enabled() ? " (MLA's cached row: kv_lora_rank + rope dims)" : ""));
     if (n_ctx <= 0) throw usage_error(fmt::format("KV cache context must be positive, got {}", n_ctx));
     if (n_seq <= 0) throw usage_error(fmt::format("KV cache needs at least one sequence, got {}", n_seq));
     if (n_cells < 0) throw usage_error(fmt::format("KV cache size must be positive, got {}", n_cells));
@@ -28,7 +34,7 @@ kv_cache::kv_cache(const model_hparams& hp, int64_t n_ctx, ggml_type type, int n
         throw usage_error(fmt::format("KV cache of {} blocks is too large", n_blocks_));
     row_bytes_ = row_size(type, row_elems_);
     half_bytes_ = row_bytes_ * static_cast<size_t>(k_kv_block_size);
-    block_bytes_ = 2 * half_bytes_;
+    block_bytes_ = (values_in_keys_ ? 1 : 2) * half_bytes_;
     n_bytes_ = static_cast<uint64_t>(block_bytes_) * static_cast<uint64_t>(n_layer_) * static_cast<uint64_t>(n_blocks_);
     // Left uninitialised on purpose: only rows below seq_len are ever read, and untouched pages
     // cost no resident memory.
@@ -45,8 +51,9 @@ int64_t kv_cache::pool_blocks(int64_t n_ctx, int n_seq, int64_t n_cells) {
 }
 
 uint64_t kv_cache::bytes_for(const model_hparams& hp, int64_t n_ctx, ggml_type type, int n_seq, int64_t n_cells) {
-    return static_cast<uint64_t>(pool_blocks(n_ctx, n_seq, n_cells)) * static_cast<uint64_t>(k_kv_block_size) * 2 *
-           row_size(type, hp.kv_dim()) * static_cast<uint64_t>(hp.n_layer);
+    const uint64_t n_halves = hp.mla.enabled() ? 1 : 2;  // K and V rows, or K rows only (values_in_keys)
+    return static_cast<uint64_t>(pool_blocks(n_ctx, n_seq, n_cells)) * static_cast<uint64_t>(k_kv_block_size) *
+           n_halves * row_size(type, hp.kv_dim()) * static_cast<uint64_t>(hp.n_layer);
 }
 
 void kv_cache::check_seq(int seq) const {
@@ -112,22 +119,19 @@ void kv_cache::store(int64_t il, int seq, int64_t pos, const float* k, const flo
     if (pos < 0 || pos >= n_ctx_)
         throw error(fmt::format("KV position {} is outside the context of {} positions", pos, n_ctx_));
     if (il < 0 || il >= n_layer_) throw error(fmt::format("KV layer {} out of range", il));
-    uint8_t* dk = row(il, seq, pos, 0);
-    uint8_t* dv = row(il, seq, pos, 1);
+    store_row(k, row(il, seq, pos, 0));
+    if (!values_in_keys_) store_row(v, row(il, seq, pos, 1));
+}
+
+void kv_cache::store_row(const float* x, uint8_t* dst) const {
     if (type_ == ggml_type::f32) {
-        std::memcpy(dk, k, row_bytes_);
-        std::memcpy(dv, v, row_bytes_);
+        std::memcpy(dst, x, row_bytes_);
     } else if (type_ != ggml_type::f16) {
         // Quantized rows: blocks never straddle heads (head_dim is a multiple of the block).
-        quantize_row(type_, k, dk, row_elems_);
-        quantize_row(type_, v, dv, row_elems_);
+        quantize_row(type_, x, dst, row_elems_);
     } else {
-        auto* hk = reinterpret_cast<fp16_bits*>(dk);
-        auto* hv = reinterpret_cast<fp16_bits*>(dv);
-        for (int64_t i = 0; i < row_elems_; ++i) {
-            hk[i] = fp32_to_fp16(k[i]);
-            hv[i] = fp32_to_fp16(v[i]);
-        }
+        auto* h = reinterpret_cast<fp16_bits*>(dst);
+        for (int64_t i = 0; i < row_elems_; ++i) h[i] = fp32_to_fp16(x[i]);
     }
 }
 
@@ -146,7 +150,7 @@ kernels::kv_view kv_cache::view(int64_t il, int seq) const {
     kernels::kv_view v;
     const uint8_t* layer = data_.get() + static_cast<size_t>(il) * static_cast<size_t>(n_blocks_) * block_bytes_;
     v.k = layer;
-    v.v = layer + half_bytes_;
+    v.v = values_in_keys_ ? layer : layer + half_bytes_;
     v.type = type_;
     v.row_bytes = row_bytes_;
     v.blocks = tables_[static_cast<size_t>(seq)].data();

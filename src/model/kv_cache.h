@@ -38,6 +38,9 @@ public:
     int n_seq() const { return n_seq_; }
     int64_t n_layer() const { return n_layer_; }
     int64_t row_elems() const { return row_elems_; }  // n_head_kv * head_dim
+    // True for MLA models (hparams.mla): the values are the latent part of the cached key rows
+    // (see mla_hparams), so only K rows are stored and view().v points at them too.
+    bool values_in_keys() const { return values_in_keys_; }
     uint64_t size_bytes() const { return n_bytes_; }
 
     // Blocks of the pool: total, not owned by any sequence, and what n_pos positions take.
@@ -61,8 +64,8 @@ public:
     void clear(int seq) { truncate(seq, 0); }
     void clear_all();
 
-    // Stores one position's K and V rows ([n_head_kv][head_dim] f32 each, converted to type()).
-    // The position's block must be reserved. The forward pass writes all layers of a batch, then
+    // Stores one position's K and V rows ([n_head_kv][head_dim] f32 each, converted to type()); v
+    // is ignored (may be null) when values_in_keys(). The position's block must be reserved. The forward pass writes all layers of a batch, then
     // marks the positions valid with extend().
     void store(int64_t il, int seq, int64_t pos, const float* k, const float* v);
     // Marks positions 0..n_pos-1 of `seq` valid; n_pos must not shrink the sequence nor pass the
@@ -75,6 +78,7 @@ public:
 
 private:
     uint8_t* row(int64_t il, int seq, int64_t pos, int kv);
+    void store_row(const float* x, uint8_t* dst) const;  // converts one f32 row to type()
     void check_seq(int seq) const;
 
     ggml_type type_;
@@ -82,12 +86,13 @@ private:
     int n_seq_;
     int64_t n_layer_;
     int64_t row_elems_;
+    bool values_in_keys_;
     size_t row_bytes_;
     size_t half_bytes_;   // K (or V) rows of one block: k_kv_block_size rows
-    size_t block_bytes_;  // one (layer, block): K rows then V rows
+    size_t block_bytes_;  // one (layer, block): K rows then V rows (K rows only when values_in_keys_)
     int64_t n_blocks_;
     uint64_t n_bytes_;
-    std::unique_ptr<uint8_t[]> data_;  // [n_layer][n_blocks][K,V][k_kv_block_size][row]
+    std::unique_ptr<uint8_t[]> data_;  // [n_layer][n_blocks][K,V or K][k_kv_block_size][row]
     std::vector<int64_t> seq_len_;
     std::vector<std::vector<int32_t>> tables_;  // [n_seq] block ids, position p in tables_[s][p / block]
     std::vector<int32_t> free_;                 // free block ids (a stack)

@@ -9,8 +9,9 @@
 namespace edgellm::model {
 
 const std::vector<const arch_def*>& supported_archs() {
-    static const std::vector<const arch_def*> archs{&llama_arch(), &qwen2_arch(), &qwen3_arch(), &phi3_arch(),
-                                                        &gemma_arch(),  &gemma2_arch(), &gemma3_arch()};
+    static const std::vector<const arch_def*> archs{&llama_arch(),  &qwen2_arch(),  &qwen3_arch(),
+                                                        &phi3_arch(),   &gemma_arch(),  &gemma2_arch(),
+                                                        &gemma3_arch(), &deepseek2_arch()};
     return archs;
 }
 
@@ -36,8 +37,13 @@ std::unique_ptr<model> model::from_file(gguf::file f) {
     m->hp_.rope = m->arch_->rope;
     if (m->arch_->adjust_hparams) m->arch_->adjust_hparams(gf, m->hp_);
     const model_hparams& hp = m->hp_;
+    if (hp.head_dim_v != hp.head_dim)
+        throw error(fmt::format("model metadata: value_length {} differs from key_length {} (not supported for {})",
+                                hp.head_dim_v, hp.head_dim, arch));
+    if (hp.rope_yarn && !hp.mla.enabled())
+        throw error(fmt::format("rope scaling type 'yarn' is not supported for {} yet (only for deepseek2)", arch));
 
-    m->owned_.reserve(static_cast<size_t>(hp.n_layer) * 10 + 4);
+    m->owned_.reserve(static_cast<size_t>(hp.n_layer) * (10 + static_cast<size_t>(hp.n_head)) + 4);
     weight_loader ld(gf, m->owned_, m->w_.n_matrix_bytes);
     model_weights& w = m->w_;
     w.token_embd = ld.require_matrix("token_embd.weight", hp.n_embd, hp.n_vocab);
@@ -55,8 +61,15 @@ std::unique_ptr<model> model::from_file(gguf::file f) {
 uint64_t model::repack(int n_threads) {
     if (packed_bytes_) return packed_bytes_;
     std::vector<matrix*> todo;
-    for (auto& l : w_.layers)
-        for (matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) todo.push_back(m);
+    for (auto& l : w_.layers) {
+        for (matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down, &l.mla.wq_a, &l.mla.wq_b,
+                          &l.mla.wkv_a, &l.moe.gate_shexp, &l.moe.up_shexp, &l.moe.down_shexp})
+            todo.push_back(m);
+        // Each expert is its own matrix (a slice of the 3-D tensor). The per-head MLA matrices
+        // stay as they are: small, and some are f32 copies made at load time, not file pages.
+        for (auto* experts : {&l.moe.gate, &l.moe.up, &l.moe.down})
+            for (matrix& m : *experts) todo.push_back(&m);
+    }
     if (w_.output.data != w_.token_embd.data) todo.push_back(&w_.output);
     // One buffer for all of them, each matrix at a 64-byte boundary.
     constexpr size_t k_align = 64;

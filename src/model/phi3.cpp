@@ -11,14 +11,6 @@
 namespace edgellm::model {
 namespace {
 
-// Rows [first, first + n) of m: rows are contiguous in the file, so this is a pointer offset.
-matrix row_slice(const matrix& m, int64_t first, int64_t n) {
-    matrix s = m;
-    s.data = static_cast<const uint8_t*>(m.data) + row_size(m.type, m.n_cols) * static_cast<size_t>(first);
-    s.n_rows = n;
-    return s;
-}
-
 void load_phi3_layer(weight_loader& ld, const model_hparams& hp, int il, layer_weights& lw) {
     auto n = [il](const char* suffix) { return layer_tensor_name(il, suffix); };
     if (il == 0 && ld.optional_vector("rope_factors_long.weight", hp.n_rot / 2))

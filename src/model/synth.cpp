@@ -1,5 +1,5 @@
-// Synthetic llama / gemma2 / gemma3 GGUF writer: named shapes, llama.cpp-style type mixes, a built-in SentencePiece
-// byte vocab, and seeded random weights generated and quantized row by row while streaming.
+// Synthetic llama / gemma2 / gemma3 / deepseek2 GGUF writer: named shapes, llama.cpp-style type mixes, a built-in
+// SentencePiece byte vocab, and seeded random weights generated and quantized row by row while streaming.
 #include "model/synth.h"
 
 #include <algorithm>
@@ -30,6 +30,11 @@ const std::vector<shape>& shapes() {
         // windows shorter than the context so sliding-window attention is exercised.
         {"gemma2-tiny", 256, 4, 4, 2, 512, 0, 512, 10000.0f, 1e-6f, true, "gemma2", 64},
         {"gemma3-tiny", 256, 6, 4, 1, 512, 0, 512, 1000000.0f, 1e-6f, true, "gemma3", 64},
+        // DeepSeek-V2-Lite's layout at tiny size: MLA without Q LoRA (cached rows of 128 + 32 = 160,
+        // whole q8_0 blocks), one dense layer then MoE layers of 8 experts (2 routed + 1 shared),
+        // YaRN as V2-Lite declares it (factor 40 over an original context of 64, mscale_all_dim 0.707).
+        {"deepseek2-tiny", 256, 3, 4, 1, 512, 0, 512, 10000.0f, 1e-6f, false, "deepseek2", 0,
+         {0, 128, 32, 32, 32, 1, 8, 2, 1, 128, 40.0f, 64, 0.707f}},
     };
     return k_shapes;
 }
@@ -128,7 +133,40 @@ struct tensor_plan {
     ggml_type type;
     int64_t ne0, ne1;  // ne1 == 1 for vectors
     float sigma;       // 0: a norm weight (all ones)
+    int64_t ne2 = 1;   // > 1: a 3-D tensor of ne2 matrices (experts, MLA heads)
 };
+
+void set_u32(gguf::writer& w, const std::string& key, int64_t v) {
+    w.set(key, gguf::value::make_u32(static_cast<uint32_t>(v)));
+}
+
+// The deepseek2 keys as convert_hf_to_gguf.py writes them for DeepSeek-V2 (split attn_k_b /
+// attn_v_b: the cached MQA view in key_length / value_length, the per-head sizes in *_mla).
+void set_deepseek2_metadata(gguf::writer& w, const shape& sh) {
+    const std::string& a = sh.arch;
+    const deepseek2_shape& d = sh.ds;
+    set_u32(w, a + ".attention.head_count_kv", 1);
+    set_u32(w, a + ".attention.key_length", d.kv_lora_rank + d.qk_rope);
+    set_u32(w, a + ".attention.value_length", d.kv_lora_rank);
+    set_u32(w, a + ".attention.key_length_mla", d.qk_nope + d.qk_rope);
+    set_u32(w, a + ".attention.value_length_mla", d.v_head);
+    set_u32(w, a + ".attention.q_lora_rank", d.q_lora_rank);
+    set_u32(w, a + ".attention.kv_lora_rank", d.kv_lora_rank);
+    set_u32(w, a + ".leading_dense_block_count", d.n_dense_lead);
+    set_u32(w, a + ".expert_count", d.n_expert);
+    set_u32(w, a + ".expert_used_count", d.n_expert_used);
+    set_u32(w, a + ".expert_shared_count", d.n_expert_shared);
+    set_u32(w, a + ".expert_feed_forward_length", d.n_ff_exp);
+    w.set(a + ".expert_weights_scale", gguf::value::make_f32(1.0f));
+    w.set(a + ".expert_weights_norm", gguf::value::make_bool(false));
+    set_u32(w, a + ".expert_gating_func", 1);  // softmax
+    if (d.yarn_factor > 0.0f) {
+        w.set(a + ".rope.scaling.type", gguf::value::make_string("yarn"));
+        w.set(a + ".rope.scaling.factor", gguf::value::make_f32(d.yarn_factor));
+        set_u32(w, a + ".rope.scaling.original_context_length", d.yarn_orig_ctx);
+        w.set(a + ".rope.scaling.yarn_log_multiplier", gguf::value::make_f32(0.1f * d.yarn_mscale_all_dim));
+    }
+}
 
 }  // namespace
 
@@ -197,13 +235,15 @@ summary write_model(const std::string& path, const options& opts) {
     w.set(arch + ".attention.head_count_kv", gguf::value::make_u32(static_cast<uint32_t>(sh.n_head_kv)));
     w.set(arch + ".attention.layer_norm_rms_epsilon", gguf::value::make_f32(sh.rms_eps));
     w.set(arch + ".rope.freq_base", gguf::value::make_f32(sh.rope_freq_base));
-    w.set(arch + ".rope.dimension_count", gguf::value::make_u32(static_cast<uint32_t>(head_dim)));
+    w.set(arch + ".rope.dimension_count",
+          gguf::value::make_u32(static_cast<uint32_t>(arch == "deepseek2" ? sh.ds.qk_rope : head_dim)));
     if (sh.n_swa > 0)
         w.set(arch + ".attention.sliding_window", gguf::value::make_u32(static_cast<uint32_t>(sh.n_swa)));
     if (arch == "gemma2") {
         w.set(arch + ".attn_logit_softcapping", gguf::value::make_f32(50.0f));
         w.set(arch + ".final_logit_softcapping", gguf::value::make_f32(30.0f));
     }
+    if (arch == "deepseek2") set_deepseek2_metadata(w, sh);  // overrides head_count_kv
     for (auto& [key, val] : tokenizer_kv) w.set(key, std::move(val));
 
     // Fan-in scaled weights keep every projection's output at unit scale, so activations and
@@ -214,11 +254,42 @@ summary write_model(const std::string& path, const options& opts) {
         plan.push_back({tname, tensor_type(mix, rule_name, il, n_layer, ne0, n_gqa, opts.pure), ne0, ne1, sigma});
     };
     auto norm = [&](const std::string& tname, int64_t ne0) { plan.push_back({tname, ggml_type::f32, ne0, 1, 0.0f}); };
+    auto stacked = [&](const std::string& tname, int il, int64_t ne0, int64_t ne1, int64_t ne2, float sigma) {
+        matrix(tname, il, ne0, ne1, sigma);
+        plan.back().ne2 = ne2;
+    };
     const float s_embd = 1.0f / std::sqrt(static_cast<float>(sh.n_embd));
     const float s_ff = 1.0f / std::sqrt(static_cast<float>(sh.n_ff));
     // Tied: the embedding doubles as the output projection, so it takes the fan-in scale too.
     matrix("token_embd.weight", 0, sh.n_embd, n_vocab, sh.tied_embeddings ? s_embd : 1.0f);
-    for (int il = 0; il < n_layer; ++il) {
+    const deepseek2_shape& ds = sh.ds;
+    for (int il = 0; sh.arch == "deepseek2" && il < n_layer; ++il) {
+        const std::string p = "blk." + std::to_string(il) + ".";
+        const auto inv_sqrt = [](int64_t n) { return 1.0f / std::sqrt(static_cast<float>(n)); };
+        norm(p + "attn_norm.weight", sh.n_embd);
+        matrix(p + "attn_q.weight", il, sh.n_embd, sh.n_head * (ds.qk_nope + ds.qk_rope), s_embd);
+        matrix(p + "attn_kv_a_mqa.weight", il, sh.n_embd, ds.kv_lora_rank + ds.qk_rope, s_embd);
+        norm(p + "attn_kv_a_norm.weight", ds.kv_lora_rank);
+        stacked(p + "attn_k_b.weight", il, ds.qk_nope, ds.kv_lora_rank, sh.n_head, inv_sqrt(ds.qk_nope));
+        stacked(p + "attn_v_b.weight", il, ds.kv_lora_rank, ds.v_head, sh.n_head, inv_sqrt(ds.kv_lora_rank));
+        matrix(p + "attn_output.weight", il, sh.n_head * ds.v_head, sh.n_embd, inv_sqrt(sh.n_head * ds.v_head));
+        norm(p + "ffn_norm.weight", sh.n_embd);
+        if (il < ds.n_dense_lead) {
+            matrix(p + "ffn_gate.weight", il, sh.n_embd, sh.n_ff, s_embd);
+            matrix(p + "ffn_down.weight", il, sh.n_ff, sh.n_embd, s_ff);
+            matrix(p + "ffn_up.weight", il, sh.n_embd, sh.n_ff, s_embd);
+            continue;
+        }
+        const int64_t n_ff_sh = ds.n_ff_exp * ds.n_expert_shared;
+        matrix(p + "ffn_gate_inp.weight", il, sh.n_embd, ds.n_expert, 1.0f);  // well-separated router scores
+        stacked(p + "ffn_gate_exps.weight", il, sh.n_embd, ds.n_ff_exp, ds.n_expert, s_embd);
+        stacked(p + "ffn_down_exps.weight", il, ds.n_ff_exp, sh.n_embd, ds.n_expert, inv_sqrt(ds.n_ff_exp));
+        stacked(p + "ffn_up_exps.weight", il, sh.n_embd, ds.n_ff_exp, ds.n_expert, s_embd);
+        matrix(p + "ffn_gate_shexp.weight", il, sh.n_embd, n_ff_sh, s_embd);
+        matrix(p + "ffn_down_shexp.weight", il, n_ff_sh, sh.n_embd, inv_sqrt(n_ff_sh));
+        matrix(p + "ffn_up_shexp.weight", il, sh.n_embd, n_ff_sh, s_embd);
+    }
+    for (int il = 0; sh.arch != "deepseek2" && il < n_layer; ++il) {
         const std::string p = "blk." + std::to_string(il) + ".";
         norm(p + "attn_norm.weight", sh.n_embd);
         matrix(p + "attn_q.weight", il, sh.n_embd, sh.n_embd, s_embd);
@@ -247,7 +318,7 @@ summary write_model(const std::string& path, const options& opts) {
     sum.type = mix.name;
     sum.n_vocab = static_cast<uint64_t>(n_vocab);
     for (const auto& tp : plan) {
-        sum.n_params += static_cast<uint64_t>(tp.ne0 * tp.ne1);
+        sum.n_params += static_cast<uint64_t>(tp.ne0 * tp.ne1 * tp.ne2);
         sum.tensor_types[std::string(type_name(tp.type))]++;
     }
 
@@ -255,11 +326,12 @@ summary write_model(const std::string& path, const options& opts) {
     uint64_t bytes_done = 0;
     for (const auto& tp : plan) {
         const std::vector<int64_t> ne = tp.ne1 == 1 && tp.sigma == 0.0f ? std::vector<int64_t>{tp.ne0}
-                                                                       : std::vector<int64_t>{tp.ne0, tp.ne1};
+                                        : tp.ne2 > 1                    ? std::vector<int64_t>{tp.ne0, tp.ne1, tp.ne2}
+                                                                        : std::vector<int64_t>{tp.ne0, tp.ne1};
         w.add_tensor_lazy(tp.name, tp.type, ne, [&, tp](uint8_t* dst, size_t size_bytes) {
             const size_t row_bytes = row_size(tp.type, tp.ne0);
-            if (size_bytes != row_bytes * static_cast<size_t>(tp.ne1))
-                throw error("synth: size mismatch for " + tp.name);
+            const int64_t n_rows = tp.ne1 * tp.ne2;
+            if (size_bytes != row_bytes * static_cast<size_t>(n_rows)) throw error("synth: size mismatch for " + tp.name);
             if (tp.sigma == 0.0f) {
                 std::vector<float> ones(static_cast<size_t>(tp.ne0), 1.0f);
                 quantize_row(tp.type, ones.data(), dst, tp.ne0);
@@ -271,7 +343,7 @@ summary write_model(const std::string& path, const options& opts) {
                 {
                     std::vector<float> buf(static_cast<size_t>(tp.ne0));
 #pragma omp for schedule(dynamic, 8)
-                    for (int64_t r = 0; r < tp.ne1; ++r) {
+                    for (int64_t r = 0; r < n_rows; ++r) {
                         try {
                             random_row(opts.seed, h, r, tp.sigma, buf.data(), tp.ne0);
                             quantize_row(tp.type, buf.data(), dst + static_cast<size_t>(r) * row_bytes, tp.ne0);

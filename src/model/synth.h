@@ -1,5 +1,5 @@
-// `edgellm synth`: writes llama- (or gemma2/gemma3-) architecture GGUF files with deterministic random weights in
-// any supported weight type (with llama.cpp's per-tensor type mixes), for tests and benchmarks.
+// `edgellm synth`: writes llama- (or gemma2/gemma3/deepseek2-) architecture GGUF files with deterministic random
+// weights in any supported weight type (with llama.cpp's per-tensor type mixes), for tests and benchmarks.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -13,7 +13,26 @@
 
 namespace edgellm::synth {
 
-// Hyperparameters of a named shape (llama-family, or Gemma 2 / 3 layouts).
+// DeepSeek-V2 layout of a deepseek2 shape: Multi-head Latent Attention in the split attn_k_b /
+// attn_v_b form convert_hf_to_gguf.py writes, Mixture-of-Experts FFNs after the dense layers, and
+// YaRN RoPE scaling as DeepSeek-V2-Lite declares it.
+struct deepseek2_shape {
+    int64_t q_lora_rank = 0;  // 0: one attn_q (V2-Lite)
+    int64_t kv_lora_rank = 0;
+    int64_t qk_nope = 0;
+    int64_t qk_rope = 0;
+    int64_t v_head = 0;
+    int64_t n_dense_lead = 0;
+    int64_t n_expert = 0;
+    int64_t n_expert_used = 0;
+    int64_t n_expert_shared = 0;
+    int64_t n_ff_exp = 0;
+    float yarn_factor = 0.0f;     // 0: no rope scaling
+    int64_t yarn_orig_ctx = 0;
+    float yarn_mscale_all_dim = 0.0f;
+};
+
+// Hyperparameters of a named shape (llama-family, Gemma 2 / 3 or DeepSeek-V2 layouts).
 struct shape {
     std::string name;
     int64_t n_embd = 0;
@@ -26,11 +45,12 @@ struct shape {
     float rope_freq_base = 10000.0f;
     float rms_eps = 1e-5f;
     bool tied_embeddings = false;  // no output.weight: the output projection reuses token_embd
-    std::string arch = "llama";    // general.architecture: llama, gemma2 or gemma3
+    std::string arch = "llama";    // general.architecture: llama, gemma2, gemma3 or deepseek2
     int64_t n_swa = 0;             // {arch}.attention.sliding_window (gemma2 / gemma3); 0: none
+    deepseek2_shape ds{};          // arch deepseek2 only
 };
 
-// tiny (tests), small (SmolLM-135M-like), tinyllama-1.1b, llama-7b, gemma2-tiny, gemma3-tiny.
+// tiny (tests), small (SmolLM-135M-like), tinyllama-1.1b, llama-7b, gemma2-tiny, gemma3-tiny, deepseek2-tiny.
 const std::vector<shape>& shapes();
 // The named shape; throws usage_error listing the known names.
 const shape& find_shape(std::string_view name);

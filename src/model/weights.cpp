@@ -25,8 +25,8 @@ const gguf::tensor_info& weight_loader::require(const std::string& name) {
     return *t;
 }
 
-void weight_loader::check_shape(const gguf::tensor_info& t, int64_t ne0, int64_t ne1, int n_dims) {
-    const int64_t want[gguf::k_max_dims] = {ne0, ne1, 1, 1};
+void weight_loader::check_shape(const gguf::tensor_info& t, int64_t ne0, int64_t ne1, int n_dims, int64_t ne2) {
+    const int64_t want[gguf::k_max_dims] = {ne0, ne1, ne2, 1};
     bool ok = true;
     for (int i = 0; i < gguf::k_max_dims; ++i) ok = ok && t.ne[i] == want[i];
     if (!ok)
@@ -34,8 +34,8 @@ void weight_loader::check_shape(const gguf::tensor_info& t, int64_t ne0, int64_t
                                 shape_str(want, n_dims)));
 }
 
-matrix weight_loader::to_matrix(const gguf::tensor_info& t, int64_t n_cols, int64_t n_rows) {
-    check_shape(t, n_cols, n_rows, 2);
+matrix weight_loader::to_matrix(const gguf::tensor_info& t, int64_t n_cols, int64_t n_rows, int64_t n_mats) {
+    check_shape(t, n_cols, n_rows, n_mats > 1 ? 3 : 2, n_mats);
     const auto& tr = type_traits(t.type);
     if (!can_dequantize(t.type))
         throw error(fmt::format("tensor {} has type {}, which edgellm cannot compute with yet", t.name, tr.name));
@@ -43,7 +43,35 @@ matrix weight_loader::to_matrix(const gguf::tensor_info& t, int64_t n_cols, int6
         throw error(fmt::format("tensor {} has {} columns, not a multiple of the {} block size {}", t.name, n_cols,
                                 tr.name, tr.block_size));
     n_matrix_bytes_ += t.size_bytes;
-    return matrix{t.type, t.data, n_rows, n_cols};
+    return matrix{t.type, t.data, n_rows * n_mats, n_cols};
+}
+
+matrix row_slice(const matrix& m, int64_t first, int64_t n) {
+    if (m.packed) throw error("row_slice of a packed matrix");
+    matrix s = m;
+    s.data = static_cast<const uint8_t*>(m.data) + row_size(m.type, m.n_cols) * static_cast<size_t>(first);
+    s.n_rows = n;
+    return s;
+}
+
+matrix weight_loader::require_stacked(const std::string& name, int64_t n_cols, int64_t n_rows, int64_t n_mats) {
+    return to_matrix(require(name), n_cols, n_rows, n_mats);
+}
+
+matrix weight_loader::owned_matrix(std::vector<float> data, int64_t n_cols, int64_t n_rows) {
+    if (data.size() != static_cast<size_t>(n_cols * n_rows)) throw error("owned_matrix: size mismatch");
+    owned_.push_back(std::move(data));
+    return matrix{ggml_type::f32, owned_.back().data(), n_rows, n_cols};
+}
+
+std::vector<float> weight_loader::dequantize_rows(const matrix& m, int64_t first, int64_t n) {
+    const matrix rows = row_slice(m, first, n);
+    std::vector<float> out(static_cast<size_t>(n * m.n_cols));
+    const size_t rb = row_size(m.type, m.n_cols);
+    for (int64_t r = 0; r < n; ++r)
+        dequantize_row(m.type, static_cast<const uint8_t*>(rows.data) + rb * static_cast<size_t>(r),
+                       &out[static_cast<size_t>(r * m.n_cols)], m.n_cols);
+    return out;
 }
 
 const float* weight_loader::to_vector(const gguf::tensor_info& t, int64_t n) {

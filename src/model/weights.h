@@ -25,6 +25,33 @@ struct matrix {
 // y[n_tokens][n_rows] = x[n_tokens][n_cols] times the matrix (packed or not).
 void mul_mat(const matrix& w, const float* x, int64_t n_tokens, float* y, int n_threads);
 
+// Rows [first, first + n) of an unpacked matrix: rows are contiguous, so this is a pointer offset
+// (fused projections, one expert or one head of a 3-D tensor).
+matrix row_slice(const matrix& m, int64_t first, int64_t n);
+
+// Multi-head Latent Attention weights (deepseek2; see mla_hparams). k_head = qk_nope + qk_rope.
+struct mla_weights {
+    matrix wq_a;                       // [q_lora_rank][n_embd], with Q LoRA (else layer_weights::wq)
+    const float* q_a_norm = nullptr;   // [q_lora_rank]
+    matrix wq_b;                       // [n_head * k_head][q_lora_rank]
+    matrix wkv_a;                      // [kv_lora_rank + qk_rope][n_embd]: latent, then the shared rope key
+    const float* kv_a_norm = nullptr;  // [kv_lora_rank]
+    std::vector<matrix> wk_b;          // [n_head] of [kv_lora_rank][qk_nope]: absorbs q_nope into the latent
+    std::vector<matrix> wv_b;          // [n_head] of [v_head][kv_lora_rank]: latent to the head's values
+};
+
+// Mixture-of-Experts FFN weights (deepseek2; see moe_hparams).
+struct moe_weights {
+    matrix gate_inp;                   // [n_expert][n_embd] router
+    const float* probs_bias = nullptr; // [n_expert], optional selection bias (exp_probs_b, DeepSeek V3)
+    std::vector<matrix> gate;          // [n_expert] of [n_ff_exp][n_embd] (slices of ffn_gate_exps)
+    std::vector<matrix> up;            // [n_expert] of [n_ff_exp][n_embd] (slices of ffn_up_exps)
+    std::vector<matrix> down;          // [n_expert] of [n_embd][n_ff_exp] (slices of ffn_down_exps)
+    matrix gate_shexp;                 // [n_ff_exp * n_expert_shared][n_embd], optional shared experts
+    matrix up_shexp;                   // [n_ff_exp * n_expert_shared][n_embd]
+    matrix down_shexp;                 // [n_embd][n_ff_exp * n_expert_shared]
+};
+
 struct layer_weights {
     const float* attn_norm = nullptr;  // [n_embd]
     matrix wq;                         // [q_dim][n_embd]
@@ -42,6 +69,8 @@ struct layer_weights {
     matrix ffn_up;                     // [n_ff][n_embd]
     matrix ffn_down;                   // [n_embd][n_ff]
     const float* post_ffn_norm = nullptr;   // [n_embd], optional RMSNorm of the FFN output (gemma2/3)
+    mla_weights mla;                   // set when hparams.mla is enabled (then wk, wv are unused)
+    moe_weights moe;                   // set on MoE layers (then ffn_gate, ffn_up, ffn_down are unused)
 };
 
 struct model_weights {
@@ -65,11 +94,19 @@ public:
     std::optional<matrix> optional_matrix(const std::string& name, int64_t n_cols, int64_t n_rows);
     const float* require_vector(const std::string& name, int64_t n);
     const float* optional_vector(const std::string& name, int64_t n);  // nullptr when absent
+    bool has(const std::string& name) const { return file_.find_tensor(name) != nullptr; }
+    // A 3-D tensor of n_mats matrices of [n_rows][n_cols] (ggml ne = {n_cols, n_rows, n_mats}),
+    // returned as one matrix of n_mats * n_rows rows; matrix i is row_slice(m, i * n_rows, n_rows).
+    matrix require_stacked(const std::string& name, int64_t n_cols, int64_t n_rows, int64_t n_mats);
+    // An f32 matrix the loader's owner keeps (weights rearranged at load time).
+    matrix owned_matrix(std::vector<float> data, int64_t n_cols, int64_t n_rows);
+    // Dequantized rows [first, first + n) of m, as f32 ([n][m.n_cols]).
+    static std::vector<float> dequantize_rows(const matrix& m, int64_t first, int64_t n);
 
 private:
     const gguf::tensor_info& require(const std::string& name);
-    void check_shape(const gguf::tensor_info& t, int64_t ne0, int64_t ne1, int n_dims);
-    matrix to_matrix(const gguf::tensor_info& t, int64_t n_cols, int64_t n_rows);
+    void check_shape(const gguf::tensor_info& t, int64_t ne0, int64_t ne1, int n_dims, int64_t ne2 = 1);
+    matrix to_matrix(const gguf::tensor_info& t, int64_t n_cols, int64_t n_rows, int64_t n_mats = 1);
     const float* to_vector(const gguf::tensor_info& t, int64_t n);
 
     const gguf::file& file_;
