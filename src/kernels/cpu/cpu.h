@@ -20,8 +20,12 @@ struct act_q8_32 {
 };
 static_assert(sizeof(act_q8_32) == 40);
 
-// How mul_mat prepares the activations for a weight type.
-enum class act_format { f32, q8_32, q8_k };
+// How mul_mat prepares the activations for a weight type. bf16_pair (BF16 weights on CPUs with
+// AVX-512 BF16): each float x is split into hi = bf16(x) and lo = bf16(x - hi), so two bf16 dot
+// instructions give the product with f32 activations to about 2^-17 of each term; the row holds,
+// per 32 elements (zero-padded at the end), hi[32] then lo[32] (k_bf16_pair_chunk_bytes).
+enum class act_format { f32, q8_32, q8_k, bf16_pair };
+constexpr size_t k_bf16_pair_chunk_bytes = 2 * 32 * sizeof(uint16_t);
 
 // Dot product of one weight row (n_cols elements of the weight type) with one prepared
 // activation row.
@@ -64,10 +68,14 @@ void flash_attention_neon(const float*, int64_t, const kv_view&, const int64_t*,
 struct isa_ops {
     impl id = impl::generic;
     mul_mat_kernel (*mul_mat_for)(ggml_type) = nullptr;
+    // Optional: the kernel for products of more than one token when it is not mul_mat_for's (a
+    // null dot: the same); its act format's converter must be in this table too.
+    mul_mat_kernel (*mul_mat_batch_for)(ggml_type) = nullptr;
     // Gemm over the packed layout of a type (packed.h); null: this ISA does not use packing for it.
     packed_gemm_fn (*packed_gemm_for)(ggml_type) = nullptr;
     quantize_act_fn quantize_q8_32 = nullptr;
     quantize_act_fn quantize_q8_k = nullptr;
+    quantize_act_fn quantize_bf16_pair = nullptr;  // no generic version: only tables that use it set it
     float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
     void (*rms_norm)(const float* x, const float* weight, float* y, int64_t n, int64_t n_tokens, float eps) = nullptr;
     void (*softmax)(float* x, int64_t n) = nullptr;

@@ -24,6 +24,7 @@ size_t act_row_bytes(act_format f, int64_t n_cols) {
         case act_format::f32: return size_t(n_cols) * sizeof(float);
         case act_format::q8_32: return size_t(n_cols / 32) * sizeof(act_q8_32);
         case act_format::q8_k: return size_t(n_cols / QK_K) * sizeof(q8_k_block);
+        case act_format::bf16_pair: return size_t((n_cols + 31) / 32) * k_bf16_pair_chunk_bytes;
     }
     return 0;
 }
@@ -44,6 +45,10 @@ const uint8_t* prepare_activations(const isa_ops& ops, act_format f, const float
     quantize_act_fn quantize = nullptr;
     if (f == act_format::q8_32) quantize = ops.quantize_q8_32 ? ops.quantize_q8_32 : gen.quantize_q8_32;
     if (f == act_format::q8_k) quantize = ops.quantize_q8_k ? ops.quantize_q8_k : gen.quantize_q8_k;
+    if (f == act_format::bf16_pair) {
+        quantize = ops.quantize_bf16_pair;
+        if (!quantize) throw error("mul_mat: this kernel table has no bf16 activation converter");
+    }
     if (!quantize) return reinterpret_cast<const uint8_t*>(x);
     thread_local std::vector<uint8_t> act_buf;
     act_buf.resize(*row_bytes * size_t(n_tokens));
@@ -58,6 +63,8 @@ void mul_mat(const isa_ops& ops, ggml_type wt, const void* w, int64_t n_rows, in
              const float* x, int64_t n_tokens, float* y, int n_threads) {
     const isa_ops& gen = generic_ops();
     mul_mat_kernel k = ops.mul_mat_for ? ops.mul_mat_for(wt) : mul_mat_kernel{};
+    if (n_tokens > 1 && ops.mul_mat_batch_for)
+        if (const mul_mat_kernel kb = ops.mul_mat_batch_for(wt); kb.dot) k = kb;
     if (!k.dot) k = gen.mul_mat_for(wt);
     const auto dot_f32 = ops.dot_f32 ? ops.dot_f32 : gen.dot_f32;
     const size_t w_row_bytes = row_size(wt, n_cols);
