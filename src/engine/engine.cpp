@@ -178,6 +178,19 @@ void engine::open() {
     forward_ = std::make_unique<model::forward_pass>(lm_->get_model(), params_.n_batch, params_.n_ctx, params_.n_threads);
     forward_->set_n_threads_batch(params_.n_threads_batch);
     forward_->set_flash_attn(params_.flash_attn);
+    if (params_.n_gpu_layers > 0 && params_.fallback) {
+        // The "fewer GPU layers" rung: what the device cannot hold runs on the CPU (whose copy of
+        // every layer is already loaded); an unsupported model is still refused by create().
+        const model::model& m = lm_->get_model();
+        const model::gpu_layer_choice c = model::choose_gpu_layers(
+            params_.n_gpu_layers, hp.n_layer, model::gpu_free_memory(), [&](int n) {
+                return model::gpu_layers_device_bytes(m, n, params_.n_ctx, params_.kv_type, params_.n_batch);
+            });
+        if (!c.note.empty()) {
+            params_.fallback_note += (params_.fallback_note.empty() ? "" : "; ") + c.note;
+            params_.n_gpu_layers = c.n_gpu_layers;
+        }
+    }
     if (params_.n_gpu_layers > 0)
         forward_->set_gpu(model::gpu_layers::create(lm_->get_model(), params_.n_gpu_layers, params_.n_ctx,
                                                     params_.kv_type, params_.n_seq, params_.n_batch));

@@ -67,11 +67,12 @@ struct engine_params {
     // Memory the weights plus the KV cache may take; 0: what this machine (and cgroup) has
     // available now. Loading more is refused with a clear error instead of paging or an OOM kill.
     uint64_t memory_budget_bytes = 0;
-    // When weights + KV do not fit: walk the fallback chain instead of refusing at once (GPU
-    // layers are not a rung: -ngl either fits the device or is refused); the context is halved down to
-    // k_fallback_min_ctx, then the same with a Q8_0 and a Q4_0 KV cache (when the heads are whole
-    // blocks); only when nothing fits is the load refused, naming every rung tried. The rung
-    // taken is in `fallback_note` (empty when the request fitted as asked).
+    // When the request does not fit: walk the fallback chain instead of refusing at once. Host
+    // memory (weights + KV): the context is halved down to k_fallback_min_ctx, then the same with
+    // a Q8_0 and a Q4_0 KV cache (when the heads are whole blocks); only when nothing fits is the
+    // load refused, naming every rung tried. GPU memory (-ngl): 3/4, 1/2, 1/4 of the layers, then
+    // none, by model::choose_gpu_layers (a model the GPU path does not run is still refused). The
+    // rungs taken are in `fallback_note` (empty when the request fitted as asked).
     bool fallback = false;
     std::string fallback_note;
 };

@@ -4,6 +4,9 @@
 
 #include <fmt/format.h>
 
+#include <fmt/ranges.h>
+
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -51,6 +54,58 @@ std::string gpu_unsupported_feature(const model& m) {
     if (hp.ffn_act != ffn_activation::silu) return "a GELU feed-forward";
     if (hp.embd_scale != 1.0f || hp.prescale_q || hp.attn_scale > 0) return "scaled embeddings or queries";
     return {};
+}
+
+uint64_t gpu_layers_device_bytes(const model& m, int n_gpu_layers, int64_t n_ctx, ggml_type kv_type, int64_t n_batch) {
+    const model_hparams& hp = m.hparams();
+    const model_weights& w = m.weights();
+    const int64_t first = hp.n_layer - std::min<int64_t>(std::max(n_gpu_layers, 0), hp.n_layer);
+    const bool output = n_gpu_layers > hp.n_layer;
+    const uint64_t kv_elem = kv_type == ggml_type::f16 ? 2 : 4;  // the device KV cache is F16 or F32
+    auto matrix_bytes = [](const matrix& mt) { return static_cast<uint64_t>(mt.n_rows) * row_size(mt.type, mt.n_cols); };
+    uint64_t need = 0;
+    for (int il = first; il < hp.n_layer; ++il) {
+        const layer_weights& lw = w.layers[static_cast<size_t>(il)];
+        for (const matrix* mt : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.ffn_gate, &lw.ffn_up, &lw.ffn_down})
+            need += matrix_bytes(*mt);
+        need += 2 * static_cast<uint64_t>(n_ctx * hp.kv_dim()) * kv_elem;
+    }
+    if (output) need += matrix_bytes(w.output) + static_cast<uint64_t>(n_batch * hp.n_vocab) * 4;
+    if (first < hp.n_layer || output)  // activations of one step
+        need += static_cast<uint64_t>(n_batch) * 4 *
+                static_cast<uint64_t>(3 * hp.n_embd + 2 * hp.q_dim() + 2 * hp.kv_dim() + 2 * hp.n_ff);
+    return need;
+}
+
+gpu_layer_choice choose_gpu_layers(int asked, int n_layer, uint64_t free_bytes, const std::function<uint64_t(int)>& need) {
+    gpu_layer_choice c;
+    const int start = std::min(asked, n_layer + 1);  // more than n_layer + 1 offloads nothing more
+    std::vector<int> rungs = {start};
+    for (int quarters : {3, 2, 1}) {
+        const int n = std::min(start, n_layer) * quarters / 4;
+        if (n > 0 && n < rungs.back()) rungs.push_back(n);
+    }
+    for (int n : rungs) {
+        const uint64_t bytes = need(n);
+        if (bytes <= free_bytes) {
+            c.n_gpu_layers = n;
+            break;
+        }
+        c.tried.push_back(fmt::format("{} layers: {}", n, format_bytes(bytes)));
+    }
+    if (c.n_gpu_layers != start)
+        c.note = fmt::format("fallback: {} of {} layers on the GPU (asked -ngl {}; {} free on the device; did not fit: {})",
+                             std::min(c.n_gpu_layers, n_layer), n_layer, asked, format_bytes(free_bytes),
+                             fmt::join(c.tried, ", "));
+    return c;
+}
+
+uint64_t gpu_free_memory() {
+#ifdef EDGELLM_HAVE_CUDA
+    return kernels::cuda::available() ? kernels::cuda::free_memory() : 0;
+#else
+    return 0;
+#endif
 }
 
 #ifndef EDGELLM_HAVE_CUDA
@@ -189,23 +244,11 @@ private:
 
     static std::string layer_name(int il, const char* suffix) { return layer_tensor_name(il, suffix); }
 
-    // Bytes this placement needs on the device, refused before any allocation when the device
-    // does not have them free.
+    // Refused before any allocation when the device does not have the bytes this placement needs.
     void plan_and_check_memory() {
         const model_hparams& hp = m_.hparams();
-        const model_weights& w = m_.weights();
-        uint64_t need = 0;
-        auto matrix_bytes = [](const matrix& mt) {
-            return static_cast<uint64_t>(mt.n_rows) * row_size(mt.type, mt.n_cols);
-        };
-        for (int il = first_; il < hp.n_layer; ++il) {
-            const layer_weights& lw = w.layers[static_cast<size_t>(il)];
-            for (const matrix* mt : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.ffn_gate, &lw.ffn_up, &lw.ffn_down})
-                need += matrix_bytes(*mt);
-            need += 2 * static_cast<uint64_t>(n_ctx_ * hp.kv_dim()) * kv_row_elem_bytes();
-        }
-        if (output_) need += matrix_bytes(w.output) + static_cast<uint64_t>(n_batch_ * hp.n_vocab) * 4;
-        need += static_cast<uint64_t>(n_batch_) * 4 * static_cast<uint64_t>(3 * hp.n_embd + 2 * hp.q_dim() + 2 * hp.kv_dim() + 2 * hp.n_ff);
+        const int n_gpu = hp.n_layer - first_ + (output_ ? 1 : 0);
+        const uint64_t need = gpu_layers_device_bytes(m_, n_gpu, n_ctx_, kv_type_, n_batch_);
         const uint64_t free_bytes = cu::free_memory();
         if (need > free_bytes)
             throw usage_error(fmt::format("-ngl: {} layers{} need {} of GPU memory but {} has {} free; use a smaller -ngl or "

@@ -10,8 +10,10 @@
 // machines without a device refuse every -ngl > 0 the same way.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "model/model.h"
 
@@ -49,5 +51,23 @@ std::string gpu_offload_unavailable_reason();
 // "per-head Q/K norms" ...), or "" for a llama-style decoder it runs. create() refuses the former
 // with this reason; defined in every build, so the refusal is testable without CUDA.
 std::string gpu_unsupported_feature(const model& m);
+
+// Device bytes that offloading n_gpu_layers (as create() places them) needs: weights in the GGUF
+// layout, the F16/F32 KV cache of n_ctx positions, the output layer when n_gpu_layers > n_layer,
+// and one step's activations. create() refuses a placement whose bytes the device lacks; the
+// engine's fallback chain uses it to pick fewer layers first. Defined in every build.
+uint64_t gpu_layers_device_bytes(const model& m, int n_gpu_layers, int64_t n_ctx, ggml_type kv_type, int64_t n_batch);
+// Free memory of the CUDA device, 0 without one (or without CUDA in this build).
+uint64_t gpu_free_memory();
+
+// The "fewer GPU layers" rung: the first of asked, then 3/4, 1/2 and 1/4 of the layers whose
+// need(n) bytes fit free_bytes, else 0 (every layer on the CPU). `note` says what was taken
+// instead of the request and why (empty when the request fits); `tried` lists the misses.
+struct gpu_layer_choice {
+    int n_gpu_layers = 0;
+    std::vector<std::string> tried;
+    std::string note;
+};
+gpu_layer_choice choose_gpu_layers(int asked, int n_layer, uint64_t free_bytes, const std::function<uint64_t(int)>& need);
 
 }  // namespace edgellm::model
