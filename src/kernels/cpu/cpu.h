@@ -24,8 +24,12 @@ static_assert(sizeof(act_q8_32) == 40);
 // AVX-512 BF16): each float x is split into hi = bf16(x) and lo = bf16(x - hi), so two bf16 dot
 // instructions give the product with f32 activations to about 2^-17 of each term; the row holds,
 // per 32 elements (zero-padded at the end), hi[32] then lo[32] (k_bf16_pair_chunk_bytes).
-enum class act_format { f32, q8_32, q8_k, bf16_pair };
+// f32_even_odd (BF16 weights on AVX-512 CPUs): floats in the order a 32-bit lane split of 32
+// bf16 weights yields, per 32 elements (zero-padded at the end) the 16 even-indexed ones then
+// the 16 odd-indexed ones (k_f32_even_odd_chunk_bytes), so the weights need no widening shuffle.
+enum class act_format { f32, q8_32, q8_k, bf16_pair, f32_even_odd };
 constexpr size_t k_bf16_pair_chunk_bytes = 2 * 32 * sizeof(uint16_t);
+constexpr size_t k_f32_even_odd_chunk_bytes = 32 * sizeof(float);
 
 // Dot product of one weight row (n_cols elements of the weight type) with one prepared
 // activation row.
@@ -75,7 +79,9 @@ struct isa_ops {
     packed_gemm_fn (*packed_gemm_for)(ggml_type) = nullptr;
     quantize_act_fn quantize_q8_32 = nullptr;
     quantize_act_fn quantize_q8_k = nullptr;
-    quantize_act_fn quantize_bf16_pair = nullptr;  // no generic version: only tables that use it set it
+    // No generic versions of these two: only the tables whose kernels use them set them.
+    quantize_act_fn quantize_bf16_pair = nullptr;
+    quantize_act_fn convert_f32_even_odd = nullptr;
     float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
     void (*rms_norm)(const float* x, const float* weight, float* y, int64_t n, int64_t n_tokens, float eps) = nullptr;
     void (*softmax)(float* x, int64_t n) = nullptr;

@@ -25,6 +25,7 @@ size_t act_row_bytes(act_format f, int64_t n_cols) {
         case act_format::q8_32: return size_t(n_cols / 32) * sizeof(act_q8_32);
         case act_format::q8_k: return size_t(n_cols / QK_K) * sizeof(q8_k_block);
         case act_format::bf16_pair: return size_t((n_cols + 31) / 32) * k_bf16_pair_chunk_bytes;
+        case act_format::f32_even_odd: return size_t((n_cols + 31) / 32) * k_f32_even_odd_chunk_bytes;
     }
     return 0;
 }
@@ -45,9 +46,9 @@ const uint8_t* prepare_activations(const isa_ops& ops, act_format f, const float
     quantize_act_fn quantize = nullptr;
     if (f == act_format::q8_32) quantize = ops.quantize_q8_32 ? ops.quantize_q8_32 : gen.quantize_q8_32;
     if (f == act_format::q8_k) quantize = ops.quantize_q8_k ? ops.quantize_q8_k : gen.quantize_q8_k;
-    if (f == act_format::bf16_pair) {
-        quantize = ops.quantize_bf16_pair;
-        if (!quantize) throw error("mul_mat: this kernel table has no bf16 activation converter");
+    if (f == act_format::bf16_pair || f == act_format::f32_even_odd) {
+        quantize = f == act_format::bf16_pair ? ops.quantize_bf16_pair : ops.convert_f32_even_odd;
+        if (!quantize) throw error("mul_mat: this kernel table has no converter for its activation format");
     }
     if (!quantize) return reinterpret_cast<const uint8_t*>(x);
     thread_local std::vector<uint8_t> act_buf;
