@@ -360,7 +360,9 @@ TEST_P(EngineRepack, RepackedWeightsMatchTheFileLayout) {
         // The choices may differ only at a near-tie: when every logit moved by at most delta,
         // the plain layout's top two were within 2 * delta (seen on Q4_K: 0.0033 apart).
         const float delta = max_abs_diff(pa, pb, n_vocab);
-        if (ia != ib) EXPECT_LE(pb[ib] - pb[ia], 2 * delta) << "position " << t << ": token " << ia << " vs " << ib;
+        if (ia != ib) {
+            EXPECT_LE(pb[ib] - pb[ia], 2 * delta) << "position " << t << ": token " << ia << " vs " << ib;
+        }
     }
 }
 INSTANTIATE_TEST_SUITE_P(PackedTypes, EngineRepack, ::testing::Values(ggml_type::q4_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k),

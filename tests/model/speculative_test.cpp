@@ -130,7 +130,9 @@ TEST(SpeculativeGreedy, EqualsPlainGreedyForAnyDraftAndDraftLength) {
             engine::generation_stats st;
             EXPECT_EQ(speculative(target, draft, k_prompt, 100, k, &st), want) << name << " draft, k=" << k;
             EXPECT_LE(st.n_accepted, st.n_drafted);
-            if (std::string(name) == "self") EXPECT_EQ(st.n_accepted, st.n_drafted) << "a model always agrees with itself";
+            if (std::string(name) == "self") {
+                EXPECT_EQ(st.n_accepted, st.n_drafted) << "a model always agrees with itself";
+            }
         }
     }
 }
