@@ -61,5 +61,34 @@ inline __m256i scale_pair(int lo, int hi) {
     return _mm256_set_m128i(_mm_set1_epi16(short(hi)), _mm_set1_epi16(short(lo)));
 }
 
+// The eight 6-bit scales and mins of a Q4_K / Q5_K super-block (quant.h's k4_scale_min for
+// j = 0..7) with word operations: bytes 0-3 hold sc[0..3] and bytes 4-7 m[0..3] in their low six
+// bits; bytes 8-11 hold the low four bits of sc[4..7] and (high nibble) m[4..7], whose top two
+// bits are the top bits of bytes 0-3 and 4-7.
+inline void k4_scales_mins(const uint8_t* packed, uint8_t* sc, uint8_t* mn) {
+    constexpr uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, low2 = 0x03030303;
+    uint32_t u[3];
+    std::memcpy(u, packed, sizeof(u));
+    const uint32_t s03 = u[0] & low6, m03 = u[1] & low6;
+    const uint32_t s47 = (u[2] & low4) | (((u[0] >> 6) & low2) << 4);
+    const uint32_t m47 = ((u[2] >> 4) & low4) | (((u[1] >> 6) & low2) << 4);
+    std::memcpy(sc, &s03, 4), std::memcpy(sc + 4, &s47, 4);
+    std::memcpy(mn, &m03, 4), std::memcpy(mn + 4, &m47, 4);
+}
+
+// sum_j mn[j] * (bsums[2j] + bsums[2j+1]) for a Q4_K / Q5_K super-block: mins16 holds mn[0..7]
+// as int16, bsums the q8_k block's 16 group sums; pair sums by hadd, products by madd.
+inline int k4_mins_dot(__m128i mins16, const int16_t* bsums) {
+    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bsums)),
+                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(bsums + 8)));
+    __m128i m = _mm_madd_epi16(mins16, bs);
+    m = _mm_add_epi32(m, _mm_shuffle_epi32(m, 0x4E));
+    m = _mm_add_epi32(m, _mm_shuffle_epi32(m, 0xB1));
+    return _mm_cvtsi128_si32(m);
+}
+
+// mn[0..7] widened to int16 for k4_mins_dot.
+inline __m128i k4_mins16(const uint8_t* mn) { return _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn))); }
+
 }  // namespace
 }  // namespace edgellm::kernels::cpu::avx2_detail

@@ -58,9 +58,8 @@ float dot_q4_k(const void* wv, const void* av, int64_t n) {
     float corr = 0.0f;
     for (int64_t b = 0; b < n / QK_K; ++b) {
         uint8_t sc[8], mn[8];
-        for (int j = 0; j < 8; ++j) k4_scale_min(j, w[b].scales, &sc[j], &mn[j]);
-        int mins = 0;
-        for (int j = 0; j < 8; ++j) mins += mn[j] * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
+        k4_scales_mins(w[b].scales, sc, mn);
+        const int mins = k4_mins_dot(k4_mins16(mn), a[b].bsums);
         __m256i sumi = _mm256_setzero_si256();
         for (int j = 0; j < 4; ++j) {
             const __m256i q4 = load256(w[b].qs + 32 * j);

@@ -89,7 +89,8 @@ void dot_k45_n(const void* wv, const void* av, size_t a_stride, int64_t n, float
     for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), corr[t] = 0.0f;
     for (int64_t b = 0; b < n / QK_K; ++b) {
         uint8_t sc[8], mn[8];
-        for (int j = 0; j < 8; ++j) k4_scale_min(j, w[b].scales, &sc[j], &mn[j]);
+        k4_scales_mins(w[b].scales, sc, mn);
+        const __m128i mins16 = k4_mins16(mn);
         __m256i sumi[T];
         for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
         for (int j = 0; j < 4; ++j) {
@@ -110,8 +111,7 @@ void dot_k45_n(const void* wv, const void* av, size_t a_stride, int64_t n, float
         }
         const float d = f16(w[b].d), dmin = f16(w[b].dmin);
         for (int t = 0; t < T; ++t) {
-            int mins = 0;
-            for (int j = 0; j < 8; ++j) mins += mn[j] * (a[t][b].bsums[2 * j] + a[t][b].bsums[2 * j + 1]);
+            const int mins = k4_mins_dot(mins16, a[t][b].bsums);
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t][b].d * d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
             corr[t] += a[t][b].d * dmin * float(mins);
         }
