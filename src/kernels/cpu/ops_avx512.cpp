@@ -132,6 +132,37 @@ float dot_f16_512(const void* wv, const void* xv, int64_t n) {
     return s;
 }
 
+// F16 against T (2..4) activation rows: each 16 weights are converted once and used T times.
+template <int T>
+void dot_f16_n(const void* wv, const void* av, size_t a_stride, int64_t n, float* y, size_t y_stride) {
+    const auto* w = static_cast<const uint16_t*>(wv);
+    const float* x[T];
+    for (int t = 0; t < T; ++t) x[t] = reinterpret_cast<const float*>(static_cast<const uint8_t*>(av) + size_t(t) * a_stride);
+    __m512 acc[T][2];
+    for (int t = 0; t < T; ++t) acc[t][0] = _mm512_setzero_ps(), acc[t][1] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i)));
+        const __m512 w1 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i + 16)));
+        for (int t = 0; t < T; ++t) {
+            acc[t][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[t] + i), acc[t][0]);
+            acc[t][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x[t] + i + 16), acc[t][1]);
+        }
+    }
+    if (i < n) {  // the last 1..31 weights, with masked loads
+        const int64_t r = n - i;
+        const auto m = r >= 32 ? ~uint32_t(0) : (uint32_t(1) << r) - 1;
+        const __mmask16 m0 = __mmask16(m), m1 = __mmask16(m >> 16);
+        const __m512 w0 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m0, w + i));
+        const __m512 w1 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m1, w + i + 16));
+        for (int t = 0; t < T; ++t) {
+            acc[t][0] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m0, x[t] + i), acc[t][0]);
+            acc[t][1] = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(m1, x[t] + i + 16), acc[t][1]);
+        }
+    }
+    for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = _mm512_reduce_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]));
+}
+
 // BF16 decode: a 64-byte load holds 32 weights as 16 lanes of (odd << 16 | even); the even
 // weights are the lanes shifted left by 16 and the odd ones the lanes with the low half cleared,
 // each already an f32. The activations come in the matching order (act_format::f32_even_odd),
@@ -208,6 +239,7 @@ mul_mat_kernel mul_mat_for(ggml_type t) {
         case ggml_type::f16: {
             mul_mat_kernel k = avx2_detail::mul_mat_for(t);
             k.dot = dot_f16_512;
+            k.dot_n[1] = dot_f16_n<2>, k.dot_n[2] = dot_f16_n<3>, k.dot_n[3] = dot_f16_n<4>;
             return k;
         }
         case ggml_type::bf16: return {act_format::f32_even_odd, dot_bf16_even_odd};
