@@ -22,7 +22,7 @@ uint64_t model_memory_facts::total_weight_bytes() const {
 
 uint64_t model_memory_facts::kv_bytes_per_token_per_layer() const {
     const double elems =
-        static_cast<double>(n_head_kv) * static_cast<double>(head_dim_k + head_dim_v);
+        static_cast<double>(n_head_kv) * static_cast<double>(head_dim_k + (values_in_keys ? 0 : head_dim_v));
     return static_cast<uint64_t>(std::ceil(elems * kv_bytes_per_element));
 }
 

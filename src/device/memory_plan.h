@@ -22,6 +22,9 @@ struct model_memory_facts {
     int64_t n_head_kv = 0;
     int64_t head_dim_k = 0;  // per KV head
     int64_t head_dim_v = 0;
+    // MLA (deepseek2): one cached row of head_dim_k (kv_lora_rank + rope dims) per token and layer
+    // holds the keys and, in its latent part, the values: no V row.
+    bool values_in_keys = false;
     int64_t n_vocab = 0;
     int64_t n_ctx_train = 0;
     std::vector<uint64_t> layer_weight_bytes;  // [n_layer] bytes of blk.<il>.* tensors

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "device/memory_plan.h"
 #include "gguf/gguf.h"
+#include "model/model.h"
 
 namespace edgellm::device {
 namespace {
@@ -67,6 +68,20 @@ model_memory_facts model_facts_from_gguf(const std::string& path) {
     if (m.n_head <= 0) throw error("GGUF file " + path + ": attention.head_count must be positive");
     m.head_dim_k = max_int(f, a + "attention.key_length").value_or(m.n_embd / m.n_head);
     m.head_dim_v = max_int(f, a + "attention.value_length").value_or(m.n_embd / m.n_head);
+    // A file the engine loads: the KV geometry its cache is built from (kv_cache), e.g. MLA's single
+    // latent + rope row per token where the metadata describes K and V heads. Files it refuses
+    // (another backend may run them) keep the estimate from the keys above.
+    const auto& archs = model::supported_archs();
+    if (std::any_of(archs.begin(), archs.end(), [&](const auto* d) { return d->name == m.architecture; })) {
+        try {
+            const model::model_hparams hp = model::read_model_hparams(f);
+            m.n_head_kv = hp.n_head_kv;
+            m.head_dim_k = hp.head_dim;
+            m.head_dim_v = hp.head_dim_v;
+            m.values_in_keys = hp.kv_rows_per_token() == 1;
+        } catch (const error&) {
+        }
+    }
 
     m.layer_weight_bytes.assign(static_cast<size_t>(m.n_layer), 0);
     for (const auto& t : f.tensors()) {

@@ -93,6 +93,9 @@ struct model_hparams {
 
     int64_t q_dim() const { return n_head * head_dim; }      // width of the Q projection
     int64_t kv_dim() const { return n_head_kv * head_dim; }  // width of the K and V projections
+    // Rows of kv_dim() elements the KV cache holds per token and layer: K and V, or for MLA only the
+    // K row (the latent + rope key row; the values are its latent part, see mla_hparams).
+    int64_t kv_rows_per_token() const { return mla.enabled() ? 1 : 2; }
     bool is_swa_layer(int64_t il) const {
         return n_swa > 0 && (swa_pattern <= 0 || il % swa_pattern < swa_pattern - 1);
     }

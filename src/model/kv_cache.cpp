@@ -34,7 +34,7 @@ kv_cache::kv_cache(const model_hparams& hp, int64_t n_ctx, ggml_type type, int n
         throw usage_error(fmt::format("KV cache of {} blocks is too large", n_blocks_));
     row_bytes_ = row_size(type, row_elems_);
     half_bytes_ = row_bytes_ * static_cast<size_t>(k_kv_block_size);
-    block_bytes_ = (values_in_keys_ ? 1 : 2) * half_bytes_;
+    block_bytes_ = static_cast<size_t>(hp.kv_rows_per_token()) * half_bytes_;
     n_bytes_ = static_cast<uint64_t>(block_bytes_) * static_cast<uint64_t>(n_layer_) * static_cast<uint64_t>(n_blocks_);
     // Left uninitialised on purpose: only rows below seq_len are ever read, and untouched pages
     // cost no resident memory.
@@ -51,9 +51,9 @@ int64_t kv_cache::pool_blocks(int64_t n_ctx, int n_seq, int64_t n_cells) {
 }
 
 uint64_t kv_cache::bytes_for(const model_hparams& hp, int64_t n_ctx, ggml_type type, int n_seq, int64_t n_cells) {
-    const uint64_t n_halves = hp.mla.enabled() ? 1 : 2;  // K and V rows, or K rows only (values_in_keys)
     return static_cast<uint64_t>(pool_blocks(n_ctx, n_seq, n_cells)) * static_cast<uint64_t>(k_kv_block_size) *
-           n_halves * row_size(type, hp.kv_dim()) * static_cast<uint64_t>(hp.n_layer);
+           static_cast<uint64_t>(hp.kv_rows_per_token()) * row_size(type, hp.kv_dim()) *
+           static_cast<uint64_t>(hp.n_layer);
 }
 
 void kv_cache::check_seq(int seq) const {

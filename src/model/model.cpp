@@ -26,22 +26,28 @@ const arch_def& find_arch(std::string_view name) {
 
 std::unique_ptr<model> model::load(const std::string& path) { return from_file(gguf::file::open(path)); }
 
-std::unique_ptr<model> model::from_file(gguf::file f) {
-    std::unique_ptr<model> m(new model());
-    m->file_ = std::move(f);
-    const gguf::file& gf = m->file_;
-    const std::string arch = gf.get_string_opt("general.architecture").value_or("");
+model_hparams read_model_hparams(const gguf::file& f) {
+    const std::string arch = f.get_string_opt("general.architecture").value_or("");
     if (arch.empty()) throw error("model metadata is missing 'general.architecture'");
-    m->arch_ = &find_arch(arch);
-    m->hp_ = read_hparams(gf, arch);
-    m->hp_.rope = m->arch_->rope;
-    if (m->arch_->adjust_hparams) m->arch_->adjust_hparams(gf, m->hp_);
-    const model_hparams& hp = m->hp_;
+    const arch_def& a = find_arch(arch);
+    model_hparams hp = read_hparams(f, arch);
+    hp.rope = a.rope;
+    if (a.adjust_hparams) a.adjust_hparams(f, hp);
     if (hp.head_dim_v != hp.head_dim)
         throw error(fmt::format("model metadata: value_length {} differs from key_length {} (not supported for {})",
                                 hp.head_dim_v, hp.head_dim, arch));
     if (hp.rope_yarn && !hp.mla.enabled())
         throw error(fmt::format("rope scaling type 'yarn' is not supported for {} yet (only for deepseek2)", arch));
+    return hp;
+}
+
+std::unique_ptr<model> model::from_file(gguf::file f) {
+    std::unique_ptr<model> m(new model());
+    m->file_ = std::move(f);
+    const gguf::file& gf = m->file_;
+    m->hp_ = read_model_hparams(gf);
+    m->arch_ = &find_arch(m->hp_.arch);
+    const model_hparams& hp = m->hp_;
 
     m->owned_.reserve(static_cast<size_t>(hp.n_layer) * (10 + static_cast<size_t>(hp.n_head)) + 4);
     weight_loader ld(gf, m->owned_, m->w_.n_matrix_bytes);

@@ -12,6 +12,11 @@
 
 namespace edgellm::model {
 
+// The hyperparameters model loading works with (architecture lookup, the common keys, then the
+// architecture's adjustments and the checks that need them), without reading any weight; for
+// memory planning. Throws edgellm::error as loading would.
+model_hparams read_model_hparams(const gguf::file& f);
+
 class model {
 public:
     // Opens and validates a GGUF model: unsupported architecture, missing tensors and wrong

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "device/memory_plan.h"
 #include "engine/engine.h"
 #include "model/forward.h"
 #include "model/gpu_layers.h"
@@ -91,6 +92,40 @@ TEST(DeepSeek2, KvCacheHoldsOneLatentRowPerToken) {
     model::kv_cache kv2(llama->hparams(), 32, ggml_type::f16);
     EXPECT_FALSE(kv2.values_in_keys());
     EXPECT_NE(kv2.view(0, 0).v, kv2.view(0, 0).k);
+}
+
+// The memory planner (edgellm device) counts the KV cache the engine allocates: for MLA one row of
+// kv_lora_rank + rope dims per token and layer, not the key_length + value_length the metadata
+// declares per KV head; and as before for a llama model with separate K and V rows.
+TEST(DeepSeek2, MemoryPlannerKvBytesMatchTheEnginesKvCache) {
+    tiny_model_spec s;
+    s.n_embd = 128;  // heads of 32: whole Q8_0 blocks
+    const auto llama_path = temp_dir("ds2-plan-llama") / "m.gguf";
+    write_tiny_model(s, llama_path);
+    for (const auto& path : {deepseek2_tiny("ds2-plan"), llama_path}) {
+        device::model_memory_facts facts = device::model_facts_from_gguf(path.string());
+        const gguf::file f = gguf::file::open(path.string());
+        const std::string a = facts.architecture + ".";
+        for (const auto& [type, bytes_per_element] : {std::pair{ggml_type::f16, 2.0}, std::pair{ggml_type::q8_0, 34.0 / 32}}) {
+            engine::engine_params ep;
+            ep.model_path = path.string();
+            ep.n_ctx = 64;
+            ep.n_threads = 1;
+            ep.kv_type = type;
+            engine::engine eng(ep);
+            facts.kv_bytes_per_element = bytes_per_element;
+            EXPECT_EQ(facts.kv_bytes(facts.n_layer, ep.n_ctx), eng.kv().size_bytes()) << path << " " << type_name(type);
+            if (facts.architecture == "deepseek2") {
+                // The metadata's MQA view (key_length = kv_lora_rank + rope dims, value_length =
+                // kv_lora_rank) would count the latent twice.
+                const model::mla_hparams& mla = eng.hparams().mla;
+                EXPECT_EQ(*f.get_u64_opt(a + "attention.key_length") + *f.get_u64_opt(a + "attention.value_length"),
+                          static_cast<uint64_t>(2 * mla.kv_lora_rank + mla.qk_rope));
+                EXPECT_EQ(facts.kv_bytes_per_token_per_layer(),
+                          static_cast<uint64_t>(std::ceil(static_cast<double>(mla.kv_lora_rank + mla.qk_rope) * bytes_per_element)));
+            }
+        }
+    }
 }
 
 TEST(DeepSeek2, GpuOffloadIsRefusedWithTheReason) {
