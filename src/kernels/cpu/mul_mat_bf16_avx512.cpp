@@ -4,7 +4,6 @@
 // bf16_pair), so each 32 weights cost one 64-byte load and two dot instructions, and the product
 // keeps f32 activations to about 2^-17 of each term (ggml rounds the activations to bf16, 2^-9).
 // The AVX-512 table uses it for prefill (mul_mat_batch_for); see ops_avx512.cpp for why not decode.
-#pragma GCC target("avx512bf16")
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
