@@ -31,8 +31,28 @@ fi
 if [ "$want_test" = 1 ]; then
   here="$(cd "$(dirname "$0")/.." && pwd)"
   py="${PYTHON:-python3}"
+  # llama-cpp-python compiles llama.cpp with -march=native. On a CPU with AMX that compiles in
+  # ggml's AMX weight layout, which crashes llama.cpp on the models the tests and benchmarks use
+  # (GGML_ASSERT(*cur_backend_id != -1) while creating a context, or a segfault in llama_decode).
+  # Build it without AMX (explicit -mno-* flags win over -march=native in GCC); its AVX-512 and
+  # repacked-weight paths stay. --no-cache-dir: a cached wheel may be an AMX build.
+  oracle_env=(CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)")
+  if [ "$(uname -m)" = x86_64 ]; then
+    no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    oracle_env+=(CFLAGS="${CFLAGS:-} $no_amx" CXXFLAGS="${CXXFLAGS:-} $no_amx")
+  fi
   if ! "$py" -c "import gguf, numpy, pytest, jinja2, llama_cpp, openai, ollama, requests, tokenizers, jsonschema" 2>/dev/null; then
     echo "install-deps: installing Python test oracles (llama-cpp-python builds llama.cpp: several minutes)"
-    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "$py" -m pip install -q -r "$here/tests/python/requirements.txt"
+    env "${oracle_env[@]}" "$py" -m pip install -q --no-cache-dir -r "$here/tests/python/requirements.txt"
+  fi
+  # An llama-cpp-python installed before (or by hand) may be an AMX build: rebuild that one.
+  if "$py" "$here/scripts/llama_cpp_has_amx.py"; then
+    ver="$("$py" -c "import importlib.metadata as m; print(m.version('llama_cpp_python'))")"
+    echo "install-deps: llama-cpp-python $ver was built with AMX (crashes llama.cpp); rebuilding without it (several minutes)"
+    env "${oracle_env[@]}" "$py" -m pip install -q --no-cache-dir --force-reinstall --no-deps "llama-cpp-python==$ver"
+    if "$py" "$here/scripts/llama_cpp_has_amx.py"; then
+      echo "install-deps: llama-cpp-python still reports AMX after the rebuild" >&2
+      exit 1
+    fi
   fi
 fi
