@@ -153,9 +153,15 @@ quality_report measure_quality(const quality_options& in) {
     const uint64_t n_params = base_info.second;
     r.base_type = base_type;
     r.n_params = n_params;
-    if (base_type != "F32" && base_type != "F16" && base_type != "BF16")
-        throw usage_error(fmt::format("{} is already quantized ({}): measure quality from the F32/F16/BF16 model",
+    r.base_quantized = base_type != "F32" && base_type != "F16" && base_type != "BF16";
+    if (r.base_quantized && !o.allow_requantize)
+        throw usage_error(fmt::format("{} is already quantized ({}): measure quality from the F32/F16/BF16 model, "
+                                      "or pass --allow-requantize to measure each type against this quantized base",
                                       o.base, base_type));
+    if (r.base_quantized)
+        log(fmt::format("warning: the base {} is itself quantized ({}): each type is re-quantized from it, so the "
+                        "figures are relative to {}, not to the F16 original, and understate the real loss",
+                        o.base, base_type, base_type));
     const std::string stem = fs::path(o.base).stem().string();
     const std::string kld = (fs::path(o.out_dir) / (stem + ".kld")).string();
     const std::string err_path = (fs::path(o.out_dir) / ".child-stderr.txt").string();
@@ -225,6 +231,7 @@ quality_report measure_quality(const quality_options& in) {
             log(fmt::format("{}: quantizing to {}", mix.name, row.path));
             quantize_options qo;
             qo.type = mix.name;
+            qo.allow_requantize = r.base_quantized;
             qo.n_threads = o.n_threads;
             row.quantize_s = quantize_model(o.base, row.path, qo).seconds;
         }

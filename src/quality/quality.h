@@ -12,7 +12,9 @@
 namespace edgellm::quality {
 
 struct quality_options {
-    std::string base;               // F32 / F16 / BF16 GGUF
+    std::string base;               // F32 / F16 / BF16 GGUF (a quantized one with allow_requantize)
+    bool allow_requantize = false;  // accept a quantized base: its types are re-quantized and the
+                                    // figures measure the damage relative to that base, not to F16
     std::vector<std::string> types; // mixes (quant/mix.h)
     std::string text_file;          // perplexity text
     int n_ctx = 512, n_batch = 512;
@@ -41,6 +43,7 @@ struct quality_row {
 struct quality_report {
     quality_options opts;
     std::string base_type;  // the base model's main weight type
+    bool base_quantized = false;  // allow_requantize with a quantized base: the report says so
     uint64_t n_params = 0;
     int64_t n_scored = 0;   // tokens scored per model
     std::string created_utc;
@@ -48,7 +51,7 @@ struct quality_report {
 };
 
 // Runs everything; throws usage_error for bad options (unknown type, missing text, a text shorter
-// than 2 x n_ctx tokens, a quantized base) before any quantization starts.
+// than 2 x n_ctx tokens, a quantized base without allow_requantize) before any quantization starts.
 quality_report measure_quality(const quality_options& opts);
 
 std::string render_quality_text(const quality_report& r);

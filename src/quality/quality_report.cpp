@@ -52,7 +52,11 @@ std::string settings_line(const quality_report& r) {
                        "speed pp{} / tg{} ({} runs); peak RSS of the speed run; {}",
                        o.base, r.base_type, format_count(r.n_params), o.text_file, o.n_ctx, o.n_batch,
                        o.n_chunks > 0 ? fmt::format(", {} chunks", o.n_chunks) : std::string(), r.n_scored,
-                       o.n_prompt, o.n_gen, o.runs, r.created_utc);
+                       o.n_prompt, o.n_gen, o.runs, r.created_utc) +
+           (r.base_quantized ? fmt::format("\nwarning: the base is itself quantized ({}): each type was re-quantized "
+                                           "from it, so the figures are relative to {}, not to the original model",
+                                           r.base_type, r.base_type)
+                             : std::string());
 }
 
 }  // namespace
@@ -112,6 +116,7 @@ std::string render_quality_json(const quality_report& r) {
                         {"created_utc", r.created_utc},
                         {"base", o.base},
                         {"base_type", r.base_type},
+                        {"base_quantized", r.base_quantized},
                         {"n_params", r.n_params},
                         {"text_file", o.text_file},
                         {"n_ctx", o.n_ctx},

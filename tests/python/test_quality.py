@@ -95,4 +95,25 @@ def test_bad_input_fails_before_any_work(tmp_path):
     q8 = tmp_path / "q8.gguf"
     assert edgellm("quantize", str(STORIES), str(q8), "q8_0", "-q").returncode == 0
     r = quality(q8, out, "--types", "q4_0")
-    assert r.returncode != 0 and "already quantized" in r.stderr
+    assert r.returncode != 0 and "already quantized" in r.stderr and "--allow-requantize" in r.stderr
+    assert not list(out.glob("q8-*.gguf")), "quantized before refusing the quantized base"
+
+
+def test_quantized_base_with_allow_requantize_is_measured_with_a_warning(tmp_path):
+    # Most users only have a Q4 file: the real SmolLM2-135M Q4_1 as the base, re-quantized to q4_0.
+    import real_models
+    base = real_models.require("smollm2")
+    out = tmp_path / "q"
+    r = quality(base, out, "--types", "q4_0", "--allow-requantize")
+    assert r.returncode == 0, r.stderr
+    assert "is itself quantized (Q4_1)" in r.stderr  # said before the long work starts
+    assert "warning: the base is itself quantized (Q4_1)" in r.stdout  # and in the table's header
+    rep = json.loads((out / "quality.json").read_text())
+    assert rep["base_type"] == "Q4_1" and rep["base_quantized"] is True
+    assert "itself quantized" in (out / "quality.md").read_text()
+    rows = {x["type"]: x for x in rep["rows"]}
+    assert list(rows) == ["base (Q4_1)", "q4_0"]
+    q = rows["q4_0"]
+    # Q4_1 -> Q4_0 loses the per-block minimum: measurable damage, but a working model.
+    assert q["kld_mean"] > 0 and 50 < q["top1_pct"] < 100
+    assert q["ppl"] < 2 * rows["base (Q4_1)"]["ppl"]

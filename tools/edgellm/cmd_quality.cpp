@@ -57,6 +57,9 @@ void setup(CLI::App& app) {
         "Example:\n"
         "  edgellm quality -m model-f16.gguf -f /usr/share/common-licenses/GPL-3 -c 256 --chunks 8");
     cmd->add_option("-m,--model", f->o.base, "Base model (F32, F16 or BF16 GGUF)")->required();
+    cmd->add_flag("--allow-requantize", f->o.allow_requantize,
+                  "Accept a quantized base (most users only have a Q4 file): each type is re-quantized from it and "
+                  "measured against it; the report carries a warning");
     cmd->add_option("--types", f->types, "Comma-separated types or mixes")->capture_default_str();
     cmd->add_option("-f,--file", f->o.text_file, "Text for perplexity (at least 2 x -c tokens)")->required();
     cmd->add_option("-c,--ctx-size", f->o.n_ctx, "Perplexity chunk size in tokens")->capture_default_str();
