@@ -12,13 +12,13 @@ namespace {
 
 std::string run_name(const run_sample& s) { return fmt::format("run {} ({})", s.run_index, s.prompt_id); }
 
-// The summary of one metric in a group, by metric name.
-const summary* metric_summary(const group_summary& g, const std::string& metric) {
-    if (metric == metric_ttft) return &g.ttft_ms;
-    if (metric == metric_prefill) return &g.prefill_tokens_per_s;
-    if (metric == metric_decode) return &g.decode_tokens_per_s;
-    if (metric == metric_latency) return &g.latency_ms;
-    return nullptr;
+// One run's figure of a metric, by metric name.
+double metric_value(const run_sample& s, const std::string& metric) {
+    if (metric == metric_ttft) return s.ttft_ms;
+    if (metric == metric_prefill) return s.prefill_tokens_per_s;
+    if (metric == metric_decode) return s.decode_tokens_per_s;
+    if (metric == metric_latency) return s.latency_ms;
+    return std::nan("");
 }
 
 // "+35%": how far `other` is from `ours`, in percent of ours.
@@ -119,12 +119,31 @@ std::vector<group_summary> checked_groups(const bench_report& r) {
         };
         for (const auto& [metric, p] : bad) g.invalid[metric] = with_count(p);
         for (const auto& [metric, p] : warned) g.warnings.push_back(metric + ": " + with_count(p));
-        // A spread larger than the mean: the runs do not measure one thing.
+        // A spread larger than the mean over the repeated runs of one prompt: they do not
+        // measure one thing. (Across prompts of different lengths TTFT and latency may differ
+        // by far more, legitimately.)
+        std::vector<std::string> prompts;
+        for (const auto& s : r.samples)
+            if (s.backend == g.backend && s.model == g.model &&
+                std::find(prompts.begin(), prompts.end(), s.prompt_id) == prompts.end())
+                prompts.push_back(s.prompt_id);
         for (const char* metric : {metric_ttft, metric_prefill, metric_decode, metric_latency}) {
-            const summary* sm = metric_summary(g, metric);
-            if (!sm || sm->n < 2 || g.invalid.count(metric)) continue;
-            if (sm->std > sm->mean)
-                g.invalid[metric] = fmt::format("std {:.1f} is larger than the mean {:.1f}", sm->std, sm->mean);
+            if (g.invalid.count(metric)) continue;
+            for (const auto& prompt : prompts) {
+                std::vector<double> v;
+                for (const auto& s : r.samples) {
+                    if (s.backend != g.backend || s.model != g.model || s.prompt_id != prompt || !s.error.empty())
+                        continue;
+                    const double x = metric_value(s, metric);
+                    if (std::isfinite(x)) v.push_back(x);
+                }
+                const summary sm = summarize(v);
+                if (sm.n >= 2 && sm.std > sm.mean) {
+                    g.invalid[metric] = fmt::format("prompt {}: std {:.1f} over {} runs is larger than the mean {:.1f}",
+                                                    prompt, sm.std, sm.n, sm.mean);
+                    break;
+                }
+            }
         }
     }
     return groups;

@@ -50,7 +50,8 @@ struct sanity_finding {
 std::vector<sanity_finding> check_sample(const run_sample& s, const sanity_limits& lim);
 
 // summarize_groups() with every group's `invalid` and `warnings` filled from the rules: a
-// metric is invalid for the group when any run's figure is, or when its std exceeds its mean.
+// metric is invalid for the group when any run's figure is, or when over the repeated runs of
+// one prompt its std exceeds its mean.
 std::vector<group_summary> checked_groups(const bench_report& r);
 
 }  // namespace edgellm::bench

@@ -158,6 +158,25 @@ TEST(BenchSanity, GroupWithStdLargerThanMeanIsInvalid) {
     EXPECT_FALSE(g[0].invalid.count(metric_ttft));
 }
 
+TEST(BenchSanity, SpreadAcrossDifferentPromptsIsNotASanityProblem) {
+    // A short and a long prompt: TTFT 10 and 1000 ms (std 700 > mean 505), consistent per prompt.
+    bench_report r;
+    for (int run = 0; run < 2; ++run) {
+        run_sample a = good("a", run), b = good("a", run);
+        a.prompt_id = "short";
+        a.ttft_ms = 10 + run;
+        b.prompt_id = "long";
+        b.ttft_ms = 1000 - run;
+        b.latency_ms = 1400;
+        r.samples.push_back(a);
+        r.samples.push_back(b);
+    }
+    auto g = checked_groups(r);
+    ASSERT_EQ(g.size(), 1u);
+    EXPECT_GT(g[0].ttft_ms.std, g[0].ttft_ms.mean);
+    EXPECT_TRUE(g[0].invalid.empty()) << g[0].invalid.begin()->second;
+}
+
 TEST(BenchSanity, GroupNamesTheFirstInvalidRunAndCountsTheOthers) {
     auto g = checked_groups(impossible_report());
     ASSERT_EQ(g.size(), 3u);
