@@ -45,15 +45,20 @@ generation_result backend::generate(const generation_request& req, const token_c
         s.n_gen_tokens = n_pieces;
         s.n_gen_tokens_estimated = n_pieces > 0;
     }
-    if (n_pieces == 0) {
+    if (n_pieces == 0 && (s.n_gen_tokens > 0 || result.finish_reason == "stop")) {
+        // The model ended at once (its only token was end-of-generation, which has no text): the
+        // token arrived with the end of the stream.
+        s.ttft_ms = s.last_piece_ms = s.total_ms;
+        s.notes.push_back("ttft: no text streamed (the model ended at once), TTFT = end of the stream");
+    } else if (n_pieces == 0) {
         s.ttft_ms = std::nan("");
-        s.notes.push_back("ttft: no text was streamed, TTFT not measured");
+        s.notes.push_back("ttft: nothing was generated, TTFT not measured");
     } else {
         s.last_piece_ms = last_ms - t0;
     }
     // edgellm's clock (unless the backend timed its own passes in this process: native).
     const bool own_timing = s.prefill_tokens_per_s > 0 || s.decode_tokens_per_s > 0;
-    if (s.prefill_tokens_per_s <= 0 && s.n_prompt_tokens > 0 && n_pieces > 0 && s.ttft_ms > 0)
+    if (s.prefill_tokens_per_s <= 0 && s.n_prompt_tokens > 0 && std::isfinite(s.ttft_ms) && s.ttft_ms > 0)
         s.prefill_tokens_per_s = s.n_prompt_tokens * 1000.0 / s.ttft_ms;
     if (s.decode_tokens_per_s <= 0) {
         if (s.n_gen_tokens < 2)

@@ -41,7 +41,8 @@ struct generation_stats {
     // count: an estimate (a piece can hold several tokens, e.g. a split UTF-8 character).
     bool n_gen_tokens_estimated = false;
     // edgellm's own clock, for every backend: request sent -> first non-empty streamed piece
-    // (NaN when no text was streamed), request sent -> end of the stream, gaps between pieces.
+    // (the end of the stream when the only token had no text; NaN when nothing was generated),
+    // request sent -> end of the stream, gaps between pieces.
     double ttft_ms = 0;
     double total_ms = 0;
     double last_piece_ms = 0;            // request sent -> last non-empty piece

@@ -236,7 +236,8 @@ namespace {
 // Streams `n` pieces `gap_ms` apart and claims the server decoded them in 0.001 ms.
 class lying_backend final : public backends::backend {
 public:
-    explicit lying_backend(int n, int gap_ms = 15) : n_(n), gap_ms_(gap_ms) {}
+    explicit lying_backend(int n, int gap_ms = 15, std::string finish = "stop")
+        : n_(n), gap_ms_(gap_ms), finish_(std::move(finish)) {}
     std::string name() const override { return "liar"; }
     std::string description() const override { return "test"; }
     backends::availability check_available(const backends::backend_settings&) const override { return {true, "", ""}; }
@@ -255,11 +256,12 @@ protected:
         result.stats.n_gen_tokens = n_;
         result.stats.backend_prompt_ms = 0.001;
         result.stats.backend_decode_ms = 0.001;
-        result.finish_reason = "stop";
+        result.finish_reason = finish_;
     }
 
 private:
     int n_, gap_ms_;
+    std::string finish_;
 };
 
 }  // namespace
@@ -289,9 +291,36 @@ TEST(BackendOwnClock, OneTokenHasNoDecodeSpeedAndSaysWhy) {
     EXPECT_EQ(r.stats.notes[0], "decode: 1 token(s) generated, no decode interval");
 }
 
-TEST(BackendOwnClock, NoStreamedTextLeavesTtftUnmeasured) {
-    lying_backend b(0, 1);
+TEST(BackendOwnClock, NothingGeneratedLeavesTtftUnmeasured) {
+    lying_backend b(0, 1, "incomplete");  // the stream ended without a token or a stop
     auto r = b.generate({}, nullptr);
     EXPECT_TRUE(std::isnan(r.stats.ttft_ms));
     EXPECT_EQ(r.stats.prefill_tokens_per_s, 0.0);
+}
+
+TEST(BackendOwnClock, AnEndOfGenerationTokenWithoutTextArrivesWithTheEndOfTheStream) {
+    // The model's only token is EOS: no text piece, but the backend counted one token.
+    class eos_only final : public backends::backend {
+    public:
+        std::string name() const override { return "eos"; }
+        std::string description() const override { return "test"; }
+        backends::availability check_available(const backends::backend_settings&) const override { return {true, "", ""}; }
+        void load(const backends::backend_settings&) override {}
+        void unload() override {}
+
+    protected:
+        void do_generate(const backends::generation_request&, const std::function<bool(std::string_view)>&,
+                         backends::generation_result& result) override {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            result.stats.n_prompt_tokens = 12;
+            result.stats.n_gen_tokens = 1;
+        }
+    } b;
+    auto r = b.generate({}, nullptr);
+    EXPECT_GE(r.stats.ttft_ms, 10.0);
+    EXPECT_DOUBLE_EQ(r.stats.ttft_ms, r.stats.total_ms);
+    EXPECT_NEAR(r.stats.prefill_tokens_per_s, 12 * 1000.0 / r.stats.ttft_ms, 1e-9);
+    EXPECT_EQ(r.stats.decode_tokens_per_s, 0.0);
+    ASSERT_EQ(r.stats.notes.size(), 2u);
+    EXPECT_EQ(r.stats.notes[0].rfind("ttft: no text streamed", 0), 0u);
 }
