@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what edgellm needs on Debian/Ubuntu: build tools and libraries (apt), and with
-# --test the Python test oracles (pip). Safe to run again; skips what is already there.
+# --test the Python test oracles (pip) and a real llama-server (scripts/build-llama-cpp.sh).
+# Safe to run again; skips what is already there.
 set -euo pipefail
 want_test=0
 for a in "$@"; do
@@ -55,4 +56,9 @@ if [ "$want_test" = 1 ]; then
       exit 1
     fi
   fi
+  # A real llama-server (and llama-bench) for tests/python/test_llama_server_real.py, built from
+  # the same pinned llama.cpp; an existing build is kept.
+  echo "install-deps: building llama-server and llama-bench (scripts/build-llama-cpp.sh; several minutes the first time)"
+  llama_bin="$(PYTHON="$py" "$here/scripts/build-llama-cpp.sh")"
+  echo "install-deps: llama-server is $llama_bin/llama-server (tests find it there, or set EDGELLM_LLAMA_SERVER)"
 fi
