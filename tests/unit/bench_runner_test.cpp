@@ -339,6 +339,13 @@ TEST(BenchRunnerResources, InProcessCpuComesFromRusageEvenForAShortRun) {
     EXPECT_LT(s.cpu_pct, 160.0);
 }
 
+TEST(BenchRunner, MemoryBandwidthIsMeasuredAndPlausible) {
+    // One thread streaming 64 MiB: somewhere between an old phone and an HBM GPU.
+    const double bw = measure_memory_bandwidth_bytes_per_s();
+    EXPECT_GT(bw, 200e6);
+    EXPECT_LT(bw, 5e12);
+}
+
 TEST(BenchRunnerResources, NoGpuNoPowerLeavesThemUnknown) {
     run_plan plan = one_run_plan("native");
     plan.monitor_root = fixture("arm-cpu-only");

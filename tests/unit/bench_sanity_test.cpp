@@ -324,3 +324,20 @@ TEST(BackendOwnClock, AnEndOfGenerationTokenWithoutTextArrivesWithTheEndOfTheStr
     ASSERT_EQ(r.stats.notes.size(), 2u);
     EXPECT_EQ(r.stats.notes[0].rfind("ttft: no text streamed", 0), 0u);
 }
+
+TEST(BenchSanityJson, NewFieldsRoundTripAndVerdictsAreRecomputed) {
+    bench_report r = impossible_report();
+    r.samples[0].server_decode_tokens_per_s = 99.5;
+    r.samples[0].notes = {"cpu_pct: run of 4.2 ms too short for CPU-time ticks of 10 ms"};
+    auto back = report_from_json(report_to_json(r));
+    EXPECT_DOUBLE_EQ(back.system.mem_bandwidth_bytes_per_s, 10e9);
+    ASSERT_EQ(back.samples.size(), r.samples.size());
+    EXPECT_EQ(back.samples[0].server_decode_tokens_per_s, 99.5);
+    EXPECT_FALSE(back.samples[1].server_decode_tokens_per_s);
+    EXPECT_EQ(back.samples[0].notes, r.samples[0].notes);
+    EXPECT_EQ(back.samples[2].n_gen_pieces, 1);
+    EXPECT_EQ(back.samples[2].model_bytes, 100'000'000u);
+    // The verdicts come from the raw values again, not from what the file said.
+    auto g = checked_groups(back);
+    EXPECT_TRUE(g[1].invalid.count(metric_decode));
+}
