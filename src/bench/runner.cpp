@@ -168,8 +168,8 @@ void apply_cpu(run_sample& s, const cpu_reading& a, const cpu_reading& b, double
     const double wall = b.wall_ms - a.wall_ms;
     if (wall < 10 * a.resolution_ms || wall <= 0) {
         s.cpu_pct = std::nan("");
-        s.notes.push_back(fmt::format("cpu_pct: run of {:.1f} ms too short for CPU-time ticks of {:.0f} ms", wall,
-                                      a.resolution_ms));
+        s.notes.push_back(fmt::format("cpu_pct: run too short (< {:.0f} ms) for the {:.0f} ms CPU-time ticks",
+                                      10 * a.resolution_ms, a.resolution_ms));
         return;
     }
     // This process's CPU time includes the sampler thread's, which is not the backend's work.

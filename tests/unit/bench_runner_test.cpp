@@ -375,7 +375,7 @@ TEST(BenchRunnerResources, ServerProcessIsSampledByPidElseNotMeasured) {
     EXPECT_GT(s.peak_rss_bytes, 1u << 20);  // sampled, not the backend's 4096
     // A 10 ms run is shorter than 10 ticks of /proc CPU time: no figure (not a 0), and a note.
     EXPECT_TRUE(std::isnan(s.cpu_pct));
-    EXPECT_TRUE(has_note(s, "cpu_pct: run of ")) << (s.notes.empty() ? "" : s.notes.back());
+    EXPECT_TRUE(has_note(s, "cpu_pct: run too short (< 100 ms)")) << (s.notes.empty() ? "" : s.notes.back());
     EXPECT_GE(s.resources.size(), 2u);
 
     auto without = run_one(plan);
