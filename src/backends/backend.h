@@ -40,13 +40,26 @@ struct generation_stats {
     // True when n_gen_tokens was counted from streamed pieces because the backend reported no
     // count: an estimate (a piece can hold several tokens, e.g. a split UTF-8 character).
     bool n_gen_tokens_estimated = false;
-    double ttft_ms = 0;                  // request sent -> first streamed piece (client side)
-    double total_ms = 0;                 // request sent -> last byte (client side)
+    // edgellm's own clock, for every backend: request sent -> first non-empty streamed piece
+    // (the end of the stream when the only token had no text; NaN when nothing was generated),
+    // request sent -> end of the stream, gaps between pieces.
+    double ttft_ms = 0;
+    double total_ms = 0;
+    double last_piece_ms = 0;            // request sent -> last non-empty piece
     std::vector<double> inter_token_ms;  // gaps between streamed pieces (client side)
-    // Throughput: the backend's own figure when it computes one (native), else from its reported
-    // timings, else client-side (prefill: n_prompt / ttft; decode: (n_gen-1) / (total-ttft)).
+    int64_t n_pieces = 0;                // non-empty pieces streamed
+    // Throughput by edgellm's clock: prefill = n_prompt / TTFT; decode = (n_gen - 1) / (last
+    // piece - first piece). The native engine, in this process, times its own prefill and
+    // decode passes and sets them itself. 0 = not measured (see notes).
     double prefill_tokens_per_s = 0;
     double decode_tokens_per_s = 0;
+    // The backend's own figures from its reported timings (llama-server `timings`, Ollama
+    // durations, a worker's counters): an extra, shown beside edgellm's; nullopt when it gave
+    // none, or none that means anything (fewer than 2 generated tokens).
+    std::optional<double> server_prefill_tokens_per_s;
+    std::optional<double> server_decode_tokens_per_s;
+    // Why a figure is missing ("decode: 1 token generated, no decode interval").
+    std::vector<std::string> notes;
     std::optional<double> backend_prompt_ms;  // backend-reported prompt processing time
     std::optional<double> backend_decode_ms;  // backend-reported generation time
     std::optional<double> backend_load_ms;    // backend-reported model load time

@@ -1,6 +1,6 @@
 // llama.cpp backend through llama-server: spawns the server from a binary (or connects to a
-// running URL), waits for /health, and streams /completion with cache_prompt off, reading the
-// server's own `timings`.
+// running URL), waits for /health, and streams /completion (prompts) or /v1/chat/completions
+// (chat) with cache_prompt off; the server's own `timings` are kept as an extra.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -16,6 +16,7 @@
 
 #include "backends/factories.h"
 #include "backends/http_client.h"
+#include "backends/llama_server_json.h"
 #include "core/error.h"
 #include "core/process.h"
 #include "core/timing.h"
@@ -68,8 +69,8 @@ public:
             }
         }
         if (auto bin = server_binary(s)) return {true, "llama-server at " + *bin, ""};
-        return {false, "llama-server not found on PATH",
-                "build llama.cpp (cmake --build . --target llama-server) and pass --llama-server PATH, "
+        return {false, "llama-server not found ($EDGELLM_LLAMA_SERVER, PATH, ~/.cache/edgellm/llama.cpp-0.3.36/bin)",
+                "run scripts/build-llama-cpp.sh, or build llama.cpp (cmake --build . --target llama-server) and pass --llama-server PATH, "
                 "or use --backend native (edgellm's own engine runs the same GGUF files)"};
     }
 
@@ -112,41 +113,68 @@ public:
     ~llama_cpp_backend() override { unload(); }
 
 protected:
+    // Prompts go to /completion, chat requests to /v1/chat/completions (the server applies the
+    // model's template); both stream. edgellm times the stream itself (backend::generate); the
+    // server's `timings` become the extra server_* figures.
     void do_generate(const generation_request& req, const std::function<bool(std::string_view)>& emit,
                      generation_result& result) override {
         if (!client_) throw error("llama_cpp: generate called before load");
-        std::string prompt = req.prompt;
-        if (req.chat()) prompt = apply_template(req);
-        json body = {{"prompt", prompt},           {"n_predict", req.n_predict}, {"stream", true},
-                     {"cache_prompt", false},      {"temperature", req.temperature}, {"top_k", req.top_k},
-                     {"top_p", req.top_p},         {"min_p", req.min_p},         {"repeat_penalty", req.repeat_penalty}};
+        const bool chat = req.chat();
+        json body = {{"stream", true},           {"cache_prompt", false},      {"temperature", req.temperature},
+                     {"top_k", req.top_k},       {"top_p", req.top_p},         {"min_p", req.min_p},
+                     {"repeat_penalty", req.repeat_penalty}};
+        std::string path;
+        if (chat) {
+            path = "/v1/chat/completions";
+            body["max_tokens"] = req.n_predict;
+            body["stream_options"] = {{"include_usage", true}};
+            body["messages"] = json::array();
+            for (const auto& m : req.messages) body["messages"].push_back({{"role", m.role}, {"content", m.content}});
+        } else {
+            path = "/completion";
+            body["prompt"] = req.prompt;
+            body["n_predict"] = req.n_predict;
+        }
         if (req.seed) body["seed"] = *req.seed;
         if (!req.stop.empty()) body["stop"] = req.stop;
         bool done = false;
-        auto r = client_->post_stream_lines("/completion", body, [&](std::string_view line) {
+        std::optional<llama_server_timings> timings;
+        auto& st = result.stats;
+        auto r = client_->post_stream_lines(path, body, [&](std::string_view line) {
             if (line.rfind("data:", 0) != 0) return true;
             std::string_view data = line.substr(5);
             while (!data.empty() && data.front() == ' ') data.remove_prefix(1);
-            auto j = parse_server_json(data, "llama-server /completion");
-            if (j.contains("error")) throw error("llama_cpp: server error: " + j["error"].dump());
-            bool keep_going = emit(j.value("content", std::string()));
-            if (j.value("stop", false)) {
+            if (data == "[DONE]") {
                 done = true;
-                auto& s = result.stats;
-                if (j.contains("timings") && j["timings"].is_object()) {
-                    const auto& t = j["timings"];
-                    if (t.contains("prompt_n")) s.n_prompt_tokens = t["prompt_n"].get<int64_t>();
-                    if (t.contains("prompt_ms")) s.backend_prompt_ms = t["prompt_ms"].get<double>();
-                    if (t.contains("predicted_n")) s.n_gen_tokens = t["predicted_n"].get<int64_t>();
-                    if (t.contains("predicted_ms")) s.backend_decode_ms = t["predicted_ms"].get<double>();
-                }
-                if (j.value("stopped_limit", false)) result.finish_reason = "length";
-                else result.finish_reason = "stop";
                 return false;
+            }
+            auto ev = parse_llama_server_event(parse_server_json(data, "llama-server " + path), chat);
+            if (!ev.error.empty()) throw error("llama_cpp: server error: " + ev.error);
+            bool keep_going = emit(ev.content);
+            if (ev.timings) timings = ev.timings;
+            if (ev.n_prompt_tokens) st.n_prompt_tokens = *ev.n_prompt_tokens;
+            if (ev.n_gen_tokens) st.n_gen_tokens = *ev.n_gen_tokens;
+            if (ev.final) {
+                result.finish_reason = ev.finish_reason;
+                // /completion ends with its final message; a chat stream still sends usage and [DONE].
+                if (!chat) {
+                    done = true;
+                    return false;
+                }
             }
             return keep_going;
         });
-        if (r.status != 200) throw error("llama_cpp: /completion: " + describe_http_error(r));
+        if (r.status != 200) throw error("llama_cpp: " + path + ": " + describe_http_error(r));
+        if (timings) {
+            if (st.n_gen_tokens <= 0 && timings->predicted_n) st.n_gen_tokens = *timings->predicted_n;
+            if (st.n_prompt_tokens < 0 && timings->prompt_n)
+                st.n_prompt_tokens = *timings->prompt_n + timings->cache_n.value_or(0);
+            if (timings->prompt_ms) st.backend_prompt_ms = *timings->prompt_ms;
+            if (timings->predicted_ms) st.backend_decode_ms = *timings->predicted_ms;
+            st.server_prefill_tokens_per_s = server_prefill_tokens_per_s(*timings);
+            st.server_decode_tokens_per_s = server_decode_tokens_per_s(*timings);
+        }
+        if (chat && !result.finish_reason.empty()) done = true;
         if (!done && result.finish_reason != "cancelled") {
             if (server_.pid() > 0 && !server_.running())
                 throw error("llama_cpp: llama-server exited during generation; its log:\n" + tail_of_file(log_path_, 2000));
@@ -156,20 +184,20 @@ protected:
     }
 
 private:
+    // --llama-server PATH, $EDGELLM_LLAMA_SERVER, $LLAMA_SERVER, PATH, then the build of
+    // scripts/build-llama-cpp.sh ($EDGELLM_LLAMA_CPP_DIR or ~/.cache/edgellm/llama.cpp-0.3.36).
     static std::optional<std::string> server_binary(const backend_settings& s) {
         auto it = s.extra.find("binary");
         if (it != s.extra.end() && !it->second.empty()) return find_executable(it->second);
-        if (const char* env = std::getenv("LLAMA_SERVER")) return find_executable(env);
-        return find_executable("llama-server");
-    }
-
-    std::string apply_template(const generation_request& req) {
-        json msgs = json::array();
-        for (const auto& m : req.messages) msgs.push_back({{"role", m.role}, {"content", m.content}});
-        auto r = client_->post_json("/apply-template", {{"messages", msgs}});
-        if (r.status != 200) throw error("llama_cpp: /apply-template: " + describe_http_error(r));
-        auto j = parse_server_json(r.body, "llama-server /apply-template");
-        return j.value("prompt", std::string());
+        for (const char* var : {"EDGELLM_LLAMA_SERVER", "LLAMA_SERVER"})
+            if (const char* env = std::getenv(var); env && *env) return find_executable(env);
+        if (auto on_path = find_executable("llama-server")) return on_path;
+        std::filesystem::path dir;
+        if (const char* d = std::getenv("EDGELLM_LLAMA_CPP_DIR"); d && *d) dir = d;
+        else if (const char* home = std::getenv("HOME"); home && *home)
+            dir = std::filesystem::path(home) / ".cache/edgellm/llama.cpp-0.3.36";
+        if (!dir.empty()) return find_executable((dir / "bin" / "llama-server").string());
+        return std::nullopt;
     }
 
     void wait_healthy(const std::string& url, double t0) {

@@ -6,6 +6,7 @@
 
 #include "backends/factories.h"
 #include "backends/http_client.h"
+#include "backends/llama_server_json.h"
 #include "core/error.h"
 #include "core/timing.h"
 
@@ -147,11 +148,13 @@ protected:
                 if (u.contains("prompt_tokens")) result.stats.n_prompt_tokens = u["prompt_tokens"].get<int64_t>();
                 if (u.contains("completion_tokens")) result.stats.n_gen_tokens = u["completion_tokens"].get<int64_t>();
             }
-            // llama-server adds its own timings to the last chunk.
+            // llama-server adds its own timings to the last chunk (read as each version spells them).
             if (j.contains("timings") && j["timings"].is_object()) {
-                const auto& t = j["timings"];
-                if (t.contains("prompt_ms")) result.stats.backend_prompt_ms = t["prompt_ms"].get<double>();
-                if (t.contains("predicted_ms")) result.stats.backend_decode_ms = t["predicted_ms"].get<double>();
+                const auto t = parse_llama_server_timings(j["timings"]);
+                if (t.prompt_ms) result.stats.backend_prompt_ms = *t.prompt_ms;
+                if (t.predicted_ms) result.stats.backend_decode_ms = *t.predicted_ms;
+                result.stats.server_prefill_tokens_per_s = server_prefill_tokens_per_s(t);
+                result.stats.server_decode_tokens_per_s = server_decode_tokens_per_s(t);
             }
             return keep_going;
         });

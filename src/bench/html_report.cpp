@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "bench/report_text.h"
+#include "bench/sanity.h"
 #include "bench/stats.h"
 #include "bench/svg_chart.h"
 
@@ -38,6 +39,7 @@ ul.note{margin:6px 0 12px}
 .card .v{font-weight:600;word-break:break-word}
 .findings{background:#fff;border:1px solid var(--border);border-radius:8px;padding:10px 14px 10px 32px;margin:12px 0 0}
 .findings li{margin:2px 0}
+.invalid{background:#fff4f4;border:1px solid #e0a0a0;border-radius:8px;padding:6px 14px;margin:12px 0 0}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(540px,1fr));gap:14px}
 .charts.small{grid-template-columns:repeat(auto-fill,minmax(360px,1fr))}
 figure{margin:0;background:#fff;border:1px solid var(--border);border-radius:8px;padding:6px;overflow:hidden}
@@ -137,8 +139,21 @@ std::string findings(const std::vector<group_summary>& groups) {
     return items.empty() ? "" : "<ul class=\"findings\">" + items + "</ul>";
 }
 
+// The figures bench/sanity.h rejected, with the reason: they are left out of the findings and
+// the charts, and marked in the tables.
+std::string invalid_list(const std::vector<group_summary>& groups) {
+    std::string items;
+    for (const auto& g : groups)
+        for (const auto& [metric, why] : g.invalid)
+            items += fmt::format("<li><b>{} {}</b>: {}</li>", escape(g.label()), escape(metric), escape(why));
+    if (items.empty()) return "";
+    return "<div class=\"invalid\"><p><b>Invalid figures</b> (not charted, never ranked):</p><ul>" + items + "</ul></div>";
+}
+
+// `metric`: the sanity metric name of the figure; a group whose figure is invalid gets no bar.
 svg::bar_chart group_bars(const std::vector<group_summary>& groups, color_map& colors, const std::string& title,
-                          const std::string& y_label, const std::function<summary(const group_summary&)>& pick) {
+                          const std::string& y_label, const std::function<summary(const group_summary&)>& pick,
+                          const std::string& metric = "") {
     svg::bar_chart c;
     c.title = title;
     c.y_label = y_label;
@@ -156,7 +171,7 @@ svg::bar_chart group_bars(const std::vector<group_summary>& groups, color_map& c
             if (g.backend != b) continue;
             size_t i = index_of(c.categories, model_label(g.model));
             summary v = pick(g);
-            if (v.n == 0) continue;
+            if (v.n == 0 || g.invalid.count(metric)) continue;
             s.values[i] = v.mean;
             s.errors[i] = v.std;
         }
@@ -178,15 +193,16 @@ std::string prompt_section(const bench_report& r, const std::vector<group_summar
     out += fmt::format("<p class=\"note\">Bars show the mean over successful runs; whiskers show \u00b1 one sample "
                        "standard deviation.</p>");
     out += findings(groups);
+    out += invalid_list(groups);
     out += "<div class=\"charts\" style=\"margin-top:14px\">";
     out += figure(svg::render_bar_chart(group_bars(groups, colors, "Mean end-to-end latency", "latency (ms)",
-                                                   [](const group_summary& g) { return g.latency_ms; })));
+                                                   [](const group_summary& g) { return g.latency_ms; }, metric_latency)));
     out += figure(svg::render_bar_chart(group_bars(groups, colors, "Time to first token", "TTFT (ms)",
-                                                   [](const group_summary& g) { return g.ttft_ms; })));
+                                                   [](const group_summary& g) { return g.ttft_ms; }, metric_ttft)));
     out += figure(svg::render_bar_chart(group_bars(groups, colors, "Decode speed", "tokens/s",
-                                                   [](const group_summary& g) { return g.decode_tokens_per_s; })));
+                                                   [](const group_summary& g) { return g.decode_tokens_per_s; }, metric_decode)));
     out += figure(svg::render_bar_chart(group_bars(groups, colors, "Prefill speed", "tokens/s",
-                                                   [](const group_summary& g) { return g.prefill_tokens_per_s; })));
+                                                   [](const group_summary& g) { return g.prefill_tokens_per_s; }, metric_prefill)));
     out += figure(svg::render_bar_chart(group_bars(groups, colors, "Peak resident memory (RSS)", "MiB",
                                                    [](const group_summary& g) { return scaled(g.peak_rss_bytes, mib); })));
     bool any_gpu = std::any_of(groups.begin(), groups.end(), [](const auto& g) { return g.gpu_mem_bytes.max > 0; });
@@ -372,6 +388,9 @@ std::string resource_section(const bench_report& r, const std::vector<group_summ
 }
 
 std::string stat_cell(const summary& s, int decimals) { return format_mean_std(s.mean, s.std, s.n, decimals); }
+std::string checked_cell(const group_summary& g, const char* metric, const summary& s) {
+    return g.invalid.count(metric) ? stat_cell(s, 1) + " INVALID" : stat_cell(s, 1);
+}
 
 std::string tables_section(const bench_report& r, const std::vector<group_summary>& groups) {
     std::string out = "<section id=\"tables\"><h2>Results tables</h2>";
@@ -410,11 +429,11 @@ std::string tables_section(const bench_report& r, const std::vector<group_summar
             std::string n_runs = std::to_string(g.n_runs);
             if (g.n_failed) n_runs += fmt::format(" ({} failed)", g.n_failed);
             t.rows.push_back({g.backend, model_label(g.model), n_runs,
-                              stat_cell(g.latency_ms, 1), format_number(g.latency_ms.min, 1),
+                              checked_cell(g, metric_latency, g.latency_ms), format_number(g.latency_ms.min, 1),
                               format_number(g.latency_ms.max, 1), format_number(g.latency_ms.p50, 1),
-                              format_number(g.latency_ms.p95, 1), stat_cell(g.ttft_ms, 1),
-                              format_number(g.ttft_ms.p95, 1), stat_cell(g.prefill_tokens_per_s, 1),
-                              stat_cell(g.decode_tokens_per_s, 1),
+                              format_number(g.latency_ms.p95, 1), checked_cell(g, metric_ttft, g.ttft_ms),
+                              format_number(g.ttft_ms.p95, 1), checked_cell(g, metric_prefill, g.prefill_tokens_per_s),
+                              checked_cell(g, metric_decode, g.decode_tokens_per_s),
                               (estimated ? "~" : "") + format_number(g.n_gen_tokens.mean, 1)});
             std::string process, power_from;
             std::vector<double> watts;
@@ -449,7 +468,8 @@ std::string tables_section(const bench_report& r, const std::vector<group_summar
         }
         out += "<h3>Results" + of + "</h3>" + html_table(t);
         out += "<h3>Resources" + of + "</h3>" + html_table(res);
-        auto notes = resource_notes(r);
+        auto notes = sanity_notes(r, groups);
+        for (const auto& n : resource_notes(r)) notes.push_back(n);
         if (!notes.empty()) {
             out += "<ul class=\"note\">";
             for (const auto& n : notes) out += "<li>" + escape(n) + "</li>";
@@ -524,7 +544,7 @@ std::string samples_section(const bench_report& r, const std::vector<group_summa
 }  // namespace
 
 std::string render_html(const bench_report& r) {
-    auto groups = summarize_groups(r.samples);
+    auto groups = checked_groups(r);
     color_map colors;
     for (const auto& g : groups) colors.of(g.backend);
     for (const auto& m : r.micro) colors.of(m.backend);

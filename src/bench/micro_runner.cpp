@@ -274,9 +274,10 @@ class backend_micro {
                                 "it does not report its prompt size and prompt processing time");
                 rate = 1000.0 * static_cast<double>(st.n_prompt_tokens) / *st.backend_prompt_ms;
             } else if (c.n_prompt == 0) {
-                if (!st.backend_decode_ms || st.decode_tokens_per_s <= 0)
-                    throw error(unsupported + "it does not report its generation time");
-                rate = st.decode_tokens_per_s;
+                // The server's own figure (as the server computes it; none for fewer than 2
+                // tokens), not edgellm's clock on the stream: micro mode times the engine alone.
+                if (!st.server_decode_tokens_per_s) throw error(unsupported + "it does not report its generation time");
+                rate = *st.server_decode_tokens_per_s;
             } else {
                 if (!st.backend_prompt_ms || !st.backend_decode_ms || st.n_prompt_tokens <= 0)
                     throw error(unsupported + "it does not report its prompt and generation times");

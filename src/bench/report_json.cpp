@@ -8,6 +8,7 @@
 #include <sstream>
 #include <type_traits>
 
+#include "bench/sanity.h"
 #include "bench/stats.h"
 #include "core/error.h"
 
@@ -43,7 +44,12 @@ json sample_json(const run_sample& s) {
             {"ttft_ms", number(s.ttft_ms)},
             {"prefill_tokens_per_s", number(s.prefill_tokens_per_s)},
             {"decode_tokens_per_s", number(s.decode_tokens_per_s)},
+            {"server_prefill_tokens_per_s", optional_json(s.server_prefill_tokens_per_s)},
+            {"server_decode_tokens_per_s", optional_json(s.server_decode_tokens_per_s)},
             {"latency_ms", number(s.latency_ms)},
+            {"n_gen_pieces", s.n_gen_pieces},
+            {"model_bytes", s.model_bytes},
+            {"notes", s.notes},
             {"n_prompt_tokens", s.n_prompt_tokens},
             {"n_gen_tokens", s.n_gen_tokens},
             {"n_gen_tokens_estimated", s.n_gen_tokens_estimated},
@@ -78,7 +84,11 @@ json group_json(const group_summary& g) {
             {"cpu_pct", summary_json(g.cpu_pct)},
             {"gpu_util_pct", summary_json(g.gpu_util_pct)},
             {"energy_j_per_token", summary_json(g.energy_j_per_token)},
-            {"draft_acceptance", summary_json(g.draft_acceptance)}};
+            {"draft_acceptance", summary_json(g.draft_acceptance)},
+            {"server_prefill_tokens_per_s", summary_json(g.server_prefill_tokens_per_s)},
+            {"server_decode_tokens_per_s", summary_json(g.server_decode_tokens_per_s)},
+            {"invalid", g.invalid},
+            {"warnings", g.warnings}};
 }
 
 // Field access that reports the JSON path of what is wrong.
@@ -184,6 +194,17 @@ run_sample sample_from(const reader& r) {
     s.monitored_process = r.str_or("monitored_process", "");
     s.load_note = r.str_or("load_note", "");
     s.n_gen_tokens_estimated = r.boolean_or("n_gen_tokens_estimated", false);
+    s.server_prefill_tokens_per_s = r.opt("server_prefill_tokens_per_s");
+    s.server_decode_tokens_per_s = r.opt("server_decode_tokens_per_s");
+    s.n_gen_pieces = r.integer_or<int>("n_gen_pieces", -1);
+    s.model_bytes = r.integer_or<uint64_t>("model_bytes", 0);
+    if (r.has("notes")) {
+        const json& arr = r.array("notes");
+        for (size_t i = 0; i < arr.size(); ++i) {
+            if (!arr[i].is_string()) throw error(fmt::format("bench report: {}[{}] must be a string", r.path("notes"), i));
+            s.notes.push_back(arr[i].get<std::string>());
+        }
+    }
     s.error = r.str_or("error", "");
     if (r.has("resources")) {
         const json& arr = r.array("resources");
@@ -217,6 +238,7 @@ json report_to_json(const bench_report& report) {
                    {"gpu", sys.gpu},
                    {"gpu_mem_total_bytes", sys.gpu_mem_total_bytes},
                    {"ram_total_bytes", sys.ram_total_bytes},
+                   {"mem_bandwidth_bytes_per_s", number(sys.mem_bandwidth_bytes_per_s > 0 ? sys.mem_bandwidth_bytes_per_s : std::nan(""))},
                    {"os", sys.os}};
     j["build"] = {{"version", b.version},
                   {"commit", b.commit},
@@ -257,7 +279,7 @@ json report_to_json(const bench_report& report) {
                                {"latency_summary", summary_json(summarize(p))},
                                {"error", p.error}});
     }
-    auto groups = summarize_groups(report.samples);
+    auto groups = checked_groups(report);
     json jg = json::array();
     for (const auto& g : groups) jg.push_back(group_json(g));
     json je = json::array();
@@ -292,6 +314,7 @@ bench_report report_from_json(const json& j) {
         r.system.gpu = s.str_or("gpu", "");
         r.system.gpu_mem_total_bytes = s.integer_or<uint64_t>("gpu_mem_total_bytes", 0);
         r.system.ram_total_bytes = s.integer_or<uint64_t>("ram_total_bytes", 0);
+        r.system.mem_bandwidth_bytes_per_s = s.num_or("mem_bandwidth_bytes_per_s", 0.0);
         r.system.os = s.str_or("os", "");
     }
     if (top.has("build")) {

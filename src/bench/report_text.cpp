@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "bench/sanity.h"
 #include "bench/stats.h"
 #include "core/error.h"
 
@@ -62,8 +63,17 @@ std::string mem_mib(const summary& s) { return format_number(s.mean / mib, 1); }
 // Resource figures a run could not measure read "n/a" (never 0); a column nobody measured is left out.
 constexpr const char* not_available = "n/a";
 
+// A figure bench/sanity.h found impossible keeps its value but says so; the reason is listed
+// under the table.
+std::string checked(const group_summary& g, const char* metric, std::string text) {
+    return g.invalid.count(metric) ? text + " INVALID" : text;
+}
+
 text_table groups_table(const std::vector<group_summary>& groups) {
     auto any = [&](auto pred) { return std::any_of(groups.begin(), groups.end(), pred); };
+    const bool server = any([](const group_summary& g) {
+        return g.server_prefill_tokens_per_s.n > 0 || g.server_decode_tokens_per_s.n > 0;
+    });
     const bool gpu_mem = any([](const group_summary& g) { return g.gpu_mem_bytes.max > 0; });
     const bool gpu_util = any([](const group_summary& g) { return g.gpu_util_pct.n > 0; });
     const bool energy = any([](const group_summary& g) { return g.energy_j_per_token.n > 0; });
@@ -71,6 +81,10 @@ text_table groups_table(const std::vector<group_summary>& groups) {
     text_table t;
     t.headers = {"backend", "model", "runs", "TTFT ms", "prefill tok/s", "decode tok/s",
                  "latency ms", "p50 ms", "p95 ms", "peak RSS MiB"};
+    if (server) {
+        t.headers.push_back("server prefill tok/s");
+        t.headers.push_back("server decode tok/s");
+    }
     if (gpu_mem) t.headers.push_back("GPU mem MiB");
     if (gpu_util) t.headers.push_back("GPU %");
     if (energy) t.headers.push_back("J/token");
@@ -82,12 +96,20 @@ text_table groups_table(const std::vector<group_summary>& groups) {
         if (g.n_failed) runs += fmt::format(" ({} failed)", g.n_failed);
         std::vector<std::string> row = {
             g.backend, model_label(g.model), runs,
-            format_mean_std(g.ttft_ms.mean, g.ttft_ms.std, g.ttft_ms.n, 1),
-            format_mean_std(g.prefill_tokens_per_s.mean, g.prefill_tokens_per_s.std, g.prefill_tokens_per_s.n, 1),
-            format_mean_std(g.decode_tokens_per_s.mean, g.decode_tokens_per_s.std, g.decode_tokens_per_s.n, 1),
-            format_mean_std(g.latency_ms.mean, g.latency_ms.std, g.latency_ms.n, 1),
+            checked(g, metric_ttft, format_mean_std(g.ttft_ms.mean, g.ttft_ms.std, g.ttft_ms.n, 1)),
+            checked(g, metric_prefill, format_mean_std(g.prefill_tokens_per_s.mean, g.prefill_tokens_per_s.std,
+                                                       g.prefill_tokens_per_s.n, 1)),
+            checked(g, metric_decode, format_mean_std(g.decode_tokens_per_s.mean, g.decode_tokens_per_s.std,
+                                                      g.decode_tokens_per_s.n, 1)),
+            checked(g, metric_latency, format_mean_std(g.latency_ms.mean, g.latency_ms.std, g.latency_ms.n, 1)),
             format_number(g.latency_ms.p50, 1), format_number(g.latency_ms.p95, 1),
             g.peak_rss_bytes.n > 0 ? mem_mib(g.peak_rss_bytes) : not_available};
+        if (server) {
+            const auto& sp = g.server_prefill_tokens_per_s;
+            const auto& sd = g.server_decode_tokens_per_s;
+            row.push_back(sp.n > 0 ? format_mean_std(sp.mean, sp.std, sp.n, 1) : "-");
+            row.push_back(sd.n > 0 ? format_mean_std(sd.mean, sd.std, sd.n, 1) : "-");
+        }
         if (gpu_mem) row.push_back(g.gpu_mem_bytes.max > 0 ? mem_mib(g.gpu_mem_bytes) : not_available);
         if (gpu_util) row.push_back(g.gpu_util_pct.n > 0 ? format_number(g.gpu_util_pct.mean, 0) : not_available);
         if (energy)
@@ -246,8 +268,9 @@ std::string render_console(const bench_report& r) {
     out.append("system:   ").append(system_line(r)).append("\n");
     out.append("build:    ").append(build_line(r)).append("\n");
     out.append("settings: ").append(settings_line(r)).append("\n");
-    auto groups = summarize_groups(r.samples);
+    auto groups = checked_groups(r);
     if (!groups.empty()) out.append("\n").append(groups_table(groups).render_console());
+    for (const auto& n : sanity_notes(r, groups)) out += "  " + n + "\n";
     for (const auto& n : resource_notes(r)) out += "  " + n + "\n";
     auto lines = extremes_lines(groups);
     if (!lines.empty()) {
@@ -268,12 +291,13 @@ std::string render_markdown(const bench_report& r) {
     out += fmt::format("- **date**: {}\n- **system**: {}\n- **build**: {}\n- **settings**: {}\n- **schema**: {}\n",
                        md_cell(r.created_utc), md_cell(system_line(r)), md_cell(build_line(r)),
                        md_cell(settings_line(r)), r.schema);
-    auto groups = summarize_groups(r.samples);
+    auto groups = checked_groups(r);
     if (!groups.empty()) {
         out += "\n## Results per backend and model\n\nmean ± sample std over the measured runs; p50/p95 of "
                "end-to-end latency.\n\n";
         out += groups_table(groups).render_markdown();
-        auto notes = resource_notes(r);
+        auto notes = sanity_notes(r, groups);
+        for (const auto& n : resource_notes(r)) notes.push_back(n);
         if (!notes.empty()) out += "\n";
         for (const auto& n : notes) out.append("- ").append(md_cell(n)).append("\n");
         auto lines = extremes_lines(groups);
@@ -285,6 +309,26 @@ std::string render_markdown(const bench_report& r) {
     if (!r.micro.empty()) out.append("\n## Prefill / decode tests\n\n").append(micro_table(r.micro).render_markdown());
     if (!r.sweeps.empty()) out.append("\n## Batch and concurrency sweeps\n\n").append(sweep_table(r.sweeps).render_markdown());
     return out;
+}
+
+std::vector<std::string> sanity_notes(const bench_report& r, const std::vector<group_summary>& groups) {
+    std::vector<std::string> notes;
+    for (const auto& g : groups) {
+        for (const auto& [metric, why] : g.invalid) notes.push_back(fmt::format("INVALID {} {}: {}", g.label(), metric, why));
+        for (const auto& w : g.warnings) notes.push_back(fmt::format("note: {} {}", g.label(), w));
+        // Runs' own notes (why a figure is missing), once per group with a count.
+        std::vector<std::pair<std::string, int>> seen;
+        for (const auto& s : r.samples) {
+            if (s.backend != g.backend || s.model != g.model || !s.error.empty()) continue;
+            for (const auto& n : s.notes) {
+                auto it = std::find_if(seen.begin(), seen.end(), [&](const auto& p) { return p.first == n; });
+                if (it == seen.end()) seen.emplace_back(n, 1);
+                else ++it->second;
+            }
+        }
+        for (const auto& [n, count] : seen) notes.push_back(fmt::format("note: {} {} ({} run(s))", g.label(), n, count));
+    }
+    return notes;
 }
 
 std::vector<std::string> resource_notes(const bench_report& r) {

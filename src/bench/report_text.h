@@ -26,6 +26,12 @@ std::vector<std::string> csv_columns();
 // estimates (counted from streamed chunks). Shown under the results table in every format.
 std::vector<std::string> resource_notes(const bench_report& report);
 
+// The verdicts of bench/sanity.h for `groups` (from checked_groups): "INVALID <group> <metric>:
+// <reason>" per invalid figure, "note: ..." for server-vs-clock disagreements and the runs' own
+// notes (why a figure is missing), with how many runs they concern.
+struct group_summary;
+std::vector<std::string> sanity_notes(const bench_report& report, const std::vector<group_summary>& groups);
+
 // A simple aligned text table; numbers are right-aligned. Shared by the reporters and compare.
 struct text_table {
     std::vector<std::string> headers;

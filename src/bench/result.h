@@ -22,6 +22,9 @@ struct system_info {
     uint64_t gpu_mem_total_bytes = 0;
     uint64_t ram_total_bytes = 0;
     std::string os;      // "Debian GNU/Linux 12 (bookworm), Linux 6.1"
+    // Main-memory read bandwidth measured at the start of the benchmark (one thread streaming
+    // a buffer larger than the caches); 0 = not measured. Bounds decode speed (bench/sanity.h).
+    double mem_bandwidth_bytes_per_s = 0;
 };
 
 // The edgellm binary that measured.
@@ -67,10 +70,27 @@ struct run_sample {
     std::string model;
     std::string prompt_id;
     int run_index = 0;  // 0-based among the measured runs (warm-up runs are not recorded)
+    // Timings by edgellm's own clock (every backend): TTFT = request sent -> first streamed
+    // piece; prefill = prompt tokens / TTFT; decode = (generated tokens - 1) / (last piece -
+    // first piece). The native engine times its own prefill and decode passes. NaN: not
+    // measured (e.g. decode of a run with fewer than 2 generated tokens; see notes).
     double ttft_ms = 0.0;  // request sent -> first generated token received
     double prefill_tokens_per_s = 0.0;
     double decode_tokens_per_s = 0.0;
     double latency_ms = 0.0;  // request sent -> last token received
+    // What the server itself reported (llama-server `timings`, Ollama durations), shown beside
+    // edgellm's figures; nullopt when it reported nothing usable.
+    std::optional<double> server_prefill_tokens_per_s;
+    std::optional<double> server_decode_tokens_per_s;
+    // Non-empty pieces of text the backend streamed; -1 = not recorded. A backend cannot
+    // stream more pieces than it generated tokens.
+    int n_gen_pieces = -1;
+    // Size of the model file (a bound on the weight bytes read per decoded token); 0 = unknown
+    // (a server-side model name).
+    uint64_t model_bytes = 0;
+    // Why a figure is missing or how it was measured ("decode: 1 token generated, no decode
+    // interval", "cpu_pct: ...").
+    std::vector<std::string> notes;
     int n_prompt_tokens = 0;
     int n_gen_tokens = 0;
     std::string output_sample;  // start of the generated text

@@ -3,6 +3,7 @@
 #include "bench/runner.h"
 
 #include <fmt/format.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -123,6 +124,57 @@ void fill_resources(run_sample& s, const std::vector<monitor::sample>& samples, 
     }
     // A series with nothing known in it would only draw flat zeros.
     if (process_seen || any_gpu || any_power) s.resources = std::move(points);
+}
+
+// CPU time of the watched process at one instant, for a per-run delta (cpu_pct = CPU time /
+// wall time). This process: getrusage, microseconds. Another (or a fixture tree): /proc ticks.
+struct cpu_reading {
+    bool ok = false;
+    double cpu_ms = 0;
+    double wall_ms = 0;      // core/timing's now_ms, or the monitor's clock for fixture trees
+    double resolution_ms = 0;
+};
+
+cpu_reading read_cpu(int pid, const std::filesystem::path& root, const std::function<double()>& clock) {
+    cpu_reading c;
+    c.wall_ms = clock ? clock() : now_ms();
+    if (pid == 0 && root == "/") {
+        rusage ru{};
+        if (getrusage(RUSAGE_SELF, &ru) != 0) return c;
+        auto ms = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) * 1e3 + static_cast<double>(tv.tv_usec) / 1e3; };
+        c.cpu_ms = ms(ru.ru_utime) + ms(ru.ru_stime);
+        c.resolution_ms = 0.001;
+        c.ok = true;
+        return c;
+    }
+    auto snap = monitor::read_proc_snapshot(root, pid);
+    if (!snap.found) return c;
+    const double tick_ms = 1000.0 / static_cast<double>(std::max(sysconf(_SC_CLK_TCK), 1L));
+    c.cpu_ms = static_cast<double>(snap.process_cpu_ticks) * tick_ms;
+    c.resolution_ms = tick_ms;
+    c.ok = true;
+    return c;
+}
+
+// Sets s.cpu_pct from CPU-time readings at the start and end of the run (the sampler's
+// 50 ms ticks can miss a short run entirely); not measured, with a note, when the run is too
+// short for the clock's resolution to give a figure within 10 %.
+void apply_cpu(run_sample& s, const cpu_reading& a, const cpu_reading& b, double sampler_cpu_ms, bool self) {
+    if (!a.ok || !b.ok) {
+        s.cpu_pct = std::nan("");
+        s.notes.push_back("cpu_pct: the process's CPU time was unreadable");
+        return;
+    }
+    const double wall = b.wall_ms - a.wall_ms;
+    if (wall < 10 * a.resolution_ms || wall <= 0) {
+        s.cpu_pct = std::nan("");
+        s.notes.push_back(fmt::format("cpu_pct: run too short (< {:.0f} ms) for the {:.0f} ms CPU-time ticks",
+                                      10 * a.resolution_ms, a.resolution_ms));
+        return;
+    }
+    // This process's CPU time includes the sampler thread's, which is not the backend's work.
+    double cpu = b.cpu_ms - a.cpu_ms - (self ? sampler_cpu_ms : 0.0);
+    s.cpu_pct = 100.0 * std::max(cpu, 0.0) / wall;
 }
 
 std::string read_first_line(const std::string& path) {
@@ -262,6 +314,28 @@ std::vector<std::pair<std::string, std::string>> backend_model_pairs(const std::
     return out;
 }
 
+double measure_memory_bandwidth_bytes_per_s(size_t buffer_bytes) {
+    std::vector<uint64_t> buf(std::max<size_t>(buffer_bytes / sizeof(uint64_t), 1024));
+    for (size_t i = 0; i < buf.size(); ++i) buf[i] = i;  // touch every page before timing
+    double best_ms = 0;
+    volatile uint64_t sink = 0;
+    for (int pass = 0; pass < 4; ++pass) {
+        const double t0 = now_ms();
+        uint64_t a = 0, b = 0, c = 0, d = 0;
+        for (size_t i = 0; i + 4 <= buf.size(); i += 4) {
+            a += buf[i];
+            b += buf[i + 1];
+            c += buf[i + 2];
+            d += buf[i + 3];
+        }
+        sink = sink + a + b + c + d;
+        const double ms = now_ms() - t0;
+        if (pass > 0 && (best_ms == 0 || ms < best_ms)) best_ms = ms;  // pass 0 warms the TLB
+    }
+    if (best_ms <= 0) return 0;
+    return static_cast<double>(buf.size() * sizeof(uint64_t)) / (best_ms / 1000.0);
+}
+
 bench_report run_prompt_benchmark(
     const run_plan& plan, const progress_callback& progress,
     const std::function<std::unique_ptr<backends::backend>(const std::string&)>& create) {
@@ -289,6 +363,7 @@ bench_report run_prompt_benchmark(
             if (r.system.device == "cpu") r.system.device = "cuda";
         }
     }
+    if (plan.measure_bandwidth) r.system.mem_bandwidth_bytes_per_s = measure_memory_bandwidth_bytes_per_s();
     r.build = this_build();
     auto& st = r.settings;
     st.mode = "prompts";
@@ -409,12 +484,17 @@ bench_report run_prompt_benchmark(
                 mo.cpu_package_power = plan.cpu_package_power;
                 mo.clock_ms = plan.monitor_clock_ms;
                 monitor::resource_monitor mon(mo);
+                const cpu_reading cpu_start = read_cpu(watched.pid, plan.monitor_root, plan.monitor_clock_ms);
                 mon.start();
                 try {
                     auto res = be->generate(req, ignore);
                     const auto& gs = res.stats;
                     s.ttft_ms = gs.ttft_ms;
                     s.latency_ms = gs.total_ms;
+                    s.server_prefill_tokens_per_s = gs.server_prefill_tokens_per_s;
+                    s.server_decode_tokens_per_s = gs.server_decode_tokens_per_s;
+                    s.n_gen_pieces = static_cast<int>(gs.n_pieces);
+                    s.notes = gs.notes;
                     // Backends report 0 when they could not compute a speed (prompt size
                     // unknown, a single token): that is "not measured", not "zero".
                     const double unknown = std::nan("");
@@ -435,7 +515,14 @@ bench_report run_prompt_benchmark(
                     notify("failed");
                 }
                 mon.stop();
+                const cpu_reading cpu_end = read_cpu(watched.pid, plan.monitor_root, plan.monitor_clock_ms);
                 fill_resources(s, mon.samples(), mon.power_source(), process_measured);
+                if (process_measured)
+                    apply_cpu(s, cpu_start, cpu_end, mon.summarize().sampler_cpu_ms, watched.pid == 0);
+                else
+                    s.notes.push_back("cpu_pct: no process to follow");
+                if (std::error_code ec; std::filesystem::is_regular_file(model, ec))
+                    s.model_bytes = std::filesystem::file_size(model, ec);
                 r.samples.push_back(std::move(s));
                 ++ev.n_done;
             }

@@ -60,6 +60,8 @@ struct run_plan {
     std::shared_ptr<const device::nvml_interface> nvml;
     bool cpu_package_power = true;
     std::function<double()> monitor_clock_ms;
+    // Measure main-memory bandwidth first (about 0.1 s) for the decode-speed sanity bound.
+    bool measure_bandwidth = true;
 };
 
 struct progress_event {
@@ -80,6 +82,11 @@ using progress_callback = std::function<void(const progress_event&)>;
 bench_report run_prompt_benchmark(
     const run_plan& plan, const progress_callback& progress = {},
     const std::function<std::unique_ptr<backends::backend>(const std::string&)>& create = {});
+
+// Main-memory read bandwidth in bytes/s: the best of a few passes of one thread summing a
+// buffer larger than the caches. A lower bound of what the machine can stream (bench/sanity.h
+// multiplies it by a generous factor), not a peak figure.
+double measure_memory_bandwidth_bytes_per_s(size_t buffer_bytes = size_t(64) << 20);
 
 // This machine as far as /proc, /etc/os-release and uname tell, and this binary.
 system_info detect_system();

@@ -72,7 +72,7 @@ std::vector<group_summary> summarize_groups(const std::vector<run_sample>& sampl
         group_summary g;
         g.backend = backend;
         g.model = model;
-        std::vector<double> ttft, prefill, decode, latency, n_gen, rss, gpu_mem, cpu, gpu_util, energy, draft;
+        std::vector<double> ttft, prefill, decode, server_prefill, server_decode, latency, n_gen, rss, gpu_mem, cpu, gpu_util, energy, draft;
         for (const auto& s : samples) {
             if (s.backend != backend || s.model != model) continue;
             if (!s.error.empty()) {
@@ -88,6 +88,8 @@ std::vector<group_summary> summarize_groups(const std::vector<run_sample>& sampl
             add(ttft, s.ttft_ms);
             add(prefill, s.prefill_tokens_per_s);
             add(decode, s.decode_tokens_per_s);
+            if (s.server_prefill_tokens_per_s) add(server_prefill, *s.server_prefill_tokens_per_s);
+            if (s.server_decode_tokens_per_s) add(server_decode, *s.server_decode_tokens_per_s);
             add(latency, s.latency_ms);
             n_gen.push_back(s.n_gen_tokens);
             if (s.peak_rss_bytes > 0) rss.push_back(static_cast<double>(s.peak_rss_bytes));
@@ -100,6 +102,8 @@ std::vector<group_summary> summarize_groups(const std::vector<run_sample>& sampl
         g.ttft_ms = summarize(ttft);
         g.prefill_tokens_per_s = summarize(prefill);
         g.decode_tokens_per_s = summarize(decode);
+        g.server_prefill_tokens_per_s = summarize(server_prefill);
+        g.server_decode_tokens_per_s = summarize(server_decode);
         g.latency_ms = summarize(latency);
         g.n_gen_tokens = summarize(n_gen);
         g.peak_rss_bytes = summarize(rss);
@@ -122,7 +126,7 @@ extremes find_extremes(const std::vector<group_summary>& groups, const std::stri
     size_t n_valid = 0;
     for (const auto& g : groups) {
         double v = pick(g).mean;
-        if (pick(g).n == 0 || std::isnan(v)) continue;
+        if (pick(g).n == 0 || std::isnan(v) || g.invalid.count(metric)) continue;
         ++n_valid;
         bool better = higher_is_better ? v > e.best_value : v < e.best_value;
         bool worse = higher_is_better ? v < e.worst_value : v > e.worst_value;

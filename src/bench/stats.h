@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -38,6 +39,8 @@ struct group_summary {
     summary ttft_ms;
     summary prefill_tokens_per_s;
     summary decode_tokens_per_s;
+    summary server_prefill_tokens_per_s;  // what the server reported, over the runs it did
+    summary server_decode_tokens_per_s;
     summary latency_ms;
     summary n_gen_tokens;
     summary peak_rss_bytes;
@@ -46,13 +49,17 @@ struct group_summary {
     summary gpu_util_pct;
     summary energy_j_per_token;  // over the runs that measured it
     summary draft_acceptance;    // over the runs with a draft model
+    // Filled by bench/sanity.h checked_groups(): metric name -> why its figure is not to be
+    // believed (never ranked best), and warnings (server vs. edgellm clock disagreement).
+    std::map<std::string, std::string> invalid;
+    std::vector<std::string> warnings;
     std::string label() const;  // "backend / model"
 };
 
 // One group per (backend, model) in order of first appearance; failed runs are only counted.
 std::vector<group_summary> summarize_groups(const std::vector<run_sample>& samples);
 
-// Best and worst group by one metric's mean, and how many times better the best is.
+// Best and worst group by one metric's mean (groups whose metric is invalid are skipped), and how many times better the best is.
 struct extremes {
     std::string metric;
     std::string best;  // group label

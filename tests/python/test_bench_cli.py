@@ -62,6 +62,9 @@ def test_console_table_and_every_format(run_dir):
         assert s["decode_tokens_per_s"] > 0 and s["prefill_tokens_per_s"] > 0
         assert s["peak_rss_bytes"] > 1 << 20
         assert len(s["resources"]) >= 2  # in-process sampler: start and end at least
+        # CPU time of this process over the run (getrusage), even for a run of a few ms: a
+        # figure, never the 0.0 of a sampler that did not tick.
+        assert s["cpu_pct"] is not None and s["cpu_pct"] > 0, (s["cpu_pct"], s["notes"])
     # Greedy decoding (default --temp 0): the same prompt gives the same text on every run.
     for pid in ("tiny", "longer"):
         texts = {s["output_sample"] for s in samples if s["prompt_id"] == pid}

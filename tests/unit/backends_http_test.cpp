@@ -99,6 +99,17 @@ backend_settings settings_for(const test_server& s, const std::string& model) {
     return st;
 }
 
+// Speeds by edgellm's clock (backend::generate): prefill = prompt tokens / TTFT, decode =
+// (tokens - 1) / (last piece - first piece), or none when the pieces came at the same instant.
+void expect_own_clock(const generation_stats& st) {
+    ASSERT_GT(st.ttft_ms, 0.0);
+    EXPECT_NEAR(st.prefill_tokens_per_s, st.n_prompt_tokens * 1000.0 / st.ttft_ms, 1e-6);
+    if (st.last_piece_ms > st.ttft_ms)
+        EXPECT_NEAR(st.decode_tokens_per_s, (st.n_gen_tokens - 1) * 1000.0 / (st.last_piece_ms - st.ttft_ms), 1e-6);
+    else
+        EXPECT_EQ(st.decode_tokens_per_s, 0.0);
+}
+
 }  // namespace
 
 TEST(OllamaBackend, StreamsGenerateAndReadsServerTimings) {
@@ -121,8 +132,12 @@ TEST(OllamaBackend, StreamsGenerateAndReadsServerTimings) {
     EXPECT_EQ(r.finish_reason, "stop");
     EXPECT_EQ(r.stats.n_prompt_tokens, 7);
     EXPECT_EQ(r.stats.n_gen_tokens, 3);
-    EXPECT_NEAR(r.stats.prefill_tokens_per_s, 100.0, 1e-9);  // 7 tokens / 70 ms
-    EXPECT_NEAR(r.stats.decode_tokens_per_s, 100.0, 1e-9);   // 3 tokens / 30 ms
+    // The server's own figures are the extra server_* ones; the speeds are edgellm's clock.
+    ASSERT_TRUE(r.stats.server_prefill_tokens_per_s);
+    EXPECT_NEAR(*r.stats.server_prefill_tokens_per_s, 100.0, 1e-9);  // 7 tokens / 70 ms
+    ASSERT_TRUE(r.stats.server_decode_tokens_per_s);
+    EXPECT_NEAR(*r.stats.server_decode_tokens_per_s, 100.0, 1e-9);   // 3 tokens / 30 ms
+    expect_own_clock(r.stats);
     EXPECT_EQ(r.stats.inter_token_ms.size(), 2u);
     EXPECT_GE(r.stats.total_ms, r.stats.ttft_ms);
     ASSERT_TRUE(r.stats.backend_memory_bytes.has_value());
@@ -364,8 +379,52 @@ TEST(LlamaCppBackend, ConnectsToRunningServerAndReadsTimings) {
     auto r = b->generate(req, nullptr);
     EXPECT_EQ(r.text, "one two");
     EXPECT_EQ(r.finish_reason, "length");
-    EXPECT_NEAR(r.stats.prefill_tokens_per_s, 500.0, 1e-9);  // 4 tokens / 8 ms
-    EXPECT_NEAR(r.stats.decode_tokens_per_s, 500.0, 1e-9);   // 2 tokens / 4 ms
+    ASSERT_TRUE(r.stats.server_prefill_tokens_per_s);
+    EXPECT_NEAR(*r.stats.server_prefill_tokens_per_s, 500.0, 1e-9);  // 4 tokens / 8 ms
+    ASSERT_TRUE(r.stats.server_decode_tokens_per_s);
+    EXPECT_NEAR(*r.stats.server_decode_tokens_per_s, 500.0, 1e-9);   // 2 tokens / 4 ms
+    EXPECT_EQ(r.stats.n_gen_tokens, 2);
+    expect_own_clock(r.stats);
+}
+
+TEST(LlamaCppBackend, ChatGoesToChatCompletionsWithUsageAndTimings) {
+    test_server s;
+    s.svr.Get("/health", [](const httplib::Request&, httplib::Response& r) {
+        r.set_content(R"({"status":"ok"})", "application/json");
+    });
+    s.svr.Post("/v1/chat/completions", [](const httplib::Request& req, httplib::Response& r) {
+        auto body = nlohmann::json::parse(req.body);
+        EXPECT_EQ(body["messages"][0]["content"], "hi");
+        EXPECT_EQ(body["max_tokens"], 8);
+        EXPECT_EQ(body["stream_options"]["include_usage"], true);
+        auto chunk = [](const std::string& text) {
+            return sse({{"choices", {{{"index", 0}, {"finish_reason", nullptr}, {"delta", {{"content", text}}}}}}});
+        };
+        stream_lines(r,
+                     {chunk("Hel"), chunk("lo"),
+                      sse({{"choices", {{{"index", 0}, {"finish_reason", "stop"}, {"delta", nlohmann::json::object()}}}},
+                           {"timings", {{"prompt_n", 9}, {"prompt_ms", 3.0}, {"predicted_n", 2}, {"predicted_ms", 2.0},
+                                        {"predicted_per_second", 500.0}}}}),
+                      sse({{"choices", nlohmann::json::array()},
+                           {"usage", {{"prompt_tokens", 9}, {"completion_tokens", 2}, {"total_tokens", 11}}}}),
+                      "data: [DONE]\n\n"},
+                     "text/event-stream");
+    });
+    s.start();
+    auto b = make_llama_cpp_backend();
+    b->load(settings_for(s, ""));
+    generation_request req;
+    req.messages = {{"user", "hi"}};
+    req.n_predict = 8;
+    auto r = b->generate(req, nullptr);
+    EXPECT_EQ(r.text, "Hello");
+    EXPECT_EQ(r.finish_reason, "stop");
+    EXPECT_EQ(r.stats.n_prompt_tokens, 9);
+    EXPECT_EQ(r.stats.n_gen_tokens, 2);
+    EXPECT_FALSE(r.stats.n_gen_tokens_estimated);
+    ASSERT_TRUE(r.stats.server_decode_tokens_per_s);
+    EXPECT_DOUBLE_EQ(*r.stats.server_decode_tokens_per_s, 500.0);
+    expect_own_clock(r.stats);
 }
 
 TEST(LlamaCppBackend, MissingBinarySuggestsNative) {

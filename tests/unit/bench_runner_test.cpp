@@ -25,8 +25,10 @@ namespace {
 
 class fake_backend : public backends::backend {
 public:
-    fake_backend(std::string name, bool available, int fail_on_call, int* n_calls, std::optional<int> pid = {})
-        : name_(std::move(name)), available_(available), fail_on_call_(fail_on_call), n_calls_(n_calls), pid_(pid) {}
+    fake_backend(std::string name, bool available, int fail_on_call, int* n_calls, std::optional<int> pid = {},
+                 double spin_ms = 0)
+        : name_(std::move(name)), available_(available), fail_on_call_(fail_on_call), n_calls_(n_calls), pid_(pid),
+          spin_ms_(spin_ms) {}
     std::string name() const override { return name_; }
     std::optional<int> process_id() const override { return pid_; }
     std::string description() const override { return "fake"; }
@@ -42,6 +44,10 @@ protected:
         int call = ++*n_calls_;
         if (call == fail_on_call_) throw error("fake failure");
         std::this_thread::sleep_for(std::chrono::milliseconds(4));
+        // Busy for spin_ms of wall time (a server working), so CPU time has something to count.
+        const auto spin_until = std::chrono::steady_clock::now() + std::chrono::duration<double, std::milli>(spin_ms_);
+        volatile uint64_t sink = 0;
+        while (std::chrono::steady_clock::now() < spin_until) sink = sink + 1;
         for (int i = 0; i < 3; ++i) {
             emit("tok ");
             std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -57,6 +63,7 @@ private:
     int fail_on_call_;
     int* n_calls_;
     std::optional<int> pid_;
+    double spin_ms_;
 };
 
 // A GPU whose readings follow a script, one entry per read (the last repeats).
@@ -103,11 +110,17 @@ run_plan one_run_plan(const std::string& backend) {
     return plan;
 }
 
-bench_report run_one(const run_plan& plan, std::optional<int> pid = {}) {
+bench_report run_one(const run_plan& plan, std::optional<int> pid = {}, double spin_ms = 0) {
     int calls = 0;
     return run_prompt_benchmark(plan, {}, [&](const std::string& name) {
-        return std::make_unique<fake_backend>(name, true, -1, &calls, pid);
+        return std::make_unique<fake_backend>(name, true, -1, &calls, pid, spin_ms);
     });
+}
+
+bool has_note(const run_sample& s, const std::string& prefix) {
+    for (const auto& n : s.notes)
+        if (n.rfind(prefix, 0) == 0) return true;
+    return false;
 }
 
 }  // namespace
@@ -293,6 +306,46 @@ TEST(BenchRunnerResources, JetsonSysfsFixtureGivesBoardPowerAndProcessFigures) {
     EXPECT_NEAR(*s.energy_j_per_token, 5.080 * 1.420 * 0.25 / 3, 1e-12);
 }
 
+TEST(BenchRunnerResources, ServerCpuIsCpuTimeOverWallTimeOfTheRun) {
+    // The "server" is this test process, busy for 300 ms: CPU time from /proc/<pid>/stat at the
+    // start and end of the run, over its wall time (the sampler's 1e7 ms interval never ticks).
+    run_plan plan = one_run_plan("fake_server");
+    plan.monitor_clock_ms = nullptr;
+    plan.cpu_package_power = false;
+    plan.nvml = std::make_shared<device::fake_nvml>("550.0", 12040, std::vector<device::fake_gpu>{});
+    auto r = run_one(plan, static_cast<int>(getpid()), 300);
+    const auto& s = r.samples.at(0);
+    ASSERT_TRUE(s.error.empty()) << s.error;
+    ASSERT_FALSE(std::isnan(s.cpu_pct)) << (s.notes.empty() ? "" : s.notes.back());
+    // One thread spinning: up to one core (a loaded machine gives it less; ticks add 10 ms slack).
+    EXPECT_GT(s.cpu_pct, 10.0);
+    EXPECT_LT(s.cpu_pct, 160.0);
+}
+
+TEST(BenchRunnerResources, InProcessCpuComesFromRusageEvenForAShortRun) {
+    // native-like (pid 0 on the real /proc): getrusage has microsecond resolution, so a run of
+    // 300 ms busy gets a figure although the sampler never ticked in between.
+    run_plan plan = one_run_plan("native");
+    plan.monitor_clock_ms = nullptr;
+    plan.monitor_root = "/";
+    plan.cpu_package_power = false;
+    plan.nvml = std::make_shared<device::fake_nvml>("550.0", 12040, std::vector<device::fake_gpu>{});
+    auto r = run_one(plan, std::nullopt, 300);
+    const auto& s = r.samples.at(0);
+    ASSERT_TRUE(s.error.empty()) << s.error;
+    EXPECT_EQ(s.monitored_process, "self");
+    ASSERT_FALSE(std::isnan(s.cpu_pct));
+    EXPECT_GT(s.cpu_pct, 10.0);
+    EXPECT_LT(s.cpu_pct, 160.0);
+}
+
+TEST(BenchRunner, MemoryBandwidthIsMeasuredAndPlausible) {
+    // One thread streaming 64 MiB: somewhere between an old phone and an HBM GPU.
+    const double bw = measure_memory_bandwidth_bytes_per_s();
+    EXPECT_GT(bw, 200e6);
+    EXPECT_LT(bw, 5e12);
+}
+
 TEST(BenchRunnerResources, NoGpuNoPowerLeavesThemUnknown) {
     run_plan plan = one_run_plan("native");
     plan.monitor_root = fixture("arm-cpu-only");
@@ -320,13 +373,16 @@ TEST(BenchRunnerResources, ServerProcessIsSampledByPidElseNotMeasured) {
     ASSERT_TRUE(s.error.empty()) << s.error;
     EXPECT_EQ(s.monitored_process.rfind("pid " + std::to_string(getpid()), 0), 0u) << s.monitored_process;
     EXPECT_GT(s.peak_rss_bytes, 1u << 20);  // sampled, not the backend's 4096
-    EXPECT_FALSE(std::isnan(s.cpu_pct));
+    // A 10 ms run is shorter than 10 ticks of /proc CPU time: no figure (not a 0), and a note.
+    EXPECT_TRUE(std::isnan(s.cpu_pct));
+    EXPECT_TRUE(has_note(s, "cpu_pct: run too short (< 100 ms)")) << (s.notes.empty() ? "" : s.notes.back());
     EXPECT_GE(s.resources.size(), 2u);
 
     auto without = run_one(plan);
     const auto& u = without.samples.at(0);
     EXPECT_EQ(u.monitored_process, "");
     EXPECT_TRUE(std::isnan(u.cpu_pct));
+    EXPECT_TRUE(has_note(u, "cpu_pct: no process to follow"));
     EXPECT_EQ(u.peak_rss_bytes, 4096u);  // the backend's own report stands in
     EXPECT_TRUE(u.resources.empty());
 }

@@ -69,6 +69,8 @@ void run_with_backend(const backend_run_options& o) {
                             {"text", r.text}};
         if (st.backend_prompt_ms) j["backend_prompt_ms"] = *st.backend_prompt_ms;
         if (st.backend_decode_ms) j["backend_decode_ms"] = *st.backend_decode_ms;
+        if (st.server_prefill_tokens_per_s) j["server_prefill_tokens_per_s"] = *st.server_prefill_tokens_per_s;
+        if (st.server_decode_tokens_per_s) j["server_decode_tokens_per_s"] = *st.server_decode_tokens_per_s;
         if (st.backend_memory_bytes) j["backend_memory_bytes"] = *st.backend_memory_bytes;
         if (st.backend_gpu_memory_bytes) j["backend_gpu_memory_bytes"] = *st.backend_gpu_memory_bytes;
         // Generated text may end inside a multi-byte character (byte tokens): replace, never throw.
