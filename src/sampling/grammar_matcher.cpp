@@ -49,11 +49,19 @@ void normalize(stack_set& s) {
                                 k_matcher_max_stacks));
 }
 
-// The code points a UTF-8 sequence with this prefix can still become.
+// The smallest code point a UTF-8 sequence of n bytes may encode (shorter ones are overlong,
+// invalid UTF-8 that no tokenizer decodes as the character).
+uint32_t min_code_point(uint8_t n_total) { return n_total == 2 ? 0x80 : n_total == 3 ? 0x800 : 0x10000; }
+
+bool valid_code_point(uint32_t cp, uint8_t n_total) {
+    return cp >= min_code_point(n_total) && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+}
+
+// The code points a UTF-8 sequence with this prefix can still become (lo > hi: none).
 std::pair<uint32_t, uint32_t> partial_range(utf8_partial p) {
     const uint32_t shift = 6u * p.n_remaining;
     const uint32_t lo = p.value << shift;
-    return {lo, lo | ((1u << shift) - 1)};
+    return {std::max(lo, min_code_point(p.n_total)), std::min<uint32_t>(lo | ((1u << shift) - 1), 0x10FFFF)};
 }
 
 bool any_top_matches(const grammar& g, const stack_set& in, uint32_t lo, uint32_t hi) {
@@ -103,20 +111,21 @@ bool grammar_matcher::step(const grammar& g, const stack_set& in, utf8_partial p
         } else {
             const int n = (byte >> 5) == 0x6 ? 1 : (byte >> 4) == 0xE ? 2 : (byte >> 3) == 0x1E ? 3 : -1;
             if (n < 0) return false;  // a continuation byte without a lead, or an invalid byte
-            p_out = {static_cast<uint32_t>(byte & (0x3F >> n)), static_cast<uint8_t>(n)};
+            p_out = {static_cast<uint32_t>(byte & (0x3F >> n)), static_cast<uint8_t>(n), static_cast<uint8_t>(n + 1)};
             same = true;
             const auto [lo, hi] = partial_range(p_out);
-            return any_top_matches(g, in, lo, hi);
+            return lo <= hi && any_top_matches(g, in, lo, hi);
         }
     } else {
         if ((byte & 0xC0) != 0x80) return false;
-        p_out = {(p.value << 6) | (byte & 0x3Fu), static_cast<uint8_t>(p.n_remaining - 1)};
+        p_out = {(p.value << 6) | (byte & 0x3Fu), static_cast<uint8_t>(p.n_remaining - 1), p.n_total};
         if (p_out.n_remaining > 0) {
             same = true;
             const auto [lo, hi] = partial_range(p_out);
-            return any_top_matches(g, in, lo, hi);
+            return lo <= hi && any_top_matches(g, in, lo, hi);
         }
         cp = p_out.value;
+        if (!valid_code_point(cp, p.n_total)) return false;
     }
     p_out = {};
     advance(g, in, cp, out);
@@ -178,6 +187,7 @@ token_vocab::token_vocab(std::vector<std::string> pieces, std::vector<int32_t> e
             node n;
             n.byte = static_cast<uint8_t>(s[d]);
             n.depth = static_cast<uint32_t>(d + 1);
+            max_depth_ = std::max<size_t>(max_depth_, n.depth);
             n.tok_begin = n.tok_end = static_cast<uint32_t>(node_tokens_.size());
             path.push_back(static_cast<uint32_t>(nodes_.size()));
             nodes_.push_back(n);
@@ -208,12 +218,12 @@ void allowed_tokens(const grammar_matcher& m, const token_vocab& v, std::vector<
     const auto& nodes = v.nodes();
     const auto& toks = v.node_tokens();
     auto& levels = scratch->levels;
-    if (levels.size() < 2) levels.resize(2);
+    // Sized once before the walk: levels point into each other (cur), so they must not move.
+    if (levels.size() < v.max_depth() + 1) levels.resize(v.max_depth() + 1);
     levels[0].cur = &m.stacks();
     levels[0].p = m.partial();
     for (size_t i = 1; i < nodes.size();) {
         const token_vocab::node& n = nodes[i];
-        if (levels.size() <= n.depth) levels.resize(n.depth + 1);
         const mask_scratch::level& parent = levels[n.depth - 1];
         mask_scratch::level& here = levels[n.depth];
         bool same = false;

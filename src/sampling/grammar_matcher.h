@@ -23,6 +23,7 @@ using stack_set = std::vector<grammar_stack>;  // sorted, without duplicates
 struct utf8_partial {
     uint32_t value = 0;
     uint8_t n_remaining = 0;
+    uint8_t n_total = 0;  // bytes of the whole sequence (2..4): sets the code points it may encode
     bool operator==(const utf8_partial&) const = default;
 };
 
@@ -78,8 +79,10 @@ public:
     bool is_eog(int32_t id) const { return eog_[static_cast<size_t>(id)] != 0; }
     const std::vector<node>& nodes() const { return nodes_; }
     const std::vector<int32_t>& node_tokens() const { return node_tokens_; }
+    size_t max_depth() const { return max_depth_; }  // bytes of the longest token
 
 private:
+    size_t max_depth_ = 0;
     std::vector<std::string> pieces_;
     std::vector<uint8_t> eog_;
     std::vector<node> nodes_;

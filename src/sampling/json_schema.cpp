@@ -88,7 +88,11 @@ public:
     explicit converter(const json& root) : root_(root) {}
 
     std::string run() {
-        if (const std::string top = visit(root_, "root", ""); top != "root") rules_["root"] = top, order_.push_back("root");
+        // The document itself ends without the whitespace every value rule allows after it, so
+        // the grammar is complete (and generation ends) right after the closing character.
+        const std::string top = visit(root_, "document", "");
+        rules_["root"] = tail(top);
+        order_.push_back("root");
         std::string out;
         for (const auto& name : order_) out += name + " ::= " + rules_.at(name) + "\n";
         return out;
@@ -99,6 +103,60 @@ private:
     std::map<std::string, std::string> rules_;
     std::vector<std::string> order_;
     std::map<std::string, std::string> refs_;  // "#/$defs/x" -> rule name
+
+    std::map<std::string, std::string> tails_;  // rule -> its variant without trailing whitespace
+
+    // The top-level alternatives of a GBNF body (| outside quotes, classes and parentheses).
+    static std::vector<std::string> split_alternatives(const std::string& body) {
+        std::vector<std::string> out(1);
+        int depth = 0;
+        for (size_t i = 0; i < body.size(); ++i) {
+            const char c = body[i];
+            if (c == '"' || c == '[') {
+                const char close = c == '"' ? '"' : ']';
+                size_t j = i + 1;
+                while (j < body.size() && body[j] != close) j += body[j] == '\\' ? 2 : 1;
+                out.back() += body.substr(i, j + 1 - i);
+                i = j;
+                continue;
+            }
+            if (c == '(') ++depth;
+            if (c == ')') --depth;
+            if (c == '|' && depth == 0) {
+                out.emplace_back();
+                continue;
+            }
+            out.back() += c;
+        }
+        for (auto& a : out) {
+            a.erase(0, a.find_first_not_of(' '));
+            a.erase(a.find_last_not_of(' ') + 1);
+        }
+        return out;
+    }
+
+    // A rule like `name` whose alternatives do not end in `space`.
+    std::string tail(const std::string& name) {
+        if (auto it = tails_.find(name); it != tails_.end()) return it->second;
+        if (name == "space") return name;
+        const std::string t = add_rule(name + "-end", "");
+        tails_[name] = t;
+        std::string body;
+        for (std::string alt : split_alternatives(rules_.at(name))) {
+            const size_t last_sp = alt.find_last_of(' ');
+            const std::string last = last_sp == std::string::npos ? alt : alt.substr(last_sp + 1);
+            const std::string head = last_sp == std::string::npos ? "" : alt.substr(0, last_sp);
+            if (last == "space") {
+                alt = head;
+            } else if (!last.empty() && rules_.count(last) &&
+                       std::all_of(last.begin(), last.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-'; })) {
+                alt = (head.empty() ? "" : head + " ") + tail(last);
+            }
+            body += (body.empty() ? "" : " | ") + (alt.empty() ? "\"\"" : alt);
+        }
+        rules_[t] = body;
+        return t;
+    }
 
     [[noreturn]] void fail(const std::string& path, const std::string& what) const {
         throw json_schema_error(fmt::format("JSON schema at {}: {}", path.empty() ? "/" : path, what));
@@ -361,13 +419,7 @@ std::shared_ptr<const grammar> json_schema_to_grammar(const json& schema) {
 }
 
 const std::string& json_object_gbnf() {
-    static const std::string k = [] {
-        std::string out = "root ::= object\n";
-        for (const char* r : {"object", "value", "array", "string", "char", "number", "integral-part", "decimal-part",
-                              "boolean", "null", "space"})
-            out += fmt::format("{} ::= {}\n", r, primitives().at(r).body);
-        return out;
-    }();
+    static const std::string k = json_schema_to_gbnf(json{{"type", "object"}});
     return k;
 }
 

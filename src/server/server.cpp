@@ -250,7 +250,7 @@ void server::impl::post(const std::string& path, api a, httplib::Server::Handler
                                        const httplib::ContentReader& reader) {
         httplib::Request full = req;
         bool too_big = false;
-        reader([&](const char* data, size_t n) {
+        const bool read = reader([&](const char* data, size_t n) {
             if (full.body.size() + n > p.max_body_bytes) {
                 too_big = true;
                 return false;
@@ -258,6 +258,8 @@ void server::impl::post(const std::string& path, api a, httplib::Server::Handler
             full.body.append(data, n);
             return true;
         });
+        // httplib refuses a Content-Length above the limit before reading any of it.
+        if (!read && !too_big && req.get_header_value<uint64_t>("Content-Length") > p.max_body_bytes) too_big = true;
         if (!too_big) {
             handler(full, res);
             return;

@@ -139,6 +139,13 @@ TEST(GrammarMatcher, AcceptsUtf8SplitAcrossChunks) {
     grammar_matcher bad(g);
     EXPECT_FALSE(bad.accept("a\xe2"));  // a 3-byte lead cannot become é..ë
     EXPECT_FALSE(bad.accept("a\xa9"));  // a continuation byte without a lead
+    // Overlong forms are not the character they would spell: E0 needs A0..BF next, C0/C1 never lead.
+    auto o = parse_grammar("root ::= \"o\" | \"é\"\n");
+    EXPECT_FALSE(grammar_matcher(o).accept("\xe0"));      // E0 cannot become "o" ...
+    EXPECT_FALSE(grammar_matcher(o).accept("\xc1\xaf"));  // ... nor can the overlong C1 AF
+    auto high = parse_grammar("root ::= [\\u0800-\\uffff]\n");
+    EXPECT_TRUE(full_match(high, "\xe0\xa0\x80"));         // U+0800
+    EXPECT_FALSE(grammar_matcher(high).accept("\xed\xa0\x80"));  // a UTF-16 surrogate
 }
 
 TEST(GrammarMask, TokensSpanningElementsAndPartialUtf8) {
