@@ -206,32 +206,70 @@ token_vocab::token_vocab(std::vector<std::string> pieces, std::vector<int32_t> e
 
 // ---- the mask ----
 
+int32_t mask_scratch::intern(stack_set&& s) {
+    std::string key;
+    for (const grammar_stack& st : s) {
+        key.append(reinterpret_cast<const char*>(st.data()), st.size() * sizeof(uint32_t));
+        key.append(4, '\xff');  // 0xffffffff is never a position: separates the stacks
+    }
+    auto [it, added] = ids.emplace(std::move(key), static_cast<int32_t>(sets.size()));
+    if (added) sets.push_back(std::move(s));
+    return it->second;
+}
+
+void mask_scratch::clear() {
+    sets.clear();
+    ids.clear();
+    edges.clear();
+}
+
+namespace {
+// Bounds on the cached DFA per sequence; past them it starts afresh.
+constexpr size_t k_mask_max_sets = 1 << 16;
+constexpr size_t k_mask_max_edges = 1 << 21;
+
+uint64_t edge_key(int32_t id, utf8_partial p, uint8_t byte) {
+    // An unfinished sequence holds at most 15 bits (a 4-byte lead and two continuations).
+    return (static_cast<uint64_t>(id) << 40) | (static_cast<uint64_t>(p.value & 0x3FFFF) << 13) |
+           (static_cast<uint64_t>(p.n_remaining & 3) << 11) | (static_cast<uint64_t>(p.n_total & 7) << 8) | byte;
+}
+}  // namespace
+
 void allowed_tokens(const grammar_matcher& m, const token_vocab& v, std::vector<uint8_t>& allowed,
                     std::unique_ptr<mask_scratch>& scratch) {
     if (!scratch) scratch = std::make_unique<mask_scratch>();
+    mask_scratch& sc = *scratch;
+    const grammar& g = m.get_grammar();
+    if (sc.g != &g || sc.sets.size() > k_mask_max_sets || sc.edges.size() > k_mask_max_edges) sc.clear();
+    sc.g = &g;
     allowed.assign(static_cast<size_t>(v.n_vocab()), 0);
     if (m.can_end())
         for (int32_t id = 0; id < v.n_vocab(); ++id)
             if (v.is_eog(id)) allowed[static_cast<size_t>(id)] = 1;
     if (m.must_end()) return;
-    const grammar& g = m.get_grammar();
     const auto& nodes = v.nodes();
     const auto& toks = v.node_tokens();
-    auto& levels = scratch->levels;
-    // Sized once before the walk: levels point into each other (cur), so they must not move.
-    if (levels.size() < v.max_depth() + 1) levels.resize(v.max_depth() + 1);
-    levels[0].cur = &m.stacks();
-    levels[0].p = m.partial();
+    if (sc.levels.size() < v.max_depth() + 1) sc.levels.resize(v.max_depth() + 1);
+    sc.levels[0] = {sc.intern(stack_set(m.stacks())), m.partial()};
+    stack_set out;
     for (size_t i = 1; i < nodes.size();) {
         const token_vocab::node& n = nodes[i];
-        const mask_scratch::level& parent = levels[n.depth - 1];
-        mask_scratch::level& here = levels[n.depth];
-        bool same = false;
-        if (!grammar_matcher::step(g, *parent.cur, parent.p, n.byte, here.own, here.p, same)) {
+        const mask_scratch::level parent = sc.levels[n.depth - 1];
+        const uint64_t key = edge_key(parent.id, parent.p, n.byte);
+        auto it = sc.edges.find(key);
+        if (it == sc.edges.end()) {
+            mask_scratch::edge e;
+            bool same = false;
+            if (grammar_matcher::step(g, sc.sets[static_cast<size_t>(parent.id)], parent.p, n.byte, out, e.p, same))
+                e.to = same ? parent.id : sc.intern(std::move(out));
+            out.clear();
+            it = sc.edges.emplace(key, e).first;
+        }
+        if (it->second.to < 0) {
             i = n.subtree_end;
             continue;
         }
-        here.cur = same ? parent.cur : &here.own;
+        sc.levels[n.depth] = {it->second.to, it->second.p};
         for (uint32_t t = n.tok_begin; t < n.tok_end; ++t) allowed[static_cast<size_t>(toks[t])] = 1;
         ++i;
     }

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "sampling/grammar.h"
@@ -92,13 +93,26 @@ private:
 // The tokens a matcher's state allows next, as allowed[id] = 1: non-empty tokens whose bytes
 // the grammar accepts (a token may end inside a UTF-8 sequence the grammar could finish), and
 // the end-of-generation tokens when the grammar can end. `scratch` is reused between calls.
+// The mask's memory, kept between calls for one grammar: the stack sets seen so far, numbered,
+// and the transitions (set, partial UTF-8, byte) -> (set, partial) found so far: a DFA built
+// lazily, so a walk that meets a state again (every character of a JSON string leads back to the
+// same stacks) costs one lookup per trie node instead of copying and expanding stacks.
 struct mask_scratch {
-    struct level {  // the parse state after the bytes of the trie path down to one depth
-        stack_set own;
-        const stack_set* cur = nullptr;  // &own, or the parent's stacks inside a UTF-8 sequence
+    struct edge {
+        int32_t to = -1;  // -1: no parse survives the byte
         utf8_partial p;
     };
+    struct level {
+        int32_t id = -1;
+        utf8_partial p;
+    };
+    const grammar* g = nullptr;
+    std::vector<stack_set> sets;
+    std::unordered_map<std::string, int32_t> ids;
+    std::unordered_map<uint64_t, edge> edges;
     std::vector<level> levels;
+    int32_t intern(stack_set&& s);
+    void clear();
 };
 void allowed_tokens(const grammar_matcher& m, const token_vocab& v, std::vector<uint8_t>& allowed,
                     std::unique_ptr<mask_scratch>& scratch);
