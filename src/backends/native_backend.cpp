@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <random>
 #include <thread>
 
 #include "backends/factories.h"
@@ -91,7 +90,7 @@ protected:
         gp.sampling.top_p = req.top_p;
         gp.sampling.min_p = req.min_p;
         gp.sampling.repeat_penalty = req.repeat_penalty;
-        gp.sampling.seed = req.seed ? *req.seed : std::random_device{}();
+        gp.sampling.seed = req.seed ? *req.seed : sampling::random_seed();
         engine::text_codec codec(engine_->shared_model());
         codec.prime(prompt);  // a continuation keeps its leading space ("Once upon a" -> " time")
         engine::stop_filter stops(req.stop);

@@ -61,6 +61,17 @@ bool loaded_model::is_eog(int32_t token) const {
     return std::binary_search(eog_ids_.begin(), eog_ids_.end(), token);
 }
 
+std::shared_ptr<const sampling::token_vocab> loaded_model::grammar_vocab() const {
+    if (!tok_) throw usage_error("constrained decoding needs the model's tokenizer: " + tokenizer_error_);
+    std::call_once(vocab_once_, [this] {
+        std::vector<std::string> pieces(static_cast<size_t>(tok_->n_vocab()));
+        for (int32_t id = 0; id < tok_->n_vocab(); ++id)  // control tokens: no bytes
+            pieces[static_cast<size_t>(id)] = tok_->token_to_piece(id, /*render_special=*/false);
+        vocab_ = std::make_shared<const sampling::token_vocab>(std::move(pieces), eog_ids_);
+    });
+    return vocab_;
+}
+
 namespace {
 void check_engine_params(const engine_params& p) {
     if (p.n_ctx < 0) throw usage_error(fmt::format("context size must be positive, got {}", p.n_ctx));
@@ -221,6 +232,7 @@ std::unique_ptr<scheduler> engine::make_scheduler(size_t max_queue, exclusive_ru
     sp.n_batch = params_.n_batch;
     sp.max_queue = max_queue;
     sp.eog_ids = lm_->eog_ids();
+    sp.vocab = [lm = lm_] { return lm->grammar_vocab(); };
     return std::make_unique<scheduler>(*runner_, sp);
 }
 
@@ -253,6 +265,7 @@ generation_stats engine::generate(std::span<const int32_t> prompt, const generat
     sp.n_batch = params_.n_batch;
     sp.max_running = 1;
     sp.eog_ids = lm_->eog_ids();
+    sp.vocab = [lm = lm_] { return lm->grammar_vocab(); };
     scheduler sched(*runner_, sp);
     sched.submit(std::move(r));
     sched.run_until_idle();

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "model/kv_cache.h"
 #include "model/model.h"
 #include "engine/scheduler.h"
+#include "sampling/grammar_matcher.h"
 #include "sampling/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -39,6 +41,9 @@ public:
     const std::vector<int32_t>& eog_ids() const { return eog_ids_; }
     bool is_eog(int32_t token) const;
     double load_ms() const { return load_ms_; }
+    // The vocabulary as constrained decoding sees it (each token's bytes, a prefix tree over
+    // them, the end-of-generation tokens): built once, on first use. usage_error without a tokenizer.
+    std::shared_ptr<const sampling::token_vocab> grammar_vocab() const;
 
 private:
     loaded_model() = default;
@@ -47,6 +52,8 @@ private:
     std::string tokenizer_error_;
     std::vector<int32_t> eog_ids_;
     double load_ms_ = 0;
+    mutable std::once_flag vocab_once_;
+    mutable std::shared_ptr<const sampling::token_vocab> vocab_;
 };
 
 struct engine_params {

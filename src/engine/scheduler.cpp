@@ -56,10 +56,17 @@ uint64_t scheduler::submit(request r) {
     sampling::validate(r.gp.sampling);
     if (p_.exclusive && r.slot >= 0)
         throw usage_error("pinned KV slots are not supported with an exclusive (speculative) runner");
+    if (p_.exclusive && r.gp.sampling.grammar)
+        throw usage_error("constrained decoding (a grammar or JSON schema) is not supported with speculative decoding");
     if (p_.exclusive.check) p_.exclusive.check(r);
 
     auto s = std::make_unique<sequence>();
-    s->chain = sampling::sampler_chain::from_params(r.gp.sampling);
+    std::shared_ptr<const sampling::token_vocab> vocab;
+    if (r.gp.sampling.grammar) {
+        if (!p_.vocab) throw usage_error("constrained decoding needs the model's vocabulary");
+        vocab = p_.vocab();
+    }
+    s->chain = sampling::sampler_chain::from_params(r.gp.sampling, std::move(vocab));
     s->tokens = r.prompt;
     s->n_prompt = static_cast<int64_t>(r.prompt.size());
     s->res.n_prompt = s->n_prompt;
@@ -284,7 +291,13 @@ bool scheduler::step() {
         sequence& s = *outputs[r];
         std::span<const float> row = logits.subspan(r * n_vocab, n_vocab);
         sw.reset();
-        const int32_t tok = s.chain.sample(row);
+        int32_t tok = -1;
+        try {
+            tok = s.chain.sample(row);
+        } catch (const std::exception& ex) {  // a NaN logit, a grammar too ambiguous to follow
+            finish(s, "error", ex.what());
+            continue;
+        }
         s.res.sample_ms += sw.elapsed_ms();
         const double t_ms = s.since_submit.elapsed_ms();
         if (s.res.tokens.empty()) s.res.first_token_ms = t_ms;
@@ -296,7 +309,12 @@ bool scheduler::step() {
             finish(s, "eos");
             continue;
         }
-        s.chain.accept(tok);
+        try {
+            s.chain.accept_generated(tok);
+        } catch (const std::exception& ex) {
+            finish(s, "error", ex.what());
+            continue;
+        }
         s.res.tokens.push_back(tok);
         s.tokens.push_back(tok);
         ++metrics_.generated_tokens;
@@ -311,6 +329,8 @@ bool scheduler::step() {
         }
         if (!keep_going)
             finish(s, "cancelled");
+        else if (s.chain.grammar_done())  // the grammar allows nothing more: the output is complete
+            finish(s, "eos");
         else if (static_cast<int64_t>(s.res.tokens.size()) >= s.req.gp.n_predict)
             finish(s, "length");
         else if (s.n_eval >= runner_.kv().n_ctx())

@@ -108,6 +108,8 @@ struct scheduler_params {
     int max_running = 0;     // sequences decoding together; 0: the KV cache's sequence slots
     size_t max_queue = 64;   // requests waiting for admission; more are refused (queue_full)
     std::vector<int32_t> eog_ids;  // the model's end-of-generation tokens
+    // The model's vocabulary for constrained decoding, asked for only by requests with a grammar.
+    std::function<std::shared_ptr<const sampling::token_vocab>()> vocab;
     // When set, requests run one at a time through it instead of the batched loop; queueing,
     // cancellation, the callbacks and the metrics stay the scheduler's. Pinned slots are refused.
     exclusive_runner exclusive;

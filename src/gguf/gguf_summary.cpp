@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <map>
 
@@ -73,6 +74,22 @@ std::string file_type_name(uint64_t ft) {
     };
     auto it = k_names.find(ft);
     return it == k_names.end() ? fmt::format("unknown ({})", ft) : it->second;
+}
+
+std::string quantization_level(const file& f) {
+    if (auto ft = hparam(f, "general.file_type")) {
+        const std::string name = file_type_name(*ft);
+        if (name.rfind("unknown", 0) != 0) return name;
+    }
+    std::map<ggml_type, uint64_t> bytes;
+    for (const auto& t : f.tensors())
+        if (t.n_dims >= 2) bytes[t.type] += t.size_bytes;
+    if (bytes.empty()) return "unknown";
+    const auto best = std::max_element(bytes.begin(), bytes.end(),
+                                       [](const auto& a, const auto& b) { return a.second < b.second; });
+    std::string out(type_name(best->first));
+    for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return out;
 }
 
 model_summary summarize(const file& f) {

@@ -34,6 +34,10 @@ model_summary summarize(const file& f);
 std::string format_type_mix(const model_summary& s);
 // llama.cpp's name for a general.file_type number ("MOSTLY_Q4_K_M" is printed as "Q4_K_M").
 std::string file_type_name(uint64_t file_type);
+// The quantization a file is known by ("Q4_K_M", "Q8_0"): general.file_type by llama.cpp's
+// names when the file has a known one, else the type holding most bytes of the matrix
+// (2-D and up) weights. The one owner of that rule (/api/tags, /api/show).
+std::string quantization_level(const file& f);
 
 // One-line rendering of a value for humans: strings quoted and cut after max_string_chars,
 // arrays longer than max_items abbreviated as "[32000 strings: '<unk>', '<s>', '</s>', ...]".

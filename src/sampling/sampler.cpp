@@ -5,10 +5,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <unordered_map>
 
 #include "core/error.h"
+#include "sampling/grammar_matcher.h"
 
 namespace edgellm::sampling {
 namespace {
@@ -201,9 +203,27 @@ void validate(const sampling_params& p) {
     if (p.penalty_last_n < 0) throw usage_error(fmt::format("--repeat-last-n must be >= 0, got {}", p.penalty_last_n));
 }
 
-sampler_chain sampler_chain::from_params(const sampling_params& p) {
+uint64_t random_seed() {
+    std::random_device rd;
+    const uint64_t hi = rd(), lo = rd();
+    const auto t = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    return ((hi << 32) | lo) ^ t;
+}
+
+sampler_chain::sampler_chain(uint64_t seed) : rng_(seed) {}
+sampler_chain::~sampler_chain() = default;
+sampler_chain::sampler_chain(sampler_chain&&) noexcept = default;
+sampler_chain& sampler_chain::operator=(sampler_chain&&) noexcept = default;
+
+sampler_chain sampler_chain::from_params(const sampling_params& p, std::shared_ptr<const token_vocab> vocab) {
     validate(p);
     sampler_chain chain(p.seed);
+    if (p.grammar) {
+        if (!vocab) throw usage_error("a grammar needs the model's vocabulary (no tokenizer in this model?)");
+        auto g = std::make_unique<grammar_stage>(p.grammar, std::move(vocab));
+        chain.grammar_ = g.get();
+        chain.add(std::move(g));
+    }
     chain.add(make_penalties(p.penalty_last_n, p.repeat_penalty, p.frequency_penalty, p.presence_penalty));
     if (p.temperature <= 0.0f) {
         chain.add(make_greedy());
@@ -217,7 +237,7 @@ sampler_chain sampler_chain::from_params(const sampling_params& p) {
     return chain;
 }
 
-int32_t sampler_chain::sample(std::span<const float> logits) {
+void sampler_chain::fill(std::span<const float> logits) {
     if (logits.empty()) throw error("cannot sample from an empty vocabulary");
     cur_.items.resize(logits.size());
     for (size_t i = 0; i < logits.size(); ++i) {
@@ -226,6 +246,19 @@ int32_t sampler_chain::sample(std::span<const float> logits) {
         cur_.items[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
     }
     cur_.sorted = false;
+}
+
+int32_t sampler_chain::sample(std::span<const float> logits) {
+    fill(logits);
+    if (grammar_ && !grammar_->must_end()) {
+        // Fast path: the unconstrained pick, kept when the grammar allows it.
+        for (size_t i = 1; i < chain_.size(); ++i) chain_[i]->apply(cur_, rng_);
+        if (!cur_.items.empty()) {
+            if (cur_.items.size() > 1) cur_.sort_descending();
+            if (grammar_->allows(cur_.items.front().id)) return cur_.items.front().id;
+        }
+        fill(logits);
+    }
     for (auto& s : chain_) s->apply(cur_, rng_);
     if (cur_.items.empty()) throw error("sampler chain removed every candidate");
     if (cur_.items.size() == 1) return cur_.items.front().id;
@@ -283,6 +316,13 @@ int32_t pick(std::span<const float> probs, rng& r) {
 void sampler_chain::accept(int32_t token) {
     for (auto& s : chain_) s->accept(token);
 }
+
+void sampler_chain::accept_generated(int32_t token) {
+    accept(token);
+    if (grammar_) grammar_->advance(token);
+}
+
+bool sampler_chain::grammar_done() const { return grammar_ && grammar_->must_end(); }
 
 void sampler_chain::reset() {
     for (auto& s : chain_) s->reset();

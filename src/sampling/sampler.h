@@ -1,5 +1,5 @@
-// Token sampling as a chain of small samplers (penalties -> top-k -> top-p -> min-p ->
-// temperature -> random pick, or greedy), deterministic under an explicit seed.
+// Token sampling as a chain of small samplers (grammar mask -> penalties -> top-k -> top-p ->
+// min-p -> temperature -> random pick, or greedy), deterministic under an explicit seed.
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -11,6 +11,10 @@
 
 namespace edgellm::sampling {
 
+struct grammar;
+class token_vocab;
+class grammar_stage;
+
 struct sampling_params {
     float temperature = 0.8f;      // <= 0: greedy (argmax after penalties)
     int top_k = 40;                // <= 0: off
@@ -20,8 +24,15 @@ struct sampling_params {
     float frequency_penalty = 0.0f;  // subtracted once per earlier occurrence
     float presence_penalty = 0.0f;   // subtracted once if the token occurred
     int penalty_last_n = 64;       // how many recent tokens the penalties look at (0: off)
-    uint64_t seed = 0;             // the PRNG seed (the caller picks one when the user gave none)
+    uint64_t seed = 0;             // the PRNG seed (the caller picks one when the user gave none: random_seed())
+    // Constrained decoding: only output the grammar accepts (parse_grammar, json_schema_to_grammar);
+    // null: off. Read-only and shared; each sequence gets its own matcher.
+    std::shared_ptr<const ::edgellm::sampling::grammar> grammar;
 };
+
+// A fresh seed for a request that gave none, so that sampling differs between calls as with
+// OpenAI and Ollama. The one owner of that rule (run, chat, serve, the native backend).
+uint64_t random_seed();
 
 struct token_candidate {
     int32_t id;
@@ -70,20 +81,33 @@ std::unique_ptr<sampler> make_dist();    // softmax, then picks one by the PRNG
 // A chain ending in a single chosen token. Throws edgellm::usage_error on invalid params.
 class sampler_chain {
 public:
-    explicit sampler_chain(uint64_t seed) : rng_(seed) {}
-    // The default chain for `p` (greedy when temperature <= 0).
-    static sampler_chain from_params(const sampling_params& p);
+    explicit sampler_chain(uint64_t seed);
+    ~sampler_chain();
+    sampler_chain(sampler_chain&&) noexcept;
+    sampler_chain& operator=(sampler_chain&&) noexcept;
+    // The default chain for `p` (greedy when temperature <= 0). A grammar in `p` needs the
+    // model's `vocab` (usage_error without it) and becomes the chain's first stage.
+    static sampler_chain from_params(const sampling_params& p, std::shared_ptr<const token_vocab> vocab = nullptr);
 
     void add(std::unique_ptr<sampler> s) { chain_.push_back(std::move(s)); }
-    // Picks the next token from logits [n_vocab].
+    // Picks the next token from logits [n_vocab]. With a grammar, the chain first runs without
+    // the mask and keeps its pick when the grammar allows it (greedy: exactly the constrained
+    // arg-max; sampling: rejection sampling, exact without truncation); otherwise the mask is
+    // applied to the whole vocabulary and the chain runs again.
     int32_t sample(std::span<const float> logits);
     // Records a token that is now part of the context (prompt or generated) for the penalties.
     void accept(int32_t token);
+    // Records a generated token: accept() plus moving the grammar past it.
+    void accept_generated(int32_t token);
+    // The grammar is complete and allows nothing more (generation must end); false without one.
+    bool grammar_done() const;
     void reset();
     std::string describe() const;  // "penalties -> top-k -> ... -> dist"
 
 private:
+    void fill(std::span<const float> logits);
     std::vector<std::unique_ptr<sampler>> chain_;
+    grammar_stage* grammar_ = nullptr;  // chain_[0] when there is a grammar
     rng rng_;
     candidates cur_;
 };

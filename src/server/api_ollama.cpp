@@ -4,6 +4,7 @@
 
 #include <variant>
 
+#include "sampling/json_schema.h"
 #include "server/server_impl.h"
 
 namespace edgellm::server {
@@ -16,9 +17,18 @@ gen_input ollama_input(const json& body) {
         if (!it->is_object()) throw http_error(400, "'options' must be an object");
         read_sampling(*it, in.gp, /*ollama_names=*/true);
         in.stop = opt_strings(*it, "stop");
+    } else {
+        read_sampling(json::object(), in.gp, /*ollama_names=*/true);  // the defaults, a fresh seed
     }
-    if (auto f = body.find("format"); f != body.end() && !f->is_null() && !(f->is_string() && f->get<std::string>().empty()))
-        throw http_error(400, "'format' (structured output) is not supported by this server");
+    // format: "json" (any JSON object) or a JSON schema.
+    if (auto f = body.find("format"); f != body.end() && !f->is_null()) {
+        if (f->is_string() && f->get<std::string>() == "json")
+            in.gp.sampling.grammar = sampling::json_object_grammar();
+        else if (f->is_object())
+            in.gp.sampling.grammar = schema_grammar(*f, "format");
+        else if (!(f->is_string() && f->get<std::string>().empty()))
+            throw http_error(400, "'format' must be \"json\" or a JSON schema object");
+    }
     if (auto t = body.find("tools"); t != body.end() && !t->is_null() && !(t->is_array() && t->empty()))
         throw http_error(400, "'tools' are not supported by this server");
     return in;
@@ -43,7 +53,7 @@ void add_stats(json& out, const job& j) {
 void server::impl::add_ollama_routes() {
     // /api/generate: a prompt, formatted with the model's own chat template when it has one
     // (as Ollama does), raw otherwise or with "raw": true.
-    http.Post("/api/generate", wrap(api::ollama, [this](const httplib::Request& req, httplib::Response& res) {
+    post("/api/generate", api::ollama, wrap(api::ollama, [this](const httplib::Request& req, httplib::Response& res) {
                   const json body = parse_body(req);
                   check_model(body, api::ollama, /*required=*/true);
                   gen_input in = ollama_input(body);
@@ -92,7 +102,7 @@ void server::impl::add_ollama_routes() {
                              });
               }));
 
-    http.Post("/api/chat", wrap(api::ollama, [this](const httplib::Request& req, httplib::Response& res) {
+    post("/api/chat", api::ollama, wrap(api::ollama, [this](const httplib::Request& req, httplib::Response& res) {
                   const json body = parse_body(req);
                   check_model(body, api::ollama, /*required=*/true);
                   gen_input in = ollama_input(body);
@@ -154,7 +164,7 @@ void server::impl::add_ollama_routes() {
                  res.set_content(json{{"models", json::array({m})}}.dump(), "application/json");
              }));
 
-    http.Post("/api/show", wrap(api::ollama, [this](const httplib::Request& req, httplib::Response& res) {
+    post("/api/show", api::ollama, wrap(api::ollama, [this](const httplib::Request& req, httplib::Response& res) {
                   json body = parse_body(req);
                   // Older clients send "name" instead of "model".
                   if (!body.contains("model") && body.contains("name")) body["model"] = body["name"];

@@ -2,10 +2,33 @@
 // "data: [DONE]", usage in the last chunk with stream_options.include_usage), /v1/models.
 #include <fmt/format.h>
 
+#include "sampling/json_schema.h"
 #include "server/server_impl.h"
 
 namespace edgellm::server {
 namespace {
+
+// response_format: {"type": "text" | "json_object" | "json_schema", "json_schema": {"name",
+// "schema", "strict"}} -> the grammar the output must follow (null for text).
+std::shared_ptr<const sampling::grammar> response_format_grammar(const json& body) {
+    auto f = body.find("response_format");
+    if (f == body.end() || f->is_null()) return nullptr;
+    if (!f->is_object()) throw http_error(400, "'response_format' must be an object with a 'type'");
+    const std::string type = opt_string(*f, "type").value_or("");
+    if (type == "text") return nullptr;
+    if (type == "json_object") return sampling::json_object_grammar();
+    if (type != "json_schema")
+        throw http_error(400, fmt::format("'response_format.type' must be 'text', 'json_object' or 'json_schema', got '{}'",
+                                          type));
+    auto js = f->find("json_schema");
+    if (js == f->end() || !js->is_object())
+        throw http_error(400, "'response_format.json_schema' must be an object with 'name' and 'schema'");
+    opt_string(*js, "name");
+    opt_bool(*js, "strict");  // the grammar is always followed strictly
+    auto schema = js->find("schema");
+    if (schema == js->end() || schema->is_null()) return sampling::json_object_grammar();  // no schema: any object
+    return schema_grammar(*schema, "response_format.json_schema.schema");
+}
 
 gen_input openai_input(const json& body) {
     gen_input in;
@@ -17,8 +40,7 @@ gen_input openai_input(const json& body) {
         throw http_error(400, "logprobs are not supported by this server");
     if (auto t = body.find("tools"); t != body.end() && !t->is_null() && !(t->is_array() && t->empty()))
         throw http_error(400, "tools are not supported by this server");
-    if (auto f = body.find("response_format"); f != body.end() && f->is_object() && f->value("type", "text") != "text")
-        throw http_error(400, "response_format other than text is not supported by this server");
+    in.gp.sampling.grammar = response_format_grammar(body);
     return in;
 }
 
@@ -48,7 +70,7 @@ bool include_usage(const json& body) {
 }  // namespace
 
 void server::impl::add_openai_routes() {
-    http.Post("/v1/chat/completions", wrap(api::openai, [this](const httplib::Request& req, httplib::Response& res) {
+    post("/v1/chat/completions", api::openai, wrap(api::openai, [this](const httplib::Request& req, httplib::Response& res) {
                   const json body = parse_body(req);
                   check_model(body, api::openai, /*required=*/false);
                   const bool has_max = body.contains("max_tokens") || body.contains("max_completion_tokens");
@@ -110,7 +132,7 @@ void server::impl::add_openai_routes() {
                              });
               }));
 
-    http.Post("/v1/completions", wrap(api::openai, [this](const httplib::Request& req, httplib::Response& res) {
+    post("/v1/completions", api::openai, wrap(api::openai, [this](const httplib::Request& req, httplib::Response& res) {
                   const json body = parse_body(req);
                   check_model(body, api::openai, /*required=*/false);
                   gen_input in = openai_input(body);

@@ -12,6 +12,8 @@
 #include "core/log.h"
 #include "core/timing.h"
 #include "engine/speculative.h"
+#include "gguf/gguf_summary.h"
+#include "sampling/json_schema.h"
 #include "server/server_impl.h"
 
 namespace edgellm::server {
@@ -117,7 +119,9 @@ void read_sampling(const json& o, engine::generation_params& gp, bool ollama_nam
     if (auto v = opt_int(o, "repeat_last_n")) s.penalty_last_n = static_cast<int>(*v);
     if (auto v = opt_number(o, "frequency_penalty")) s.frequency_penalty = static_cast<float>(*v);
     if (auto v = opt_number(o, "presence_penalty")) s.presence_penalty = static_cast<float>(*v);
-    if (auto v = opt_int(o, "seed")) s.seed = static_cast<uint64_t>(*v);
+    // No seed: a fresh one, so repeated requests sample afresh (as OpenAI and Ollama do).
+    const std::optional<int64_t> seed = opt_int(o, "seed");
+    s.seed = seed ? static_cast<uint64_t>(*seed) : sampling::random_seed();
     const char* n_key = ollama_names ? "num_predict" : "max_tokens";
     std::optional<int64_t> n = opt_int(o, n_key);
     if (!ollama_names && !n) n = opt_int(o, "max_completion_tokens");
@@ -135,6 +139,16 @@ void read_sampling(const json& o, engine::generation_params& gp, bool ollama_nam
         sampling::validate(s);
     } catch (const usage_error& e) {
         throw http_error(400, e.what());
+    }
+}
+
+std::shared_ptr<const sampling::grammar> schema_grammar(const json& schema, const std::string& field) {
+    if (!schema.is_object() && !schema.is_boolean())
+        throw http_error(400, fmt::format("'{}' must be a JSON schema object, got {}", field, type_of(schema)));
+    try {
+        return sampling::json_schema_to_grammar(schema);
+    } catch (const sampling::json_schema_error& e) {
+        throw http_error(400, fmt::format("'{}': {}", field, e.what()));
     }
 }
 
@@ -169,7 +183,7 @@ server::impl::impl(std::unique_ptr<engine::engine> e, std::string path, server_p
                                                : static_cast<int>(std::min<size_t>(
                                                      256, static_cast<size_t>(eng->kv().n_seq()) + p.max_queue + 8));
     http.new_task_queue = [n_threads] { return new httplib::ThreadPool(static_cast<size_t>(n_threads)); };
-    http.set_payload_max_length(16 * 1024 * 1024);
+    http.set_payload_max_length(p.max_body_bytes);
     // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which lets a second server
     // bind the same port silently instead of failing.
     http.set_socket_options([](socket_t sock) {
@@ -227,6 +241,39 @@ httplib::Server::Handler server::impl::wrap(api a, std::function<void(const http
         res.status = status;
         res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
     };
+}
+
+void server::impl::post(const std::string& path, api a, httplib::Server::Handler handler) {
+    // A content-reader route: the body is read here whatever its Content-Type, so a JSON body
+    // sent as application/x-www-form-urlencoded (curl -d) is not parsed, or limited, as a form.
+    http.Post(path, [this, a, handler](const httplib::Request& req, httplib::Response& res,
+                                       const httplib::ContentReader& reader) {
+        httplib::Request full = req;
+        bool too_big = false;
+        const bool read = reader([&](const char* data, size_t n) {
+            if (full.body.size() + n > p.max_body_bytes) {
+                too_big = true;
+                return false;
+            }
+            full.body.append(data, n);
+            return true;
+        });
+        // httplib refuses a Content-Length above the limit before reading any of it.
+        if (!read && !too_big && req.get_header_value<uint64_t>("Content-Length") > p.max_body_bytes) too_big = true;
+        if (!too_big) {
+            handler(full, res);
+            return;
+        }
+        ++http_requests;
+        ++http_errors;
+        res.status = 413;
+        res.set_content(error_json(a, 413, body_too_large_message(), "invalid_request_error").dump(), "application/json");
+    });
+}
+
+std::string server::impl::body_too_large_message() const {
+    return fmt::format("the request body is larger than this server's limit of {} bytes (raise it with --max-body)",
+                       p.max_body_bytes);
 }
 
 void server::impl::check_model(const json& body, api a, bool required) const {
@@ -399,18 +446,9 @@ void server::impl::stream_job(httplib::Response& res, const std::shared_ptr<job>
 json server::impl::model_details() const {
     const gguf::file& f = lm->get_model().file();
     const auto& hp = lm->hparams();
-    std::string quant = "unknown";
-    if (auto ft = f.get_u64_opt("general.file_type")) quant = fmt::format("file_type {}", *ft);
-    // The type of the largest matrix names the quantization better than the number.
-    uint64_t biggest = 0, n_params = 0;
-    for (const auto& t : f.tensors()) {
-        n_params += static_cast<uint64_t>(t.n_elements());
-        if (t.size_bytes > biggest) {
-            biggest = t.size_bytes;
-            quant = std::string(type_name(t.type));
-        }
-    }
-    for (auto& c : quant) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    const std::string quant = gguf::quantization_level(f);
+    uint64_t n_params = 0;
+    for (const auto& t : f.tensors()) n_params += static_cast<uint64_t>(t.n_elements());
     return {{"parent_model", ""},
             {"format", "gguf"},
             {"family", hp.arch},
@@ -461,9 +499,11 @@ void server::impl::add_common_routes() {
     http.Get("/", wrap(api::plain, [](const httplib::Request&, httplib::Response& res) {
                  res.set_content("edgellm is running (Ollama and OpenAI APIs)", "text/plain");
              }, /*needs_auth=*/false));
-    http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty()) return;
-        const std::string what = res.status == 404 ? "no such route" : fmt::format("HTTP status {}", res.status);
+        const std::string what = res.status == 404   ? "no such route"
+                                 : res.status == 413 ? body_too_large_message()
+                                                     : fmt::format("HTTP status {}", res.status);
         json body = {{"error", fmt::format("{} {}: {}", req.method, req.path, what)}};
         res.set_content(body.dump(), "application/json");
     });

@@ -73,6 +73,9 @@ struct server::impl {
     // Wraps a handler: auth, error shaping (400/401/404/503/500), request counting.
     httplib::Server::Handler wrap(api a, std::function<void(const httplib::Request&, httplib::Response&)> fn,
                                   bool needs_auth = true);
+    // Registers a POST route (a wrap()ped handler) that reads the body itself, up to --max-body.
+    void post(const std::string& path, api a, httplib::Server::Handler handler);
+    std::string body_too_large_message() const;
 
     // Queues a generation; throws http_error 503 when the queue is full, 400 for a bad request.
     std::shared_ptr<job> start(gen_input in);
@@ -125,7 +128,10 @@ json parse_body(const httplib::Request& req);
 // Messages [{role, content}] of a chat request.
 std::vector<chat::chat_message> parse_messages(const json& body);
 // Sampling options shared by both APIs, from an object holding them (Ollama "options", OpenAI body).
+// Without "seed" a fresh random one is picked (sampling::random_seed).
 void read_sampling(const json& o, engine::generation_params& gp, bool ollama_names);
+// The grammar of a JSON schema sent in request field `field` (400 naming the problem).
+std::shared_ptr<const sampling::grammar> schema_grammar(const json& schema, const std::string& field);
 
 std::string rfc3339_now();
 int64_t unix_now();

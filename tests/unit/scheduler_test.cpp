@@ -7,6 +7,8 @@
 #include <map>
 
 #include "engine/scheduler.h"
+#include "sampling/grammar.h"
+#include "sampling/grammar_matcher.h"
 
 namespace edgellm {
 namespace {
@@ -126,6 +128,38 @@ TEST(Scheduler, SingleSequenceGeneratesUntilLength) {
     EXPECT_EQ(out[0].n_decode, 4);
     EXPECT_EQ(fr.kv().n_used_blocks(), 0) << "blocks go back when the sequence ends";
     EXPECT_EQ(fr.steps.size(), 5u);  // one prefill pass + 4 decode passes
+}
+
+// Each sequence follows its own grammar in the same batch, and ends ("eos") as soon as its
+// grammar is complete; a sequence without one is unaffected. Token i is the letter 'a' + i.
+TEST(Scheduler, GrammarsArePerSequenceAndEndTheSequenceWhenComplete) {
+    fake_runner fr(3, 64, 0);
+    std::vector<std::string> pieces;
+    for (int i = 0; i < 16; ++i) pieces.push_back(std::string(1, static_cast<char>('a' + i)));
+    auto vocab = std::make_shared<const sampling::token_vocab>(pieces, std::vector<int32_t>{});
+    scheduler_params sp;
+    sp.vocab = [vocab] { return vocab; };
+    scheduler sch(fr, sp);
+    std::map<int, sequence_result> out;
+    request cab = greedy({1, 2, 3}, 10, out, 0);  // the model wants "efg...", the grammar "cab"
+    cab.gp.sampling.grammar = sampling::parse_grammar("root ::= \"c\" \"a\" \"b\"\n");
+    request eg = greedy({1, 2, 3}, 10, out, 1);  // "e" is what the model wants; then "f" is not allowed
+    eg.gp.sampling.grammar = sampling::parse_grammar("root ::= (\"e\" | \"f\") (\"g\" | \"h\")\n");
+    sch.submit(std::move(cab));
+    sch.submit(std::move(eg));
+    sch.submit(greedy({1, 2, 3}, 4, out, 2));
+    sch.run_until_idle();
+    EXPECT_EQ(out[0].tokens, (std::vector<int32_t>{2, 0, 1}));
+    EXPECT_EQ(out[0].stop_reason, "eos");
+    EXPECT_EQ(out[1].tokens, (std::vector<int32_t>{4, 6}));  // ties between g and h: the lower id
+    EXPECT_EQ(out[1].stop_reason, "eos");
+    EXPECT_EQ(out[2].tokens, counting(3, 4));
+    EXPECT_EQ(out[2].stop_reason, "length");
+    // Without the vocabulary a grammar cannot be followed: refused at submit.
+    scheduler bare(fr, scheduler_params{});
+    request r = greedy({1}, 2, out, 3);
+    r.gp.sampling.grammar = sampling::parse_grammar("root ::= \"a\"\n");
+    EXPECT_THROW(bare.submit(std::move(r)), usage_error);
 }
 
 TEST(Scheduler, EndOfGenerationStopsWithoutEmittingTheToken) {

@@ -22,6 +22,7 @@ namespace {
 struct run_options {
     session_flags session;  // session.model: -m
     sampling_flags sampling;
+    grammar_flags grammar;
     std::string prompt;
     bool prompt_given = false;
     std::string prompt_ids;
@@ -92,14 +93,18 @@ void run(const run_options& o) {
     if (!o.backend.empty() && o.backend != "native") {
         if (!o.draft.model.empty())
             throw usage_error("--model-draft works with the native engine only (backend '" + o.backend + "')");
+        if (o.grammar.given()) throw usage_error("--grammar, --json-schema and --json-mode work with the native engine only");
         run_other_backend(o);
         return;
     }
+    if (o.grammar.given() && !o.draft.model.empty())
+        throw usage_error("constrained decoding (--grammar, --json-schema, --json-mode) does not work with --model-draft");
     const engine::engine_params ep = o.session.params();
     engine::generation_params gp;
     gp.n_predict = o.n_predict;
     gp.ignore_eos = o.ignore_eos;
     gp.sampling = o.sampling.params();
+    gp.sampling.grammar = o.grammar.load();  // before loading the model: a bad grammar fails fast
 
     engine::engine eng(ep);
     if (!eng.params().fallback_note.empty()) std::fprintf(stderr, "%s\n", eng.params().fallback_note.c_str());
@@ -211,7 +216,9 @@ void setup(CLI::App& app) {
         "Examples:\n"
         "  edgellm run -m stories260K.gguf -p \"Once upon a time\" -n 64\n"
         "  edgellm run -m model.gguf -p \"\" -n 256 --temp 0        (greedy, from BOS)\n"
-        "  edgellm run -m model.gguf --prompt-ids \"1 415 2936\" --json\n");
+        "  edgellm run -m model.gguf --prompt-ids \"1 415 2936\" --json\n"
+        "  edgellm run -m model.gguf -p \"A user as JSON:\" --json-schema user.schema.json\n"
+        "  edgellm run -m model.gguf -p \"Answer yes or no:\" --grammar 'root ::= \"yes\" | \"no\"'\n");
     auto* model_opt = cmd->add_option("-m,--model,--model-path", opts->session.model, "GGUF model file");
     auto* name_opt = cmd->add_option("--model-name", opts->session.model,
                                      "model name for server backends (Ollama tag, served model)");
@@ -222,6 +229,7 @@ void setup(CLI::App& app) {
     cmd->add_option("-n,--n-predict", opts->n_predict, fmt::format("tokens to generate (default {})", opts->n_predict));
     opts->session.add_to(cmd);
     opts->sampling.add_to(cmd);
+    opts->grammar.add_to(cmd);
     cmd->add_option("--backend", opts->backend, "backend to run on (default: native, this engine; see `edgellm list`)");
     cmd->add_option("--url", opts->url, "base URL of an HTTP backend");
     cmd->add_option("--llama-server", opts->llama_server, "llama-server binary for --backend llama_cpp");

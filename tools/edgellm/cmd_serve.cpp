@@ -25,10 +25,13 @@ struct serve_options {
     std::optional<int> n_parallel;  // default 4, or 1 with a draft model
     int64_t n_ctx_seq = 0;
     draft_flags draft;  // speculative decoding
+    std::string max_body = "32MiB";
 };
 
 void serve(serve_options& o) {
     if (o.session.model.empty()) throw usage_error("no model given: use -m MODEL.gguf");
+    o.server.max_body_bytes = parse_size(o.max_body, "--max-body");
+    if (o.server.max_body_bytes == 0) throw usage_error("--max-body must be positive");
     const bool spec = o.draft.given();
     const int n_parallel = o.n_parallel.value_or(spec ? 1 : 4);
     if (n_parallel <= 0) throw usage_error(fmt::format("--parallel must be at least 1, got {}", n_parallel));
@@ -117,6 +120,8 @@ void setup(CLI::App& app) {
                             "one at a time, each with the draft proposing and the model verifying");
     cmd->add_option("--ctx-per-seq", opts->n_ctx_seq, "positions one sequence may use (default: the whole pool)");
     cmd->add_option("--max-queue", opts->server.max_queue, "requests that may wait for a slot (default 64)");
+    cmd->add_option("--max-body", opts->max_body,
+                    "largest request body accepted, in bytes or with a unit (default 32MiB; larger ones get 413)");
     cmd->add_option("--api-key", opts->server.api_key, "require 'Authorization: Bearer KEY' on every route but /health");
     cmd->add_option("--alias", opts->server.model_name, "model name clients use (default: the file name)");
     cmd->add_option("--chat-template", opts->server.chat_template, "built-in template name or Jinja2 source");

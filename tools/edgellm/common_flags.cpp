@@ -1,6 +1,14 @@
 // The shared engine and sampling flags (see common_flags.h).
 #include "common_flags.h"
 
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "sampling/grammar.h"
+#include "sampling/json_schema.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -87,10 +95,57 @@ void sampling_flags::add_to(CLI::App* cmd) {
 sampling::sampling_params sampling_flags::params() const {
     if (p.top_k < 0) throw usage_error(fmt::format("--top-k must be >= 0, got {}", p.top_k));
     sampling::sampling_params out = p;
-    out.seed = seed >= 0 ? static_cast<uint64_t>(seed)
-                         : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    out.seed = seed >= 0 ? static_cast<uint64_t>(seed) : sampling::random_seed();
     sampling::validate(out);
     return out;
+}
+
+}  // namespace edgellm::cli
+
+namespace edgellm::cli {
+
+void grammar_flags::add_to(CLI::App* cmd) {
+    cmd->add_option("--grammar", grammar, "constrain the output to this GBNF grammar (llama.cpp's format)");
+    cmd->add_option("--grammar-file", grammar_file, "constrain the output to the GBNF grammar in this file");
+    cmd->add_option("-j,--json-schema", json_schema,
+                    "constrain the output to JSON this schema accepts (a file, or the schema inline)");
+    cmd->add_flag("--json-mode", json_mode, "constrain the output to a JSON object");
+}
+
+namespace {
+std::string read_text_file(const std::string& path, const std::string& flag) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw usage_error(fmt::format("{}: cannot read '{}'", flag, path));
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+}  // namespace
+
+std::shared_ptr<const sampling::grammar> grammar_flags::load() const {
+    const int n = !grammar.empty() + !grammar_file.empty() + !json_schema.empty() + json_mode;
+    if (n > 1) throw usage_error("give only one of --grammar, --grammar-file, --json-schema and --json-mode");
+    if (json_mode) return sampling::json_object_grammar();
+    if (!grammar.empty()) return sampling::parse_grammar(grammar);
+    if (!grammar_file.empty()) {
+        try {
+            return sampling::parse_grammar(read_text_file(grammar_file, "--grammar-file"));
+        } catch (const sampling::grammar_error& e) {
+            throw usage_error(fmt::format("{}: {}", grammar_file, e.what()));
+        }
+    }
+    if (json_schema.empty()) return nullptr;
+    const bool inline_json = json_schema.find_first_not_of(" \t\r\n") != std::string::npos &&
+                             (json_schema[json_schema.find_first_not_of(" \t\r\n")] == '{' ||
+                              json_schema[json_schema.find_first_not_of(" \t\r\n")] == '[');
+    const std::string text = inline_json ? json_schema : read_text_file(json_schema, "--json-schema");
+    nlohmann::ordered_json schema;
+    try {
+        schema = nlohmann::ordered_json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
+        throw usage_error(fmt::format("--json-schema: invalid JSON: {}", e.what()));
+    }
+    return sampling::json_schema_to_grammar(schema);
 }
 
 }  // namespace edgellm::cli

@@ -51,4 +51,17 @@ struct sampling_flags {
     sampling::sampling_params params() const;
 };
 
+// --grammar --grammar-file --json-schema --json-mode: constrained decoding (run).
+struct grammar_flags {
+    std::string grammar;       // GBNF text
+    std::string grammar_file;  // GBNF file
+    std::string json_schema;   // a file, or inline JSON
+    bool json_mode = false;    // any JSON object
+    void add_to(CLI::App* cmd);
+    bool given() const { return !grammar.empty() || !grammar_file.empty() || !json_schema.empty() || json_mode; }
+    // The grammar to follow, null when none was given; usage_error naming the flag, and the line
+    // and column, for a bad grammar or schema, or for more than one of the flags.
+    std::shared_ptr<const sampling::grammar> load() const;
+};
+
 }  // namespace edgellm::cli
