@@ -166,6 +166,10 @@ void forward_pass::eval_step(kv_cache& kv, const batch& b, size_t begin, size_t 
     if (hp.final_softcap > 0.0f) kernels::softcap(logits_out, n_out * hp.n_vocab, hp.final_softcap);
 }
 
+// Below this many multiply-adds an attention call runs on the calling thread alone (the same
+// order as mul_mat's 32K threshold for tiny products; a worker wake-up costs a few microseconds).
+constexpr int64_t k_min_parallel_attention_macs = 64 * 1024;
+
 void forward_pass::attend(int il, const kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt, const float* q) {
     // Causal attention: the token at position p sees positions 0..p of its own sequence, all of
     // which are in the cache now (earlier steps, or stored just before this call); on a
@@ -210,6 +214,13 @@ void forward_pass::attend(int il, const kv_cache& kv, const batch& b, size_t beg
     // Items are (unit, group of KV heads): with fewer units than threads (decode) the heads of a
     // unit are split across threads. Each head's result does not depend on the split, so outputs
     // are bit-identical for any thread count.
+    // Tiny attention (a small model early in its context) finishes before a worker could wake up:
+    // waking it costs more than the work (2 threads took 0.20 ms per stories260K decode step
+    // against 0.08 ms for 1). Estimate the multiply-adds, QK and PV, over every token.
+    int64_t n_mac = 0;
+    for (int64_t t = 0; t < n; ++t)
+        n_mac += 2 * hp.n_head * hp.head_dim * (n_kv_[static_cast<size_t>(t)] - kv_first_[static_cast<size_t>(t)]);
+    if (n_mac < k_min_parallel_attention_macs) nt = 1;
     const auto n_units = static_cast<int64_t>(units.size());
     const int64_t n_split = n_units >= nt ? 1 : std::min<int64_t>(hp.n_head_kv, (nt + n_units - 1) / n_units);
     const int64_t n_items = n_units * n_split;
