@@ -6,9 +6,10 @@
     edgellm --backend ollama --model-name llama2:7b-chat --prompt "Explain edge AI"
     edgellm --benchmark --backends llama_cpp ollama --model-names M.gguf llama2:7b-chat
 
-llama-server and Ollama are made unreachable on purpose (an empty PATH, OLLAMA_HOST on a port
-nothing listens on), since neither can be installed here: each command must then say why the
-backend is missing and how to get it, and the benchmark must go on with what works. The same
+llama-server and Ollama are made unreachable on purpose (an empty PATH and llama.cpp build folder,
+OLLAMA_HOST on a port nothing listens on; install-deps --test builds a llama-server, which
+test_llama_server_real.py uses): each command must then say why the backend is missing and how
+to get it, and the benchmark must go on with what works. The same
 spelling with the native engine must produce text and numbers."""
 import os
 import re
@@ -34,8 +35,10 @@ def env(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     empty = tmp_path_factory.mktemp("empty-path")  # no llama-server on PATH
-    e = dict(os.environ, PATH=str(empty), OLLAMA_HOST=f"http://127.0.0.1:{port}")
+    # No llama-server on PATH, none where scripts/build-llama-cpp.sh puts it.
+    e = dict(os.environ, PATH=str(empty), EDGELLM_LLAMA_CPP_DIR=str(empty), OLLAMA_HOST=f"http://127.0.0.1:{port}")
     e.pop("EDGELLM_LLAMA_SERVER", None)
+    e.pop("LLAMA_SERVER", None)
     return e
 
 
