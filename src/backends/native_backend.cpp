@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 #include <thread>
 
 #include "backends/factories.h"
@@ -69,6 +70,7 @@ public:
 
     void unload() override {
         tokenizer_ = nullptr;
+        chat_template_.reset();
         draft_.reset();
         engine_.reset();
     }
@@ -79,9 +81,16 @@ protected:
     void do_generate(const generation_request& req, const std::function<bool(std::string_view)>& emit,
                      generation_result& result) override {
         if (!engine_) throw error("native: generate called before load");
-        if (req.chat())
-            throw usage_error("native: chat requests need a chat template; use `edgellm chat` or send a prompt");
-        std::vector<int32_t> prompt = tokenizer_->encode(req.prompt, /*add_bos=*/true, /*parse_special=*/true);
+        std::vector<int32_t> prompt;
+        if (req.chat()) {
+            // The model's own template, else the built-in fallback `edgellm chat` and serve use.
+            if (!chat_template_) chat_template_.emplace(engine::model_chat_template(*engine_->shared_model()));
+            std::vector<chat::chat_message> messages;
+            for (const auto& m : req.messages) messages.push_back({m.role, m.content});
+            prompt = engine::encode_chat(*engine_->shared_model(), *chat_template_, messages);
+        } else {
+            prompt = tokenizer_->encode(req.prompt, /*add_bos=*/true, /*parse_special=*/true);
+        }
         if (prompt.empty()) prompt.push_back(tokenizer_->bos());
         engine::generation_params gp;
         gp.n_predict = req.n_predict;
@@ -121,6 +130,7 @@ protected:
 
 private:
     std::unique_ptr<engine::engine> engine_;
+    std::optional<chat::chat_template> chat_template_;  // for chat requests, chosen at the first one
     std::unique_ptr<engine::engine> draft_;  // speculative decoding (extra "model_draft")
     engine::speculative_params spec_;
     const tokenizer* tokenizer_ = nullptr;  // the engine's model's

@@ -435,7 +435,10 @@ bench_report run_prompt_benchmark(
         const bool process_measured = !watched.label.empty();
         auto request_for = [&](const prompt_case& prompt) {
             backends::generation_request req;
-            req.prompt = prompt.text;
+            if (plan.chat)
+                req.messages = {{"user", prompt.text}};
+            else
+                req.prompt = prompt.text;
             req.n_predict = plan.n_predict;
             req.temperature = static_cast<float>(plan.temperature);
             req.seed = plan.seed;

@@ -50,6 +50,9 @@ struct run_plan {
     int n_predict = 64;
     double temperature = 0.0;
     uint64_t seed = 42;
+    // Send each prompt as one user chat message (each backend applies the model's chat template),
+    // so an instruct model answers instead of ending at once on a bare prompt.
+    bool chat = false;
     backends::backend_settings settings;  // model is filled per model
     double sample_interval_ms = 50.0;
     size_t output_sample_chars = 400;

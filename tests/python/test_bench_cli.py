@@ -149,3 +149,23 @@ def test_memory_limit_takes_the_fallback_chain_and_reports_the_rung(prompts, tmp
     assert all("not enough memory" in s["error"] for s in json.loads(refused.stdout)["samples"])
     micro = bench("-m", str(MODEL), "-p", "16", "--memory-limit", limit, check=False)
     assert micro.returncode != 0 and "apply to prompt mode" in micro.stderr
+
+
+def test_chat_sends_each_prompt_through_the_models_template(tmp_path):
+    """An instruct model given a bare prompt may end at once (SmolLM2-Instruct does on the built-in
+    'medium' prompt: no decode speed at all); with --chat each prompt is a user message formatted
+    by the model's template, and the model answers every one."""
+    import real_models
+    model = real_models.require("smollm2")
+    out = tmp_path / "chat.json"
+    r = bench("-m", str(model), "--chat", "-r", "1", "--warmup", "0", "-n", "8", "-t", "2", "--json", str(out), "-q")
+    j = json.loads(out.read_text())
+    assert j["settings"]["prompt_set"] == "builtin (as chat messages)"
+    assert "prompts builtin (as chat messages)" in r.stdout
+    assert {s["prompt_id"] for s in j["samples"]} == {"short", "medium", "long"}
+    for s in j["samples"]:
+        assert not s["error"], s["error"]
+        assert s["n_gen_tokens"] >= 2 and s["decode_tokens_per_s"] > 0, (s["prompt_id"], s["output_sample"])
+    # Micro tests and sweeps have no prompts to format: refused, not ignored.
+    r = bench("-m", str(MODEL), "--chat", "-p", "16", "-n", "4", check=False)
+    assert r.returncode != 0 and "--chat applies to prompt mode" in r.stderr

@@ -47,6 +47,7 @@ struct bench_options {
     std::string batch_sizes, concurrency;
     double temperature = 0.0;
     uint64_t seed = 42;
+    bool chat = false;  // prompt mode: each prompt as a user chat message
     int n_ctx = 0;
     std::string url;
     std::vector<std::string> served;  // BACKEND=NAME
@@ -246,6 +247,8 @@ bench::bench_report run_prompts(const bench_options& o, const bench::progress_ca
     plan.n_predict = single_value(o.n_predict, "-n", 1, 64);
     plan.temperature = o.temperature;
     plan.seed = o.seed;
+    plan.chat = o.chat;
+    if (o.chat) plan.prompt_set += " (as chat messages)";
     plan.served_model = served_models(o);
     plan.settings = single_settings(o);
     return bench::run_prompt_benchmark(plan, progress);
@@ -255,6 +258,9 @@ void run_bench(bench_options o) {
     if (!o.compare_paths.empty()) return run_compare(o);
     const bool micro = !o.n_prompt.empty() || !o.pg.empty();
     const bool sweep = !o.batch_sizes.empty() || !o.concurrency.empty();
+    if (o.chat && (micro || sweep))
+        throw usage_error("--chat applies to prompt mode (the built-in or --prompts prompts), not to micro "
+                          "tests (-p/-pg) or sweeps");
     if (micro && sweep)
         throw usage_error(
             "micro tests (-p/-pg) and sweeps (--batch-sizes/--concurrency) are separate runs; give "
@@ -365,6 +371,9 @@ void add_options(CLI::App& cmd, bench_options& o) {
     cmd.add_option("-d,--n-depth,--depth", o.depth,
                    "micro mode: tokens already in the context before each test, a list");
     cmd.add_option("--temp", o.temperature, "temperature (default 0: greedy, comparable runs)");
+    cmd.add_flag("--chat", o.chat,
+                 "prompt mode: send each prompt as a user chat message, formatted by each backend with the "
+                 "model's chat template (instruct models answer instead of ending at once on a bare prompt)");
     cmd.add_option("-s,--seed", o.seed, "sampling seed (default 42)");
     cmd.add_option("-t,--threads", o.threads,
                    "threads (default: backend/device default; a list in micro mode)");
