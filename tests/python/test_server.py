@@ -8,14 +8,13 @@ answers 503; an API key is enforced."""
 import concurrent.futures as cf
 import json
 import os
-import re
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from net_util import free_port
+from net_util import Server
 
 openai = pytest.importorskip("openai", reason="the openai client is a test dependency (pip install openai)")
 ollama = pytest.importorskip("ollama", reason="the ollama client is a test dependency (pip install ollama)")
@@ -43,46 +42,6 @@ def run_text(model, prompt, n):
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)["text"]
 
-
-class Server:
-    def __init__(self, model, *extra):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        threads = [] if "-t" in extra else ["-t", "2"]
-        self.proc = subprocess.Popen([BIN, "serve", "-m", str(model), "--port", str(self.port), *threads, *extra],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"edgellm serve exited: {self.proc.stderr.read()}")
-            try:
-                if requests.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError("edgellm serve did not come up in 60 s")
-
-    def metrics(self):
-        text = requests.get(self.url + "/metrics", timeout=10).text
-        return {m.group(1): float(m.group(2)) for m in re.finditer(r"^(edgellm_\w+) (\S+)$", text, re.M)}
-
-    def wait_idle(self, timeout=20):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            m = self.metrics()
-            if m["edgellm_running_sequences"] == 0 and m["edgellm_queue_depth"] == 0:
-                return m
-            time.sleep(0.05)
-        raise AssertionError(f"server not idle after {timeout} s: {self.metrics()}")
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
-        assert self.proc.returncode == 0, self.proc.stderr.read()
 
 
 @pytest.fixture(scope="module")

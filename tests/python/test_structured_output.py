@@ -10,12 +10,11 @@ import json
 import os
 import random
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from net_util import free_port
+from net_util import Server
 
 openai = pytest.importorskip("openai", reason="the openai client is a test dependency (pip install openai)")
 ollama = pytest.importorskip("ollama", reason="the ollama client is a test dependency (pip install ollama)")
@@ -78,36 +77,6 @@ CAT = "Reply with a JSON object with the keys name and age of a cat."
 
 def edgellm(*args, timeout=300):
     return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout)
-
-
-class Server:
-    def __init__(self, model, *extra):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(os.environ.get("EDGELLM_SERVE_LOG", os.devnull), "a")
-        self.proc = subprocess.Popen([BIN, "serve", "-m", str(model), "--port", str(self.port), "-t", "2", *extra],
-                                     stdout=self.log, stderr=subprocess.STDOUT, text=True)
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"edgellm serve exited with {self.proc.returncode}")
-            try:
-                if requests.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        self.close()
-        raise RuntimeError("edgellm serve did not come up in 120 s")
-
-    def close(self):
-        self.log.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture(scope="module")
