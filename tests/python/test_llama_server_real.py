@@ -16,13 +16,13 @@ import urllib.request
 
 import pytest
 
+import real_models
 from net_util import free_port
 
 BIN = os.environ.get("EDGELLM_BIN")
 SHARED = os.environ.get("EDGELLM_SHARED", os.path.join(os.path.dirname(__file__), "../../../shared"))
 STORIES = os.path.join(SHARED, "models/stories260K.gguf")
-TEST_MODELS = os.environ.get("EDGELLM_TEST_MODELS", os.path.expanduser("~/.cache/edgellm/test-models"))
-SMOLLM2 = os.path.join(TEST_MODELS, "SmolLM2-135M-Instruct.Q4_1.gguf")
+SMOLLM2 = str(real_models.path("smollm2"))
 PROMPT = "Once upon a time"
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import real_models  # noqa: E402
 from net_util import Server
 
 openai = pytest.importorskip("openai", reason="the openai client is a test dependency (pip install openai)")
@@ -22,9 +23,7 @@ jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is a test depe
 requests = pytest.importorskip("requests", reason="requests is a test dependency")
 
 BIN = os.environ.get("EDGELLM_BIN")
-MODELS = Path(os.environ.get("EDGELLM_TEST_MODELS", Path.home() / ".cache" / "edgellm" / "test-models"))
-SMOL = MODELS / "SmolLM2-135M-Instruct.Q4_1.gguf"
-GEMMA = MODELS / "gemma-3-270m-q4_k_m.gguf"
+SMOL = real_models.path("smollm2")
 SMOL_NAME = "SmolLM2-135M-Instruct.Q4_1"
 
 pytestmark = [
@@ -251,6 +250,4 @@ def test_quantization_level_from_file_type(tmp_path):
     r = edgellm("synth", "-o", str(synth), "--type", "q8_0", "-q")
     assert r.returncode == 0, r.stderr
     assert quantization_level(synth) == "Q8_0"
-    if not GEMMA.exists():
-        pytest.skip(f"{GEMMA} is missing: run scripts/fetch-models.sh gemma")
-    assert quantization_level(GEMMA) == "Q4_K_M"
+    assert quantization_level(real_models.require("gemma3")) == "Q4_K_M"
