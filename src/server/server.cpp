@@ -15,6 +15,7 @@
 #include "gguf/gguf_summary.h"
 #include "sampling/json_schema.h"
 #include "server/server_impl.h"
+#include "server/webui.h"
 
 namespace edgellm::server {
 
@@ -496,9 +497,31 @@ void server::impl::add_common_routes() {
     http.Get("/metrics", wrap(api::plain, [this](const httplib::Request&, httplib::Response& res) {
                  res.set_content(metrics_text(), "text/plain; version=0.0.4");
              }));
-    http.Get("/", wrap(api::plain, [](const httplib::Request&, httplib::Response& res) {
-                 res.set_content("edgellm is running (Ollama and OpenAI APIs)", "text/plain");
+    // A browser (Accept: text/html) gets the chat page; curl and Ollama clients probing GET / get
+    // the one line they expect. The page holds no secret, so it needs no key; its API calls do.
+    http.Get("/", wrap(api::plain, [this](const httplib::Request& req, httplib::Response& res) {
+                 if (!p.webui || req.get_header_value("Accept").find("text/html") == std::string::npos) {
+                     res.set_content("edgellm is running (Ollama and OpenAI APIs)", "text/plain");
+                     return;
+                 }
+                 res.set_header("Content-Security-Policy",
+                                "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
+                                "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+                                "frame-ancestors 'none'");
+                 res.set_header("X-Content-Type-Options", "nosniff");
+                 res.set_header("Referrer-Policy", "no-referrer");
+                 res.set_header("Cache-Control", "no-cache");
+                 const auto page = assets::webui_index_html();
+                 res.set_content(page.data(), page.size(), "text/html; charset=utf-8");
              }, /*needs_auth=*/false));
+    if (p.webui) {
+        http.Get("/webui.js", wrap(api::plain, [](const httplib::Request&, httplib::Response& res) {
+                     res.set_header("X-Content-Type-Options", "nosniff");
+                     res.set_header("Cache-Control", "no-cache");
+                     const auto js = assets::webui_js();
+                     res.set_content(js.data(), js.size(), "text/javascript; charset=utf-8");
+                 }, /*needs_auth=*/false));
+    }
     http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty()) return;
         const std::string what = res.status == 404   ? "no such route"

@@ -19,6 +19,7 @@ struct server_params {
     std::string api_key;             // when set, every route but /health needs "Authorization: Bearer KEY"
     std::string model_name;          // name clients use; default: the file name without .gguf
     size_t max_queue = 64;           // requests waiting for a slot; more get 503
+    bool webui = true;               // GET / answers browsers with the chat page (--no-webui: off)
     size_t max_body_bytes = 32u << 20;  // request bodies above this get 413 (--max-body)
     int n_http_threads = 0;          // 0: enough for every slot and the queue
     std::string chat_template;       // built-in name or Jinja2 source overriding the model's

@@ -86,6 +86,13 @@ void serve(serve_options& o) {
     std::fprintf(stderr, "%s", desc.c_str());
     std::fprintf(stderr, "listening on http://%s:%d (Ollama /api/*, OpenAI /v1/*, /health, /metrics)%s\n",
                  o.server.host.c_str(), port, o.server.api_key.empty() ? "" : ", API key required");
+    if (o.server.webui) {
+        // 0.0.0.0 / :: bind every address; a browser on this machine reaches them as localhost.
+        const bool any = o.server.host == "0.0.0.0" || o.server.host == "::";
+        const bool v6 = !any && o.server.host.find(':') != std::string::npos;
+        std::fprintf(stderr, "chat page: http://%s%s%s:%d/ (--no-webui turns it off)\n", v6 ? "[" : "",
+                     any ? "localhost" : o.server.host.c_str(), v6 ? "]" : "", port);
+    }
     std::fflush(stderr);
     std::thread waiter([&srv, set] {
         int sig = 0;
@@ -123,6 +130,8 @@ void setup(CLI::App& app) {
     cmd->add_option("--max-body", opts->max_body,
                     "largest request body accepted, in bytes or with a unit (default 32MiB; larger ones get 413)");
     cmd->add_option("--api-key", opts->server.api_key, "require 'Authorization: Bearer KEY' on every route but /health");
+    cmd->add_flag_callback("--no-webui", [opts] { opts->server.webui = false; },
+                           "do not serve the web chat page on GET / (the APIs stay)");
     cmd->add_option("--alias", opts->server.model_name, "model name clients use (default: the file name)");
     cmd->add_option("--chat-template", opts->server.chat_template, "built-in template name or Jinja2 source");
     opts->session.add_to(cmd, "KV cache pool in positions, shared by all sequences (default: model's context, at most 4096)");
