@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "core/process.h"
 #include "core/timing.h"
+#include "store/store.h"
 
 namespace edgellm::backends {
 namespace {
@@ -82,9 +83,17 @@ public:
             auto bin = server_binary(s);
             if (!bin) throw error("llama_cpp: " + check_available(s).reason + "; " + check_available(s).hint);
             if (s.model.empty()) throw usage_error("llama_cpp: no model given (use -m / --model-path MODEL.gguf)");
-            if (!std::filesystem::exists(s.model)) throw usage_error("llama_cpp: model file '" + s.model + "' does not exist");
+            std::string model = s.model;  // a path, or a stored model's name (`edgellm pull`)
+            if (!std::filesystem::exists(model)) {
+                try {
+                    model = store::resolve_model(model);
+                } catch (const error&) {
+                    throw usage_error("llama_cpp: model file '" + s.model +
+                                      "' does not exist, nor is it a stored model's name (`edgellm models`)");
+                }
+            }
             int port = free_local_port();
-            std::vector<std::string> argv = {*bin, "-m", s.model, "--host", "127.0.0.1", "--port", std::to_string(port)};
+            std::vector<std::string> argv = {*bin, "-m", model, "--host", "127.0.0.1", "--port", std::to_string(port)};
             if (s.n_ctx > 0) argv.insert(argv.end(), {"-c", std::to_string(s.n_ctx)});
             if (s.n_threads > 0) argv.insert(argv.end(), {"-t", std::to_string(s.n_threads)});
             if (s.n_batch > 0) argv.insert(argv.end(), {"-b", std::to_string(s.n_batch)});

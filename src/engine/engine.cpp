@@ -13,6 +13,7 @@
 #include "core/units.h"
 #include "device/cpu_info.h"
 #include "model/gpu_layers.h"
+#include "store/store.h"
 
 namespace edgellm::engine {
 namespace {
@@ -123,6 +124,8 @@ void check_memory(const model::model& m, const engine_params& p, bool weights_re
 std::shared_ptr<const loaded_model> load_model_for(engine_params& p,
                                                    const std::function<void(engine_params&, const model::model_hparams&)>& adjust) {
     check_engine_params(p);
+    // A stored model's name (`edgellm pull`) stands for its file everywhere a model is loaded.
+    p.model_path = store::resolve_model(p.model_path);
     // The memory check runs on the mapped file, before the (slow, memory-hungry) repacking.
     return loaded_model::load(p.model_path, p.repack, p.n_threads, [&](const model::model& m) {
         if (adjust) adjust(p, m.hparams());

@@ -149,7 +149,12 @@ void server::impl::add_ollama_routes() {
                            {"size", size},
                            {"digest", ""},
                            {"details", model_details()}};
-                 res.set_content(json{{"models", json::array({m})}}.dump(), "application/json");
+                 // Then the model store's models (`edgellm pull`): requests for them get a 404 naming
+                 // the served model, as this server serves one model.
+                 json models = json::array({m});
+                 for (auto& s : store_tags())
+                     if (s["name"] != m["name"]) models.push_back(std::move(s));
+                 res.set_content(json{{"models", models}}.dump(), "application/json");
              }));
 
     http.Get("/api/ps", wrap(api::ollama, [this](const httplib::Request&, httplib::Response& res) {

@@ -193,6 +193,7 @@ server::impl::impl(std::unique_ptr<engine::engine> e, std::string path, server_p
     });
     add_common_routes();
     add_ollama_routes();
+    add_store_routes();
     add_openai_routes();
 }
 

@@ -70,6 +70,7 @@ struct server::impl {
     void add_ollama_routes();
     void add_openai_routes();
     void add_common_routes();
+    void add_store_routes();  // /api/pull, /api/delete (api_store.cpp)
     // Wraps a handler: auth, error shaping (400/401/404/503/500), request counting.
     httplib::Server::Handler wrap(api a, std::function<void(const httplib::Request&, httplib::Response&)> fn,
                                   bool needs_auth = true);
@@ -132,6 +133,9 @@ std::vector<chat::chat_message> parse_messages(const json& body);
 void read_sampling(const json& o, engine::generation_params& gp, bool ollama_names);
 // The grammar of a JSON schema sent in request field `field` (400 naming the problem).
 std::shared_ptr<const sampling::grammar> schema_grammar(const json& schema, const std::string& field);
+
+// The model store's models in /api/tags' shape (api_store.cpp).
+json store_tags();
 
 std::string rfc3339_now();
 int64_t unix_now();

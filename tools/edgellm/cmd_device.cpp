@@ -9,6 +9,7 @@
 #include <string>
 
 #include "command.h"
+#include "store/store.h"
 #include "core/error.h"
 #include "core/units.h"
 #include "device/device.h"
@@ -126,7 +127,7 @@ void run_device(const device_options& o) {
     std::optional<fallback_report> fallback;
     std::string plan_error;
     if (!o.model.empty()) {
-        facts = model_facts_from_gguf(o.model);
+        facts = model_facts_from_gguf(store::resolve_model(o.model));
         plan_budget budget = budget_from_device(dev, cap);
         plan_request req;
         req.n_ctx = o.n_ctx;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "command.h"
+#include "store/store.h"
 #include "core/error.h"
 #include "core/units.h"
 #include "gguf/gguf.h"
@@ -130,7 +131,7 @@ void run_inspect(const inspect_flags& fl) {
     for (size_t i = 0; i < fl.paths.size(); ++i) {
         const auto& path = fl.paths[i];
         try {
-            const auto f = gguf::file::open(path);
+            const auto f = gguf::file::open(store::resolve_model(path));  // a path or a stored name
             if (fl.json) {
                 results.push_back(to_json(f, fl));
             } else {

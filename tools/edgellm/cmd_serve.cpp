@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <thread>
@@ -26,10 +27,14 @@ struct serve_options {
     int64_t n_ctx_seq = 0;
     draft_flags draft;  // speculative decoding
     std::string max_body = "32MiB";
+    std::string models_dir;  // the model store (--models-dir); "" = $EDGELLM_MODELS or the default
 };
 
 void serve(serve_options& o) {
     if (o.session.model.empty()) throw usage_error("no model given: use -m MODEL.gguf");
+    // The store's one owner (store::model_store) reads its folder from EDGELLM_MODELS: -m NAME,
+    // /api/pull and /api/tags then all use the folder given here.
+    if (!o.models_dir.empty()) setenv("EDGELLM_MODELS", o.models_dir.c_str(), 1);
     o.server.max_body_bytes = parse_size(o.max_body, "--max-body");
     if (o.server.max_body_bytes == 0) throw usage_error("--max-body must be positive");
     const bool spec = o.draft.given();
@@ -130,6 +135,9 @@ void setup(CLI::App& app) {
     cmd->add_option("--max-body", opts->max_body,
                     "largest request body accepted, in bytes or with a unit (default 32MiB; larger ones get 413)");
     cmd->add_option("--api-key", opts->server.api_key, "require 'Authorization: Bearer KEY' on every route but /health");
+    cmd->add_option("--models-dir", opts->models_dir,
+                    "the model store for -m NAME, /api/pull, /api/tags (default $EDGELLM_MODELS, else "
+                    "~/.cache/edgellm/models)");
     cmd->add_flag_callback("--no-webui", [opts] { opts->server.webui = false; },
                            "do not serve the web chat page on GET / (the APIs stay)");
     cmd->add_option("--alias", opts->server.model_name, "model name clients use (default: the file name)");

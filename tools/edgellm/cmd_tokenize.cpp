@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "command.h"
+#include "store/store.h"
 #include "core/error.h"
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
@@ -62,7 +63,7 @@ void run_tokenize(const tokenize_flags& fl) {
     const bool has_prompt = fl.prompt_opt->count() > 0, has_file = fl.file_opt->count() > 0;
     if (has_prompt == has_file) throw usage_error("give exactly one of -p TEXT or -f FILE");
     const std::string text = has_file ? read_text_file(fl.file) : fl.prompt;
-    const auto file = gguf::file::open(fl.model);
+    const auto file = gguf::file::open(store::resolve_model(fl.model));
     const auto tok = tokenizer::from_gguf(file);
     const auto ids = tok->encode(text, !fl.no_bos, fl.parse_special);
     std::string out;
@@ -100,7 +101,7 @@ void run_detokenize(const detokenize_flags& fl) {
             ids.push_back(static_cast<int32_t>(v));
         }
     }
-    const auto file = gguf::file::open(fl.model);
+    const auto file = gguf::file::open(store::resolve_model(fl.model));
     const auto tok = tokenizer::from_gguf(file);
     std::string text = tok->decode(ids, fl.render_special);
     text += '\n';
