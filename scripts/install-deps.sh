@@ -13,7 +13,7 @@ done
 
 pkgs=(build-essential cmake ninja-build pkg-config git
       libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libfmt-dev libpcre2-dev libutf8proc-dev
-      libgtest-dev libgmock-dev libbenchmark-dev libomp-dev ccache libssl-dev
+      libgtest-dev libgmock-dev libbenchmark-dev libomp-dev ccache libssl-dev libedit-dev
       python3 python3-pip)  # python3 + pip: scripts/fetch-models.sh (the demo's real model)
 if [ "$want_test" = 1 ]; then
   pkgs+=(clang-14 libclang-rt-14-dev chromium chromium-driver)
@@ -43,7 +43,7 @@ if [ "$want_test" = 1 ]; then
     no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
     oracle_env+=(CFLAGS="${CFLAGS:-} $no_amx" CXXFLAGS="${CXXFLAGS:-} $no_amx")
   fi
-  if ! "$py" -c "import gguf, numpy, pytest, jinja2, llama_cpp, openai, ollama, requests, tokenizers, jsonschema, selenium" 2>/dev/null; then
+  if ! "$py" -c "import gguf, numpy, pytest, jinja2, llama_cpp, openai, ollama, requests, tokenizers, jsonschema, selenium, pexpect" 2>/dev/null; then
     echo "install-deps: installing Python test oracles (llama-cpp-python builds llama.cpp: several minutes)"
     env "${oracle_env[@]}" "$py" -m pip install -q --no-cache-dir -r "$here/tests/python/requirements.txt"
   fi
