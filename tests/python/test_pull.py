@@ -253,6 +253,18 @@ def test_server_pull_delete_tags_with_the_ollama_client(registry, tmp_path):
         assert client.pull(name, insecure=True).status == "success"  # again, not streamed: already there
         names = [m.model for m in client.list().models]
         assert names[0] == "stories260K:latest" and f"{name}:latest" in names
+        # serve -m NAME loads the stored model.
+        os.environ["EDGELLM_MODELS"] = str(tmp_path)
+        try:
+            by_name = Server(f"{name}:latest", "--alias", "pulled")
+        finally:
+            del os.environ["EDGELLM_MODELS"]
+        try:
+            r = ollama.Client(host=by_name.url).generate(model="pulled", prompt="Once upon a time", raw=True,
+                                                         options={"temperature": 0, "num_predict": 8})
+            assert r.response.strip()
+        finally:
+            by_name.stop()
         assert client.delete(f"{name}:latest").status == "success"
         assert f"{name}:latest" not in [m.model for m in client.list().models]
         with pytest.raises(ollama.ResponseError) as e:
