@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cmath>
+#include <limits>
 #include <ctime>
 #include <filesystem>
 
@@ -14,6 +16,7 @@
 #include "engine/speculative.h"
 #include "gguf/gguf_summary.h"
 #include "sampling/json_schema.h"
+#include "server/access.h"
 #include "server/server_impl.h"
 #include "server/webui.h"
 
@@ -23,6 +26,11 @@ namespace edgellm::server {
 
 namespace {
 const char* type_of(const json& v) { return v.type_name(); }
+
+json error_json(api a, int status, const std::string& msg, const std::string& type) {
+    if (a == api::openai) return {{"error", {{"message", msg}, {"type", type}, {"param", nullptr}, {"code", status}}}};
+    return {{"error", msg}};
+}
 }  // namespace
 
 std::optional<double> opt_number(const json& obj, const char* key) {
@@ -35,12 +43,31 @@ std::optional<double> opt_number(const json& obj, const char* key) {
 std::optional<int64_t> opt_int(const json& obj, const char* key) {
     auto it = obj.find(key);
     if (it == obj.end() || it->is_null()) return std::nullopt;
+    auto out_of_range = [&] {
+        return http_error(400, fmt::format("'{}' is out of range: {} (a 64-bit signed integer is the most)", key, it->dump()));
+    };
+    if (it->is_number_unsigned()) {  // nlohmann keeps integers above INT64_MAX as unsigned: never wrap them
+        const uint64_t u = it->get<uint64_t>();
+        if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) throw out_of_range();
+        return static_cast<int64_t>(u);
+    }
     if (it->is_number_integer()) return it->get<int64_t>();
     if (it->is_number_float()) {
         const double d = it->get<double>();
-        if (d == static_cast<double>(static_cast<int64_t>(d))) return static_cast<int64_t>(d);
+        if (std::isfinite(d) && d == std::trunc(d)) {
+            // Casting a double outside int64's range is undefined behaviour: check first.
+            if (d < -9.2e18 || d > 9.2e18) throw out_of_range();
+            return static_cast<int64_t>(d);
+        }
     }
     throw http_error(400, fmt::format("'{}' must be an integer, got {}", key, type_of(*it)));
+}
+
+std::optional<int64_t> opt_int_in(const json& obj, const char* key, int64_t lo, int64_t hi) {
+    const auto v = opt_int(obj, key);
+    if (v && (*v < lo || *v > hi))
+        throw http_error(400, fmt::format("'{}' must be between {} and {}, got {}", key, lo, hi, *v));
+    return v;
 }
 
 std::optional<bool> opt_bool(const json& obj, const char* key) {
@@ -76,6 +103,8 @@ json parse_body(const httplib::Request& req) {
         body = json::parse(req.body);
     } catch (const json::parse_error& e) {
         throw http_error(400, fmt::format("malformed JSON in the request body: {}", e.what()));
+    } catch (const json::exception& e) {  // out_of_range: a number too large for a double (1e400)
+        throw http_error(400, fmt::format("unusable JSON in the request body: {}", e.what()));
     }
     if (!body.is_object()) throw http_error(400, "the request body must be a JSON object");
     return body;
@@ -115,14 +144,18 @@ void read_sampling(const json& o, engine::generation_params& gp, bool ollama_nam
     if (auto v = opt_number(o, "temperature")) s.temperature = static_cast<float>(*v);
     if (auto v = opt_number(o, "top_p")) s.top_p = static_cast<float>(*v);
     if (auto v = opt_number(o, "min_p")) s.min_p = static_cast<float>(*v);
-    if (auto v = opt_int(o, "top_k")) s.top_k = static_cast<int>(*v);
+    constexpr int64_t k_int_max = std::numeric_limits<int>::max();
+    if (auto v = opt_int_in(o, "top_k", 0, k_int_max)) s.top_k = static_cast<int>(*v);
     if (auto v = opt_number(o, "repeat_penalty")) s.repeat_penalty = static_cast<float>(*v);
-    if (auto v = opt_int(o, "repeat_last_n")) s.penalty_last_n = static_cast<int>(*v);
+    if (auto v = opt_int_in(o, "repeat_last_n", -1, k_int_max)) s.penalty_last_n = static_cast<int>(*v);
     if (auto v = opt_number(o, "frequency_penalty")) s.frequency_penalty = static_cast<float>(*v);
     if (auto v = opt_number(o, "presence_penalty")) s.presence_penalty = static_cast<float>(*v);
     // No seed: a fresh one, so repeated requests sample afresh (as OpenAI and Ollama do).
-    const std::optional<int64_t> seed = opt_int(o, "seed");
-    s.seed = seed ? static_cast<uint64_t>(*seed) : sampling::random_seed();
+    // A seed is any 64-bit value, signed (OpenAI) or not.
+    const auto seed_it = o.find("seed");
+    const bool big_seed = seed_it != o.end() && seed_it->is_number_unsigned();
+    const std::optional<int64_t> seed = big_seed ? std::nullopt : opt_int(o, "seed");
+    s.seed = big_seed ? seed_it->get<uint64_t>() : seed ? static_cast<uint64_t>(*seed) : sampling::random_seed();
     const char* n_key = ollama_names ? "num_predict" : "max_tokens";
     std::optional<int64_t> n = opt_int(o, n_key);
     if (!ollama_names && !n) n = opt_int(o, "max_completion_tokens");
@@ -135,7 +168,6 @@ void read_sampling(const json& o, engine::generation_params& gp, bool ollama_nam
             gp.n_predict = static_cast<int>(std::min<int64_t>(*n, std::numeric_limits<int>::max()));
         }
     }
-    if (s.top_k < 0) throw http_error(400, fmt::format("'top_k' must be >= 0, got {}", s.top_k));
     try {
         sampling::validate(s);
     } catch (const usage_error& e) {
@@ -185,6 +217,46 @@ server::impl::impl(std::unique_ptr<engine::engine> e, std::string path, server_p
                                                      256, static_cast<size_t>(eng->kv().n_seq()) + p.max_queue + 8));
     http.new_task_queue = [n_threads] { return new httplib::ThreadPool(static_cast<size_t>(n_threads)); };
     http.set_payload_max_length(p.max_body_bytes);
+    // Without TCP_NODELAY every request on a kept-alive connection waits ~40 ms (Nagle against
+    // the client's delayed ACK); the openai and ollama clients keep connections alive.
+    http.set_tcp_nodelay(true);
+    http.set_keep_alive_max_count(1000);
+    // Host and Origin checks before any route (CSRF and DNS rebinding; see access.h), and CORS
+    // preflight answers for the origins that pass.
+    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+        const api a = req.path.rfind("/v1/", 0) == 0 ? api::openai : api::ollama;
+        auto refuse = [&](const std::string& msg) {
+            ++http_requests;
+            ++http_errors;
+            log::info("{} {} -> 403: {}", req.method, req.path, msg);
+            res.status = 403;
+            res.set_content(error_json(a, 403, msg, "permission_error").dump(-1, ' ', false, json::error_handler_t::replace),
+                            "application/json");
+            return httplib::Server::HandlerResponse::Handled;
+        };
+        const std::string host = req.get_header_value("Host");
+        if (!host_allowed(host, p.host))
+            return refuse(fmt::format("Host '{}' is not allowed: this server listens on {} and answers loopback names "
+                                      "only (DNS rebinding protection); use http://localhost:PORT or --host",
+                                      host, p.host));
+        const std::string origin = req.get_header_value("Origin");
+        if (!origin.empty()) {
+            if (!origin_allowed(origin, p.host, p.allowed_origins))
+                return refuse(fmt::format("origin '{}' is not allowed (a web page may not use this server unless "
+                                          "started with --allowed-origins {})",
+                                          origin, origin));
+            res.set_header("Access-Control-Allow-Origin", origin);
+            res.set_header("Vary", "Origin");
+            if (req.method == "OPTIONS") {
+                res.set_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+                res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+                res.set_header("Access-Control-Max-Age", "600");
+                res.status = 204;
+                return httplib::Server::HandlerResponse::Handled;
+            }
+        }
+        return httplib::Server::HandlerResponse::Unhandled;
+    });
     // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which lets a second server
     // bind the same port silently instead of failing.
     http.set_socket_options([](socket_t sock) {
@@ -203,10 +275,6 @@ namespace {
 constexpr auto k_blocking_wait = std::chrono::milliseconds(1000);
 constexpr auto k_keepalive_interval = std::chrono::milliseconds(1000);
 
-json error_json(api a, int status, const std::string& msg, const std::string& type) {
-    if (a == api::openai) return {{"error", {{"message", msg}, {"type", type}, {"param", nullptr}, {"code", status}}}};
-    return {{"error", msg}};
-}
 }  // namespace
 
 httplib::Server::Handler server::impl::wrap(api a, std::function<void(const httplib::Request&, httplib::Response&)> fn,
@@ -216,7 +284,7 @@ httplib::Server::Handler server::impl::wrap(api a, std::function<void(const http
         int status = 500;
         std::string msg, type = "server_error";
         try {
-            if (needs_auth && !p.api_key.empty() && req.get_header_value("Authorization") != "Bearer " + p.api_key)
+            if (needs_auth && !p.api_key.empty() && !bearer_matches(req.get_header_value("Authorization"), p.api_key))
                 throw http_error(401, "missing or wrong API key (send 'Authorization: Bearer KEY')",
                                  "authentication_error");
             fn(req, res);

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/engine.h"
 #include "engine/speculative.h"
@@ -16,7 +17,8 @@ namespace edgellm::server {
 struct server_params {
     std::string host = "127.0.0.1";  // loopback unless told otherwise
     int port = 11434;                // Ollama's port, so its clients work unchanged
-    std::string api_key;             // when set, every route but /health needs "Authorization: Bearer KEY"
+    std::string api_key;             // when set, every route but /, /health needs "Authorization: Bearer KEY"
+    std::vector<std::string> allowed_origins;  // browser origins beyond loopback and our own ("*": any)
     std::string model_name;          // name clients use; default: the file name without .gguf
     size_t max_queue = 64;           // requests waiting for a slot; more get 503
     bool webui = true;               // GET / answers browsers with the chat page (--no-webui: off)

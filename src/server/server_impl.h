@@ -120,6 +120,8 @@ struct server::impl {
 // naming the field and the type expected.
 std::optional<double> opt_number(const json& obj, const char* key);
 std::optional<int64_t> opt_int(const json& obj, const char* key);
+// opt_int within [lo, hi] (400 naming the field and the range otherwise).
+std::optional<int64_t> opt_int_in(const json& obj, const char* key, int64_t lo, int64_t hi);
 std::optional<bool> opt_bool(const json& obj, const char* key);
 std::optional<std::string> opt_string(const json& obj, const char* key);
 // A string or an array of strings ("stop").

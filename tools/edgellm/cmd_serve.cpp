@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <cctype>
 #include <filesystem>
 #include <optional>
 #include <thread>
@@ -28,6 +30,7 @@ struct serve_options {
     draft_flags draft;  // speculative decoding
     std::string max_body = "32MiB";
     std::string models_dir;  // the model store (--models-dir); "" = $EDGELLM_MODELS or the default
+    std::string api_key_file;
 };
 
 void serve(serve_options& o) {
@@ -35,6 +38,18 @@ void serve(serve_options& o) {
     // The store's one owner (store::model_store) reads its folder from EDGELLM_MODELS: -m NAME,
     // /api/pull and /api/tags then all use the folder given here.
     if (!o.models_dir.empty()) setenv("EDGELLM_MODELS", o.models_dir.c_str(), 1);
+    // The API key: --api-key, else --api-key-file, else $EDGELLM_API_KEY (the last two keep it out of ps).
+    if (!o.api_key_file.empty()) {
+        if (!o.server.api_key.empty()) throw usage_error("give --api-key or --api-key-file, not both");
+        std::ifstream f(o.api_key_file);
+        if (!f) throw usage_error(fmt::format("cannot read --api-key-file {}", o.api_key_file));
+        std::getline(f, o.server.api_key);
+        while (!o.server.api_key.empty() && std::isspace(static_cast<unsigned char>(o.server.api_key.back())))
+            o.server.api_key.pop_back();
+        if (o.server.api_key.empty()) throw usage_error(fmt::format("--api-key-file {} holds no key", o.api_key_file));
+    } else if (o.server.api_key.empty()) {
+        if (const char* k = std::getenv("EDGELLM_API_KEY"); k && *k) o.server.api_key = k;
+    }
     o.server.max_body_bytes = parse_size(o.max_body, "--max-body");
     if (o.server.max_body_bytes == 0) throw usage_error("--max-body must be positive");
     const bool spec = o.draft.given();
@@ -134,7 +149,14 @@ void setup(CLI::App& app) {
     cmd->add_option("--max-queue", opts->server.max_queue, "requests that may wait for a slot (default 64)");
     cmd->add_option("--max-body", opts->max_body,
                     "largest request body accepted, in bytes or with a unit (default 32MiB; larger ones get 413)");
-    cmd->add_option("--api-key", opts->server.api_key, "require 'Authorization: Bearer KEY' on every route but /health");
+    cmd->add_option("--api-key", opts->server.api_key,
+                    "require 'Authorization: Bearer KEY' on every route but / and /health (visible in ps: prefer "
+                    "--api-key-file or EDGELLM_API_KEY)");
+    cmd->add_option("--api-key-file", opts->api_key_file, "read the API key from this file (its first line)");
+    cmd->add_option("--allowed-origins", opts->server.allowed_origins,
+                    "browser origins that may use the API besides loopback ones and this server's own, e.g. "
+                    "http://192.168.1.20:3000 ('*': any; the default refuses other web pages, as Ollama)")
+        ->delimiter(',');
     cmd->add_option("--models-dir", opts->models_dir,
                     "the model store for -m NAME, /api/pull, /api/tags (default $EDGELLM_MODELS, else "
                     "~/.cache/edgellm/models)");
