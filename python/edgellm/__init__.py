@@ -12,9 +12,9 @@ from . import _edgellm
 from ._edgellm import Error
 
 from .llama import Llama
-from .session import Model, Session, device
+from .session import Model, Session, bench, device
 
 __version__ = _edgellm.version()
 API_VERSION = _edgellm.API_VERSION
 
-__all__ = ["Llama", "Model", "Session", "device", "Error", "__version__", "API_VERSION"]
+__all__ = ["Llama", "Model", "Session", "bench", "device", "Error", "__version__", "API_VERSION"]

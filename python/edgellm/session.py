@@ -76,3 +76,27 @@ class Session:
                 yield text
         self.last_result = s.result
         self.messages.append({"role": "assistant", "content": "".join(answer)})
+
+
+def bench(model_path, prompt="Once upon a time", n_predict=64, runs=3, warmup=1, **context_params):
+    """Times `runs` greedy generations of `n_predict` tokens (after `warmup` untimed ones) in this
+    process and returns the per-run measures of `edgellm run --json` (n_prompt, prefill and
+    decode tokens/s, ttft_ms, n_gen) plus mean/stdev/min/max of each rate. Not the CLI's whole
+    `edgellm bench` report (no sweeps, no other backends): run the CLI for that."""
+    import statistics
+
+    model = Model(model_path)
+    session = model.session(**context_params)
+    tokens = model.tokenize(prompt)
+    out = {"model": model_path, "arch": model.info["arch"], "n_threads": session.info["n_threads"],
+           "n_ctx": session.info["n_ctx"], "prompt": prompt, "n_predict": n_predict, "runs": []}
+    for i in range(warmup + runs):
+        r = session._ctx.generate(tokens, n_predict=n_predict, temperature=0, ignore_eos=True)
+        if i >= warmup:
+            out["runs"].append({k: r[k] for k in ("n_prompt", "n_gen", "prefill_ms", "decode_ms", "ttft_ms",
+                                                  "prefill_tokens_per_s", "decode_tokens_per_s")})
+    for key in ("prefill_tokens_per_s", "decode_tokens_per_s", "ttft_ms"):
+        xs = [r[key] for r in out["runs"]]
+        out[key] = {"mean": statistics.fmean(xs), "stdev": statistics.stdev(xs) if len(xs) > 1 else 0.0,
+                    "min": min(xs), "max": max(xs)}
+    return out
