@@ -239,7 +239,8 @@ typedef struct edgellm_generate_params {
     size_t n_stop;
     bool ignore_eos;                  /* keep going past end-of-generation tokens */
     /* Reuse the KV of this context's previous keep_kv call for the prompt tokens it shares
-     * (chat turns that re-send their history). */
+     * (chat turns that re-send their history). After edgellm_eval or edgellm_kv_truncate
+     * nothing is reused (the KV is evaluated anew). */
     bool keep_kv;
     /* Streams pieces to the callback as the prompt's continuation: a leading space is kept
      * ("Once upon a" -> " time"). */

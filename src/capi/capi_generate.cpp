@@ -185,6 +185,10 @@ edgellm_status edgellm_generate(edgellm_context* ctx, const edgellm_token* promp
         };
         const bool text = codec.has_tokenizer();
         ctx->n_outputs = 0;  // the logits of a previous eval no longer match the KV
+        if (ctx->kv_changed) {  // the engine's record of the KV is stale: reuse nothing
+            ctx->eng->kv_mut().clear(0);
+            ctx->kv_changed = false;
+        }
         const engine::generation_stats st = ctx->eng->generate(
             tokens, gp,
             [&](int32_t tok) {
@@ -241,6 +245,7 @@ edgellm_status edgellm_eval(edgellm_context* ctx, const edgellm_token* tokens, s
                 return fail(EDGELLM_ERR_INVALID_ARGUMENT,
                             fmt::format("token {} (index {}) is outside the vocabulary of {} tokens", tokens[i], i, n_vocab));
         if (!kv.reserve(0, start + n)) return fail(EDGELLM_ERR_USAGE, "the KV cache has no room for these tokens");
+        ctx->kv_changed = true;
         model::batch b;
         for (int64_t i = 0; i < n; ++i) b.add(tokens[i], start + i, 0, all_logits || i == n - 1);
         ctx->n_outputs = 0;
@@ -268,6 +273,7 @@ edgellm_status edgellm_kv_truncate(edgellm_context* ctx, int64_t n) {
     return guard([&] {
         ctx->eng->kv_mut().truncate(0, n);
         ctx->n_outputs = 0;
+        ctx->kv_changed = true;
         return EDGELLM_OK;
     });
 }

@@ -21,6 +21,9 @@ struct edgellm_context {
     std::string gpu, fallback_note;  // backing strings of edgellm_context_info
     std::vector<float> logits;       // outputs of the last edgellm_eval
     int64_t n_outputs = 0;
+    // edgellm_eval / edgellm_kv_truncate changed the KV behind the engine's back: the next
+    // keep_kv generation must not trust what the engine remembers of it.
+    bool kv_changed = false;
 };
 
 struct edgellm_sampler {

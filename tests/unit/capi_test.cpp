@@ -294,6 +294,37 @@ TEST(CApi, StopStringsAndCancellation) {
     EXPECT_EQ(edgellm_generate(ctx.get(), prompt.data(), prompt.size(), &gs, &r), EDGELLM_ERR_INVALID_ARGUMENT);
 }
 
+TEST(CApi, KeepKvReusesTheHistoryUntilEvalChangesIt) {
+    EDGELLM_REQUIRE_SHARED(path, "models/stories260K.gguf");
+    model_ptr m = load(path);
+    context_ptr ctx = make_context(m.get());
+    auto prompt = tokenize(m.get(), "Once upon a time");
+    collected first;
+    edgellm_generate_params g = greedy(8, &first);
+    g.keep_kv = true;
+    g.ignore_eos = true;
+    edgellm_generate_result r{};
+    ASSERT_EQ(edgellm_generate(ctx.get(), prompt.data(), prompt.size(), &g, &r), EDGELLM_OK);
+    EXPECT_EQ(r.n_cached, 0);
+    // The next turn re-sends the history: its prompt part is reused.
+    std::vector<edgellm_token> turn2 = prompt;
+    turn2.insert(turn2.end(), first.tokens.begin(), first.tokens.end());
+    const auto more = tokenize(m.get(), " The end.", false);
+    turn2.insert(turn2.end(), more.begin(), more.end());
+    collected second;
+    g.user_data = &second;
+    ASSERT_EQ(edgellm_generate(ctx.get(), turn2.data(), turn2.size(), &g, &r), EDGELLM_OK);
+    EXPECT_GE(r.n_cached, static_cast<int64_t>(prompt.size()));
+    // eval rewrites the KV: the same request then reuses nothing and gives the same tokens.
+    ASSERT_EQ(edgellm_kv_truncate(ctx.get(), 0), EDGELLM_OK);
+    ASSERT_EQ(edgellm_eval(ctx.get(), more.data(), more.size(), false), EDGELLM_OK);
+    collected third;
+    g.user_data = &third;
+    ASSERT_EQ(edgellm_generate(ctx.get(), turn2.data(), turn2.size(), &g, &r), EDGELLM_OK);
+    EXPECT_EQ(r.n_cached, 0);
+    EXPECT_EQ(third.tokens, second.tokens);
+}
+
 TEST(CApi, GenerationErrors) {
     EDGELLM_REQUIRE_SHARED(path, "models/stories260K.gguf");
     model_ptr m = load(path);
