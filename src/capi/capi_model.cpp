@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <new>
@@ -57,7 +58,10 @@ edgellm_status write_text(std::string_view text, char* buf, size_t cap, size_t* 
     if (!buf && cap > 0) return fail(EDGELLM_ERR_INVALID_ARGUMENT, "buf is NULL but cap is not 0");
     *n_out = text.size();
     if (cap <= text.size()) {
-        if (cap > 0) std::memcpy(buf, text.data(), cap - 1), buf[cap - 1] = '\0';
+        if (cap > 0) {  // as much as fits, still NUL-terminated
+            std::memcpy(buf, text.data(), cap - 1);
+            buf[cap - 1] = '\0';
+        }
         return fail(EDGELLM_ERR_BUFFER_TOO_SMALL,
                     fmt::format("buffer too small: {} bytes plus the NUL are needed, {} given", text.size(), cap));
     }
