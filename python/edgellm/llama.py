@@ -124,6 +124,21 @@ class Llama:
     def set_seed(self, seed):
         self._seed = seed
 
+    def reset(self):
+        """Nothing to do: every completion starts from an empty KV cache."""
+
+    def close(self):
+        """Frees the context and the model now (llama-cpp-python's close())."""
+        with self._lock:
+            self._ctx = None
+            self._model = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     # ---- generation ----------------------------------------------------------------------
     def _resolve_seed(self, seed):
         if seed is not None:
