@@ -18,14 +18,16 @@ if(TARGET edgellm_shared)
     VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
   install(FILES ${PROJECT_BINARY_DIR}/edgellmConfig.cmake ${PROJECT_BINARY_DIR}/edgellmConfigVersion.cmake
     DESTINATION ${_cmake_dir})
-  # pkg-config file with the prefix given at install time (cmake --install --prefix P).
+  # pkg-config file with the prefix given at install time (cmake --install --prefix P; /usr in the
+  # .deb), written to a folder of its own per destination so parallel installs do not mix them.
   install(CODE "
-    set(CMAKE_INSTALL_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
+    set(PROJECT_VERSION \"${PROJECT_VERSION}\")
     set(CMAKE_INSTALL_LIBDIR \"${CMAKE_INSTALL_LIBDIR}\")
     set(CMAKE_INSTALL_INCLUDEDIR \"${CMAKE_INSTALL_INCLUDEDIR}\")
-    set(PROJECT_VERSION \"${PROJECT_VERSION}\")
-    configure_file(\"${PROJECT_SOURCE_DIR}/cmake/edgellm.pc.in\" \"${PROJECT_BINARY_DIR}/install-pc/edgellm.pc\" @ONLY)
-    file(INSTALL \"${PROJECT_BINARY_DIR}/install-pc/edgellm.pc\" DESTINATION \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/pkgconfig\")
+    string(MD5 _dest \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}\")
+    set(_pc \"${PROJECT_BINARY_DIR}/install-pc/\${_dest}/edgellm.pc\")
+    configure_file(\"${PROJECT_SOURCE_DIR}/cmake/edgellm.pc.in\" \"\${_pc}\" @ONLY)
+    file(INSTALL \"\${_pc}\" DESTINATION \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/pkgconfig\")
   ")
   install(FILES ${PROJECT_SOURCE_DIR}/examples/simple.c ${PROJECT_SOURCE_DIR}/examples/simple.cpp
     ${PROJECT_SOURCE_DIR}/examples/CMakeLists.txt DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)

@@ -21,6 +21,8 @@ if [ "$mode" = "--deb" ]; then
   dpkg -x "$deb" "$tmp/root"
   (cd "$tmp/root" && find . -type f -o -type l | sort | grep -v '/workers/')
   "$tmp/root/usr/bin/edgellm" --version
+  grep -qx 'prefix=/usr' "$tmp/root/usr/lib/pkgconfig/edgellm.pc" || { echo "edgellm.pc in the .deb:"; cat "$tmp/root/usr/lib/pkgconfig/edgellm.pc"; exit 1; }
+  dpkg-deb -f "$deb" Depends
   # The package's pkg-config file names /usr; build against the unpacked copy with its -I/-L.
   cc "$tmp/root/usr/share/doc/edgellm/examples/simple.c" -I"$tmp/root/usr/include" -L"$tmp/root/usr/lib" \
     -ledgellm -Wl,-rpath,"$tmp/root/usr/lib" -o "$tmp/simple_deb"
