@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstring>
+#include <type_traits>
 
 #include "capi_internal.h"
 #include "core/error.h"
@@ -40,7 +41,17 @@ sampling::sampling_params to_sampling(const edgellm_sampling_params& c) {
 }
 
 namespace {
-std::optional<ggml_type> kv_type_of(edgellm_kv_type t) {
+// The integer a C caller stored in an enum field: a C program may store any int there, and
+// loading a value outside the enumerators' range as the C++ enum type is undefined.
+template <class E>
+int64_t enum_value(const E& e) {
+    std::underlying_type_t<E> v;
+    static_assert(sizeof v == sizeof e);
+    std::memcpy(&v, &e, sizeof v);
+    return static_cast<int64_t>(v);
+}
+
+std::optional<ggml_type> kv_type_of(int64_t t) {
     switch (t) {
         case EDGELLM_KV_F16: return ggml_type::f16;
         case EDGELLM_KV_F32: return ggml_type::f32;
@@ -88,10 +99,11 @@ edgellm_status edgellm_context_create(const edgellm_model* model, const edgellm_
     if (!out) return fail(EDGELLM_ERR_INVALID_ARGUMENT, "out is NULL");
     *out = nullptr;
     const edgellm_context_params c = params ? *params : edgellm_context_default_params();
-    const auto kv = capi::kv_type_of(c.kv_type);
-    if (!kv) return fail(EDGELLM_ERR_INVALID_ARGUMENT, fmt::format("unknown kv_type {}", static_cast<int>(c.kv_type)));
-    if (c.flash_attn < EDGELLM_FLASH_ATTN_AUTO || c.flash_attn > EDGELLM_FLASH_ATTN_ON)
-        return fail(EDGELLM_ERR_INVALID_ARGUMENT, fmt::format("unknown flash_attn {}", static_cast<int>(c.flash_attn)));
+    const int64_t kv_value = capi::enum_value(c.kv_type), fa = capi::enum_value(c.flash_attn);
+    const auto kv = capi::kv_type_of(kv_value);
+    if (!kv) return fail(EDGELLM_ERR_INVALID_ARGUMENT, fmt::format("unknown kv_type {}", kv_value));
+    if (fa < EDGELLM_FLASH_ATTN_AUTO || fa > EDGELLM_FLASH_ATTN_ON)
+        return fail(EDGELLM_ERR_INVALID_ARGUMENT, fmt::format("unknown flash_attn {}", fa));
     if (c.n_gpu_layers < 0)
         return fail(EDGELLM_ERR_INVALID_ARGUMENT, fmt::format("n_gpu_layers must be >= 0, got {}", c.n_gpu_layers));
     return guard([&] {
@@ -101,9 +113,9 @@ edgellm_status edgellm_context_create(const edgellm_model* model, const edgellm_
         p.n_threads = c.n_threads;
         p.n_threads_batch = c.n_threads_batch;
         p.kv_type = *kv;
-        p.flash_attn = c.flash_attn == EDGELLM_FLASH_ATTN_AUTO ? model::flash_attn_mode::automatic
-                       : c.flash_attn == EDGELLM_FLASH_ATTN_ON ? model::flash_attn_mode::on
-                                                               : model::flash_attn_mode::off;
+        p.flash_attn = fa == EDGELLM_FLASH_ATTN_AUTO ? model::flash_attn_mode::automatic
+                       : fa == EDGELLM_FLASH_ATTN_ON ? model::flash_attn_mode::on
+                                                     : model::flash_attn_mode::off;
         p.n_gpu_layers = c.n_gpu_layers;
         p.memory_budget_bytes = c.memory_budget_bytes;
         p.fallback = c.fallback;

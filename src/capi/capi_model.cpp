@@ -114,7 +114,10 @@ const char* edgellm_version(void) { return EDGELLM_VERSION; }
 int edgellm_api_version(void) { return EDGELLM_API_VERSION; }
 const char* edgellm_last_error(void) { return capi::g_last_error.c_str(); }
 
-const char* edgellm_status_name(edgellm_status s) {
+const char* edgellm_status_name(edgellm_status status) {
+    int s = 0;  // any int a C caller passed (an out-of-range value must not be loaded as the enum)
+    static_assert(sizeof s == sizeof status);
+    std::memcpy(&s, &status, sizeof s);
     switch (s) {
         case EDGELLM_OK: return "EDGELLM_OK";
         case EDGELLM_ERR_INVALID_ARGUMENT: return "EDGELLM_ERR_INVALID_ARGUMENT";

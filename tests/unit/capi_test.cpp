@@ -80,6 +80,10 @@ TEST(CApi, VersionAndStatusNames) {
     EXPECT_EQ(edgellm_api_version(), EDGELLM_API_VERSION);
     EXPECT_STREQ(edgellm_version(), EDGELLM_VERSION);
     EXPECT_STREQ(edgellm_status_name(EDGELLM_ERR_MODEL), "EDGELLM_ERR_MODEL");
+    edgellm_status unknown;
+    const int v = 99;
+    std::memcpy(&unknown, &v, sizeof v);
+    EXPECT_STREQ(edgellm_status_name(unknown), "EDGELLM_ERR_UNKNOWN");
 }
 
 TEST(CApi, LoadRejectsNullMissingAndBadFiles) {
@@ -356,9 +360,15 @@ TEST(CApi, GenerationErrors) {
     EXPECT_EQ(edgellm_context_create(m.get(), &p, &c2), EDGELLM_ERR_USAGE);
     EXPECT_NE(std::string(edgellm_last_error()).find("exceeds"), std::string::npos);
     p = edgellm_context_default_params();
-    p.kv_type = static_cast<edgellm_kv_type>(42);
+    const int bad_enum = 42;  // what a C caller can store in an enum field
+    static_assert(sizeof bad_enum == sizeof p.kv_type);
+    std::memcpy(&p.kv_type, &bad_enum, sizeof bad_enum);
     EXPECT_EQ(edgellm_context_create(m.get(), &p, &c2), EDGELLM_ERR_INVALID_ARGUMENT);
     EXPECT_EQ(c2, nullptr);
+    EXPECT_NE(std::string(edgellm_last_error()).find("42"), std::string::npos);
+    p = edgellm_context_default_params();
+    std::memcpy(&p.flash_attn, &bad_enum, sizeof bad_enum);
+    EXPECT_EQ(edgellm_context_create(m.get(), &p, &c2), EDGELLM_ERR_INVALID_ARGUMENT);
 }
 
 TEST(CApi, GrammarConstrainsTheOutput) {
