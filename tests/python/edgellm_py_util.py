@@ -15,7 +15,8 @@ BIN = os.environ.get("EDGELLM_BIN", str(HERE.parents[1] / "build" / "bin" / "edg
 
 def import_edgellm():
     if not (PY_DIR / "edgellm").is_dir():
-        pytest.skip(f"the edgellm Python module is not built in {PY_DIR} (needs pybind11: apt install pybind11-dev)")
+        pytest.skip(f"the edgellm Python module is not built in {PY_DIR} (needs pybind11: apt install pybind11-dev)",
+                    allow_module_level=True)
     if str(PY_DIR) not in sys.path:
         sys.path.insert(0, str(PY_DIR))
     import edgellm
