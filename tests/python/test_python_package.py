@@ -267,3 +267,22 @@ def test_model_session_and_device():
     assert s.last_result["n_cached"] > 0  # the second turn reused the first turn's KV
     d = edgellm.device(str(require_stories()))
     assert {"device", "capabilities", "recommended_settings", "model"} <= set(d)
+
+
+def test_two_sessions_on_one_model_run_in_parallel_threads():
+    """A model is shared read-only: two contexts on it generate at once, each as it would alone."""
+    model = edgellm.Model(str(require_stories()))
+    prompts = ["Once upon a time", "The little dog"]
+    alone = [model.session(n_ctx=256, n_threads=1).generate(p, max_tokens=48, temperature=0) for p in prompts]
+    sessions = [model.session(n_ctx=256, n_threads=1) for _ in prompts]
+    out = [None, None]
+
+    def run(i):
+        out[i] = sessions[i].generate(prompts[i], max_tokens=48, temperature=0)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == alone and alone[0] != alone[1]
