@@ -205,6 +205,7 @@ void engine::open() {
     if (params_.n_gpu_layers > 0)
         forward_->set_gpu(model::gpu_layers::create(lm_->get_model(), params_.n_gpu_layers, params_.n_ctx,
                                                     params_.kv_type, params_.n_seq, params_.n_batch));
+    kv_->set_prefix_caching(params_.prefix_cache && params_.n_gpu_layers == 0);
     runner_ = std::make_unique<forward_runner>(*forward_, *kv_, hp.n_vocab);
 }
 
@@ -250,14 +251,16 @@ generation_stats engine::generate(std::span<const int32_t> prompt, const generat
     r.prompt.assign(prompt.begin(), prompt.end());
     r.gp = gp;
     r.on_token = on_token;
-    r.slot = 0;
-    if (keep_kv) {
+    r.reuse_prefix = keep_kv;
+    const bool pinned = keep_kv && !kv_->prefix_caching();
+    if (pinned) {
+        r.slot = 0;
         const size_t n = std::min(kv_tokens_.size(), static_cast<size_t>(kv_->seq_len(0)));
         size_t common = 0;
         while (common < n && common < prompt.size() && kv_tokens_[common] == prompt[common]) ++common;
         r.n_cached = static_cast<int64_t>(common);
     }
-    kv_->truncate(0, r.n_cached);
+    kv_->truncate(0, std::min(r.n_cached, kv_->seq_len(0)));
     kv_tokens_.clear();
     sequence_result res;
     r.on_done = [&res](const sequence_result& out) { res = out; };
@@ -284,7 +287,7 @@ generation_stats engine::generate(std::span<const int32_t> prompt, const generat
         st.prefill_tokens_per_s = 1000.0 * static_cast<double>(st.n_prompt - st.n_cached) / st.prefill_ms;
     if (st.decode_ms > 0) st.decode_tokens_per_s = 1000.0 * static_cast<double>(st.n_decode) / st.decode_ms;
     st.peak_rss_bytes = peak_rss_bytes();
-    if (keep_kv) {
+    if (pinned) {
         kv_tokens_.assign(prompt.begin(), prompt.end());
         kv_tokens_.insert(kv_tokens_.end(), res.tokens.begin(), res.tokens.end());
         kv_tokens_.resize(std::min(kv_tokens_.size(), static_cast<size_t>(kv_->seq_len(0))));

@@ -82,6 +82,10 @@ struct engine_params {
     // rungs taken are in `fallback_note` (empty when the request fitted as asked).
     bool fallback = false;
     std::string fallback_note;
+    // Automatic prefix caching in the paged KV cache (model::kv_cache): requests reuse the KV
+    // blocks of a prompt prefix an earlier request left (--no-prefix-cache turns it off). Off
+    // whatever this says when layers run on a GPU, whose KV cache is not paged.
+    bool prefix_cache = true;
 };
 constexpr int64_t k_fallback_min_ctx = 256;
 constexpr int64_t k_default_max_ctx = 4096;
@@ -139,9 +143,11 @@ public:
     void set_n_threads(int n);
 
     // Generates on KV slot 0. `prompt` must not be empty and must leave room in the context
-    // for at least one more token. With keep_kv, the KV of the previous keep_kv call is reused
-    // for the prompt tokens it shares (chat turns re-send their history): only the new part is
-    // prefilled.
+    // for at least one more token. With keep_kv, the KV an earlier call left is reused for the
+    // prompt tokens it shares (chat turns re-send their history): only the new part is
+    // prefilled. That is the prefix cache's work when it is on; without it (GPU layers,
+    // --no-prefix-cache) slot 0 keeps the previous keep_kv call's KV. Without keep_kv the whole
+    // prompt is evaluated (benchmarks measure it).
     generation_stats generate(std::span<const int32_t> prompt, const generation_params& gp,
                               const token_callback& on_token, bool keep_kv = false);
 

@@ -92,7 +92,10 @@ void scheduler::cancel(uint64_t id) {
     cv_.notify_all();
 }
 
-void scheduler::update_kv_metrics() { metrics_.kv_blocks_used = runner_.kv().n_used_blocks(); }
+void scheduler::update_kv_metrics() {
+    metrics_.kv_blocks_used = runner_.kv().n_used_blocks();
+    metrics_.kv_blocks_cached = runner_.kv().n_cached_blocks();
+}
 
 void scheduler::finish(sequence& s, const std::string& reason, const std::string& err) {
     model::kv_cache& kv = runner_.kv();
@@ -166,6 +169,10 @@ void scheduler::admit() {
             s.res.n_cached = keep;
         }
         kv.truncate(slot, std::min(kv.seq_len(slot), keep));
+        if (s.req.slot < 0 && s.req.reuse_prefix) {
+            // The last token is evaluated again in any case: its logits pick the next token.
+            keep = kv.attach_prefix(slot, s.tokens, static_cast<int64_t>(s.tokens.size()) - 1);
+        }
         // The whole remaining prompt must fit in the free blocks now, so admission does not
         // start a sequence that would stall half-way (chunks then only wait on the budget).
         const int64_t need = kv.blocks_needed(slot, static_cast<int64_t>(s.tokens.size()) + 1);
@@ -176,6 +183,11 @@ void scheduler::admit() {
         }
         s.slot = slot;
         s.n_eval = keep;
+        if (s.req.slot < 0) {
+            if (s.res.n_preempted == 0) s.res.n_cached = keep;
+            metrics_.prefix_hit_tokens += static_cast<uint64_t>(keep);
+            metrics_.prefix_hit_blocks += static_cast<uint64_t>(model::kv_cache::blocks_for(keep));
+        }
         if (s.res.n_preempted == 0) s.res.queue_ms = s.since_submit.elapsed_ms();
         running_.push_back(std::move(waiting_.front()));
         waiting_.pop_front();
@@ -279,6 +291,7 @@ bool scheduler::step() {
     const size_t n_vocab = static_cast<size_t>(runner_.n_vocab());
     for (const entry& e : plan) {
         e.s->n_eval += e.n;
+        runner_.kv().cache_blocks(e.s->slot, e.s->tokens);
         if (e.prefill) {
             e.s->res.prefill_ms += step_ms;
             metrics_.prompt_tokens += static_cast<uint64_t>(e.n);

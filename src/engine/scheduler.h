@@ -4,6 +4,10 @@
 // chunks within a per-step token budget so it does not stall the sequences already decoding,
 // and KV blocks come from the paged cache: admission waits for free blocks, a sequence that
 // cannot grow preempts the newest one (its KV is dropped and recomputed later, as vLLM does).
+// Automatic prefix caching: at admission a sequence takes over every cached KV block of its
+// prompt's leading full blocks (model::kv_cache::attach_prefix) and evaluates only the rest; each
+// step registers the blocks it completed, so later requests (another API call resending the
+// conversation, another --parallel slot, the next chat turn) reuse them.
 // Single-sequence generate() and batched bench runs are this loop with one or N requests.
 // The executor is an interface, so the scheduler is tested with a fake runner and no model.
 #pragma once
@@ -37,7 +41,7 @@ struct generation_params {
 struct sequence_result {
     std::vector<int32_t> tokens;  // generated ids (an end-of-generation token that ended it is not included)
     int64_t n_prompt = 0;         // prompt tokens
-    int64_t n_cached = 0;         // prompt tokens whose KV was already there (not evaluated)
+    int64_t n_cached = 0;         // prompt tokens whose KV was reused (prefix cache or pinned slot), not evaluated
     double queue_ms = 0;          // submit -> admitted into the running batch
     double prefill_ms = 0;        // time of the forward passes that evaluated its prompt
     double decode_ms = 0;         // time of the forward passes that evaluated its generated tokens
@@ -65,6 +69,9 @@ struct request {
     // slot, KV freed at the end.
     int slot = -1;
     int64_t n_cached = 0;
+    // Reuse cached KV blocks of the prompt's prefix (when the KV cache has prefix caching on).
+    // Off for benchmark runs, whose prefill must be measured in full each time.
+    bool reuse_prefix = true;
 };
 
 // Executes one batched forward pass. The scheduler reserves the KV blocks of every entry
@@ -137,6 +144,9 @@ struct scheduler_metrics {
     std::atomic<int64_t> last_batch_seqs{0};    // sequences in the last forward pass
     std::atomic<int64_t> kv_blocks_used{0};
     std::atomic<int64_t> kv_blocks_total{0};
+    std::atomic<int64_t> kv_blocks_cached{0};       // blocks holding a registered prefix
+    std::atomic<uint64_t> prefix_hit_tokens{0};     // prompt tokens taken from the prefix cache
+    std::atomic<uint64_t> prefix_hit_blocks{0};     // ... in blocks
     std::atomic<uint64_t> draft_tokens{0};     // speculative decoding: drafted tokens
     std::atomic<uint64_t> draft_accepted{0};   // ... that the target kept
 };

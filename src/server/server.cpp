@@ -483,6 +483,12 @@ std::string server::impl::metrics_text() const {
     add("edgellm_kv_blocks_used", "gauge", "KV cache blocks held by sequences.", m.kv_blocks_used.load());
     add("edgellm_kv_blocks_total", "gauge", "KV cache blocks in the pool.", m.kv_blocks_total.load());
     add("edgellm_kv_block_size", "gauge", "Positions per KV cache block.", model::k_kv_block_size);
+    add("edgellm_kv_blocks_cached", "gauge", "KV cache blocks holding a reusable prompt prefix (prefix cache).",
+        m.kv_blocks_cached.load());
+    add("edgellm_prefix_cache_hit_tokens_total", "counter", "Prompt tokens whose KV was reused from the prefix cache.",
+        m.prefix_hit_tokens.load());
+    add("edgellm_prefix_cache_hit_blocks_total", "counter", "KV blocks reused from the prefix cache.",
+        m.prefix_hit_blocks.load());
     add("edgellm_draft_tokens_total", "counter", "Tokens proposed by the draft model (speculative decoding).",
         m.draft_tokens.load());
     add("edgellm_draft_accepted_total", "counter", "Drafted tokens the target model kept.", m.draft_accepted.load());

@@ -25,6 +25,7 @@ struct session_flags {
     std::string memory_limit;  // --memory-limit SIZE; empty: what the machine has available
     bool no_fallback = false;
     std::string flash_attn = "auto";  // --flash-attn auto|on|off
+    bool no_prefix_cache = false;     // --no-prefix-cache
 
     // -t -tb -c -b --kv-type --no-repack -ngl (the model option is added by each command: its spelling differs).
     void add_to(CLI::App* cmd, const std::string& ctx_help = "context size (default: model's, at most 4096)");
