@@ -229,6 +229,7 @@ void engine::check_prompt(std::span<const int32_t> prompt) const {
 
 std::unique_ptr<scheduler> engine::make_scheduler(size_t max_queue, exclusive_runner exclusive) {
     scheduler_params sp;
+    if (!exclusive) sp.spec = params_.spec;
     sp.exclusive = std::move(exclusive);
     sp.n_batch = params_.n_batch;
     sp.max_queue = max_queue;
@@ -267,6 +268,7 @@ generation_stats engine::generate(std::span<const int32_t> prompt, const generat
     scheduler_params sp;
     sp.n_batch = params_.n_batch;
     sp.max_running = 1;
+    sp.spec = params_.spec;
     sp.eog_ids = lm_->eog_ids();
     sp.vocab = [lm = lm_] { return lm->grammar_vocab(); };
     scheduler sched(*runner_, sp);
@@ -285,7 +287,12 @@ generation_stats engine::generate(std::span<const int32_t> prompt, const generat
     st.stop_reason = res.stop_reason;
     if (st.prefill_ms > 0)
         st.prefill_tokens_per_s = 1000.0 * static_cast<double>(st.n_prompt - st.n_cached) / st.prefill_ms;
-    if (st.decode_ms > 0) st.decode_tokens_per_s = 1000.0 * static_cast<double>(st.n_decode) / st.decode_ms;
+    st.n_drafted = res.n_drafted;
+    st.n_accepted = res.n_accepted;
+    st.n_rounds = res.n_drafted > 0 ? res.n_decode : 0;
+    // Tokens per second of decoding: with drafts a pass yields several tokens.
+    if (st.decode_ms > 0)
+        st.decode_tokens_per_s = 1000.0 * static_cast<double>(res.n_drafted > 0 ? st.n_gen - 1 : st.n_decode) / st.decode_ms;
     st.peak_rss_bytes = peak_rss_bytes();
     if (pinned) {
         kv_tokens_.assign(prompt.begin(), prompt.end());

@@ -86,6 +86,9 @@ struct engine_params {
     // blocks of a prompt prefix an earlier request left (--no-prefix-cache turns it off). Off
     // whatever this says when layers run on a GPU, whose KV cache is not paged.
     bool prefix_cache = true;
+    // Speculative decoding inside the scheduler (--spec-ngram): drafts for every session's
+    // scheduler and generate().
+    speculation_params spec;
 };
 constexpr int64_t k_fallback_min_ctx = 256;
 constexpr int64_t k_default_max_ctx = 4096;

@@ -103,8 +103,14 @@ void scheduler::finish(sequence& s, const std::string& reason, const std::string
     s.res.stop_reason = reason;
     s.res.error = err;
     if (s.slot >= 0) {
+        // Only the first n_eval positions hold KV of its tokens (not rejected drafts, nor what a
+        // failed pass wrote); their full blocks stay in the prefix cache once released.
+        if (kv.seq_len(s.slot) > s.n_eval) kv.truncate(s.slot, s.n_eval);
         s.res.n_kv = kv.seq_len(s.slot);
-        if (s.req.slot < 0) kv.clear(s.slot);  // pinned slots keep their KV for the caller
+        if (s.req.slot < 0) {  // pinned slots keep their KV for the caller
+            kv.cache_blocks(s.slot, s.tokens);
+            kv.clear(s.slot);
+        }
         free_slots_.push_back(s.slot);
         s.slot = -1;
         --metrics_.running;
@@ -196,7 +202,36 @@ void scheduler::admit() {
     }
 }
 
-bool scheduler::step() {
+std::vector<int32_t> ngram_draft(std::span<const int32_t> tokens, int n, int max) {
+    const int64_t len = static_cast<int64_t>(tokens.size());
+    if (max <= 0) return {};
+    for (int64_t m = std::min<int64_t>(n, len - 1); m >= 1; --m) {
+        const auto tail = tokens.subspan(static_cast<size_t>(len - m));
+        // The latest start j < len - m whose m tokens equal the tail (its continuation exists).
+        for (int64_t j = len - m - 1; j >= 0; --j) {
+            if (!std::equal(tail.begin(), tail.end(), tokens.begin() + j)) continue;
+            const int64_t from = j + m;
+            const int64_t n_out = std::min<int64_t>(max, len - from);
+            return {tokens.begin() + from, tokens.begin() + from + n_out};
+        }
+    }
+    return {};
+}
+
+int64_t step_plan::n_tokens() const {
+    int64_t n = 0;
+    for (const auto& s : seqs) n += static_cast<int64_t>(s.tokens.size());
+    return n;
+}
+
+scheduler::sequence* scheduler::find_running(uint64_t id) {
+    for (auto& s : running_)
+        if (s && s->id == id) return s.get();
+    return nullptr;
+}
+
+step_plan scheduler::plan() {
+    step_plan out;
     // New requests and cancellations from other threads.
     std::unordered_set<uint64_t> cancelled;
     {
@@ -215,25 +250,20 @@ bool scheduler::step() {
         std::erase_if(running_, [](const auto& s) { return s->done; });
         std::erase_if(waiting_, [](const auto& s) { return s->done; });
     }
-    if (p_.exclusive) return step_exclusive();
     admit();
     if (running_.empty()) {
         if (!waiting_.empty())  // validated to fit an empty pool: only reachable with pinned slots busy
             for (auto& s : waiting_) finish(*s, "error", "no KV slot could be given to the request");
         waiting_.clear();
-        return false;
+        out.idle = true;
+        return out;
     }
 
-    // Schedule: one token for each decoding sequence, then prefill chunks in admission order,
-    // within the token budget.
-    batch_.clear();
-    struct entry {
-        sequence* s;
-        int64_t n;  // tokens of s in this step
-        bool prefill;
-    };
-    std::vector<entry> plan;
+    // One token (plus its drafts) for each decoding sequence, then prefill chunks in admission
+    // order, within the token budget.
+    const int64_t n_ctx = runner_.kv().n_ctx();
     int64_t budget = p_.n_batch;
+    std::vector<std::pair<sequence*, planned_sequence>> planned;
     for (int pass = 0; pass < 2 && budget > 0; ++pass) {
         for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
             sequence& s = *running_[i];
@@ -241,14 +271,34 @@ bool scheduler::step() {
             const int64_t remaining = static_cast<int64_t>(s.tokens.size()) - s.n_eval;
             const bool decoding = remaining == 1 && !s.res.tokens.empty();
             if ((pass == 0) != decoding) continue;
-            const int64_t n = std::min(remaining, budget);
+            int64_t n = std::min(remaining, budget);
+            std::vector<int32_t> drafts;
+            if (decoding && p_.spec.enabled()) {
+                // The last token of a round comes from the target itself: draft at most what is
+                // left to generate but one, and what the context and the budget hold.
+                const int64_t left = s.req.gp.n_predict - static_cast<int64_t>(s.res.tokens.size());
+                const int64_t k = std::min<int64_t>({p_.spec.draft_max, left - 1, n_ctx - s.n_eval - 1, budget - 1});
+                if (k >= std::max(1, p_.spec.draft_min)) drafts = ngram_draft(s.tokens, p_.spec.ngram, static_cast<int>(k));
+                if (static_cast<int>(drafts.size()) < std::max(1, p_.spec.draft_min)) drafts.clear();
+                n += static_cast<int64_t>(drafts.size());
+            }
             if (!reserve_or_preempt(s, s.n_eval + n)) continue;
-            plan.push_back({&s, n, !decoding});
+            planned_sequence ps;
+            ps.id = s.id;
+            ps.slot = s.slot;
+            ps.pos = s.n_eval;
+            const auto first = s.tokens.begin() + s.n_eval;
+            ps.tokens.assign(first, first + (n - static_cast<int64_t>(drafts.size())));
+            ps.tokens.insert(ps.tokens.end(), drafts.begin(), drafts.end());
+            ps.n_draft = static_cast<int>(drafts.size());
+            ps.prefill = !decoding;
+            ps.samples = s.n_eval + n - ps.n_draft == static_cast<int64_t>(s.tokens.size());
+            planned.emplace_back(&s, std::move(ps));
             budget -= n;
         }
     }
     // A preempted sequence may already have been planned: drop it, and queue it again in front.
-    std::erase_if(plan, [](const entry& e) { return e.s->slot < 0; });
+    std::erase_if(planned, [](const auto& e) { return e.first->slot < 0; });
     for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
         if (!(*it)->preempted) continue;
         (*it)->preempted = false;
@@ -258,99 +308,150 @@ bool scheduler::step() {
     }
     std::erase_if(running_, [](const auto& s) { return !s; });
     update_kv_metrics();
-    if (plan.empty()) return true;  // everything was preempted this step: admit again next step
+    for (auto& [s, ps] : planned) out.seqs.push_back(std::move(ps));
+    return out;  // empty when everything was preempted this step: admit again next step
+}
 
-    std::vector<sequence*> outputs;
-    for (const entry& e : plan) {
-        sequence& s = *e.s;
-        for (int64_t i = 0; i < e.n; ++i) {
-            const int64_t pos = s.n_eval + i;
-            const bool last = pos + 1 == static_cast<int64_t>(s.tokens.size());
-            batch_.add(s.tokens[static_cast<size_t>(pos)], pos, s.slot, last);
-        }
-        if (s.n_eval + e.n == static_cast<int64_t>(s.tokens.size())) outputs.push_back(&s);
+std::span<const float> scheduler::execute(const step_plan& p) {
+    batch_.clear();
+    for (const planned_sequence& ps : p.seqs) {
+        const size_t n = ps.tokens.size();
+        for (size_t i = 0; i < n; ++i)
+            batch_.add(ps.tokens[i], ps.pos + static_cast<int64_t>(i), ps.slot,
+                       ps.samples && i + static_cast<size_t>(ps.n_draft) + 1 >= n);
     }
+    return runner_.eval(batch_);
+}
 
-    // Execute.
-    stopwatch sw;
-    std::span<const float> logits;
+// Records one picked token of s and applies every stop rule; false when s has ended.
+bool scheduler::emit(sequence& s, int32_t tok) {
+    const double t_ms = s.since_submit.elapsed_ms();
+    if (s.res.tokens.empty()) s.res.first_token_ms = t_ms;
+    s.res.latency_ms = t_ms;
+    const auto& extra = s.req.gp.extra_eog_ids;
+    const bool eog = std::find(p_.eog_ids.begin(), p_.eog_ids.end(), tok) != p_.eog_ids.end() ||
+                     std::find(extra.begin(), extra.end(), tok) != extra.end();
+    if (eog && !s.req.gp.ignore_eos) {
+        finish(s, "eos");
+        return false;
+    }
     try {
-        logits = runner_.eval(batch_);
+        s.chain.accept_generated(tok);
     } catch (const std::exception& ex) {
-        // A failed pass leaves the cache of these sequences undefined: end them with the reason.
-        for (const entry& e : plan) finish(*e.s, "error", ex.what());
-        std::erase_if(running_, [](const auto& s) { return s->done; });
-        return true;
+        finish(s, "error", ex.what());
+        return false;
     }
-    const double step_ms = sw.elapsed_ms();
-    ++metrics_.steps;
-    metrics_.last_batch_tokens = static_cast<int64_t>(batch_.size());
-    metrics_.last_batch_seqs = static_cast<int64_t>(plan.size());
-
-    // Update.
-    const size_t n_vocab = static_cast<size_t>(runner_.n_vocab());
-    for (const entry& e : plan) {
-        e.s->n_eval += e.n;
-        runner_.kv().cache_blocks(e.s->slot, e.s->tokens);
-        if (e.prefill) {
-            e.s->res.prefill_ms += step_ms;
-            metrics_.prompt_tokens += static_cast<uint64_t>(e.n);
-        } else {
-            e.s->res.decode_ms += step_ms;
-            ++e.s->res.n_decode;
-        }
-    }
-    for (size_t r = 0; r < outputs.size(); ++r) {
-        sequence& s = *outputs[r];
-        std::span<const float> row = logits.subspan(r * n_vocab, n_vocab);
-        sw.reset();
-        int32_t tok = -1;
+    s.res.tokens.push_back(tok);
+    s.tokens.push_back(tok);
+    ++metrics_.generated_tokens;
+    bool keep_going = true;
+    if (s.req.on_token) {
         try {
-            tok = s.chain.sample(row);
-        } catch (const std::exception& ex) {  // a NaN logit, a grammar too ambiguous to follow
-            finish(s, "error", ex.what());
-            continue;
-        }
-        s.res.sample_ms += sw.elapsed_ms();
-        const double t_ms = s.since_submit.elapsed_ms();
-        if (s.res.tokens.empty()) s.res.first_token_ms = t_ms;
-        s.res.latency_ms = t_ms;
-        const auto& extra = s.req.gp.extra_eog_ids;
-        const bool eog = std::find(p_.eog_ids.begin(), p_.eog_ids.end(), tok) != p_.eog_ids.end() ||
-                         std::find(extra.begin(), extra.end(), tok) != extra.end();
-        if (eog && !s.req.gp.ignore_eos) {
-            finish(s, "eos");
-            continue;
-        }
-        try {
-            s.chain.accept_generated(tok);
+            keep_going = s.req.on_token(tok);
         } catch (const std::exception& ex) {
             finish(s, "error", ex.what());
+            return false;
+        }
+    }
+    if (!keep_going)
+        finish(s, "cancelled");
+    else if (s.chain.grammar_done())  // the grammar allows nothing more: the output is complete
+        finish(s, "eos");
+    else if (static_cast<int64_t>(s.res.tokens.size()) >= s.req.gp.n_predict)
+        finish(s, "length");
+    else if (s.n_eval >= runner_.kv().n_ctx())
+        finish(s, "context");
+    return !s.done;
+}
+
+void scheduler::update(const step_plan& p, std::span<const float> logits, double step_ms) {
+    ++metrics_.steps;
+    metrics_.last_batch_tokens = static_cast<int64_t>(p.n_tokens());
+    metrics_.last_batch_seqs = static_cast<int64_t>(p.seqs.size());
+    model::kv_cache& kv = runner_.kv();
+    const size_t n_vocab = static_cast<size_t>(runner_.n_vocab());
+    size_t row = 0;
+    for (const planned_sequence& ps : p.seqs) {
+        sequence* sp = find_running(ps.id);
+        if (!sp) throw error(fmt::format("scheduler: planned sequence {} is not running", ps.id));
+        sequence& s = *sp;
+        const int64_t n_target = static_cast<int64_t>(ps.tokens.size()) - ps.n_draft;  // without the drafts
+        if (ps.prefill) {
+            s.res.prefill_ms += step_ms;
+            metrics_.prompt_tokens += static_cast<uint64_t>(n_target);
+        } else {
+            s.res.decode_ms += step_ms;
+            ++s.res.n_decode;
+        }
+        s.n_eval = ps.pos + n_target;
+        if (!ps.samples) {
+            kv.cache_blocks(s.slot, s.tokens);
             continue;
         }
-        s.res.tokens.push_back(tok);
-        s.tokens.push_back(tok);
-        ++metrics_.generated_tokens;
-        bool keep_going = true;
-        if (s.req.on_token) {
+        // Row i follows the pending token and drafts 0..i-1: sample it as plain decoding would;
+        // the draft after it is kept only when it equals the pick.
+        int n_accepted = 0;
+        for (int i = 0; i <= ps.n_draft; ++i) {
+            std::span<const float> r = logits.subspan((row + static_cast<size_t>(i)) * n_vocab, n_vocab);
+            stopwatch sw;
+            int32_t tok = -1;
             try {
-                keep_going = s.req.on_token(tok);
-            } catch (const std::exception& ex) {
+                tok = s.chain.sample(r);
+            } catch (const std::exception& ex) {  // a NaN logit, a grammar too ambiguous to follow
                 finish(s, "error", ex.what());
-                continue;
+                break;
             }
+            s.res.sample_ms += sw.elapsed_ms();
+            if (!emit(s, tok)) break;
+            if (i == ps.n_draft || tok != ps.tokens[static_cast<size_t>(n_target + i)]) break;
+            ++n_accepted;
+            ++s.n_eval;  // the accepted draft's KV is the one just computed
         }
-        if (!keep_going)
-            finish(s, "cancelled");
-        else if (s.chain.grammar_done())  // the grammar allows nothing more: the output is complete
-            finish(s, "eos");
-        else if (static_cast<int64_t>(s.res.tokens.size()) >= s.req.gp.n_predict)
-            finish(s, "length");
-        else if (s.n_eval >= runner_.kv().n_ctx())
-            finish(s, "context");
+        row += static_cast<size_t>(ps.n_draft) + 1;
+        s.res.n_drafted += ps.n_draft;
+        s.res.n_accepted += n_accepted;
+        metrics_.draft_tokens += static_cast<uint64_t>(ps.n_draft);
+        metrics_.draft_accepted += static_cast<uint64_t>(n_accepted);
+        if (s.done) continue;
+        if (kv.seq_len(s.slot) > s.n_eval) kv.truncate(s.slot, s.n_eval);  // the rejected drafts
+        kv.cache_blocks(s.slot, s.tokens);
     }
     std::erase_if(running_, [](const auto& s) { return s->done; });
     update_kv_metrics();
+}
+
+bool scheduler::step() {
+    if (p_.exclusive) {
+        // New requests and cancellations, then one whole request through the exclusive runner.
+        std::unordered_set<uint64_t> cancelled;
+        {
+            std::lock_guard lock(mu_);
+            while (!incoming_.empty()) {
+                waiting_.push_back(std::move(incoming_.front()));
+                incoming_.pop_front();
+            }
+            cancelled.swap(cancelled_);
+        }
+        for (auto& s : waiting_)
+            if (cancelled.count(s->id)) finish(*s, "cancelled");
+        std::erase_if(waiting_, [](const auto& s) { return s->done; });
+        return step_exclusive();
+    }
+    const step_plan p = plan();
+    if (p.idle) return false;
+    if (p.seqs.empty()) return true;
+    stopwatch sw;
+    std::span<const float> logits;
+    try {
+        logits = execute(p);
+    } catch (const std::exception& ex) {
+        // A failed pass leaves the cache of these sequences undefined: end them with the reason.
+        for (const planned_sequence& ps : p.seqs)
+            if (sequence* s = find_running(ps.id)) finish(*s, "error", ex.what());
+        std::erase_if(running_, [](const auto& s) { return s->done; });
+        return true;
+    }
+    update(p, logits, sw.elapsed_ms());
     return true;
 }
 

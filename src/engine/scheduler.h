@@ -110,6 +110,40 @@ struct exclusive_runner {
     explicit operator bool() const { return static_cast<bool>(run); }
 };
 
+// Speculative decoding inside the batched loop: a proposer drafts up to draft_max tokens for a
+// decoding sequence, the step evaluates its pending token and the drafts in the same forward
+// pass as every other sequence, and the update samples each row with the sequence's own sampler
+// chain, keeping drafts while they equal what it picks (so the output is exactly plain
+// decoding's, greedy or sampled, penalties and grammars included) and rolling the KV back past
+// the first mismatch.
+struct speculation_params {
+    int ngram = 0;       // > 0: prompt-lookup drafts (ngram_draft) matching up to this many tokens
+    int draft_max = 8;   // tokens drafted per step at most
+    int draft_min = 1;   // fewer drafts than this are not worth a wider pass: decode plainly
+    bool enabled() const { return ngram > 0; }
+};
+
+// Prompt lookup (llama.cpp's lookup decoding, vLLM's n-gram speculator): for m = n .. 1, the
+// latest earlier occurrence of the last m tokens of `tokens` whose continuation is known; the
+// first found gives up to `max` tokens of that continuation. Empty when nothing matches.
+std::vector<int32_t> ngram_draft(std::span<const int32_t> tokens, int n, int max);
+
+// One sequence's share of a step, as plan() decides it (plain data: tests read it).
+struct planned_sequence {
+    uint64_t id = 0;               // the request id submit() returned
+    int slot = -1;                 // its KV slot
+    int64_t pos = 0;               // position of tokens[0]
+    std::vector<int32_t> tokens;   // evaluated this step: a prompt chunk, or the pending token then the drafts
+    int n_draft = 0;               // drafts at the end of tokens
+    bool prefill = false;          // a chunk of its prompt (or of its recomputation after preemption)
+    bool samples = false;          // logits come back for its last n_draft + 1 entries and pick tokens
+};
+struct step_plan {
+    bool idle = false;  // nothing runs or waits
+    std::vector<planned_sequence> seqs;
+    int64_t n_tokens() const;
+};
+
 struct scheduler_params {
     int64_t n_batch = 512;   // tokens per forward pass (decode tokens + prefill chunks)
     int max_running = 0;     // sequences decoding together; 0: the KV cache's sequence slots
@@ -120,6 +154,7 @@ struct scheduler_params {
     // When set, requests run one at a time through it instead of the batched loop; queueing,
     // cancellation, the callbacks and the metrics stay the scheduler's. Pinned slots are refused.
     exclusive_runner exclusive;
+    speculation_params spec;  // drafts inside the batched loop (n-gram)
 };
 
 // The scheduler refused a request because its queue is full (HTTP 503).
@@ -163,9 +198,16 @@ public:
     // Thread-safe. The sequence ends with "cancelled" at the next step (its blocks are freed).
     void cancel(uint64_t id);
 
-    // Runs one schedule -> execute -> update step on the calling thread. Returns false when
-    // there was nothing to do (no running or waiting sequence).
+    // Runs one plan -> execute -> update step on the calling thread. Returns false when there
+    // was nothing to do (no running or waiting sequence).
     bool step();
+    // The three parts of step(), for tests. plan(): takes in new requests and cancellations,
+    // admits, reserves the KV blocks of every planned entry (preempting when the pool is short)
+    // and drafts. execute(): one forward pass, the logits of the entries that sample. update():
+    // samples, accepts drafts, rolls the KV back past rejected ones, streams and finishes.
+    step_plan plan();
+    std::span<const float> execute(const step_plan& p);
+    void update(const step_plan& p, std::span<const float> logits, double step_ms);
     // Steps until every submitted request has finished.
     void run_until_idle();
     // Steps on the calling thread until stop() (waiting without spinning while idle).
@@ -180,6 +222,8 @@ private:
     void admit();
     bool step_exclusive();
     void finish(sequence& s, const std::string& reason, const std::string& err = {});
+    bool emit(sequence& s, int32_t tok);  // one picked token: false when the sequence ended
+    sequence* find_running(uint64_t id);
     bool reserve_or_preempt(sequence& s, int64_t n_pos);
     void preempt(sequence& victim);
     void update_kv_metrics();

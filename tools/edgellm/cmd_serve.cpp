@@ -54,6 +54,7 @@ void serve(serve_options& o) {
     signal(SIGPIPE, SIG_IGN);  // a client gone mid-stream is a failed write, not a dead server
 
     engine::engine_params ep = o.session.params();
+    ep.spec = o.draft.ngram();  // n-gram drafts run inside the batched loop, with any --parallel
     // -c is the pool every sequence draws its KV blocks from; one sequence may use all of it
     // unless --ctx-per-seq caps it (and never more than the model was trained for).
     const int64_t pool_flag = ep.n_ctx;
@@ -76,6 +77,10 @@ void serve(serve_options& o) {
         eng->kv().n_blocks() * model::k_kv_block_size, eng->kv().n_blocks(), model::k_kv_block_size,
         format_bytes(eng->kv().size_bytes()), type_name(eng->kv().type()), used.n_ctx, used.n_batch);
 
+    if (used.spec.enabled())
+        desc += fmt::format("speculative decoding: n-gram drafts (prompt lookup, up to {}-grams), up to {} tokens per "
+                            "step\n",
+                            used.spec.ngram, used.spec.draft_max);
     if (draft)
         desc += fmt::format("speculative decoding: draft {} ({} positions, {}), up to {} tokens per round, one request "
                             "at a time\n",

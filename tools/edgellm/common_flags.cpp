@@ -78,6 +78,17 @@ void draft_flags::add_to(CLI::App* cmd, const std::string& model_help) {
     cmd->add_option("--draft-max,--draft", spec.draft_max,
                     fmt::format("tokens drafted per verification (default {})", spec.draft_max));
     cmd->add_option("--draft-min", spec.draft_min, "decode plainly when fewer than this many tokens could be drafted (default 0)");
+    cmd->add_option("--spec-ngram", spec_ngram,
+                    "speculative decoding without a draft model: draft the continuation of the latest earlier match of "
+                    "the last N..1 tokens in the prompt and output (prompt lookup), up to --draft-max tokens");
+}
+
+engine::speculation_params draft_flags::ngram() const {
+    if (spec_ngram < 0) throw usage_error(fmt::format("--spec-ngram must be at least 1, got {}", spec_ngram));
+    if (spec_ngram == 0) return {};
+    if (given()) throw usage_error("give either --model-draft or --spec-ngram, not both");
+    engine::check_speculative_params(spec);
+    return {spec_ngram, spec.draft_max, std::max(1, spec.draft_min)};
 }
 
 void sampling_flags::add_to(CLI::App* cmd) {

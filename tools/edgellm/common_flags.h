@@ -39,6 +39,10 @@ struct draft_flags {
     engine::speculative_params spec;
     void add_to(CLI::App* cmd, const std::string& model_help);
     bool given() const { return !model.empty(); }
+    int spec_ngram = 0;  // --spec-ngram N: prompt-lookup drafts inside the scheduler
+    // The scheduler's speculation settings for --spec-ngram (disabled without it); usage_error
+    // for a bad N or with --model-draft too.
+    engine::speculation_params ngram() const;
 };
 
 struct sampling_flags {
