@@ -26,7 +26,8 @@ TEST(NgramDraft, ContinuesTheLatestEarlierMatchOfTheLongestTail) {
     EXPECT_EQ(ngram_draft(v({1, 2, 3, 4, 1, 2}), 2, 10), v({3, 4, 1, 2})) << "up to the end of what is known";
     EXPECT_EQ(ngram_draft(v({5, 1, 2, 7, 1, 2, 8, 1, 2}), 2, 2), v({8, 1})) << "the latest occurrence";
     EXPECT_EQ(ngram_draft(v({1, 2, 3, 9, 3}), 2, 4), v({9, 3})) << "no 2-gram match: a 1-gram one";
-    EXPECT_EQ(ngram_draft(v({4, 7, 1, 9, 7, 2, 9, 7}), 3, 1), v({2})) << "the 2-gram 9 7 beats the 1-gram 7";
+    EXPECT_EQ(ngram_draft(v({9, 7, 1, 5, 7, 2, 9, 7}), 3, 1), v({1})) << "the 2-gram 9 7 beats the later 1-gram 7";
+    EXPECT_EQ(ngram_draft(v({9, 7, 1, 5, 7, 2, 9, 7}), 1, 1), v({2}));
     EXPECT_TRUE(ngram_draft(v({1, 2, 3, 4}), 3, 4).empty());
     EXPECT_TRUE(ngram_draft(v({1}), 3, 4).empty());
     EXPECT_TRUE(ngram_draft(v({1, 2, 1}), 2, 0).empty());
