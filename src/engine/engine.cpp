@@ -216,15 +216,7 @@ void engine::set_n_threads(int n) {
 }
 
 void engine::check_prompt(std::span<const int32_t> prompt) const {
-    if (prompt.empty()) throw usage_error("the prompt is empty (start from the BOS token instead)");
-    if (static_cast<int64_t>(prompt.size()) >= params_.n_ctx)
-        throw usage_error(fmt::format("the prompt has {} tokens but the context holds only {} (raise -c)", prompt.size(),
-                                      params_.n_ctx));
-    const int64_t n_vocab = hparams().n_vocab;
-    for (size_t i = 0; i < prompt.size(); ++i)
-        if (prompt[i] < 0 || prompt[i] >= n_vocab)
-            throw usage_error(fmt::format("prompt token {} (index {}) is outside the vocabulary of {} tokens", prompt[i],
-                                          i, n_vocab));
+    ::edgellm::engine::check_prompt(prompt, params_.n_ctx, hparams().n_vocab);
 }
 
 std::unique_ptr<scheduler> engine::make_scheduler(size_t max_queue, exclusive_runner exclusive) {
@@ -240,9 +232,7 @@ std::unique_ptr<scheduler> engine::make_scheduler(size_t max_queue, exclusive_ru
 
 generation_stats engine::generate(std::span<const int32_t> prompt, const generation_params& gp,
                                   const token_callback& on_token, bool keep_kv) {
-    if (gp.n_predict <= 0)
-        throw usage_error(fmt::format("the number of tokens to generate must be positive, got {}", gp.n_predict));
-    check_prompt(prompt);
+    check_prompt(prompt);  // before slot 0's KV is touched; scheduler::submit checks the rest
     generation_stats st;
     st.load_ms = load_ms_;
     st.kv_bytes = kv_->size_bytes();

@@ -36,20 +36,23 @@ scheduler::scheduler(step_runner& runner, scheduler_params p) : runner_(runner),
 
 scheduler::~scheduler() = default;
 
+void check_prompt(std::span<const int32_t> prompt, int64_t n_ctx, int64_t n_vocab) {
+    if (prompt.empty()) throw usage_error("the prompt is empty (start from the BOS token instead)");
+    if (static_cast<int64_t>(prompt.size()) >= n_ctx)
+        throw usage_error(fmt::format("the prompt has {} tokens but the context holds only {} (raise -c)", prompt.size(),
+                                      n_ctx));
+    for (size_t i = 0; i < prompt.size(); ++i)
+        if (prompt[i] < 0 || prompt[i] >= n_vocab)
+            throw usage_error(fmt::format("prompt token {} (index {}) is outside the vocabulary of {} tokens", prompt[i],
+                                          i, n_vocab));
+}
+
 uint64_t scheduler::submit(request r) {
     model::kv_cache& kv = runner_.kv();
-    const int64_t n_vocab = runner_.n_vocab();
-    if (r.prompt.empty()) throw usage_error("the prompt is empty (start from the BOS token instead)");
-    if (static_cast<int64_t>(r.prompt.size()) >= kv.n_ctx())
-        throw usage_error(fmt::format("the prompt has {} tokens but the context holds only {}", r.prompt.size(),
-                                      kv.n_ctx()));
+    check_prompt(r.prompt, kv.n_ctx(), runner_.n_vocab());
     if (model::kv_cache::blocks_for(static_cast<int64_t>(r.prompt.size()) + 1) > kv.n_blocks())
         throw usage_error(fmt::format("the prompt has {} tokens but the KV cache holds only {} positions",
                                       r.prompt.size(), kv.n_blocks() * model::k_kv_block_size));
-    for (size_t i = 0; i < r.prompt.size(); ++i)
-        if (r.prompt[i] < 0 || r.prompt[i] >= n_vocab)
-            throw usage_error(fmt::format("prompt token {} (index {}) is outside the vocabulary of {} tokens",
-                                          r.prompt[i], i, n_vocab));
     if (r.gp.n_predict <= 0)
         throw usage_error(fmt::format("the number of tokens to generate must be positive, got {}", r.gp.n_predict));
     if (r.slot >= kv.n_seq()) throw usage_error(fmt::format("KV slot {} out of range", r.slot));

@@ -157,6 +157,10 @@ struct scheduler_params {
     speculation_params spec;  // drafts inside the batched loop (n-gram)
 };
 
+// The one owner of the prompt rules (scheduler::submit, engine::check_prompt): usage_error for an
+// empty prompt, one that leaves no room in a context of n_ctx positions, or ids outside n_vocab.
+void check_prompt(std::span<const int32_t> prompt, int64_t n_ctx, int64_t n_vocab);
+
 // The scheduler refused a request because its queue is full (HTTP 503).
 class queue_full : public error {
 public:
