@@ -285,6 +285,11 @@ step_plan scheduler::plan() {
                 if (static_cast<int>(drafts.size()) < std::max(1, p_.spec.draft_min)) drafts.clear();
                 n += static_cast<int64_t>(drafts.size());
             }
+            // Drafts take free blocks only: never preempt another sequence for them.
+            if (!drafts.empty() && !runner_.kv().reserve(s.slot, s.n_eval + n)) {
+                n -= static_cast<int64_t>(drafts.size());
+                drafts.clear();
+            }
             if (!reserve_or_preempt(s, s.n_eval + n)) continue;
             planned_sequence ps;
             ps.id = s.id;

@@ -161,6 +161,33 @@ TEST(Speculation, PlanCarriesThePendingTokenAndItsDraftsAndUpdateRollsBackTheRej
     EXPECT_EQ(out[0].n_drafted, static_cast<int64_t>(sch.metrics().draft_tokens.load()));
 }
 
+TEST(Speculation, PreemptionWithDraftsKeepsTheOutput) {
+    // 3 blocks (48 positions) for two sequences that each grow to 30 positions: the newest is
+    // preempted and recomputed while the other drafts; drafts take only free blocks, so they
+    // add no preemption of their own.
+    auto go = [](engine::speculation_params spec) {
+        history_runner fr(2, 64, 48);
+        fr.periodic = true;
+        scheduler_params sp;
+        sp.spec = spec;
+        scheduler sch(fr, sp);
+        std::map<int, sequence_result> out;
+        sch.submit(greedy(v({1, 2}), 28, out, 0));
+        sch.submit(greedy(v({9, 10}), 28, out, 1));
+        sch.run_until_idle();
+        EXPECT_EQ(fr.kv().n_used_blocks(), 0);
+        return std::pair{out, sch.metrics().preemptions.load()};
+    };
+    const auto [plain, plain_preemptions] = go({});
+    const auto [spec, spec_preemptions] = go({1, 8, 1});
+    for (int i = 0; i < 2; ++i) {
+        EXPECT_EQ(spec.at(i).tokens, plain.at(i).tokens);
+        EXPECT_EQ(spec.at(i).stop_reason, "length");
+    }
+    EXPECT_GE(plain_preemptions, 1u);
+    EXPECT_LE(spec_preemptions, plain_preemptions);
+}
+
 TEST(Speculation, StopRulesHoldInsideARoundOfAcceptedDrafts) {
     // The periodic runner accepts every draft: the length limit and an end-of-generation token
     // must still end the output exactly where plain decoding ends it.
