@@ -219,10 +219,9 @@ void engine::check_prompt(std::span<const int32_t> prompt) const {
     ::edgellm::engine::check_prompt(prompt, params_.n_ctx, hparams().n_vocab);
 }
 
-std::unique_ptr<scheduler> engine::make_scheduler(size_t max_queue, exclusive_runner exclusive) {
+std::unique_ptr<scheduler> engine::make_scheduler(size_t max_queue, speculation_params spec) {
     scheduler_params sp;
-    if (!exclusive) sp.spec = params_.spec;
-    sp.exclusive = std::move(exclusive);
+    sp.spec = spec.enabled() ? std::move(spec) : params_.spec;
     sp.n_batch = params_.n_batch;
     sp.max_queue = max_queue;
     sp.eog_ids = lm_->eog_ids();

@@ -111,8 +111,8 @@ struct generation_stats {
     uint64_t model_bytes = 0;         // GGUF file size
     uint64_t peak_rss_bytes = 0;      // VmHWM of this process after the run
     std::string stop_reason;          // "eos" | "length" | "context" | "cancelled"
-    // Speculative decoding (generate_speculative) only: tokens the draft proposed and the target
-    // kept, and the verification rounds (each one target forward pass).
+    // Speculative decoding (--spec-ngram, a draft model): tokens drafted and kept, and the
+    // decode passes that verified drafts.
     int64_t n_drafted = 0, n_accepted = 0, n_rounds = 0;
 };
 
@@ -144,6 +144,9 @@ public:
     const engine_params& params() const { return params_; }
     double load_ms() const { return load_ms_; }
     void set_n_threads(int n);
+    // Speculative decoding for generate() and make_scheduler() from now on (use_draft_model
+    // for a draft model; {} turns it off).
+    void set_speculation(speculation_params s) { params_.spec = std::move(s); }
 
     // Generates on KV slot 0. `prompt` must not be empty and must leave room in the context
     // for at least one more token. With keep_kv, the KV an earlier call left is reused for the
@@ -159,7 +162,9 @@ public:
     std::vector<float> all_logits(std::span<const int32_t> tokens);
 
     // The continuous-batching loop over this session's KV slots (server, batched bench runs).
-    std::unique_ptr<scheduler> make_scheduler(size_t max_queue = 64, exclusive_runner exclusive = {});
+    // `spec` (when enabled: a draft model's draft_source) replaces the session's own
+    // engine_params.spec (--spec-ngram).
+    std::unique_ptr<scheduler> make_scheduler(size_t max_queue = 64, speculation_params spec = {});
 
     // Lower level, for callers that build their own batches (tests, speculative decoding).
     model::kv_cache& kv_mut() { return *kv_; }

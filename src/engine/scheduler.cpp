@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 
 #include "core/timing.h"
 
@@ -57,11 +58,6 @@ uint64_t scheduler::submit(request r) {
         throw usage_error(fmt::format("the number of tokens to generate must be positive, got {}", r.gp.n_predict));
     if (r.slot >= kv.n_seq()) throw usage_error(fmt::format("KV slot {} out of range", r.slot));
     sampling::validate(r.gp.sampling);
-    if (p_.exclusive && r.slot >= 0)
-        throw usage_error("pinned KV slots are not supported with an exclusive (speculative) runner");
-    if (p_.exclusive && r.gp.sampling.grammar)
-        throw usage_error("constrained decoding (a grammar or JSON schema) is not supported with speculative decoding");
-    if (p_.exclusive.check) p_.exclusive.check(r);
 
     auto s = std::make_unique<sequence>();
     std::shared_ptr<const sampling::token_vocab> vocab;
@@ -114,6 +110,7 @@ void scheduler::finish(sequence& s, const std::string& reason, const std::string
             kv.cache_blocks(s.slot, s.tokens);
             kv.clear(s.slot);
         }
+        if (p_.spec.drafter) p_.spec.drafter->release(s.slot);
         free_slots_.push_back(s.slot);
         s.slot = -1;
         --metrics_.running;
@@ -130,6 +127,7 @@ void scheduler::finish(sequence& s, const std::string& reason, const std::string
 // moves preempted sequences back to the queue once it is done walking the running batch.
 void scheduler::preempt(sequence& victim) {
     runner_.kv().clear(victim.slot);
+    if (p_.spec.drafter) p_.spec.drafter->release(victim.slot);
     free_slots_.push_back(victim.slot);
     victim.slot = -1;
     victim.n_eval = 0;
@@ -266,6 +264,32 @@ step_plan scheduler::plan() {
     // order, within the token budget.
     const int64_t n_ctx = runner_.kv().n_ctx();
     int64_t budget = p_.n_batch;
+    // How many tokens a decoding sequence may draft: what is left to generate but one (the last
+    // token of a round comes from the target itself), what the context and the budget hold.
+    auto draft_room = [&](const sequence& s, int64_t budget_left) {
+        const int64_t left = s.req.gp.n_predict - static_cast<int64_t>(s.res.tokens.size());
+        const int64_t k = std::min<int64_t>({p_.spec.draft_max, left - 1, n_ctx - s.n_eval - 1, budget_left - 1});
+        return k >= std::max(1, p_.spec.draft_min) ? static_cast<int>(k) : 0;
+    };
+    auto is_decoding = [](const sequence& s) {
+        return !s.done && s.slot >= 0 && static_cast<int64_t>(s.tokens.size()) - s.n_eval == 1 && !s.res.tokens.empty();
+    };
+    // A draft model proposes for every decoding sequence at once (batched over them).
+    std::map<uint64_t, std::vector<int32_t>> proposed;
+    if (p_.spec.drafter) {
+        std::vector<draft_source::want> wants;
+        std::vector<uint64_t> ids;
+        for (const auto& s : running_)
+            if (is_decoding(*s))
+                if (const int k = draft_room(*s, budget); k > 0) {
+                    wants.push_back({s->slot, s->tokens, k});
+                    ids.push_back(s->id);
+                }
+        if (!wants.empty()) {
+            auto drafts = p_.spec.drafter->propose(wants);
+            for (size_t i = 0; i < ids.size() && i < drafts.size(); ++i) proposed[ids[i]] = std::move(drafts[i]);
+        }
+    }
     std::vector<std::pair<sequence*, planned_sequence>> planned;
     for (int pass = 0; pass < 2 && budget > 0; ++pass) {
         for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
@@ -277,11 +301,13 @@ step_plan scheduler::plan() {
             int64_t n = std::min(remaining, budget);
             std::vector<int32_t> drafts;
             if (decoding && p_.spec.enabled()) {
-                // The last token of a round comes from the target itself: draft at most what is
-                // left to generate but one, and what the context and the budget hold.
-                const int64_t left = s.req.gp.n_predict - static_cast<int64_t>(s.res.tokens.size());
-                const int64_t k = std::min<int64_t>({p_.spec.draft_max, left - 1, n_ctx - s.n_eval - 1, budget - 1});
-                if (k >= std::max(1, p_.spec.draft_min)) drafts = ngram_draft(s.tokens, p_.spec.ngram, static_cast<int>(k));
+                const int k = draft_room(s, budget);
+                if (p_.spec.drafter) {
+                    if (auto it = proposed.find(s.id); it != proposed.end()) drafts = std::move(it->second);
+                    if (static_cast<int>(drafts.size()) > k) drafts.resize(static_cast<size_t>(k));
+                } else if (k > 0) {
+                    drafts = ngram_draft(s.tokens, p_.spec.ngram, k);
+                }
                 if (static_cast<int>(drafts.size()) < std::max(1, p_.spec.draft_min)) drafts.clear();
                 n += static_cast<int64_t>(drafts.size());
             }
@@ -429,22 +455,6 @@ void scheduler::update(const step_plan& p, std::span<const float> logits, double
 }
 
 bool scheduler::step() {
-    if (p_.exclusive) {
-        // New requests and cancellations, then one whole request through the exclusive runner.
-        std::unordered_set<uint64_t> cancelled;
-        {
-            std::lock_guard lock(mu_);
-            while (!incoming_.empty()) {
-                waiting_.push_back(std::move(incoming_.front()));
-                incoming_.pop_front();
-            }
-            cancelled.swap(cancelled_);
-        }
-        for (auto& s : waiting_)
-            if (cancelled.count(s->id)) finish(*s, "cancelled");
-        std::erase_if(waiting_, [](const auto& s) { return s->done; });
-        return step_exclusive();
-    }
     const step_plan p = plan();
     if (p.idle) return false;
     if (p.seqs.empty()) return true;
@@ -460,51 +470,6 @@ bool scheduler::step() {
         return true;
     }
     update(p, logits, sw.elapsed_ms());
-    return true;
-}
-
-// One whole request through the exclusive runner (the caller has taken in new requests and
-// cancellations). The KV cache belongs to the runner meanwhile: no slot is taken here.
-bool scheduler::step_exclusive() {
-    if (waiting_.empty()) return false;
-    std::unique_ptr<sequence> owned = std::move(waiting_.front());
-    waiting_.pop_front();
-    sequence& s = *owned;
-    --metrics_.waiting;
-    ++metrics_.running;
-    metrics_.last_batch_seqs = 1;
-    s.res.queue_ms = s.since_submit.elapsed_ms();
-    auto on_token = [&](int32_t tok) {
-        {
-            std::lock_guard lock(mu_);
-            if (cancelled_.count(s.id)) return false;
-        }
-        ++metrics_.generated_tokens;
-        return s.req.on_token ? s.req.on_token(tok) : true;
-    };
-    sequence_result r;
-    try {
-        r = p_.exclusive.run(s.req, on_token);
-    } catch (const std::exception& ex) {
-        r.stop_reason = "error";
-        r.error = ex.what();
-    }
-    r.n_prompt = s.n_prompt;
-    r.queue_ms = s.res.queue_ms;
-    if (!r.tokens.empty()) r.first_token_ms += r.queue_ms;  // the runner counts from its own start
-    r.latency_ms = s.since_submit.elapsed_ms();
-    metrics_.prompt_tokens += static_cast<uint64_t>(s.n_prompt);
-    metrics_.draft_tokens += static_cast<uint64_t>(r.n_drafted);
-    metrics_.draft_accepted += static_cast<uint64_t>(r.n_accepted);
-    --metrics_.running;
-    ++metrics_.requests_finished;
-    if (r.stop_reason == "cancelled") ++metrics_.requests_cancelled;
-    {
-        std::lock_guard lock(mu_);
-        cancelled_.erase(s.id);
-    }
-    update_kv_metrics();
-    if (s.req.on_done) s.req.on_done(r);
     return true;
 }
 

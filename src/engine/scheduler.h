@@ -53,7 +53,7 @@ struct sequence_result {
     int n_preempted = 0;          // times its KV was dropped for lack of blocks and recomputed
     std::string stop_reason;      // "eos" | "length" | "context" | "cancelled" | "error"
     std::string error;            // with "error": what went wrong
-    int64_t n_drafted = 0;        // speculative decoding (exclusive runner): tokens the draft proposed
+    int64_t n_drafted = 0;        // speculative decoding: tokens drafted for it
     int64_t n_accepted = 0;       // ... and the target kept
 };
 
@@ -99,28 +99,33 @@ private:
     int64_t n_vocab_;
 };
 
-// Runs one request to its end on its own (speculative decoding, which needs the target's and the
-// draft's KV caches for one sequence at a time). `on_token` is the scheduler's: it streams the
-// token to the request and returns false when the request was cancelled.
-// `check` (optional) refuses at submit, with a usage_error, what `run` cannot do. run's
-// first_token_ms counts from its own start.
-struct exclusive_runner {
-    std::function<void(const request& r)> check;
-    std::function<sequence_result(const request& r, const std::function<bool(int32_t token)>& on_token)> run;
-    explicit operator bool() const { return static_cast<bool>(run); }
-};
-
 // Speculative decoding inside the batched loop: a proposer drafts up to draft_max tokens for a
 // decoding sequence, the step evaluates its pending token and the drafts in the same forward
 // pass as every other sequence, and the update samples each row with the sequence's own sampler
 // chain, keeping drafts while they equal what it picks (so the output is exactly plain
 // decoding's, greedy or sampled, penalties and grammars included) and rolling the KV back past
 // the first mismatch.
+// Drafts for several decoding sequences at once (a draft model, batched over the sequences).
+class draft_source {
+public:
+    virtual ~draft_source() = default;
+    struct want {
+        int slot;                         // the sequence's KV slot (the source may keep state per slot)
+        std::span<const int32_t> tokens;  // its whole history: prompt and generated tokens
+        int max;                          // drafts wanted at most
+    };
+    // Up to want.max tokens continuing each want's tokens, in the order of `wants`.
+    virtual std::vector<std::vector<int32_t>> propose(std::span<const want> wants) = 0;
+    // The sequence in `slot` ended or lost its KV: forget what is kept for it.
+    virtual void release(int slot) = 0;
+};
+
 struct speculation_params {
     int ngram = 0;       // > 0: prompt-lookup drafts (ngram_draft) matching up to this many tokens
     int draft_max = 8;   // tokens drafted per step at most
     int draft_min = 1;   // fewer drafts than this are not worth a wider pass: decode plainly
-    bool enabled() const { return ngram > 0; }
+    std::shared_ptr<draft_source> drafter;  // a draft model (instead of n-gram drafts)
+    bool enabled() const { return ngram > 0 || drafter; }
 };
 
 // Prompt lookup (llama.cpp's lookup decoding, vLLM's n-gram speculator): for m = n .. 1, the
@@ -151,10 +156,7 @@ struct scheduler_params {
     std::vector<int32_t> eog_ids;  // the model's end-of-generation tokens
     // The model's vocabulary for constrained decoding, asked for only by requests with a grammar.
     std::function<std::shared_ptr<const sampling::token_vocab>()> vocab;
-    // When set, requests run one at a time through it instead of the batched loop; queueing,
-    // cancellation, the callbacks and the metrics stay the scheduler's. Pinned slots are refused.
-    exclusive_runner exclusive;
-    speculation_params spec;  // drafts inside the batched loop (n-gram)
+    speculation_params spec;  // drafts inside the batched loop (n-gram or a draft model)
 };
 
 // The one owner of the prompt rules (scheduler::submit, engine::check_prompt): usage_error for an
@@ -224,7 +226,6 @@ public:
 private:
     struct sequence;
     void admit();
-    bool step_exclusive();
     void finish(sequence& s, const std::string& reason, const std::string& err = {});
     bool emit(sequence& s, int32_t tok);  // one picked token: false when the sequence ended
     sequence* find_running(uint64_t id);

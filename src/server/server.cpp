@@ -174,8 +174,10 @@ server::impl::impl(std::unique_ptr<engine::engine> e, std::string path, server_p
                    std::unique_ptr<engine::engine> d)
     : eng(std::move(e)), draft(std::move(d)), model_path(std::move(path)), p(std::move(params)) {
     lm = eng->shared_model();
-    engine::exclusive_runner spec;
-    if (draft) spec = engine::speculative_runner(*eng, *draft, p.spec);
+    // A draft model proposes inside the batched loop, for every --parallel sequence at once.
+    engine::speculation_params spec;
+    if (draft)
+        spec = {0, p.spec.draft_max, std::max(1, p.spec.draft_min), engine::make_model_drafter(*eng, *draft)};
     sched = eng->make_scheduler(p.max_queue, std::move(spec));
     if (p.model_name.empty()) p.model_name = std::filesystem::path(model_path).stem().string();
     started_unix = unix_now();

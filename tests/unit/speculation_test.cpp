@@ -83,7 +83,7 @@ TEST(Speculation, GreedyOutputEqualsPlainDecodingForEveryDraftLengthAndBatchSize
                 for (int draft_max : {1, 4, 12}) {
                     SCOPED_TRACE(::testing::Message() << "periodic " << periodic << ", parallel " << parallel << ", ngram "
                                                     << ngram << ", draft-max " << draft_max);
-                    const run_result spec = run(ps, parallel, {ngram, draft_max, 1}, periodic, 40);
+                    const run_result spec = run(ps, parallel, {ngram, draft_max, 1, nullptr}, periodic, 40);
                     for (int i = 0; i < 4; ++i) {
                         EXPECT_EQ(spec.out.at(i).tokens, plain.out.at(i).tokens) << "request " << i;
                         EXPECT_EQ(spec.out.at(i).stop_reason, "length");
@@ -108,7 +108,7 @@ TEST(Speculation, GreedyOutputEqualsPlainDecodingForEveryDraftLengthAndBatchSize
 TEST(Speculation, SampledOutputEqualsPlainDecodingWithTheSameSeed) {
     const auto ps = prompts(3);
     const run_result plain = run(ps, 3, {}, false, 30, 1.0f);
-    const run_result spec = run(ps, 3, {2, 6, 1}, false, 30, 1.0f);
+    const run_result spec = run(ps, 3, {2, 6, 1, nullptr}, false, 30, 1.0f);
     for (int i = 0; i < 3; ++i) EXPECT_EQ(spec.out.at(i).tokens, plain.out.at(i).tokens) << "request " << i;
     EXPECT_GT(spec.drafted, 0u);
 }
@@ -116,7 +116,7 @@ TEST(Speculation, SampledOutputEqualsPlainDecodingWithTheSameSeed) {
 TEST(Speculation, PlanCarriesThePendingTokenAndItsDraftsAndUpdateRollsBackTheRejected) {
     history_runner fr(1, 256, 0);
     scheduler_params sp;
-    sp.spec = {2, 4, 1};
+    sp.spec = {2, 4, 1, nullptr};
     scheduler sch(fr, sp);
     std::map<int, sequence_result> out;
     // The prompt ends with 5 6 after an earlier 5 6 7 8 9: the draft is 7 8 9 1.
@@ -179,13 +179,53 @@ TEST(Speculation, PreemptionWithDraftsKeepsTheOutput) {
         return std::pair{out, sch.metrics().preemptions.load()};
     };
     const auto [plain, plain_preemptions] = go({});
-    const auto [spec, spec_preemptions] = go({1, 8, 1});
+    const auto [spec, spec_preemptions] = go({1, 8, 1, nullptr});
     for (int i = 0; i < 2; ++i) {
         EXPECT_EQ(spec.at(i).tokens, plain.at(i).tokens);
         EXPECT_EQ(spec.at(i).stop_reason, "length");
     }
     EXPECT_GE(plain_preemptions, 1u);
     EXPECT_LE(spec_preemptions, plain_preemptions);
+}
+
+// A draft model stand-in: proposes what the periodic runner will pick (t + 1, t + 2, ...) for
+// even slots and wrong tokens for odd ones, batched; records the calls.
+class fake_drafter : public engine::draft_source {
+public:
+    std::vector<std::vector<int32_t>> propose(std::span<const want> wants) override {
+        ++calls;
+        max_batch = std::max(max_batch, wants.size());
+        std::vector<std::vector<int32_t>> out;
+        for (const want& w : wants) {
+            std::vector<int32_t> d;
+            for (int i = 0; i < w.max; ++i)
+                d.push_back(w.slot % 2 ? (w.tokens.back() + 5 + i) % 16 : (w.tokens.back() + 1 + i) % 16);
+            out.push_back(d);
+        }
+        return out;
+    }
+    void release(int slot) override { released.push_back(slot); }
+    int calls = 0;
+    size_t max_batch = 0;
+    std::vector<int> released;
+};
+
+TEST(Speculation, ADraftSourceProposesForEverySequenceAtOnce) {
+    const auto ps = prompts(4);
+    const run_result plain = run(ps, 4, {}, true, 30);
+    auto drafter = std::make_shared<fake_drafter>();
+    const run_result spec = run(ps, 4, {0, 5, 1, drafter}, true, 30);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(spec.out.at(i).tokens, plain.out.at(i).tokens) << "request " << i;
+    EXPECT_GE(drafter->max_batch, 3u) << "one call drafts for every decoding sequence";
+    for (int i = 0; i < 4; ++i) {
+        // Request i runs in slot i: the even slots' drafts are right, the odd slots' wrong.
+        EXPECT_GT(spec.out.at(i).n_drafted, 0) << "request " << i;
+        if (i % 2)
+            EXPECT_EQ(spec.out.at(i).n_accepted, 0) << "request " << i;
+        else
+            EXPECT_GT(spec.out.at(i).n_accepted * 2, spec.out.at(i).n_drafted) << "request " << i;
+    }
+    EXPECT_GE(drafter->released.size(), 4u) << "every finished sequence's draft state is released";
 }
 
 TEST(Speculation, StopRulesHoldInsideARoundOfAcceptedDrafts) {
@@ -195,7 +235,7 @@ TEST(Speculation, StopRulesHoldInsideARoundOfAcceptedDrafts) {
         history_runner fr(1, 256, 0);
         fr.periodic = true;
         scheduler_params sp;
-        sp.spec = {2, 12, 1};
+        sp.spec = {2, 12, 1, nullptr};
         sp.eog_ids = {15};
         scheduler sch(fr, sp);
         std::map<int, sequence_result> out;

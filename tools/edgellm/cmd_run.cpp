@@ -97,8 +97,6 @@ void run(const run_options& o) {
         run_other_backend(o);
         return;
     }
-    if (o.grammar.given() && !o.draft.model.empty())
-        throw usage_error("constrained decoding (--grammar, --json-schema, --json-mode) does not work with --model-draft");
     engine::engine_params ep = o.session.params();
     ep.spec = o.draft.ngram();
     engine::generation_params gp;
@@ -135,9 +133,9 @@ void run(const run_options& o) {
     std::unique_ptr<engine::engine> draft;
     if (!o.draft.model.empty()) {
         draft = engine::open_draft(ep, o.draft.model, eng.params().n_ctx);
+        engine::use_draft_model(eng, *draft, o.draft.spec);
     }
-    const engine::generation_stats st = draft ? engine::generate_speculative(eng, *draft, prompt, gp, on_token, o.draft.spec)
-                                              : eng.generate(prompt, gp, on_token);
+    const engine::generation_stats st = eng.generate(prompt, gp, on_token);
     const std::string tail = codec.flush();
     if (o.json)
         text += tail;

@@ -22,7 +22,7 @@ namespace {
 struct serve_options {
     session_flags session;  // session.n_ctx: the KV pool
     server::server_params server;
-    std::optional<int> n_parallel;  // default 4, or 1 with a draft model
+    std::optional<int> n_parallel;  // default 4
     int64_t n_ctx_seq = 0;
     draft_flags draft;  // speculative decoding
     std::string max_body = "32MiB";
@@ -33,12 +33,8 @@ void serve(serve_options& o) {
     o.server.max_body_bytes = parse_size(o.max_body, "--max-body");
     if (o.server.max_body_bytes == 0) throw usage_error("--max-body must be positive");
     const bool spec = o.draft.given();
-    const int n_parallel = o.n_parallel.value_or(spec ? 1 : 4);
+    const int n_parallel = o.n_parallel.value_or(4);
     if (n_parallel <= 0) throw usage_error(fmt::format("--parallel must be at least 1, got {}", n_parallel));
-    // A speculative round needs the target's and the draft's caches for one sequence (not batched).
-    if (spec && n_parallel != 1)
-        throw usage_error(fmt::format("--model-draft decodes one request at a time: --parallel must be 1, got {}",
-                                      n_parallel));
     if (spec) engine::check_speculative_params(o.draft.spec);  // before the models load
     o.server.spec = o.draft.spec;
     if (o.server.port < 0 || o.server.port > 65535)
@@ -82,8 +78,8 @@ void serve(serve_options& o) {
                             "step\n",
                             used.spec.ngram, used.spec.draft_max);
     if (draft)
-        desc += fmt::format("speculative decoding: draft {} ({} positions, {}), up to {} tokens per round, one request "
-                            "at a time\n",
+        desc += fmt::format("speculative decoding: draft {} ({} positions per sequence, {}), up to {} tokens per "
+                            "step for every sequence\n",
                             o.draft.model, draft->kv().n_ctx(), format_bytes(draft->kv().size_bytes()),
                             o.draft.spec.draft_max);
     server::server srv(std::move(eng), o.session.model, o.server, std::move(draft));

@@ -88,7 +88,7 @@ engine::speculation_params draft_flags::ngram() const {
     if (spec_ngram == 0) return {};
     if (given()) throw usage_error("give either --model-draft or --spec-ngram, not both");
     engine::check_speculative_params(spec);
-    return {spec_ngram, spec.draft_max, std::max(1, spec.draft_min)};
+    return {spec_ngram, spec.draft_max, std::max(1, spec.draft_min), nullptr};
 }
 
 void sampling_flags::add_to(CLI::App* cmd) {
