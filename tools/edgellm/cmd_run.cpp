@@ -91,8 +91,9 @@ void run(const run_options& o) {
         throw usage_error("no model given: use -m MODEL.gguf (or --model-name NAME for a server backend)");
     if (o.n_predict <= 0) throw usage_error(fmt::format("-n must be a positive number of tokens, got {}", o.n_predict));
     if (!o.backend.empty() && o.backend != "native") {
-        if (!o.draft.model.empty())
-            throw usage_error("--model-draft works with the native engine only (backend '" + o.backend + "')");
+        if (!o.draft.model.empty() || o.draft.spec_ngram != 0)
+            throw usage_error("--model-draft and --spec-ngram work with the native engine only (backend '" + o.backend +
+                              "')");
         if (o.grammar.given()) throw usage_error("--grammar, --json-schema and --json-mode work with the native engine only");
         run_other_backend(o);
         return;

@@ -116,9 +116,9 @@ void setup(CLI::App& app) {
     cmd->add_option("--host", opts->server.host, "address to listen on (default 127.0.0.1: this machine only)");
     cmd->add_option("--port", opts->server.port, "port (default 11434, Ollama's; 0 picks a free one)");
     cmd->add_option("-P,--parallel,--np", opts->n_parallel,
-                    "sequences decoded together (default 4, or 1 with --model-draft; also spelled -np)");
-    opts->draft.add_to(cmd, "speculative decoding with this draft model (same vocabulary); requests are then decoded "
-                            "one at a time, each with the draft proposing and the model verifying");
+                    "sequences decoded together (default 4; also spelled -np)");
+    opts->draft.add_to(cmd, "speculative decoding with this draft model (same vocabulary): it proposes tokens for "
+                            "every decoding sequence, verified in the same batched pass");
     cmd->add_option("--ctx-per-seq", opts->n_ctx_seq, "positions one sequence may use (default: the whole pool)");
     cmd->add_option("--max-queue", opts->server.max_queue, "requests that may wait for a slot (default 64)");
     cmd->add_option("--max-body", opts->max_body,
