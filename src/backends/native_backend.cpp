@@ -58,6 +58,7 @@ public:
         if (auto d = s.extra.find("model_draft"); d != s.extra.end() && !d->second.empty()) {
             draft_ = engine::open_draft(p, d->second, engine_->params().n_ctx);
             if (auto m = s.extra.find("draft_max"); m != s.extra.end()) spec_.draft_max = std::stoi(m->second);
+            engine::use_draft_model(*engine_, *draft_, spec_);
         }
         tokenizer_ = engine_->shared_model()->get_tokenizer();
         if (!tokenizer_)
@@ -108,8 +109,7 @@ protected:
             if (!out.empty() && !emit(out)) return false;
             return !stops.stopped();
         };
-        auto st = draft_ ? engine::generate_speculative(*engine_, *draft_, prompt, gp, on_token, spec_)
-                         : engine_->generate(prompt, gp, on_token);
+        auto st = engine_->generate(prompt, gp, on_token);
         if (!stops.stopped()) emit(stops.push(codec.flush()) + stops.flush());
         const bool stopped_by_string = stops.stopped();
         auto& s = result.stats;

@@ -38,6 +38,7 @@ batch_generation_stats generate_batch(engine& e, std::span<const std::vector<int
         request r;
         r.prompt = prompts[s];
         r.gp = gp;
+        r.reuse_prefix = false;  // every sweep point measures its whole prefill
         r.on_done = [&results, s](const sequence_result& out) { results[s] = out; };
         sched->submit(std::move(r));
         st.n_prompt += static_cast<int64_t>(prompts[s].size());

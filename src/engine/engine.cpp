@@ -208,6 +208,7 @@ void engine::open() {
     if (params_.n_gpu_layers > 0)
         forward_->set_gpu(model::gpu_layers::create(lm_->get_model(), params_.n_gpu_layers, params_.n_ctx,
                                                     params_.kv_type, params_.n_seq, params_.n_batch));
+    kv_->set_prefix_caching(params_.prefix_cache && params_.n_gpu_layers == 0);
     runner_ = std::make_unique<forward_runner>(*forward_, *kv_, hp.n_vocab);
 }
 
@@ -218,20 +219,12 @@ void engine::set_n_threads(int n) {
 }
 
 void engine::check_prompt(std::span<const int32_t> prompt) const {
-    if (prompt.empty()) throw usage_error("the prompt is empty (start from the BOS token instead)");
-    if (static_cast<int64_t>(prompt.size()) >= params_.n_ctx)
-        throw usage_error(fmt::format("the prompt has {} tokens but the context holds only {} (raise -c)", prompt.size(),
-                                      params_.n_ctx));
-    const int64_t n_vocab = hparams().n_vocab;
-    for (size_t i = 0; i < prompt.size(); ++i)
-        if (prompt[i] < 0 || prompt[i] >= n_vocab)
-            throw usage_error(fmt::format("prompt token {} (index {}) is outside the vocabulary of {} tokens", prompt[i],
-                                          i, n_vocab));
+    ::edgellm::engine::check_prompt(prompt, params_.n_ctx, hparams().n_vocab);
 }
 
-std::unique_ptr<scheduler> engine::make_scheduler(size_t max_queue, exclusive_runner exclusive) {
+std::unique_ptr<scheduler> engine::make_scheduler(size_t max_queue, speculation_params spec) {
     scheduler_params sp;
-    sp.exclusive = std::move(exclusive);
+    sp.spec = spec.enabled() ? std::move(spec) : params_.spec;
     sp.n_batch = params_.n_batch;
     sp.max_queue = max_queue;
     sp.eog_ids = lm_->eog_ids();
@@ -241,9 +234,7 @@ std::unique_ptr<scheduler> engine::make_scheduler(size_t max_queue, exclusive_ru
 
 generation_stats engine::generate(std::span<const int32_t> prompt, const generation_params& gp,
                                   const token_callback& on_token, bool keep_kv) {
-    if (gp.n_predict <= 0)
-        throw usage_error(fmt::format("the number of tokens to generate must be positive, got {}", gp.n_predict));
-    check_prompt(prompt);
+    check_prompt(prompt);  // before slot 0's KV is touched; scheduler::submit checks the rest
     generation_stats st;
     st.load_ms = load_ms_;
     st.kv_bytes = kv_->size_bytes();
@@ -253,20 +244,23 @@ generation_stats engine::generate(std::span<const int32_t> prompt, const generat
     r.prompt.assign(prompt.begin(), prompt.end());
     r.gp = gp;
     r.on_token = on_token;
-    r.slot = 0;
-    if (keep_kv) {
+    r.reuse_prefix = keep_kv;
+    const bool pinned = keep_kv && !kv_->prefix_caching();
+    if (pinned) {
+        r.slot = 0;
         const size_t n = std::min(kv_tokens_.size(), static_cast<size_t>(kv_->seq_len(0)));
         size_t common = 0;
         while (common < n && common < prompt.size() && kv_tokens_[common] == prompt[common]) ++common;
         r.n_cached = static_cast<int64_t>(common);
     }
-    kv_->truncate(0, r.n_cached);
+    kv_->truncate(0, std::min(r.n_cached, kv_->seq_len(0)));
     kv_tokens_.clear();
     sequence_result res;
     r.on_done = [&res](const sequence_result& out) { res = out; };
     scheduler_params sp;
     sp.n_batch = params_.n_batch;
     sp.max_running = 1;
+    sp.spec = params_.spec;
     sp.eog_ids = lm_->eog_ids();
     sp.vocab = [lm = lm_] { return lm->grammar_vocab(); };
     scheduler sched(*runner_, sp);
@@ -285,9 +279,14 @@ generation_stats engine::generate(std::span<const int32_t> prompt, const generat
     st.stop_reason = res.stop_reason;
     if (st.prefill_ms > 0)
         st.prefill_tokens_per_s = 1000.0 * static_cast<double>(st.n_prompt - st.n_cached) / st.prefill_ms;
-    if (st.decode_ms > 0) st.decode_tokens_per_s = 1000.0 * static_cast<double>(st.n_decode) / st.decode_ms;
+    st.n_drafted = res.n_drafted;
+    st.n_accepted = res.n_accepted;
+    st.n_rounds = res.n_drafted > 0 ? res.n_decode : 0;
+    // Tokens per second of decoding: with drafts a pass yields several tokens.
+    if (st.decode_ms > 0)
+        st.decode_tokens_per_s = 1000.0 * static_cast<double>(res.n_drafted > 0 ? st.n_gen - 1 : st.n_decode) / st.decode_ms;
     st.peak_rss_bytes = peak_rss_bytes();
-    if (keep_kv) {
+    if (pinned) {
         kv_tokens_.assign(prompt.begin(), prompt.end());
         kv_tokens_.insert(kv_tokens_.end(), res.tokens.begin(), res.tokens.end());
         kv_tokens_.resize(std::min(kv_tokens_.size(), static_cast<size_t>(kv_->seq_len(0))));

@@ -82,6 +82,13 @@ struct engine_params {
     // rungs taken are in `fallback_note` (empty when the request fitted as asked).
     bool fallback = false;
     std::string fallback_note;
+    // Automatic prefix caching in the paged KV cache (model::kv_cache): requests reuse the KV
+    // blocks of a prompt prefix an earlier request left (--no-prefix-cache turns it off). Off
+    // whatever this says when layers run on a GPU, whose KV cache is not paged.
+    bool prefix_cache = true;
+    // Speculative decoding inside the scheduler (--spec-ngram): drafts for every session's
+    // scheduler and generate().
+    speculation_params spec;
 };
 constexpr int64_t k_fallback_min_ctx = 256;
 constexpr int64_t k_default_max_ctx = 4096;
@@ -104,8 +111,8 @@ struct generation_stats {
     uint64_t model_bytes = 0;         // GGUF file size
     uint64_t peak_rss_bytes = 0;      // VmHWM of this process after the run
     std::string stop_reason;          // "eos" | "length" | "context" | "cancelled"
-    // Speculative decoding (generate_speculative) only: tokens the draft proposed and the target
-    // kept, and the verification rounds (each one target forward pass).
+    // Speculative decoding (--spec-ngram, a draft model): tokens drafted and kept, and the
+    // decode passes that verified drafts.
     int64_t n_drafted = 0, n_accepted = 0, n_rounds = 0;
 };
 
@@ -137,11 +144,16 @@ public:
     const engine_params& params() const { return params_; }
     double load_ms() const { return load_ms_; }
     void set_n_threads(int n);
+    // Speculative decoding for generate() and make_scheduler() from now on (use_draft_model
+    // for a draft model; {} turns it off).
+    void set_speculation(speculation_params s) { params_.spec = std::move(s); }
 
     // Generates on KV slot 0. `prompt` must not be empty and must leave room in the context
-    // for at least one more token. With keep_kv, the KV of the previous keep_kv call is reused
-    // for the prompt tokens it shares (chat turns re-send their history): only the new part is
-    // prefilled.
+    // for at least one more token. With keep_kv, the KV an earlier call left is reused for the
+    // prompt tokens it shares (chat turns re-send their history): only the new part is
+    // prefilled. That is the prefix cache's work when it is on; without it (GPU layers,
+    // --no-prefix-cache) slot 0 keeps the previous keep_kv call's KV. Without keep_kv the whole
+    // prompt is evaluated (benchmarks measure it).
     generation_stats generate(std::span<const int32_t> prompt, const generation_params& gp,
                               const token_callback& on_token, bool keep_kv = false);
 
@@ -150,7 +162,9 @@ public:
     std::vector<float> all_logits(std::span<const int32_t> tokens);
 
     // The continuous-batching loop over this session's KV slots (server, batched bench runs).
-    std::unique_ptr<scheduler> make_scheduler(size_t max_queue = 64, exclusive_runner exclusive = {});
+    // `spec` (when enabled: a draft model's draft_source) replaces the session's own
+    // engine_params.spec (--spec-ngram).
+    std::unique_ptr<scheduler> make_scheduler(size_t max_queue = 64, speculation_params spec = {});
 
     // Lower level, for callers that build their own batches (tests, speculative decoding).
     model::kv_cache& kv_mut() { return *kv_; }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 
 #include "core/timing.h"
 
@@ -36,29 +37,27 @@ scheduler::scheduler(step_runner& runner, scheduler_params p) : runner_(runner),
 
 scheduler::~scheduler() = default;
 
+void check_prompt(std::span<const int32_t> prompt, int64_t n_ctx, int64_t n_vocab) {
+    if (prompt.empty()) throw usage_error("the prompt is empty (start from the BOS token instead)");
+    if (static_cast<int64_t>(prompt.size()) >= n_ctx)
+        throw usage_error(fmt::format("the prompt has {} tokens but the context holds only {} (raise -c)", prompt.size(),
+                                      n_ctx));
+    for (size_t i = 0; i < prompt.size(); ++i)
+        if (prompt[i] < 0 || prompt[i] >= n_vocab)
+            throw usage_error(fmt::format("prompt token {} (index {}) is outside the vocabulary of {} tokens", prompt[i],
+                                          i, n_vocab));
+}
+
 uint64_t scheduler::submit(request r) {
     model::kv_cache& kv = runner_.kv();
-    const int64_t n_vocab = runner_.n_vocab();
-    if (r.prompt.empty()) throw usage_error("the prompt is empty (start from the BOS token instead)");
-    if (static_cast<int64_t>(r.prompt.size()) >= kv.n_ctx())
-        throw usage_error(fmt::format("the prompt has {} tokens but the context holds only {}", r.prompt.size(),
-                                      kv.n_ctx()));
+    check_prompt(r.prompt, kv.n_ctx(), runner_.n_vocab());
     if (model::kv_cache::blocks_for(static_cast<int64_t>(r.prompt.size()) + 1) > kv.n_blocks())
         throw usage_error(fmt::format("the prompt has {} tokens but the KV cache holds only {} positions",
                                       r.prompt.size(), kv.n_blocks() * model::k_kv_block_size));
-    for (size_t i = 0; i < r.prompt.size(); ++i)
-        if (r.prompt[i] < 0 || r.prompt[i] >= n_vocab)
-            throw usage_error(fmt::format("prompt token {} (index {}) is outside the vocabulary of {} tokens",
-                                          r.prompt[i], i, n_vocab));
     if (r.gp.n_predict <= 0)
         throw usage_error(fmt::format("the number of tokens to generate must be positive, got {}", r.gp.n_predict));
     if (r.slot >= kv.n_seq()) throw usage_error(fmt::format("KV slot {} out of range", r.slot));
     sampling::validate(r.gp.sampling);
-    if (p_.exclusive && r.slot >= 0)
-        throw usage_error("pinned KV slots are not supported with an exclusive (speculative) runner");
-    if (p_.exclusive && r.gp.sampling.grammar)
-        throw usage_error("constrained decoding (a grammar or JSON schema) is not supported with speculative decoding");
-    if (p_.exclusive.check) p_.exclusive.check(r);
 
     auto s = std::make_unique<sequence>();
     std::shared_ptr<const sampling::token_vocab> vocab;
@@ -92,7 +91,10 @@ void scheduler::cancel(uint64_t id) {
     cv_.notify_all();
 }
 
-void scheduler::update_kv_metrics() { metrics_.kv_blocks_used = runner_.kv().n_used_blocks(); }
+void scheduler::update_kv_metrics() {
+    metrics_.kv_blocks_used = runner_.kv().n_used_blocks();
+    metrics_.kv_blocks_cached = runner_.kv().n_cached_blocks();
+}
 
 void scheduler::finish(sequence& s, const std::string& reason, const std::string& err) {
     model::kv_cache& kv = runner_.kv();
@@ -100,8 +102,15 @@ void scheduler::finish(sequence& s, const std::string& reason, const std::string
     s.res.stop_reason = reason;
     s.res.error = err;
     if (s.slot >= 0) {
+        // Only the first n_eval positions hold KV of its tokens (not rejected drafts, nor what a
+        // failed pass wrote); their full blocks stay in the prefix cache once released.
+        if (kv.seq_len(s.slot) > s.n_eval) kv.truncate(s.slot, s.n_eval);
         s.res.n_kv = kv.seq_len(s.slot);
-        if (s.req.slot < 0) kv.clear(s.slot);  // pinned slots keep their KV for the caller
+        if (s.req.slot < 0) {  // pinned slots keep their KV for the caller
+            kv.cache_blocks(s.slot, s.tokens);
+            kv.clear(s.slot);
+        }
+        if (p_.spec.drafter) p_.spec.drafter->release(s.slot);
         free_slots_.push_back(s.slot);
         s.slot = -1;
         --metrics_.running;
@@ -118,6 +127,7 @@ void scheduler::finish(sequence& s, const std::string& reason, const std::string
 // moves preempted sequences back to the queue once it is done walking the running batch.
 void scheduler::preempt(sequence& victim) {
     runner_.kv().clear(victim.slot);
+    if (p_.spec.drafter) p_.spec.drafter->release(victim.slot);
     free_slots_.push_back(victim.slot);
     victim.slot = -1;
     victim.n_eval = 0;
@@ -166,6 +176,10 @@ void scheduler::admit() {
             s.res.n_cached = keep;
         }
         kv.truncate(slot, std::min(kv.seq_len(slot), keep));
+        if (s.req.slot < 0 && s.req.reuse_prefix) {
+            // The last token is evaluated again in any case: its logits pick the next token.
+            keep = kv.attach_prefix(slot, s.tokens, static_cast<int64_t>(s.tokens.size()) - 1);
+        }
         // The whole remaining prompt must fit in the free blocks now, so admission does not
         // start a sequence that would stall half-way (chunks then only wait on the budget).
         const int64_t need = kv.blocks_needed(slot, static_cast<int64_t>(s.tokens.size()) + 1);
@@ -176,6 +190,11 @@ void scheduler::admit() {
         }
         s.slot = slot;
         s.n_eval = keep;
+        if (s.req.slot < 0) {
+            if (s.res.n_preempted == 0) s.res.n_cached = keep;
+            metrics_.prefix_hit_tokens += static_cast<uint64_t>(keep);
+            metrics_.prefix_hit_blocks += static_cast<uint64_t>(model::kv_cache::blocks_for(keep));
+        }
         if (s.res.n_preempted == 0) s.res.queue_ms = s.since_submit.elapsed_ms();
         running_.push_back(std::move(waiting_.front()));
         waiting_.pop_front();
@@ -184,7 +203,36 @@ void scheduler::admit() {
     }
 }
 
-bool scheduler::step() {
+std::vector<int32_t> ngram_draft(std::span<const int32_t> tokens, int n, int max) {
+    const int64_t len = static_cast<int64_t>(tokens.size());
+    if (max <= 0) return {};
+    for (int64_t m = std::min<int64_t>(n, len - 1); m >= 1; --m) {
+        const auto tail = tokens.subspan(static_cast<size_t>(len - m));
+        // The latest start j < len - m whose m tokens equal the tail (its continuation exists).
+        for (int64_t j = len - m - 1; j >= 0; --j) {
+            if (!std::equal(tail.begin(), tail.end(), tokens.begin() + j)) continue;
+            const int64_t from = j + m;
+            const int64_t n_out = std::min<int64_t>(max, len - from);
+            return {tokens.begin() + from, tokens.begin() + from + n_out};
+        }
+    }
+    return {};
+}
+
+int64_t step_plan::n_tokens() const {
+    int64_t n = 0;
+    for (const auto& s : seqs) n += static_cast<int64_t>(s.tokens.size());
+    return n;
+}
+
+scheduler::sequence* scheduler::find_running(uint64_t id) {
+    for (auto& s : running_)
+        if (s && s->id == id) return s.get();
+    return nullptr;
+}
+
+step_plan scheduler::plan() {
+    step_plan out;
     // New requests and cancellations from other threads.
     std::unordered_set<uint64_t> cancelled;
     {
@@ -203,25 +251,46 @@ bool scheduler::step() {
         std::erase_if(running_, [](const auto& s) { return s->done; });
         std::erase_if(waiting_, [](const auto& s) { return s->done; });
     }
-    if (p_.exclusive) return step_exclusive();
     admit();
     if (running_.empty()) {
         if (!waiting_.empty())  // validated to fit an empty pool: only reachable with pinned slots busy
             for (auto& s : waiting_) finish(*s, "error", "no KV slot could be given to the request");
         waiting_.clear();
-        return false;
+        out.idle = true;
+        return out;
     }
 
-    // Schedule: one token for each decoding sequence, then prefill chunks in admission order,
-    // within the token budget.
-    batch_.clear();
-    struct entry {
-        sequence* s;
-        int64_t n;  // tokens of s in this step
-        bool prefill;
-    };
-    std::vector<entry> plan;
+    // One token (plus its drafts) for each decoding sequence, then prefill chunks in admission
+    // order, within the token budget.
+    const int64_t n_ctx = runner_.kv().n_ctx();
     int64_t budget = p_.n_batch;
+    // How many tokens a decoding sequence may draft: what is left to generate but one (the last
+    // token of a round comes from the target itself), what the context and the budget hold.
+    auto draft_room = [&](const sequence& s, int64_t budget_left) {
+        const int64_t left = s.req.gp.n_predict - static_cast<int64_t>(s.res.tokens.size());
+        const int64_t k = std::min<int64_t>({p_.spec.draft_max, left - 1, n_ctx - s.n_eval - 1, budget_left - 1});
+        return k >= std::max(1, p_.spec.draft_min) ? static_cast<int>(k) : 0;
+    };
+    auto is_decoding = [](const sequence& s) {
+        return !s.done && s.slot >= 0 && static_cast<int64_t>(s.tokens.size()) - s.n_eval == 1 && !s.res.tokens.empty();
+    };
+    // A draft model proposes for every decoding sequence at once (batched over them).
+    std::map<uint64_t, std::vector<int32_t>> proposed;
+    if (p_.spec.drafter) {
+        std::vector<draft_source::want> wants;
+        std::vector<uint64_t> ids;
+        for (const auto& s : running_)
+            if (is_decoding(*s))
+                if (const int k = draft_room(*s, budget); k > 0) {
+                    wants.push_back({s->slot, s->tokens, k});
+                    ids.push_back(s->id);
+                }
+        if (!wants.empty()) {
+            auto drafts = p_.spec.drafter->propose(wants);
+            for (size_t i = 0; i < ids.size() && i < drafts.size(); ++i) proposed[ids[i]] = std::move(drafts[i]);
+        }
+    }
+    std::vector<std::pair<sequence*, planned_sequence>> planned;
     for (int pass = 0; pass < 2 && budget > 0; ++pass) {
         for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
             sequence& s = *running_[i];
@@ -229,14 +298,41 @@ bool scheduler::step() {
             const int64_t remaining = static_cast<int64_t>(s.tokens.size()) - s.n_eval;
             const bool decoding = remaining == 1 && !s.res.tokens.empty();
             if ((pass == 0) != decoding) continue;
-            const int64_t n = std::min(remaining, budget);
+            int64_t n = std::min(remaining, budget);
+            std::vector<int32_t> drafts;
+            if (decoding && p_.spec.enabled()) {
+                const int k = draft_room(s, budget);
+                if (p_.spec.drafter) {
+                    if (auto it = proposed.find(s.id); it != proposed.end()) drafts = std::move(it->second);
+                    if (static_cast<int>(drafts.size()) > k) drafts.resize(static_cast<size_t>(k));
+                } else if (k > 0) {
+                    drafts = ngram_draft(s.tokens, p_.spec.ngram, k);
+                }
+                if (static_cast<int>(drafts.size()) < std::max(1, p_.spec.draft_min)) drafts.clear();
+                n += static_cast<int64_t>(drafts.size());
+            }
+            // Drafts take free blocks only: never preempt another sequence for them.
+            if (!drafts.empty() && !runner_.kv().reserve(s.slot, s.n_eval + n)) {
+                n -= static_cast<int64_t>(drafts.size());
+                drafts.clear();
+            }
             if (!reserve_or_preempt(s, s.n_eval + n)) continue;
-            plan.push_back({&s, n, !decoding});
+            planned_sequence ps;
+            ps.id = s.id;
+            ps.slot = s.slot;
+            ps.pos = s.n_eval;
+            const auto first = s.tokens.begin() + s.n_eval;
+            ps.tokens.assign(first, first + (n - static_cast<int64_t>(drafts.size())));
+            ps.tokens.insert(ps.tokens.end(), drafts.begin(), drafts.end());
+            ps.n_draft = static_cast<int>(drafts.size());
+            ps.prefill = !decoding;
+            ps.samples = s.n_eval + n - ps.n_draft == static_cast<int64_t>(s.tokens.size());
+            planned.emplace_back(&s, std::move(ps));
             budget -= n;
         }
     }
     // A preempted sequence may already have been planned: drop it, and queue it again in front.
-    std::erase_if(plan, [](const entry& e) { return e.s->slot < 0; });
+    std::erase_if(planned, [](const auto& e) { return e.first->slot < 0; });
     for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
         if (!(*it)->preempted) continue;
         (*it)->preempted = false;
@@ -246,143 +342,134 @@ bool scheduler::step() {
     }
     std::erase_if(running_, [](const auto& s) { return !s; });
     update_kv_metrics();
-    if (plan.empty()) return true;  // everything was preempted this step: admit again next step
+    for (auto& [s, ps] : planned) out.seqs.push_back(std::move(ps));
+    return out;  // empty when everything was preempted this step: admit again next step
+}
 
-    std::vector<sequence*> outputs;
-    for (const entry& e : plan) {
-        sequence& s = *e.s;
-        for (int64_t i = 0; i < e.n; ++i) {
-            const int64_t pos = s.n_eval + i;
-            const bool last = pos + 1 == static_cast<int64_t>(s.tokens.size());
-            batch_.add(s.tokens[static_cast<size_t>(pos)], pos, s.slot, last);
-        }
-        if (s.n_eval + e.n == static_cast<int64_t>(s.tokens.size())) outputs.push_back(&s);
+std::span<const float> scheduler::execute(const step_plan& p) {
+    batch_.clear();
+    for (const planned_sequence& ps : p.seqs) {
+        const size_t n = ps.tokens.size();
+        for (size_t i = 0; i < n; ++i)
+            batch_.add(ps.tokens[i], ps.pos + static_cast<int64_t>(i), ps.slot,
+                       ps.samples && i + static_cast<size_t>(ps.n_draft) + 1 >= n);
     }
+    return runner_.eval(batch_);
+}
 
-    // Execute.
-    stopwatch sw;
-    std::span<const float> logits;
+// Records one picked token of s and applies every stop rule; false when s has ended.
+bool scheduler::emit(sequence& s, int32_t tok) {
+    const double t_ms = s.since_submit.elapsed_ms();
+    if (s.res.tokens.empty()) s.res.first_token_ms = t_ms;
+    s.res.latency_ms = t_ms;
+    const auto& extra = s.req.gp.extra_eog_ids;
+    const bool eog = std::find(p_.eog_ids.begin(), p_.eog_ids.end(), tok) != p_.eog_ids.end() ||
+                     std::find(extra.begin(), extra.end(), tok) != extra.end();
+    if (eog && !s.req.gp.ignore_eos) {
+        finish(s, "eos");
+        return false;
+    }
     try {
-        logits = runner_.eval(batch_);
+        s.chain.accept_generated(tok);
     } catch (const std::exception& ex) {
-        // A failed pass leaves the cache of these sequences undefined: end them with the reason.
-        for (const entry& e : plan) finish(*e.s, "error", ex.what());
-        std::erase_if(running_, [](const auto& s) { return s->done; });
-        return true;
+        finish(s, "error", ex.what());
+        return false;
     }
-    const double step_ms = sw.elapsed_ms();
-    ++metrics_.steps;
-    metrics_.last_batch_tokens = static_cast<int64_t>(batch_.size());
-    metrics_.last_batch_seqs = static_cast<int64_t>(plan.size());
-
-    // Update.
-    const size_t n_vocab = static_cast<size_t>(runner_.n_vocab());
-    for (const entry& e : plan) {
-        e.s->n_eval += e.n;
-        if (e.prefill) {
-            e.s->res.prefill_ms += step_ms;
-            metrics_.prompt_tokens += static_cast<uint64_t>(e.n);
-        } else {
-            e.s->res.decode_ms += step_ms;
-            ++e.s->res.n_decode;
-        }
-    }
-    for (size_t r = 0; r < outputs.size(); ++r) {
-        sequence& s = *outputs[r];
-        std::span<const float> row = logits.subspan(r * n_vocab, n_vocab);
-        sw.reset();
-        int32_t tok = -1;
+    s.res.tokens.push_back(tok);
+    s.tokens.push_back(tok);
+    ++metrics_.generated_tokens;
+    bool keep_going = true;
+    if (s.req.on_token) {
         try {
-            tok = s.chain.sample(row);
-        } catch (const std::exception& ex) {  // a NaN logit, a grammar too ambiguous to follow
-            finish(s, "error", ex.what());
-            continue;
-        }
-        s.res.sample_ms += sw.elapsed_ms();
-        const double t_ms = s.since_submit.elapsed_ms();
-        if (s.res.tokens.empty()) s.res.first_token_ms = t_ms;
-        s.res.latency_ms = t_ms;
-        const auto& extra = s.req.gp.extra_eog_ids;
-        const bool eog = std::find(p_.eog_ids.begin(), p_.eog_ids.end(), tok) != p_.eog_ids.end() ||
-                         std::find(extra.begin(), extra.end(), tok) != extra.end();
-        if (eog && !s.req.gp.ignore_eos) {
-            finish(s, "eos");
-            continue;
-        }
-        try {
-            s.chain.accept_generated(tok);
+            keep_going = s.req.on_token(tok);
         } catch (const std::exception& ex) {
             finish(s, "error", ex.what());
+            return false;
+        }
+    }
+    if (!keep_going)
+        finish(s, "cancelled");
+    else if (s.chain.grammar_done())  // the grammar allows nothing more: the output is complete
+        finish(s, "eos");
+    else if (static_cast<int64_t>(s.res.tokens.size()) >= s.req.gp.n_predict)
+        finish(s, "length");
+    else if (s.n_eval >= runner_.kv().n_ctx())
+        finish(s, "context");
+    return !s.done;
+}
+
+void scheduler::update(const step_plan& p, std::span<const float> logits, double step_ms) {
+    ++metrics_.steps;
+    metrics_.last_batch_tokens = static_cast<int64_t>(p.n_tokens());
+    metrics_.last_batch_seqs = static_cast<int64_t>(p.seqs.size());
+    model::kv_cache& kv = runner_.kv();
+    const size_t n_vocab = static_cast<size_t>(runner_.n_vocab());
+    size_t row = 0;
+    for (const planned_sequence& ps : p.seqs) {
+        sequence* sp = find_running(ps.id);
+        if (!sp) throw error(fmt::format("scheduler: planned sequence {} is not running", ps.id));
+        sequence& s = *sp;
+        const int64_t n_target = static_cast<int64_t>(ps.tokens.size()) - ps.n_draft;  // without the drafts
+        if (ps.prefill) {
+            s.res.prefill_ms += step_ms;
+            metrics_.prompt_tokens += static_cast<uint64_t>(n_target);
+        } else {
+            s.res.decode_ms += step_ms;
+            ++s.res.n_decode;
+        }
+        s.n_eval = ps.pos + n_target;
+        if (!ps.samples) {
+            kv.cache_blocks(s.slot, s.tokens);
             continue;
         }
-        s.res.tokens.push_back(tok);
-        s.tokens.push_back(tok);
-        ++metrics_.generated_tokens;
-        bool keep_going = true;
-        if (s.req.on_token) {
+        // Row i follows the pending token and drafts 0..i-1: sample it as plain decoding would;
+        // the draft after it is kept only when it equals the pick.
+        int n_accepted = 0;
+        for (int i = 0; i <= ps.n_draft; ++i) {
+            std::span<const float> r = logits.subspan((row + static_cast<size_t>(i)) * n_vocab, n_vocab);
+            stopwatch sw;
+            int32_t tok = -1;
             try {
-                keep_going = s.req.on_token(tok);
-            } catch (const std::exception& ex) {
+                tok = s.chain.sample(r);
+            } catch (const std::exception& ex) {  // a NaN logit, a grammar too ambiguous to follow
                 finish(s, "error", ex.what());
-                continue;
+                break;
             }
+            s.res.sample_ms += sw.elapsed_ms();
+            if (!emit(s, tok)) break;
+            if (i == ps.n_draft || tok != ps.tokens[static_cast<size_t>(n_target + i)]) break;
+            ++n_accepted;
+            ++s.n_eval;  // the accepted draft's KV is the one just computed
         }
-        if (!keep_going)
-            finish(s, "cancelled");
-        else if (s.chain.grammar_done())  // the grammar allows nothing more: the output is complete
-            finish(s, "eos");
-        else if (static_cast<int64_t>(s.res.tokens.size()) >= s.req.gp.n_predict)
-            finish(s, "length");
-        else if (s.n_eval >= runner_.kv().n_ctx())
-            finish(s, "context");
+        row += static_cast<size_t>(ps.n_draft) + 1;
+        s.res.n_drafted += ps.n_draft;
+        s.res.n_accepted += n_accepted;
+        metrics_.draft_tokens += static_cast<uint64_t>(ps.n_draft);
+        metrics_.draft_accepted += static_cast<uint64_t>(n_accepted);
+        if (s.done) continue;
+        if (kv.seq_len(s.slot) > s.n_eval) kv.truncate(s.slot, s.n_eval);  // the rejected drafts
+        kv.cache_blocks(s.slot, s.tokens);
     }
     std::erase_if(running_, [](const auto& s) { return s->done; });
     update_kv_metrics();
-    return true;
 }
 
-// One whole request through the exclusive runner (the caller has taken in new requests and
-// cancellations). The KV cache belongs to the runner meanwhile: no slot is taken here.
-bool scheduler::step_exclusive() {
-    if (waiting_.empty()) return false;
-    std::unique_ptr<sequence> owned = std::move(waiting_.front());
-    waiting_.pop_front();
-    sequence& s = *owned;
-    --metrics_.waiting;
-    ++metrics_.running;
-    metrics_.last_batch_seqs = 1;
-    s.res.queue_ms = s.since_submit.elapsed_ms();
-    auto on_token = [&](int32_t tok) {
-        {
-            std::lock_guard lock(mu_);
-            if (cancelled_.count(s.id)) return false;
-        }
-        ++metrics_.generated_tokens;
-        return s.req.on_token ? s.req.on_token(tok) : true;
-    };
-    sequence_result r;
+bool scheduler::step() {
+    const step_plan p = plan();
+    if (p.idle) return false;
+    if (p.seqs.empty()) return true;
+    stopwatch sw;
+    std::span<const float> logits;
     try {
-        r = p_.exclusive.run(s.req, on_token);
+        logits = execute(p);
     } catch (const std::exception& ex) {
-        r.stop_reason = "error";
-        r.error = ex.what();
+        // A failed pass leaves the cache of these sequences undefined: end them with the reason.
+        for (const planned_sequence& ps : p.seqs)
+            if (sequence* s = find_running(ps.id)) finish(*s, "error", ex.what());
+        std::erase_if(running_, [](const auto& s) { return s->done; });
+        return true;
     }
-    r.n_prompt = s.n_prompt;
-    r.queue_ms = s.res.queue_ms;
-    if (!r.tokens.empty()) r.first_token_ms += r.queue_ms;  // the runner counts from its own start
-    r.latency_ms = s.since_submit.elapsed_ms();
-    metrics_.prompt_tokens += static_cast<uint64_t>(s.n_prompt);
-    metrics_.draft_tokens += static_cast<uint64_t>(r.n_drafted);
-    metrics_.draft_accepted += static_cast<uint64_t>(r.n_accepted);
-    --metrics_.running;
-    ++metrics_.requests_finished;
-    if (r.stop_reason == "cancelled") ++metrics_.requests_cancelled;
-    {
-        std::lock_guard lock(mu_);
-        cancelled_.erase(s.id);
-    }
-    update_kv_metrics();
-    if (s.req.on_done) s.req.on_done(r);
+    update(p, logits, sw.elapsed_ms());
     return true;
 }
 

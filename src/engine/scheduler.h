@@ -4,6 +4,10 @@
 // chunks within a per-step token budget so it does not stall the sequences already decoding,
 // and KV blocks come from the paged cache: admission waits for free blocks, a sequence that
 // cannot grow preempts the newest one (its KV is dropped and recomputed later, as vLLM does).
+// Automatic prefix caching: at admission a sequence takes over every cached KV block of its
+// prompt's leading full blocks (model::kv_cache::attach_prefix) and evaluates only the rest; each
+// step registers the blocks it completed, so later requests (another API call resending the
+// conversation, another --parallel slot, the next chat turn) reuse them.
 // Single-sequence generate() and batched bench runs are this loop with one or N requests.
 // The executor is an interface, so the scheduler is tested with a fake runner and no model.
 #pragma once
@@ -37,7 +41,7 @@ struct generation_params {
 struct sequence_result {
     std::vector<int32_t> tokens;  // generated ids (an end-of-generation token that ended it is not included)
     int64_t n_prompt = 0;         // prompt tokens
-    int64_t n_cached = 0;         // prompt tokens whose KV was already there (not evaluated)
+    int64_t n_cached = 0;         // prompt tokens whose KV was reused (prefix cache or pinned slot), not evaluated
     double queue_ms = 0;          // submit -> admitted into the running batch
     double prefill_ms = 0;        // time of the forward passes that evaluated its prompt
     double decode_ms = 0;         // time of the forward passes that evaluated its generated tokens
@@ -49,7 +53,7 @@ struct sequence_result {
     int n_preempted = 0;          // times its KV was dropped for lack of blocks and recomputed
     std::string stop_reason;      // "eos" | "length" | "context" | "cancelled" | "error"
     std::string error;            // with "error": what went wrong
-    int64_t n_drafted = 0;        // speculative decoding (exclusive runner): tokens the draft proposed
+    int64_t n_drafted = 0;        // speculative decoding: tokens drafted for it
     int64_t n_accepted = 0;       // ... and the target kept
 };
 
@@ -65,6 +69,9 @@ struct request {
     // slot, KV freed at the end.
     int slot = -1;
     int64_t n_cached = 0;
+    // Reuse cached KV blocks of the prompt's prefix (when the KV cache has prefix caching on).
+    // Off for benchmark runs, whose prefill must be measured in full each time.
+    bool reuse_prefix = true;
 };
 
 // Executes one batched forward pass. The scheduler reserves the KV blocks of every entry
@@ -92,15 +99,54 @@ private:
     int64_t n_vocab_;
 };
 
-// Runs one request to its end on its own (speculative decoding, which needs the target's and the
-// draft's KV caches for one sequence at a time). `on_token` is the scheduler's: it streams the
-// token to the request and returns false when the request was cancelled.
-// `check` (optional) refuses at submit, with a usage_error, what `run` cannot do. run's
-// first_token_ms counts from its own start.
-struct exclusive_runner {
-    std::function<void(const request& r)> check;
-    std::function<sequence_result(const request& r, const std::function<bool(int32_t token)>& on_token)> run;
-    explicit operator bool() const { return static_cast<bool>(run); }
+// Speculative decoding inside the batched loop: a proposer drafts up to draft_max tokens for a
+// decoding sequence, the step evaluates its pending token and the drafts in the same forward
+// pass as every other sequence, and the update samples each row with the sequence's own sampler
+// chain, keeping drafts while they equal what it picks (so the output is exactly plain
+// decoding's, greedy or sampled, penalties and grammars included) and rolling the KV back past
+// the first mismatch.
+// Drafts for several decoding sequences at once (a draft model, batched over the sequences).
+class draft_source {
+public:
+    virtual ~draft_source() = default;
+    struct want {
+        int slot;                         // the sequence's KV slot (the source may keep state per slot)
+        std::span<const int32_t> tokens;  // its whole history: prompt and generated tokens
+        int max;                          // drafts wanted at most
+    };
+    // Up to want.max tokens continuing each want's tokens, in the order of `wants`.
+    virtual std::vector<std::vector<int32_t>> propose(std::span<const want> wants) = 0;
+    // The sequence in `slot` ended or lost its KV: forget what is kept for it.
+    virtual void release(int slot) = 0;
+};
+
+struct speculation_params {
+    int ngram = 0;       // > 0: prompt-lookup drafts (ngram_draft) matching up to this many tokens
+    int draft_max = 8;   // tokens drafted per step at most
+    int draft_min = 1;   // fewer drafts than this are not worth a wider pass: decode plainly
+    std::shared_ptr<draft_source> drafter;  // a draft model (instead of n-gram drafts)
+    bool enabled() const { return ngram > 0 || drafter; }
+};
+
+// Prompt lookup (llama.cpp's lookup decoding, vLLM's n-gram speculator): for m = n .. 1, the
+// latest earlier occurrence of the last m tokens of `tokens` whose continuation is known; the
+// first found gives up to `max` tokens of that continuation. Empty when nothing matches.
+std::vector<int32_t> ngram_draft(std::span<const int32_t> tokens, int n, int max);
+
+// One sequence's share of a step, as plan() decides it (plain data: tests read it).
+struct planned_sequence {
+    uint64_t id = 0;               // the request id submit() returned
+    int slot = -1;                 // its KV slot
+    int64_t pos = 0;               // position of tokens[0]
+    std::vector<int32_t> tokens;   // evaluated this step: a prompt chunk, or the pending token then the drafts
+    int n_draft = 0;               // drafts at the end of tokens
+    bool prefill = false;          // a chunk of its prompt (or of its recomputation after preemption)
+    bool samples = false;          // logits come back for its last n_draft + 1 entries and pick tokens
+};
+struct step_plan {
+    bool idle = false;  // nothing runs or waits
+    std::vector<planned_sequence> seqs;
+    int64_t n_tokens() const;
 };
 
 struct scheduler_params {
@@ -110,10 +156,12 @@ struct scheduler_params {
     std::vector<int32_t> eog_ids;  // the model's end-of-generation tokens
     // The model's vocabulary for constrained decoding, asked for only by requests with a grammar.
     std::function<std::shared_ptr<const sampling::token_vocab>()> vocab;
-    // When set, requests run one at a time through it instead of the batched loop; queueing,
-    // cancellation, the callbacks and the metrics stay the scheduler's. Pinned slots are refused.
-    exclusive_runner exclusive;
+    speculation_params spec;  // drafts inside the batched loop (n-gram or a draft model)
 };
+
+// The one owner of the prompt rules (scheduler::submit, engine::check_prompt): usage_error for an
+// empty prompt, one that leaves no room in a context of n_ctx positions, or ids outside n_vocab.
+void check_prompt(std::span<const int32_t> prompt, int64_t n_ctx, int64_t n_vocab);
 
 // The scheduler refused a request because its queue is full (HTTP 503).
 class queue_full : public error {
@@ -137,6 +185,9 @@ struct scheduler_metrics {
     std::atomic<int64_t> last_batch_seqs{0};    // sequences in the last forward pass
     std::atomic<int64_t> kv_blocks_used{0};
     std::atomic<int64_t> kv_blocks_total{0};
+    std::atomic<int64_t> kv_blocks_cached{0};       // blocks holding a registered prefix
+    std::atomic<uint64_t> prefix_hit_tokens{0};     // prompt tokens taken from the prefix cache
+    std::atomic<uint64_t> prefix_hit_blocks{0};     // ... in blocks
     std::atomic<uint64_t> draft_tokens{0};     // speculative decoding: drafted tokens
     std::atomic<uint64_t> draft_accepted{0};   // ... that the target kept
 };
@@ -153,9 +204,16 @@ public:
     // Thread-safe. The sequence ends with "cancelled" at the next step (its blocks are freed).
     void cancel(uint64_t id);
 
-    // Runs one schedule -> execute -> update step on the calling thread. Returns false when
-    // there was nothing to do (no running or waiting sequence).
+    // Runs one plan -> execute -> update step on the calling thread. Returns false when there
+    // was nothing to do (no running or waiting sequence).
     bool step();
+    // The three parts of step(), for tests. plan(): takes in new requests and cancellations,
+    // admits, reserves the KV blocks of every planned entry (preempting when the pool is short)
+    // and drafts. execute(): one forward pass, the logits of the entries that sample. update():
+    // samples, accepts drafts, rolls the KV back past rejected ones, streams and finishes.
+    step_plan plan();
+    std::span<const float> execute(const step_plan& p);
+    void update(const step_plan& p, std::span<const float> logits, double step_ms);
     // Steps until every submitted request has finished.
     void run_until_idle();
     // Steps on the calling thread until stop() (waiting without spinning while idle).
@@ -168,8 +226,9 @@ public:
 private:
     struct sequence;
     void admit();
-    bool step_exclusive();
     void finish(sequence& s, const std::string& reason, const std::string& err = {});
+    bool emit(sequence& s, int32_t tok);  // one picked token: false when the sequence ended
+    sequence* find_running(uint64_t id);
     bool reserve_or_preempt(sequence& s, int64_t n_pos);
     void preempt(sequence& victim);
     void update_kv_metrics();

@@ -1,8 +1,10 @@
-// Speculative decoding: a small draft model proposes up to draft_max tokens one by one, the
-// target model scores all of them in one batched forward pass, and standard rejection sampling
-// (Leviathan et al. / Chen et al.) keeps a prefix of them plus one token of its own. The output
-// has exactly the target's distribution; at temperature 0 it is token for token the target's
-// greedy output. Rejected positions are rolled back from both KV caches.
+// Speculative decoding with a draft model, inside the scheduler: a small model with the same
+// vocabulary proposes up to draft_max tokens for every decoding sequence (batched over them,
+// make_model_drafter), the target evaluates them with everyone's tokens in one forward pass, and
+// the scheduler keeps drafts while they equal what the sequence's sampler picks (scheduler.h),
+// so the output is plain decoding's. accept_drafts is the rejection-sampling rule (Leviathan et
+// al. / Chen et al.) that keeps more drafts at temperature > 0 from the draft's distributions;
+// the scheduler does not use it yet (its drafts are greedy picks).
 #pragma once
 #include <cstdint>
 #include <span>
@@ -33,21 +35,17 @@ acceptance accept_drafts(std::span<const std::vector<float>> p_rows, std::span<c
 // context `target_ctx`, capped at the draft's own trained maximum (drafting stops beyond it).
 std::unique_ptr<engine> open_draft(const engine_params& p, const std::string& draft_path, int64_t target_ctx);
 
-// Generates on KV slot 0 of `target` with `draft` proposing (both sessions are cleared first
-// and after). Same contract and stop rules as engine::generate; the stats also carry the
-// drafted and accepted token counts. Throws usage_error when the two models' vocabularies
-// differ, for penalties (not supported with drafting), and for the engine's usual bad requests.
-generation_stats generate_speculative(engine& target, engine& draft, std::span<const int32_t> prompt,
-                                      const generation_params& gp, const token_callback& on_token,
-                                      const speculative_params& sp);
-
 // Refuses (usage_error) draft lengths out of range (--draft-max >= 1, 0 <= --draft-min <= max).
 void check_speculative_params(const speculative_params& sp);
-// Refuses (usage_error) what speculative decoding does not support: penalties.
-void check_speculative_request(const generation_params& gp);
+// Makes target's generate() and schedulers draft with `draft` (make_model_drafter), up to
+// sp.draft_max tokens per step; usage_error for bad draft lengths or another vocabulary.
+void use_draft_model(engine& target, engine& draft, const speculative_params& sp);
 
-// generate_speculative as a scheduler's exclusive runner (the server with --model-draft): each
-// request runs on target and draft alone; the result carries the drafted / accepted counts.
-exclusive_runner speculative_runner(engine& target, engine& draft, const speculative_params& sp);
+// A draft model as the scheduler's draft_source (serve --model-draft, any --parallel): `draft`
+// must hold as many sequences as the target's scheduler has slots (open_draft with the target's
+// parameters). Each step it catches every drafting sequence's KV up with its history in one
+// batched pass, then drafts one token per sequence per pass (greedy picks), all sequences
+// together. usage_error when the vocabularies differ.
+std::shared_ptr<draft_source> make_model_drafter(const engine& target, engine& draft);
 
 }  // namespace edgellm::engine

@@ -1,9 +1,11 @@
 // Paged KV cache: a block pool with a free list and per-sequence block tables; rows are
-// converted to the cache type on store.
+// converted to the cache type on store. Registered (hash-named) blocks are shared between
+// sequences by reference count and kept, when unreferenced, in an LRU list until evicted.
 #include "model/kv_cache.h"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -44,6 +46,14 @@ kv_cache::kv_cache(const model_hparams& hp, int64_t n_ctx, ggml_type type, int n
     // Lowest ids on top of the stack: a small workload touches the start of the pool only.
     free_.resize(static_cast<size_t>(n_blocks_));
     for (int64_t i = 0; i < n_blocks_; ++i) free_[static_cast<size_t>(i)] = static_cast<int32_t>(n_blocks_ - 1 - i);
+    const size_t nb = static_cast<size_t>(n_blocks_);
+    refs_.assign(nb, 0);
+    hash_.assign(nb, 0);
+    parent_.assign(nb, 0);
+    block_tokens_.assign(nb * static_cast<size_t>(k_kv_block_size), 0);
+    registered_.assign(nb, 0);
+    lru_at_.resize(nb);
+    seq_hashes_.resize(static_cast<size_t>(n_seq));
 }
 
 int64_t kv_cache::pool_blocks(int64_t n_ctx, int n_seq, int64_t n_cells) {
@@ -66,10 +76,69 @@ int64_t kv_cache::seq_len(int seq) const {
     return seq_len_[static_cast<size_t>(seq)];
 }
 
+// True when growing `seq` to n_pos positions writes into a block another sequence holds too.
+bool kv_cache::write_needs_copy(int seq, int64_t n_pos) const {
+    const auto& table = tables_[static_cast<size_t>(seq)];
+    const int64_t len = seq_len_[static_cast<size_t>(seq)];
+    const size_t ib = static_cast<size_t>(len >> k_kv_block_shift);
+    return n_pos > len && ib < table.size() && refs_[static_cast<size_t>(table[ib])] > 1;
+}
+
 int64_t kv_cache::blocks_needed(int seq, int64_t n_pos) const {
     check_seq(seq);
     const int64_t have = static_cast<int64_t>(tables_[static_cast<size_t>(seq)].size());
-    return std::max<int64_t>(0, blocks_for(n_pos) - have);
+    return std::max<int64_t>(0, blocks_for(n_pos) - have) + (write_needs_copy(seq, n_pos) ? 1 : 0);
+}
+
+int32_t kv_cache::take_block() {
+    int32_t b;
+    if (!free_.empty()) {
+        b = free_.back();
+        free_.pop_back();
+    } else {
+        if (lru_.empty()) throw error("KV cache: no block left to take");  // callers check first
+        b = lru_.front();
+        lru_.pop_front();
+        unregister(b);
+    }
+    refs_[static_cast<size_t>(b)] = 1;
+    return b;
+}
+
+void kv_cache::release_block(int32_t b) {
+    const size_t i = static_cast<size_t>(b);
+    if (--refs_[i] > 0) return;
+    if (registered_[i])
+        lru_at_[i] = lru_.insert(lru_.end(), b);
+    else
+        free_.push_back(b);
+}
+
+void kv_cache::unregister(int32_t b) {
+    const size_t i = static_cast<size_t>(b);
+    if (!registered_[i]) return;
+    registered_[i] = 0;
+    auto it = by_hash_.find(hash_[i]);
+    if (it != by_hash_.end() && it->second == b) by_hash_.erase(it);
+}
+
+void kv_cache::make_writable(int seq) {
+    auto& table = tables_[static_cast<size_t>(seq)];
+    const size_t ib = static_cast<size_t>(seq_len_[static_cast<size_t>(seq)] >> k_kv_block_shift);
+    if (ib >= table.size()) return;
+    const int32_t b = table[ib];
+    if (refs_[static_cast<size_t>(b)] > 1) {
+        const int32_t copy = take_block();
+        for (int64_t il = 0; il < n_layer_; ++il) {
+            uint8_t* layer = data_.get() + static_cast<size_t>(il) * static_cast<size_t>(n_blocks_) * block_bytes_;
+            std::memcpy(layer + static_cast<size_t>(copy) * block_bytes_, layer + static_cast<size_t>(b) * block_bytes_,
+                        block_bytes_);
+        }
+        release_block(b);
+        table[ib] = copy;
+    } else {
+        unregister(b);  // its rows past seq_len are about to change
+    }
 }
 
 bool kv_cache::reserve(int seq, int64_t n_pos) {
@@ -78,11 +147,9 @@ bool kv_cache::reserve(int seq, int64_t n_pos) {
         throw error(fmt::format("sequence {}: {} positions do not fit the context of {}", seq, n_pos, n_ctx_));
     const int64_t need = blocks_needed(seq, n_pos);
     if (need > n_free_blocks()) return false;
+    if (n_pos > seq_len_[static_cast<size_t>(seq)]) make_writable(seq);
     auto& table = tables_[static_cast<size_t>(seq)];
-    for (int64_t i = 0; i < need; ++i) {
-        table.push_back(free_.back());
-        free_.pop_back();
-    }
+    while (static_cast<int64_t>(table.size()) < blocks_for(n_pos)) table.push_back(take_block());
     return true;
 }
 
@@ -94,10 +161,102 @@ void kv_cache::truncate(int seq, int64_t n_pos) {
     len = n_pos;
     auto& table = tables_[static_cast<size_t>(seq)];
     const size_t keep = static_cast<size_t>(blocks_for(n_pos));
+    // Released from the end: the sequence's last blocks are evicted before its first ones.
     while (table.size() > keep) {
-        free_.push_back(table.back());
+        release_block(table.back());
         table.pop_back();
     }
+    auto& hashes = seq_hashes_[static_cast<size_t>(seq)];
+    hashes.resize(std::min(hashes.size(), static_cast<size_t>(n_pos >> k_kv_block_shift)));
+}
+
+uint64_t kv_cache::block_hash(uint64_t parent, std::span<const int32_t> tokens) {
+    // splitmix64 steps over the parent hash and each token: 64 bits, well mixed; a hit is also
+    // checked against the block's stored tokens and parent.
+    auto mix = [](uint64_t z) {
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+    };
+    uint64_t h = mix(parent + k_root_hash);
+    for (int32_t t : tokens) h = mix(h + k_root_hash + static_cast<uint32_t>(t));
+    return h;
+}
+
+void kv_cache::set_prefix_caching(bool on) {
+    caching_ = on;
+    if (on) return;
+    for (int32_t b : lru_) {
+        unregister(b);
+        free_.push_back(b);
+    }
+    lru_.clear();
+    for (int64_t b = 0; b < n_blocks_; ++b) unregister(static_cast<int32_t>(b));
+    for (auto& h : seq_hashes_) h.clear();
+}
+
+int64_t kv_cache::attach_prefix(int seq, std::span<const int32_t> tokens, int64_t max_pos) {
+    check_seq(seq);
+    if (seq_len_[static_cast<size_t>(seq)] != 0 || !tables_[static_cast<size_t>(seq)].empty())
+        throw error(fmt::format("attach_prefix: sequence {} is not empty", seq));
+    if (!caching_) return 0;
+    max_pos = std::min(max_pos, n_ctx_);
+    std::vector<int32_t> hit;
+    std::vector<uint64_t> hashes;
+    uint64_t parent = k_root_hash;
+    const size_t bs = static_cast<size_t>(k_kv_block_size);
+    for (size_t i = 0; (i + 1) * bs <= tokens.size() && static_cast<int64_t>(i * bs) < max_pos; ++i) {
+        const auto block = tokens.subspan(i * bs, bs);
+        const uint64_t h = block_hash(parent, block);
+        auto it = by_hash_.find(h);
+        if (it == by_hash_.end()) break;
+        const size_t b = static_cast<size_t>(it->second);
+        if (parent_[b] != parent || !std::equal(block.begin(), block.end(), block_tokens_.begin() + b * bs)) break;
+        hit.push_back(it->second);
+        hashes.push_back(h);
+        parent = h;
+    }
+    const int64_t n = std::min(static_cast<int64_t>(hit.size()) * k_kv_block_size, std::max<int64_t>(max_pos, 0));
+    auto& table = tables_[static_cast<size_t>(seq)];
+    for (size_t j = 0; j < static_cast<size_t>(blocks_for(n)); ++j) {
+        const size_t b = static_cast<size_t>(hit[j]);
+        if (refs_[b]++ == 0) lru_.erase(lru_at_[b]);
+        table.push_back(hit[j]);
+    }
+    hashes.resize(static_cast<size_t>(n >> k_kv_block_shift));
+    seq_hashes_[static_cast<size_t>(seq)] = std::move(hashes);
+    seq_len_[static_cast<size_t>(seq)] = n;
+    return n;
+}
+
+void kv_cache::cache_blocks(int seq, std::span<const int32_t> tokens) {
+    check_seq(seq);
+    if (!caching_) return;
+    auto& hashes = seq_hashes_[static_cast<size_t>(seq)];
+    const auto& table = tables_[static_cast<size_t>(seq)];
+    const size_t bs = static_cast<size_t>(k_kv_block_size);
+    const size_t n_full = std::min(static_cast<size_t>(seq_len_[static_cast<size_t>(seq)] >> k_kv_block_shift),
+                                   tokens.size() / bs);
+    for (size_t i = hashes.size(); i < n_full; ++i) {
+        const uint64_t parent = i == 0 ? k_root_hash : hashes[i - 1];
+        const auto block = tokens.subspan(i * bs, bs);
+        const uint64_t h = block_hash(parent, block);
+        hashes.push_back(h);
+        const size_t b = static_cast<size_t>(table[i]);
+        if (registered_[b] || by_hash_.count(h)) continue;  // already cached (here or in another block)
+        registered_[b] = 1;
+        hash_[b] = h;
+        parent_[b] = parent;
+        std::copy(block.begin(), block.end(), block_tokens_.begin() + b * bs);
+        by_hash_.emplace(h, static_cast<int32_t>(b));
+    }
+}
+
+int kv_cache::block_refs(int seq, int64_t pos) const {
+    check_seq(seq);
+    const auto& table = tables_[static_cast<size_t>(seq)];
+    const size_t ib = static_cast<size_t>(pos >> k_kv_block_shift);
+    return ib < table.size() ? refs_[static_cast<size_t>(table[ib])] : 0;
 }
 
 void kv_cache::clear_all() {

@@ -42,7 +42,9 @@ void add_stats(json& out, const job& j) {
     out["total_duration"] = ns(r.latency_ms > 0 ? r.latency_ms : r.queue_ms + r.prefill_ms);
     out["load_duration"] = 0;  // the model stays loaded; the queue wait is queue_duration
     out["queue_duration"] = ns(r.queue_ms);
-    out["prompt_eval_count"] = r.n_prompt;
+    // As Ollama and llama-server: the prompt tokens evaluated, without those whose KV came from
+    // the prefix cache (docs/server.md).
+    out["prompt_eval_count"] = r.n_prompt - r.n_cached;
     out["prompt_eval_duration"] = ns(r.prefill_ms);
     out["eval_count"] = static_cast<int64_t>(r.tokens.size());
     out["eval_duration"] = ns(r.decode_ms + r.sample_ms);

@@ -48,7 +48,8 @@ json usage_of(const job& j) {
     const int64_t completion = static_cast<int64_t>(j.res.tokens.size());
     return {{"prompt_tokens", j.res.n_prompt},
             {"completion_tokens", completion},
-            {"total_tokens", j.res.n_prompt + completion}};
+            {"total_tokens", j.res.n_prompt + completion},
+            {"prompt_tokens_details", {{"cached_tokens", j.res.n_cached}}}};
 }
 
 std::string sse(const json& chunk) {

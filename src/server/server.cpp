@@ -207,8 +207,10 @@ server::impl::impl(std::unique_ptr<engine::engine> e, std::string path, server_p
                    std::unique_ptr<engine::engine> d)
     : eng(std::move(e)), draft(std::move(d)), model_path(std::move(path)), p(std::move(params)) {
     lm = eng->shared_model();
-    engine::exclusive_runner spec;
-    if (draft) spec = engine::speculative_runner(*eng, *draft, p.spec);
+    // A draft model proposes inside the batched loop, for every --parallel sequence at once.
+    engine::speculation_params spec;
+    if (draft)
+        spec = {0, p.spec.draft_max, std::max(1, p.spec.draft_min), engine::make_model_drafter(*eng, *draft)};
     sched = eng->make_scheduler(p.max_queue, std::move(spec));
     if (p.model_name.empty()) p.model_name = std::filesystem::path(model_path).stem().string();
     started_unix = unix_now();
@@ -553,6 +555,12 @@ std::string server::impl::metrics_text() const {
     add("edgellm_kv_blocks_used", "gauge", "KV cache blocks held by sequences.", m.kv_blocks_used.load());
     add("edgellm_kv_blocks_total", "gauge", "KV cache blocks in the pool.", m.kv_blocks_total.load());
     add("edgellm_kv_block_size", "gauge", "Positions per KV cache block.", model::k_kv_block_size);
+    add("edgellm_kv_blocks_cached", "gauge", "KV cache blocks holding a reusable prompt prefix (prefix cache).",
+        m.kv_blocks_cached.load());
+    add("edgellm_prefix_cache_hit_tokens_total", "counter", "Prompt tokens whose KV was reused from the prefix cache.",
+        m.prefix_hit_tokens.load());
+    add("edgellm_prefix_cache_hit_blocks_total", "counter", "KV blocks reused from the prefix cache.",
+        m.prefix_hit_blocks.load());
     add("edgellm_draft_tokens_total", "counter", "Tokens proposed by the draft model (speculative decoding).",
         m.draft_tokens.load());
     add("edgellm_draft_accepted_total", "counter", "Drafted tokens the target model kept.", m.draft_accepted.load());

@@ -31,8 +31,8 @@ struct server_params {
 class server {
 public:
     // Takes a session whose KV slots (engine_params.n_seq) are the parallel sequences.
-    // With `draft` (same vocabulary), every request is decoded speculatively, one at a time
-    // (the session should have one KV slot): queueing, streaming and cancellation are unchanged.
+    // With `draft` (same vocabulary, a session with as many KV slots as `eng`), the draft model
+    // proposes tokens for every decoding sequence inside the batched loop.
     server(std::unique_ptr<engine::engine> eng, std::string model_path, server_params p,
            std::unique_ptr<engine::engine> draft = nullptr);
     ~server();

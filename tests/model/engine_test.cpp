@@ -376,28 +376,40 @@ namespace {
 
 // A chat turn re-sends its history: with keep_kv the shared prefix is not evaluated again, and
 // the tokens are the same as a fresh run over the whole prompt.
+// A chat turn resends the history: with keep_kv only what the cache lacks is evaluated, and the
+// output equals a fresh run. With prefix caching (the default) the reuse is whole KV blocks; with
+// it off, slot 0 keeps the previous turn's KV token for token.
 TEST(EngineKvReuse, KeepKvReusesThePrefixAndMatchesAFreshRun) {
-    engine::engine_params ep;
-    ep.model_path = tiny_model("kv_reuse").string();
-    ep.n_threads = 2;
-    engine::engine eng(ep);
-    engine::generation_params gp;
-    gp.n_predict = 6;
-    gp.sampling.temperature = 0;
-    gp.ignore_eos = true;
-    std::vector<int32_t> turn1(k_prompt.begin(), k_prompt.begin() + 8), reply;
-    auto st1 = eng.generate(turn1, gp, [&](int32_t t) { reply.push_back(t); return true; }, /*keep_kv=*/true);
-    EXPECT_EQ(st1.n_cached, 0);
-    std::vector<int32_t> turn2 = turn1;
-    turn2.insert(turn2.end(), reply.begin(), reply.end());
-    turn2.insert(turn2.end(), {4, 8, 15});
-    std::vector<int32_t> reused, fresh;
-    auto st2 = eng.generate(turn2, gp, [&](int32_t t) { reused.push_back(t); return true; }, /*keep_kv=*/true);
-    // Turn 1's prompt and all but its last reply token were decoded into the cache.
-    EXPECT_EQ(st2.n_cached, static_cast<int64_t>(turn1.size() + reply.size() - 1));
-    eng.generate(turn2, gp, [&](int32_t t) { fresh.push_back(t); return true; });
-    EXPECT_EQ(reused, fresh);
-    EXPECT_EQ(eng.kv().n_used_blocks(), 0) << "a plain generate() gives its blocks back";
+    for (const bool prefix_cache : {true, false}) {
+        SCOPED_TRACE(prefix_cache ? "prefix cache" : "pinned slot");
+        engine::engine_params ep;
+        ep.model_path = tiny_model("kv_reuse").string();
+        ep.n_threads = 2;
+        ep.prefix_cache = prefix_cache;
+        engine::engine eng(ep);
+        EXPECT_EQ(eng.kv().prefix_caching(), prefix_cache);
+        engine::generation_params gp;
+        gp.n_predict = 6;
+        gp.sampling.temperature = 0;
+        gp.ignore_eos = true;
+        std::vector<int32_t> turn1 = k_prompt, reply;
+        turn1.insert(turn1.end(), k_prompt.begin(), k_prompt.begin() + 8);  // 25 tokens
+        auto st1 = eng.generate(turn1, gp, [&](int32_t t) { reply.push_back(t); return true; }, /*keep_kv=*/true);
+        EXPECT_EQ(st1.n_cached, 0);
+        std::vector<int32_t> turn2 = turn1;
+        turn2.insert(turn2.end(), reply.begin(), reply.end());
+        turn2.insert(turn2.end(), {4, 8, 15});
+        std::vector<int32_t> reused, fresh;
+        auto st2 = eng.generate(turn2, gp, [&](int32_t t) { reused.push_back(t); return true; }, /*keep_kv=*/true);
+        // Turn 1's prompt and all but its last reply token (30 positions) were decoded into the
+        // cache: all of them stay in slot 0, or the one full block in the prefix cache.
+        EXPECT_EQ(st2.n_cached, prefix_cache ? model::k_kv_block_size
+                                             : static_cast<int64_t>(turn1.size() + reply.size() - 1));
+        auto st3 = eng.generate(turn2, gp, [&](int32_t t) { fresh.push_back(t); return true; });
+        EXPECT_EQ(st3.n_cached, 0) << "without keep_kv the whole prompt is evaluated";
+        EXPECT_EQ(reused, fresh);
+        EXPECT_EQ(eng.kv().n_used_blocks(), 0) << "a plain generate() gives its blocks back";
+    }
 }
 
 // Sessions on one loaded model: the weights are shared, each session has its own KV cache.

@@ -96,12 +96,12 @@ std::vector<int32_t> speculative(engine::engine& t, engine::engine& d, const std
     engine::speculative_params sp;
     sp.draft_max = draft_max;
     std::vector<int32_t> out;
-    const auto st = engine::generate_speculative(t, d, prompt, gp,
-                                                 [&](int32_t tok) {
-                                                     out.push_back(tok);
-                                                     return true;
-                                                 },
-                                                 sp);
+    engine::use_draft_model(t, d, sp);
+    const auto st = t.generate(prompt, gp, [&](int32_t tok) {
+        out.push_back(tok);
+        return true;
+    });
+    t.set_speculation({});
     if (st_out) *st_out = st;
     return out;
 }
@@ -152,7 +152,7 @@ TEST(SpeculativeGreedy, StopsLikePlainDecodingAtTheContextEnd) {
     EXPECT_EQ(st.stop_reason, "context");
 }
 
-TEST(SpeculativeErrors, DifferentVocabulariesAndPenaltiesAreRefused) {
+TEST(SpeculativeErrors, DifferentVocabulariesAndBadDraftLengthsAreRefused) {
     tiny_model_spec ts, other;
     other.n_vocab = 71;
     engine::engine_params ep;
@@ -160,20 +160,44 @@ TEST(SpeculativeErrors, DifferentVocabulariesAndPenaltiesAreRefused) {
     engine::engine target(ep);
     ep.model_path = model_file("spec-v2", other).string();
     engine::engine draft(ep);
-    engine::generation_params gp;
-    gp.sampling.temperature = 0;
     try {
-        engine::generate_speculative(target, draft, k_prompt, gp, nullptr, {});
+        engine::use_draft_model(target, draft, {});
         FAIL() << "a draft with another vocabulary was accepted";
     } catch (const usage_error& e) {
         EXPECT_NE(std::string(e.what()).find("vocabulary"), std::string::npos) << e.what();
     }
-    gp.sampling.repeat_penalty = 1.1f;
-    EXPECT_THROW(engine::generate_speculative(target, target, k_prompt, gp, nullptr, {}), usage_error);
-    gp.sampling.repeat_penalty = 1.0f;
     engine::speculative_params bad;
     bad.draft_max = 0;
-    EXPECT_THROW(engine::generate_speculative(target, target, k_prompt, gp, nullptr, bad), usage_error);
+    EXPECT_THROW(engine::use_draft_model(target, target, bad), usage_error);
+}
+
+// Penalties (and any sampler state) work with drafts: each row is sampled by the sequence's chain.
+TEST(SpeculativeGreedy, PenaltiesGiveThePlainOutput) {
+    tiny_model_spec ts;
+    engine::engine_params ep;
+    ep.n_ctx = 128;
+    ep.model_path = model_file("spec-pen", ts).string();
+    engine::engine target(ep);
+    engine::engine draft(ep);
+    engine::generation_params gp;
+    gp.n_predict = 60;
+    gp.sampling.temperature = 0;
+    gp.sampling.repeat_penalty = 1.3f;
+    gp.sampling.frequency_penalty = 0.2f;
+    auto collect = [&](engine::engine& e, engine::generation_stats* st) {
+        std::vector<int32_t> out;
+        *st = e.generate(k_prompt, gp, [&](int32_t t) {
+            out.push_back(t);
+            return true;
+        });
+        return out;
+    };
+    engine::generation_stats plain_st, spec_st;
+    const auto plain = collect(target, &plain_st);
+    engine::use_draft_model(target, draft, {});
+    const auto spec = collect(target, &spec_st);
+    EXPECT_EQ(spec, plain);
+    EXPECT_GT(spec_st.n_drafted, 0);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <optional>
 #include <tuple>
 
+#include "bench/chat_turns.h"
 #include "bench/compare.h"
 #include "bench/html_report.h"
 #include "bench/micro_runner.h"
@@ -48,6 +49,7 @@ struct bench_options {
     double temperature = 0.0;
     uint64_t seed = 42;
     bool chat = false;  // prompt mode: each prompt as a user chat message
+    int chat_turns = 0;  // > 0: the multi-turn chat workload (bench/chat_turns.h)
     int n_ctx = 0;
     std::string url;
     std::vector<std::string> served;  // BACKEND=NAME
@@ -254,8 +256,38 @@ bench::bench_report run_prompts(const bench_options& o, const bench::progress_ca
     return bench::run_prompt_benchmark(plan, progress);
 }
 
+// --chat-turns N: one growing conversation per run, TTFT per turn (its own table).
+void run_chat_turns(const bench_options& o) {
+    if (!o.n_prompt.empty() || !o.pg.empty() || !o.batch_sizes.empty() || !o.concurrency.empty() || o.chat ||
+        !o.prompts_file.empty())
+        throw usage_error("--chat-turns is a workload of its own: it does not combine with -p/-pg, sweeps, --chat or "
+                          "--prompts");
+    if (!o.csv_path.empty() || !o.html_path.empty() || !o.json_path.empty())
+        throw usage_error("--chat-turns writes a console table or Markdown (--md); not JSON, CSV or HTML");
+    bench::chat_turns_plan plan;
+    plan.backends = o.backends;
+    plan.models = o.models;
+    plan.pair_models = o.pair;
+    plan.served_model = served_models(o);
+    plan.n_turns = o.chat_turns;
+    plan.n_runs = o.n_runs.value_or(3);
+    plan.n_predict = single_value(o.n_predict, "-n", 1, 48);
+    plan.temperature = o.temperature;
+    plan.seed = o.seed;
+    plan.settings = single_settings(o);
+    if (plan.models.empty()) plan.models.push_back("");  // an HTTP backend's served model
+    progress_display display(!o.quiet && isatty(fileno(stderr)));
+    auto samples = bench::run_chat_turns(plan, [&](const bench::progress_event& e) { display(e); });
+    display.clear();
+    if (o.md_path != "-") std::fputs(bench::render_chat_turns(samples).c_str(), stdout);
+    if (!o.md_path.empty()) bench::write_output(o.md_path, bench::render_chat_turns(samples, true));
+    if (std::none_of(samples.begin(), samples.end(), [](const auto& s) { return s.error.empty(); }))
+        throw error("bench: no turn succeeded (see the errors above)");
+}
+
 void run_bench(bench_options o) {
     if (!o.compare_paths.empty()) return run_compare(o);
+    if (o.chat_turns != 0) return run_chat_turns(o);
     const bool micro = !o.n_prompt.empty() || !o.pg.empty();
     const bool sweep = !o.batch_sizes.empty() || !o.concurrency.empty();
     if (o.chat && (micro || sweep))
@@ -374,6 +406,9 @@ void add_options(CLI::App& cmd, bench_options& o) {
     cmd.add_flag("--chat", o.chat,
                  "prompt mode: send each prompt as a user chat message, formatted by each backend with the "
                  "model's chat template (instruct models answer instead of ending at once on a bare prompt)");
+    cmd.add_option("--chat-turns", o.chat_turns,
+                   "multi-turn chat workload: N user turns per conversation, each request resending the history "
+                   "(as chat UIs do); reports the time to first token of every turn (--runs conversations)");
     cmd.add_option("-s,--seed", o.seed, "sampling seed (default 42)");
     cmd.add_option("-t,--threads", o.threads,
                    "threads (default: backend/device default; a list in micro mode)");

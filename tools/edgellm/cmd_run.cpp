@@ -91,15 +91,15 @@ void run(const run_options& o) {
         throw usage_error("no model given: use -m MODEL.gguf (or --model-name NAME for a server backend)");
     if (o.n_predict <= 0) throw usage_error(fmt::format("-n must be a positive number of tokens, got {}", o.n_predict));
     if (!o.backend.empty() && o.backend != "native") {
-        if (!o.draft.model.empty())
-            throw usage_error("--model-draft works with the native engine only (backend '" + o.backend + "')");
+        if (!o.draft.model.empty() || o.draft.spec_ngram != 0)
+            throw usage_error("--model-draft and --spec-ngram work with the native engine only (backend '" + o.backend +
+                              "')");
         if (o.grammar.given()) throw usage_error("--grammar, --json-schema and --json-mode work with the native engine only");
         run_other_backend(o);
         return;
     }
-    if (o.grammar.given() && !o.draft.model.empty())
-        throw usage_error("constrained decoding (--grammar, --json-schema, --json-mode) does not work with --model-draft");
-    const engine::engine_params ep = o.session.params();
+    engine::engine_params ep = o.session.params();
+    ep.spec = o.draft.ngram();
     engine::generation_params gp;
     gp.n_predict = o.n_predict;
     gp.ignore_eos = o.ignore_eos;
@@ -134,9 +134,9 @@ void run(const run_options& o) {
     std::unique_ptr<engine::engine> draft;
     if (!o.draft.model.empty()) {
         draft = engine::open_draft(ep, o.draft.model, eng.params().n_ctx);
+        engine::use_draft_model(eng, *draft, o.draft.spec);
     }
-    const engine::generation_stats st = draft ? engine::generate_speculative(eng, *draft, prompt, gp, on_token, o.draft.spec)
-                                              : eng.generate(prompt, gp, on_token);
+    const engine::generation_stats st = eng.generate(prompt, gp, on_token);
     const std::string tail = codec.flush();
     if (o.json)
         text += tail;
@@ -172,6 +172,13 @@ void run(const run_options& o) {
         j["peak_rss_bytes"] = st.peak_rss_bytes;
         j["stop_reason"] = st.stop_reason;
         if (!eng.params().fallback_note.empty()) j["fallback"] = eng.params().fallback_note;
+        if (ep.spec.enabled()) {
+            j["spec_ngram"] = ep.spec.ngram;
+            j["draft_max"] = ep.spec.draft_max;
+            j["n_drafted"] = st.n_drafted;
+            j["n_accepted"] = st.n_accepted;
+            j["acceptance"] = st.n_drafted ? static_cast<double>(st.n_accepted) / static_cast<double>(st.n_drafted) : 0.0;
+        }
         if (draft) {
             j["model_draft"] = o.draft.model;
             j["draft_max"] = o.draft.spec.draft_max;
@@ -202,6 +209,12 @@ void run(const run_options& o) {
                              format_bytes(st.model_bytes))
                      .c_str());
     if (const std::string g = eng.gpu_description(); !g.empty()) std::fprintf(stderr, "%s\n", g.c_str());
+    if (ep.spec.enabled())
+        std::fprintf(stderr, "n-gram drafts (--spec-ngram %d): %lld of %lld drafted tokens accepted (%.1f %%), %lld decode "
+                     "passes\n",
+                     ep.spec.ngram, static_cast<long long>(st.n_accepted), static_cast<long long>(st.n_drafted),
+                     st.n_drafted ? 100.0 * static_cast<double>(st.n_accepted) / static_cast<double>(st.n_drafted) : 0.0,
+                     static_cast<long long>(st.n_decode));
     if (draft)
         std::fprintf(stderr, "draft: %s, %lld of %lld drafted tokens accepted (%.1f %%), %lld verification passes\n",
                      o.draft.model.c_str(), static_cast<long long>(st.n_accepted), static_cast<long long>(st.n_drafted),

@@ -25,7 +25,7 @@ namespace {
 struct serve_options {
     session_flags session;  // session.n_ctx: the KV pool
     server::server_params server;
-    std::optional<int> n_parallel;  // default 4, or 1 with a draft model
+    std::optional<int> n_parallel;  // default 4
     int64_t n_ctx_seq = 0;
     draft_flags draft;  // speculative decoding
     std::string max_body = "32MiB";
@@ -53,12 +53,8 @@ void serve(serve_options& o) {
     o.server.max_body_bytes = parse_size(o.max_body, "--max-body");
     if (o.server.max_body_bytes == 0) throw usage_error("--max-body must be positive");
     const bool spec = o.draft.given();
-    const int n_parallel = o.n_parallel.value_or(spec ? 1 : 4);
+    const int n_parallel = o.n_parallel.value_or(4);
     if (n_parallel <= 0) throw usage_error(fmt::format("--parallel must be at least 1, got {}", n_parallel));
-    // A speculative round needs the target's and the draft's caches for one sequence (not batched).
-    if (spec && n_parallel != 1)
-        throw usage_error(fmt::format("--model-draft decodes one request at a time: --parallel must be 1, got {}",
-                                      n_parallel));
     if (spec) engine::check_speculative_params(o.draft.spec);  // before the models load
     o.server.spec = o.draft.spec;
     if (o.server.port < 0 || o.server.port > 65535)
@@ -74,6 +70,7 @@ void serve(serve_options& o) {
     signal(SIGPIPE, SIG_IGN);  // a client gone mid-stream is a failed write, not a dead server
 
     engine::engine_params ep = o.session.params();
+    ep.spec = o.draft.ngram();  // n-gram drafts run inside the batched loop, with any --parallel
     // -c is the pool every sequence draws its KV blocks from; one sequence may use all of it
     // unless --ctx-per-seq caps it (and never more than the model was trained for).
     const int64_t pool_flag = ep.n_ctx;
@@ -96,9 +93,13 @@ void serve(serve_options& o) {
         eng->kv().n_blocks() * model::k_kv_block_size, eng->kv().n_blocks(), model::k_kv_block_size,
         format_bytes(eng->kv().size_bytes()), type_name(eng->kv().type()), used.n_ctx, used.n_batch);
 
+    if (used.spec.enabled())
+        desc += fmt::format("speculative decoding: n-gram drafts (prompt lookup, up to {}-grams), up to {} tokens per "
+                            "step\n",
+                            used.spec.ngram, used.spec.draft_max);
     if (draft)
-        desc += fmt::format("speculative decoding: draft {} ({} positions, {}), up to {} tokens per round, one request "
-                            "at a time\n",
+        desc += fmt::format("speculative decoding: draft {} ({} positions per sequence, {}), up to {} tokens per "
+                            "step for every sequence\n",
                             o.draft.model, draft->kv().n_ctx(), format_bytes(draft->kv().size_bytes()),
                             o.draft.spec.draft_max);
     server::server srv(std::move(eng), o.session.model, o.server, std::move(draft));
@@ -142,9 +143,9 @@ void setup(CLI::App& app) {
     cmd->add_option("--host", opts->server.host, "address to listen on (default 127.0.0.1: this machine only)");
     cmd->add_option("--port", opts->server.port, "port (default 11434, Ollama's; 0 picks a free one)");
     cmd->add_option("-P,--parallel,--np", opts->n_parallel,
-                    "sequences decoded together (default 4, or 1 with --model-draft; also spelled -np)");
-    opts->draft.add_to(cmd, "speculative decoding with this draft model (same vocabulary); requests are then decoded "
-                            "one at a time, each with the draft proposing and the model verifying");
+                    "sequences decoded together (default 4; also spelled -np)");
+    opts->draft.add_to(cmd, "speculative decoding with this draft model (same vocabulary): it proposes tokens for "
+                            "every decoding sequence, verified in the same batched pass");
     cmd->add_option("--ctx-per-seq", opts->n_ctx_seq, "positions one sequence may use (default: the whole pool)");
     cmd->add_option("--max-queue", opts->server.max_queue, "requests that may wait for a slot (default 64)");
     cmd->add_option("--max-body", opts->max_body,

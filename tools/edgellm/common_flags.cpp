@@ -40,6 +40,9 @@ void session_flags::add_to(CLI::App* cmd, const std::string& ctx_help) {
                     "on (flash everywhere) or off (also spelled -fa)");
     cmd->add_flag("--no-repack", no_repack,
                   "use the weights as stored in the file instead of the faster packed copy made at load");
+    cmd->add_flag("--no-prefix-cache", no_prefix_cache,
+                  "do not reuse the KV cache of a prompt prefix an earlier request or chat turn left (automatic "
+                  "prefix caching is on by default, off with GPU layers)");
 }
 
 engine::engine_params session_flags::params() const {
@@ -55,6 +58,7 @@ engine::engine_params session_flags::params() const {
     ep.n_threads = n_threads > 0 ? n_threads : 0;
     ep.n_threads_batch = n_threads_batch > 0 ? n_threads_batch : 0;
     ep.repack = !no_repack;
+    ep.prefix_cache = !no_prefix_cache;
     if (n_gpu_layers < -1) throw usage_error(fmt::format("-ngl must be >= 0, got {}", n_gpu_layers));
     ep.n_gpu_layers = std::max(n_gpu_layers, 0);
     if (!memory_limit.empty()) ep.memory_budget_bytes = parse_size(memory_limit, "--memory-limit");
@@ -74,6 +78,17 @@ void draft_flags::add_to(CLI::App* cmd, const std::string& model_help) {
     cmd->add_option("--draft-max,--draft", spec.draft_max,
                     fmt::format("tokens drafted per verification (default {})", spec.draft_max));
     cmd->add_option("--draft-min", spec.draft_min, "decode plainly when fewer than this many tokens could be drafted (default 0)");
+    cmd->add_option("--spec-ngram", spec_ngram,
+                    "speculative decoding without a draft model: draft the continuation of the latest earlier match of "
+                    "the last N..1 tokens in the prompt and output (prompt lookup), up to --draft-max tokens");
+}
+
+engine::speculation_params draft_flags::ngram() const {
+    if (spec_ngram < 0) throw usage_error(fmt::format("--spec-ngram must be at least 1, got {}", spec_ngram));
+    if (spec_ngram == 0) return {};
+    if (given()) throw usage_error("give either --model-draft or --spec-ngram, not both");
+    engine::check_speculative_params(spec);
+    return {spec_ngram, spec.draft_max, std::max(1, spec.draft_min), nullptr};
 }
 
 void sampling_flags::add_to(CLI::App* cmd) {

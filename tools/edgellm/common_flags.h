@@ -25,6 +25,7 @@ struct session_flags {
     std::string memory_limit;  // --memory-limit SIZE; empty: what the machine has available
     bool no_fallback = false;
     std::string flash_attn = "auto";  // --flash-attn auto|on|off
+    bool no_prefix_cache = false;     // --no-prefix-cache
 
     // -t -tb -c -b --kv-type --no-repack -ngl (the model option is added by each command: its spelling differs).
     void add_to(CLI::App* cmd, const std::string& ctx_help = "context size (default: model's, at most 4096)");
@@ -38,6 +39,10 @@ struct draft_flags {
     engine::speculative_params spec;
     void add_to(CLI::App* cmd, const std::string& model_help);
     bool given() const { return !model.empty(); }
+    int spec_ngram = 0;  // --spec-ngram N: prompt-lookup drafts inside the scheduler
+    // The scheduler's speculation settings for --spec-ngram (disabled without it); usage_error
+    // for a bad N or with --model-draft too.
+    engine::speculation_params ngram() const;
 };
 
 struct sampling_flags {
