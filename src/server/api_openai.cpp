@@ -38,8 +38,6 @@ gen_input openai_input(const json& body) {
     if (auto n = opt_int(body, "n"); n && *n != 1) throw http_error(400, "only n = 1 is supported");
     if (opt_bool(body, "logprobs").value_or(false) || (body.contains("logprobs") && body["logprobs"].is_number()))
         throw http_error(400, "logprobs are not supported by this server");
-    if (auto t = body.find("tools"); t != body.end() && !t->is_null() && !(t->is_array() && t->empty()))
-        throw http_error(400, "tools are not supported by this server");
     in.gp.sampling.grammar = response_format_grammar(body);
     return in;
 }
@@ -58,6 +56,41 @@ std::string sse(const json& chunk) {
 std::string new_id(const char* prefix) {
     static std::atomic<uint64_t> n{0};
     return fmt::format("{}-{:x}{:06x}", prefix, unix_now(), ++n);
+}
+
+// The assistant message of a finished chat reply: content, and tool_calls when it made any
+// (arguments as a JSON string, as OpenAI sends them).
+json chat_message_of(const tool_reply& r) {
+    json m = {{"role", "assistant"}, {"content", r.content}};
+    if (r.calls.empty()) return m;
+    if (r.content.empty()) m["content"] = nullptr;
+    json calls = json::array();
+    for (const auto& c : r.calls)
+        calls.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments.dump()}}}});
+    m["tool_calls"] = std::move(calls);
+    return m;
+}
+
+// "tool_calls" when a reply that ended on its own made calls.
+std::string chat_finish_reason(const tool_reply& r, const std::string& finish) {
+    return !r.calls.empty() && finish == "stop" ? "tool_calls" : finish;
+}
+
+// The streamed deltas of a buffered tool reply, as OpenAI streams them: the text, then per call
+// one delta with its index, id, type and name (arguments ""), then the arguments in pieces.
+std::vector<json> tool_deltas(const tool_reply& r) {
+    std::vector<json> out;
+    if (!r.content.empty()) out.push_back({{"content", r.content}});
+    for (size_t i = 0; i < r.calls.size(); ++i) {
+        const auto& c = r.calls[i];
+        out.push_back({{"tool_calls", json::array({{{"index", i}, {"id", c.id}, {"type", "function"},
+                                                    {"function", {{"name", c.name}, {"arguments", ""}}}}})}});
+        const std::string args = c.arguments.dump();
+        constexpr size_t k_piece = 16;
+        for (size_t at = 0; at < args.size(); at += k_piece)
+            out.push_back({{"tool_calls", json::array({{{"index", i}, {"function", {{"arguments", args.substr(at, k_piece)}}}}})}});
+    }
+    return out;
 }
 
 bool include_usage(const json& body) {
@@ -79,20 +112,22 @@ void server::impl::add_openai_routes() {
                   if (!has_max) in.gp.n_predict = std::numeric_limits<int>::max();
                   const bool stream = opt_bool(body, "stream").value_or(false);
                   const bool usage = stream && include_usage(body);
-                  in.prompt = chat_prompt(parse_messages(body));
+                  tool_state ts;
+                  in.prompt = chat_prompt_with_tools(body, in, ts);
                   auto j = start(std::move(in));
                   const std::string id = new_id("chatcmpl");
                   const int64_t created = unix_now();
                   const std::string name = p.model_name;
                   if (!stream) {
-                      respond_job(res, j, api::openai, [id, created, name](const job& jj) {
+                      respond_job(res, j, api::openai, [id, created, name, ts](const job& jj) {
+                          const tool_reply r = split_reply(ts, jj.pending);
                           return json{{"id", id},
                                       {"object", "chat.completion"},
                                       {"created", created},
                                       {"model", name},
                                       {"choices", json::array({{{"index", 0},
-                                                                {"message", {{"role", "assistant"}, {"content", jj.pending}}},
-                                                                {"finish_reason", jj.finish_reason}}})},
+                                                                {"message", chat_message_of(r)},
+                                                                {"finish_reason", chat_finish_reason(r, jj.finish_reason)}}})},
                                       {"usage", usage_of(jj)}};
                       });
                       return;
@@ -106,21 +141,33 @@ void server::impl::add_openai_routes() {
                                                             {"finish_reason", std::move(finish)}}})}};
                   };
                   auto first = std::make_shared<bool>(true);
+                  // With tools the reply is parsed when it is complete: its text is held until then.
+                  auto held = std::make_shared<std::string>();
                   stream_job(res, j, "text/event-stream",
-                             [chunk, first](const std::string& piece) {
+                             [chunk, first, held, ts](const std::string& piece) {
                                  std::string out;
                                  if (*first) {
                                      out += sse(chunk({{"role", "assistant"}, {"content", ""}}, nullptr));
                                      *first = false;
                                  }
+                                 if (ts.active) {
+                                     *held += piece;
+                                     return out;
+                                 }
                                  return out + sse(chunk({{"content", piece}}, nullptr));
                              },
-                             [chunk, first, usage, id, created, name](const job& jj) {
+                             [chunk, first, held, ts, usage, id, created, name](const job& jj) {
                                  std::string out;
                                  if (*first) out += sse(chunk({{"role", "assistant"}, {"content", ""}}, nullptr));
+                                 std::string finish = jj.finish_reason;
+                                 if (ts.active) {
+                                     const tool_reply r = split_reply(ts, *held);
+                                     for (json& d : tool_deltas(r)) out += sse(chunk(std::move(d), nullptr));
+                                     finish = chat_finish_reason(r, finish);
+                                 }
                                  if (jj.finish_reason == "error")
                                      out += sse(json{{"error", {{"message", jj.res.error}, {"type", "server_error"}}}});
-                                 out += sse(chunk(json::object(), jj.finish_reason));
+                                 out += sse(chunk(json::object(), finish));
                                  if (usage)
                                      out += sse(json{{"id", id},
                                                      {"object", "chat.completion.chunk"},

@@ -104,7 +104,23 @@ std::vector<chat::chat_message> parse_messages(const json& body) {
         } else if (c != m.end() && !c->is_null()) {
             throw http_error(400, "a message's 'content' must be a string");
         }
-        out.push_back({*role, content, {}});
+        // Tool calls of an assistant turn and the id / name of a tool result, for the template
+        // (chat/tool_calls.h rewrites them per format).
+        json extra = json::object();
+        if (auto tc = m.find("tool_calls"); tc != m.end() && !tc->is_null()) {
+            if (!tc->is_array()) throw http_error(400, "a message's 'tool_calls' must be an array");
+            for (const auto& call : *tc) {
+                const json& fn = call.is_object() && call.contains("function") ? call["function"] : call;
+                if (!fn.is_object() || !fn.contains("name") || !fn["name"].is_string())
+                    throw http_error(400, "each of a message's 'tool_calls' must have function.name");
+            }
+            extra["tool_calls"] = *tc;
+            if (c == m.end() || c->is_null()) extra["content"] = nullptr;
+        }
+        if (auto id = opt_string(m, "tool_call_id")) extra["tool_call_id"] = *id;
+        if (auto n = opt_string(m, "name")) extra["name"] = *n;
+        else if (auto tn = opt_string(m, "tool_name")) extra["name"] = *tn;  // Ollama
+        out.push_back({*role, content, std::move(extra)});
     }
     return out;
 }
@@ -296,15 +312,25 @@ bool server::impl::has_own_template() const {
     return !p.chat_template.empty() || lm->get_model().file().get_string_opt("tokenizer.chat_template").has_value();
 }
 
-std::vector<int32_t> server::impl::chat_prompt(const std::vector<chat::chat_message>& msgs) {
-    std::lock_guard lock(tmpl_mu);
+const chat::chat_template& server::impl::chat_template_locked() {
     if (!tmpl) {
         std::optional<std::string> override;
         if (!p.chat_template.empty()) override = p.chat_template;
         tmpl.emplace(engine::model_chat_template(*lm, override));
     }
+    return *tmpl;
+}
+
+chat::tool_format server::impl::tool_format_of_template() {
+    std::lock_guard lock(tmpl_mu);
+    return chat::detect_tool_format(chat_template_locked().source());
+}
+
+std::vector<int32_t> server::impl::chat_prompt(const std::vector<chat::chat_message>& msgs, const json& extra_context) {
+    std::lock_guard lock(tmpl_mu);
+    const chat::chat_template& t = chat_template_locked();
     try {
-        return engine::encode_chat(*lm, *tmpl, msgs);
+        return engine::encode_chat(*lm, t, msgs, extra_context);
     } catch (const usage_error&) {
         throw;
     } catch (const error& e) {

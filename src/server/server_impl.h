@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "chat/chat_template.h"
+#include "chat/tool_calls.h"
 #include "engine/engine.h"
 #include "engine/scheduler.h"
 #include "engine/text.h"
@@ -63,6 +64,19 @@ struct job {
     std::unique_ptr<engine::stop_filter> stops;
 };
 
+// The tools of one chat request: which format the reply is parsed in, and whether it is.
+struct tool_state {
+    bool active = false;  // tools given and tool_choice is not "none": the reply is parsed for calls
+    chat::tool_format fmt = chat::tool_format::generic;
+};
+
+// A finished reply split into text and calls (ids assigned), for the response bodies.
+struct tool_reply {
+    std::string content;
+    std::vector<chat::tool_call> calls;
+};
+tool_reply split_reply(const tool_state& ts, const std::string& text);
+
 struct server::impl {
     impl(std::unique_ptr<engine::engine> e, std::string path, server_params p, std::unique_ptr<engine::engine> d);
 
@@ -94,7 +108,15 @@ struct server::impl {
     // The model's name check: 404 for a model this server does not serve.
     void check_model(const json& body, api a, bool required) const;
     // Chat prompt with the model's template (or the --chat-template override).
-    std::vector<int32_t> chat_prompt(const std::vector<chat::chat_message>& msgs);
+    std::vector<int32_t> chat_prompt(const std::vector<chat::chat_message>& msgs,
+                                     const json& extra_context = json::object());
+    // The template (built on first use; tmpl_mu held) and the tool-call format it speaks.
+    const chat::chat_template& chat_template_locked();
+    chat::tool_format tool_format_of_template();
+    // A chat request's prompt: its messages, with `tools` / `tool_choice` (OpenAI and Ollama
+    // shapes) rendered for the template's format and, when a call is forced (or the format is
+    // the generic JSON one), the grammar that keeps the reply parseable set on `in`.
+    std::vector<int32_t> chat_prompt_with_tools(const json& body, gen_input& in, tool_state& ts);
     bool has_own_template() const;
     std::vector<int32_t> text_prompt(const std::string& text) const;
     std::string metrics_text() const;
