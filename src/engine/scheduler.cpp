@@ -58,6 +58,8 @@ uint64_t scheduler::submit(request r) {
         throw usage_error("pinned KV slots are not supported with an exclusive (speculative) runner");
     if (p_.exclusive && r.gp.sampling.grammar)
         throw usage_error("constrained decoding (a grammar or JSON schema) is not supported with speculative decoding");
+    if (p_.exclusive && r.gp.logprobs >= 0)
+        throw usage_error("logprobs are not supported with speculative decoding");
     if (p_.exclusive.check) p_.exclusive.check(r);
 
     auto s = std::make_unique<sequence>();
@@ -318,6 +320,10 @@ bool scheduler::step() {
         s.res.tokens.push_back(tok);
         s.tokens.push_back(tok);
         ++metrics_.generated_tokens;
+        if (s.req.gp.logprobs >= 0) {
+            s.res.logprobs.push_back(sampling::log_softmax_at(row, tok, s.req.gp.logprobs));
+            if (s.req.on_logprob) s.req.on_logprob(s.res.logprobs.back());
+        }
         bool keep_going = true;
         if (s.req.on_token) {
             try {

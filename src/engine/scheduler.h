@@ -31,6 +31,10 @@ struct generation_params {
     sampling::sampling_params sampling;
     bool ignore_eos = false;  // keep going past end-of-generation tokens (benchmarks)
     std::vector<int32_t> extra_eog_ids;  // more end-of-generation tokens than the model's own
+    // >= 0: record each generated token's log-probability under the raw logits and the top
+    // `logprobs` alternatives (sampling::log_softmax_at) in sequence_result::logprobs and
+    // request::on_logprob. -1: off. Not with an exclusive (speculative) runner.
+    int logprobs = -1;
 };
 
 // What one sequence measured and how it ended.
@@ -51,6 +55,7 @@ struct sequence_result {
     std::string error;            // with "error": what went wrong
     int64_t n_drafted = 0;        // speculative decoding (exclusive runner): tokens the draft proposed
     int64_t n_accepted = 0;       // ... and the target kept
+    std::vector<sampling::token_logprob> logprobs;  // per generated token, with gp.logprobs >= 0
 };
 
 struct request {
@@ -58,6 +63,9 @@ struct request {
     generation_params gp;
     // Called on the scheduler's thread with each generated token; return false to cancel.
     std::function<bool(int32_t token)> on_token;
+    // With gp.logprobs >= 0: called on the scheduler's thread with each generated token's
+    // record, just before on_token.
+    std::function<void(const sampling::token_logprob&)> on_logprob;
     // Called on the scheduler's thread once, when the sequence has finished or failed.
     std::function<void(const sequence_result&)> on_done;
     // Pin the sequence to KV slot `slot` whose first n_cached prompt tokens are already in the

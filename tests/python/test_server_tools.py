@@ -7,7 +7,8 @@ the model does not know them, so only forced calls are checked: grammar, renderi
 - the streamed deltas of a call reassemble to the call of the same request unstreamed (same seed);
 - a tool result (role "tool", tool_call_id) renders back through the template;
 - tool_choice "none", bad tools / tool_choice -> 400 naming the problem;
-- the `ollama` client: tools on /api/chat -> message.tool_calls with arguments as an object."""
+- the `ollama` client: tools on /api/chat -> message.tool_calls with arguments as an object
+  (and `keep_alive` accepted)."""
 import concurrent.futures as cf
 import json
 import os
@@ -166,8 +167,9 @@ def test_ollama_tools_on_chat(server):
                                                "parameters": WEATHER}}]
     opts = {"temperature": 1.0, "seed": 1, "num_predict": MAX_TOKENS}
 
-    def one(stream):
-        r = client.chat(model=SMOL_NAME, messages=ASK, tools=tools, stream=stream, options=opts)
+    def one(stream):  # keep_alive is accepted (and ignored: the model stays loaded)
+        r = client.chat(model=SMOL_NAME, messages=ASK, tools=tools, stream=stream, options=opts,
+                        keep_alive=0 if stream else "5m")
         return list(r) if stream else r
     with cf.ThreadPoolExecutor(2) as pool:
         whole, parts = pool.map(one, (False, True))
