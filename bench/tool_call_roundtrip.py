@@ -3,7 +3,8 @@
 shared/templates, plus the models' own templates (generic format): per family, R requests with
 tool_choice "required" and R with a named function (temperature 1.0, seeds 1..R), each checked:
 the reply parses into tool_calls (finish_reason "tool_calls") whose arguments validate against the
-declared schema (jsonschema). Prints a markdown table. Not a CI test (a server per family).
+declared schema (jsonschema); then R requests with tool_choice auto, counted as a call, a plain
+answer (finish "stop") or cut by max_tokens. Prints a markdown table. Not a CI test (a server per family).
 
 The native-format families run on SmolLM2-135M-Instruct with the family's template given by
 --chat-template (SmolLM2 does not know those formats: the grammar, the rendering and the parser
@@ -50,7 +51,7 @@ def one_family(model, extra, repeats):
         client = openai.OpenAI(base_url=s.url + "/v1", api_key="none")
         for choice in ("required", {"type": "function", "function": {"name": "get_time"}}):
             for seed in range(1, repeats + 1):
-                r = client.chat.completions.create(model="m", messages=ASK, tools=TOOLS, tool_choice=choice,
+                r = client.chat.completions.create(model=Path(model).stem, messages=ASK, tools=TOOLS, tool_choice=choice,
                                                    temperature=1.0, seed=seed, max_tokens=200)
                 c = r.choices[0]
                 try:
@@ -61,11 +62,22 @@ def one_family(model, extra, repeats):
                     jsonschema.validate(json.loads(call.arguments), SCHEMA[call.name])
                     ok += 1
                 except (AssertionError, jsonschema.ValidationError, json.JSONDecodeError, TypeError) as e:
-                    notes.append(str(e)[:80])
-        fmt = None
+                    notes.append(str(e)[:80].replace("|", "/").replace("\n", " "))
+                    print(f"  {choice}: {e}", file=sys.stderr)
+        # tool_choice auto: what the model chooses (a call, a plain answer, or unparsed text).
+        auto = {"call": 0, "answer": 0, "other": 0}
+        for seed in range(1, repeats + 1):
+            c = client.chat.completions.create(model=Path(model).stem, messages=ASK, tools=TOOLS, temperature=1.0,
+                                               seed=seed, max_tokens=200).choices[0]
+            if c.finish_reason == "tool_calls":
+                auto["call"] += 1
+            elif c.finish_reason == "stop":
+                auto["answer"] += 1
+            else:
+                auto["other"] += 1
     finally:
         s.close()
-    return ok, 2 * repeats, notes, fmt
+    return ok, 2 * repeats, notes, auto
 
 
 def main():
@@ -80,9 +92,10 @@ def main():
     rows.append(("own ChatML (generic)", "SmolLM2-135M-Instruct Q4_1", *one_family(smol, [], a.repeats)))
     if gemma.exists():
         rows.append(("own Gemma 3 (generic)", "gemma-3-270m Q4_K_M", *one_family(gemma, [], a.repeats)))
-    print("| template | model | parsed + schema-valid | failures |\n|---|---|---|---|")
-    for t, m, ok, n, notes, _ in rows:
-        print(f"| {t} | {m} | {ok}/{n} | {'; '.join(notes) or '-'} |")
+    print("| template | model | forced (required + named): parsed + schema-valid | failures "
+          "| auto: call / answer / cut |\n|---|---|---|---|---|")
+    for t, m, ok, n, notes, auto in rows:
+        print(f"| {t} | {m} | {ok}/{n} | {'; '.join(notes) or '-'} | {auto['call']} / {auto['answer']} / {auto['other']} |")
 
 
 if __name__ == "__main__":

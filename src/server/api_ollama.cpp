@@ -212,7 +212,8 @@ void server::impl::add_ollama_routes() {
                               {"template", f.get_string_opt("tokenizer.chat_template").value_or("{{ .Prompt }}")},
                               {"details", model_details()},
                               {"model_info", info},
-                              {"capabilities", json::array({"completion"})}};
+                              // Every template gets tool calls (its own format or the generic one).
+                              {"capabilities", json::array({"completion", "tools"})}};
                   res.set_content(out.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
               }));
 

@@ -9,6 +9,7 @@ namespace edgellm::server {
 
 std::vector<int32_t> server::impl::chat_prompt_with_tools(const json& body, gen_input& in, tool_state& ts) {
     std::vector<chat::chat_message> msgs = parse_messages(body);
+    opt_bool(body, "parallel_tool_calls");  // accepted: a forced call is one call, an auto reply may hold several
     auto t = body.find("tools");
     const bool has_tools = t != body.end() && !t->is_null() && !(t->is_array() && t->empty());
     auto tc = body.find("tool_choice");
