@@ -41,7 +41,8 @@ SCHEMA = {"get_weather": WEATHER, "get_time": TIME}
 ASK = [{"role": "user", "content": "What is the weather in Paris, in celsius?"}]
 TEMPLATES = ["Qwen-Qwen2.5-7B-Instruct", "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use",
              "meta-llama-Llama-3.1-8B-Instruct", "meta-llama-Llama-3.2-3B-Instruct", "mistralai-mistral-common-v3_spm",
-             "meetkai-functionary-medium-v3.1", "llama-cpp-deepseek-r1", "CohereForAI-c4ai-command-r-plus-tool_use"]
+             "meetkai-functionary-medium-v3.1", "llama-cpp-deepseek-r1", "deepseek-ai-DeepSeek-R1-Distill-Llama-8B",
+             "CohereForAI-c4ai-command-r-plus-tool_use"]
 
 
 def one_family(model, extra, repeats):

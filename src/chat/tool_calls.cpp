@@ -229,8 +229,36 @@ tool_choice parse_tool_choice(const json& v, const json& tools) {
     return c;
 }
 
+bool template_reads_tools(const std::string& src) {
+    for (size_t at = src.find("tools"); at != std::string::npos; at = src.find("tools", at + 5)) {
+        const bool word_start = at == 0 || !(std::isalnum(static_cast<unsigned char>(src[at - 1])) || src[at - 1] == '_');
+        const size_t e = at + 5;
+        const bool word_end = e >= src.size() || !(std::isalnum(static_cast<unsigned char>(src[e])) || src[e] == '_');
+        if (word_start && word_end) return true;
+    }
+    return false;
+}
+
+namespace {
+// How a call looks in a native format, for templates that do not describe it themselves.
+std::string call_example(tool_format f) {
+    switch (f) {
+        case tool_format::hermes: return "<tool_call>\n{\"name\": \"<tool name>\", \"arguments\": {<its arguments>}}\n</tool_call>";
+        case tool_format::llama3: return "{\"name\": \"<tool name>\", \"parameters\": {<its arguments>}}";
+        case tool_format::mistral: return "[TOOL_CALLS] [{\"name\": \"<tool name>\", \"arguments\": {<its arguments>}}]";
+        case tool_format::functionary: return "<function=<tool name>>{<its arguments>}</function>";
+        case tool_format::deepseek:
+            return "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜><tool name>\n```json\n{<its "
+                   "arguments>}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
+        case tool_format::command_r: return "Action:\n```json\n[{\"tool_name\": \"<tool name>\", \"parameters\": {<its arguments>}}]\n```";
+        case tool_format::generic: break;
+    }
+    return {};
+}
+}  // namespace
+
 tool_prompt prepare_tool_prompt(tool_format f, std::vector<chat_message> messages, const json& tools,
-                                const tool_choice& choice) {
+                                const tool_choice& choice, bool template_renders_tools) {
     tool_prompt out;
     const bool use_tools = choice.k != tool_choice::kind::none && !tools.empty();
     // Templates that concatenate the arguments as text want strings; the others objects.
@@ -259,6 +287,16 @@ tool_prompt prepare_tool_prompt(tool_format f, std::vector<chat_message> message
         *tc = std::move(calls);
     }
     if (f != tool_format::generic) {
+        if (use_tools && !template_renders_tools) {
+            json list = json::array();
+            for (const auto& t : allowed(tools, choice)) list.push_back(t["function"]);
+            const std::string sys = "You can call the following tools: " + list.dump() +
+                                    "\n\nTo call a tool, reply with:\n" + call_example(f);
+            if (!messages.empty() && messages[0].role == "system")
+                messages[0].content += "\n\n" + sys;
+            else
+                messages.insert(messages.begin(), chat_message{"system", sys, json::object()});
+        }
         out.messages = std::move(messages);
         if (use_tools) out.extra_context["tools"] = tools;
         return out;

@@ -58,8 +58,14 @@ struct tool_prompt {
     std::vector<chat_message> messages;
     nlohmann::ordered_json extra_context = nlohmann::ordered_json::object();
 };
+// `template_renders_tools`: whether the template reads the `tools` variable (DeepSeek R1's
+// official templates parse calls but never list the tools); when it does not, the tool list and
+// the format's call syntax go into the system message instead.
 tool_prompt prepare_tool_prompt(tool_format f, std::vector<chat_message> messages,
-                                const nlohmann::ordered_json& tools, const tool_choice& choice);
+                                const nlohmann::ordered_json& tools, const tool_choice& choice,
+                                bool template_renders_tools = true);
+// Whether a template source reads the `tools` variable.
+bool template_reads_tools(const std::string& template_source);
 
 // GBNF the reply must follow: with `required` or a named tool, exactly one call in the format's
 // syntax whose arguments follow the tool's parameter schema; for the generic format with auto,

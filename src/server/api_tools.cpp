@@ -16,7 +16,7 @@ std::vector<int32_t> server::impl::chat_prompt_with_tools(const json& body, gen_
     if (!has_tools) {
         if (tc != body.end() && !tc->is_null() && !(tc->is_string() && (*tc == "none" || *tc == "auto")))
             throw http_error(400, "'tool_choice' asks for a tool call but the request has no 'tools'");
-        ts.fmt = tool_format_of_template();
+        template_tool_info(ts);
         // Earlier tool calls and results in the history still go through the format's rewrite.
         chat::tool_prompt tp = chat::prepare_tool_prompt(ts.fmt, std::move(msgs), json::array(), {});
         return chat_prompt(tp.messages, tp.extra_context);
@@ -24,7 +24,7 @@ std::vector<int32_t> server::impl::chat_prompt_with_tools(const json& body, gen_
     json tools;
     chat::tool_choice choice;
     std::string gbnf;
-    ts.fmt = tool_format_of_template();
+    template_tool_info(ts);
     try {
         tools = chat::normalize_tools(*t);
         choice = chat::parse_tool_choice(tc == body.end() ? json(nullptr) : *tc, tools);
@@ -42,7 +42,7 @@ std::vector<int32_t> server::impl::chat_prompt_with_tools(const json& body, gen_
             throw error(fmt::format("internal error: the tool-call grammar does not parse ({})\n{}", e.what(), gbnf));
         }
     }
-    chat::tool_prompt tp = chat::prepare_tool_prompt(ts.fmt, std::move(msgs), tools, choice);
+    chat::tool_prompt tp = chat::prepare_tool_prompt(ts.fmt, std::move(msgs), tools, choice, ts.reads_tools);
     return chat_prompt(tp.messages, tp.extra_context);
 }
 

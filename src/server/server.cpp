@@ -321,9 +321,11 @@ const chat::chat_template& server::impl::chat_template_locked() {
     return *tmpl;
 }
 
-chat::tool_format server::impl::tool_format_of_template() {
+void server::impl::template_tool_info(tool_state& ts) {
     std::lock_guard lock(tmpl_mu);
-    return chat::detect_tool_format(chat_template_locked().source());
+    const std::string& src = chat_template_locked().source();
+    ts.fmt = chat::detect_tool_format(src);
+    ts.reads_tools = chat::template_reads_tools(src);
 }
 
 std::vector<int32_t> server::impl::chat_prompt(const std::vector<chat::chat_message>& msgs, const json& extra_context) {

@@ -80,6 +80,7 @@ struct job {
 struct tool_state {
     bool active = false;  // tools given and tool_choice is not "none": the reply is parsed for calls
     chat::tool_format fmt = chat::tool_format::generic;
+    bool reads_tools = true;  // the template lists the tools (the `tools` variable)
 };
 
 // A finished reply split into text and calls (ids assigned), for the response bodies.
@@ -137,9 +138,10 @@ struct server::impl {
     // Chat prompt with the model's template (or the --chat-template override).
     std::vector<int32_t> chat_prompt(const std::vector<chat::chat_message>& msgs,
                                      const json& extra_context = json::object());
-    // The template (built on first use; tmpl_mu held) and the tool-call format it speaks.
+    // The template (built on first use; tmpl_mu held), and the tool-call format it speaks and
+    // whether it lists the tools itself (into ts.fmt, ts.reads_tools).
     const chat::chat_template& chat_template_locked();
-    chat::tool_format tool_format_of_template();
+    void template_tool_info(tool_state& ts);
     // A chat request's prompt: its messages, with `tools` / `tool_choice` (OpenAI and Ollama
     // shapes) rendered for the template's format and, when a call is forced (or the format is
     // the generic JSON one), the grammar that keeps the reply parseable set on `in`.

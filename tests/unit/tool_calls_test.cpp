@@ -263,3 +263,22 @@ TEST(ToolCalls, GenericPromptDescribesToolsAndRewritesHistory) {
     const tool_prompt fn = prepare_tool_prompt(tool_format::functionary, msgs, weather_tools(), tool_choice{});
     EXPECT_TRUE(fn.messages[1].extra["tool_calls"][0]["function"]["arguments"].is_string());
 }
+
+TEST(ToolCalls, TemplatesThatDoNotListToolsGetThemInTheSystemMessage) {
+    // DeepSeek R1's official template parses calls in the history but never reads `tools`.
+    const std::string src = read_template("deepseek-ai-DeepSeek-R1-Distill-Llama-8B");
+    ASSERT_EQ(detect_tool_format(src), tool_format::deepseek);
+    EXPECT_FALSE(template_reads_tools(src));
+    EXPECT_TRUE(template_reads_tools(read_template("Qwen-Qwen2.5-7B-Instruct")));
+    EXPECT_FALSE(template_reads_tools("{{ messages }} {{ my_tools_list }}"));
+    chat_template t("gguf", src, "<s>", "</s>");
+    const std::vector<chat_message> user = {{"user", "Weather in Paris?", json::object()}};
+    const tool_prompt p = prepare_tool_prompt(tool_format::deepseek, user, weather_tools(), tool_choice{}, false);
+    const std::string text = render_chat(t, p.messages, true, p.extra_context);
+    EXPECT_NE(text.find("get_weather"), std::string::npos) << text;
+    EXPECT_NE(text.find("<｜tool▁sep｜><tool name>"), std::string::npos) << text;
+    // With "none" nothing is added.
+    tool_choice none;
+    none.k = tool_choice::kind::none;
+    EXPECT_EQ(prepare_tool_prompt(tool_format::deepseek, user, weather_tools(), none, false).messages.size(), 1u);
+}
