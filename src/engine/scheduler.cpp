@@ -358,7 +358,7 @@ std::span<const float> scheduler::execute(const step_plan& p) {
 }
 
 // Records one picked token of s and applies every stop rule; false when s has ended.
-bool scheduler::emit(sequence& s, int32_t tok) {
+bool scheduler::emit(sequence& s, int32_t tok, std::span<const float> row) {
     const double t_ms = s.since_submit.elapsed_ms();
     if (s.res.tokens.empty()) s.res.first_token_ms = t_ms;
     s.res.latency_ms = t_ms;
@@ -378,6 +378,10 @@ bool scheduler::emit(sequence& s, int32_t tok) {
     s.res.tokens.push_back(tok);
     s.tokens.push_back(tok);
     ++metrics_.generated_tokens;
+    if (s.req.gp.logprobs >= 0) {  // of the raw logits the token was picked from
+        s.res.logprobs.push_back(sampling::log_softmax_at(row, tok, s.req.gp.logprobs));
+        if (s.req.on_logprob) s.req.on_logprob(s.res.logprobs.back());
+    }
     bool keep_going = true;
     if (s.req.on_token) {
         try {
@@ -436,7 +440,7 @@ void scheduler::update(const step_plan& p, std::span<const float> logits, double
                 break;
             }
             s.res.sample_ms += sw.elapsed_ms();
-            if (!emit(s, tok)) break;
+            if (!emit(s, tok, r)) break;
             if (i == ps.n_draft || tok != ps.tokens[static_cast<size_t>(n_target + i)]) break;
             ++n_accepted;
             ++s.n_eval;  // the accepted draft's KV is the one just computed

@@ -35,6 +35,10 @@ struct generation_params {
     sampling::sampling_params sampling;
     bool ignore_eos = false;  // keep going past end-of-generation tokens (benchmarks)
     std::vector<int32_t> extra_eog_ids;  // more end-of-generation tokens than the model's own
+    // >= 0: record each generated token's log-probability under the raw logits and the top
+    // `logprobs` alternatives (sampling::log_softmax_at) in sequence_result::logprobs and
+    // request::on_logprob. -1: off. Not with an exclusive (speculative) runner.
+    int logprobs = -1;
 };
 
 // What one sequence measured and how it ended.
@@ -55,6 +59,7 @@ struct sequence_result {
     std::string error;            // with "error": what went wrong
     int64_t n_drafted = 0;        // speculative decoding: tokens drafted for it
     int64_t n_accepted = 0;       // ... and the target kept
+    std::vector<sampling::token_logprob> logprobs;  // per generated token, with gp.logprobs >= 0
 };
 
 struct request {
@@ -62,6 +67,9 @@ struct request {
     generation_params gp;
     // Called on the scheduler's thread with each generated token; return false to cancel.
     std::function<bool(int32_t token)> on_token;
+    // With gp.logprobs >= 0: called on the scheduler's thread with each generated token's
+    // record, just before on_token.
+    std::function<void(const sampling::token_logprob&)> on_logprob;
     // Called on the scheduler's thread once, when the sequence has finished or failed.
     std::function<void(const sequence_result&)> on_done;
     // Pin the sequence to KV slot `slot` whose first n_cached prompt tokens are already in the
@@ -227,7 +235,8 @@ private:
     struct sequence;
     void admit();
     void finish(sequence& s, const std::string& reason, const std::string& err = {});
-    bool emit(sequence& s, int32_t tok);  // one picked token: false when the sequence ended
+    // One picked token (from logits row `row`): false when the sequence ended.
+    bool emit(sequence& s, int32_t tok, std::span<const float> row);
     sequence* find_running(uint64_t id);
     bool reserve_or_preempt(sequence& s, int64_t n_pos);
     void preempt(sequence& victim);

@@ -90,10 +90,11 @@ chat::chat_template model_chat_template(const loaded_model& m,
 }
 
 std::vector<int32_t> encode_chat(const loaded_model& m, const chat::chat_template& tmpl,
-                                 const std::vector<chat::chat_message>& messages) {
+                                 const std::vector<chat::chat_message>& messages,
+                                 const nlohmann::ordered_json& extra_context) {
     const tokenizer* tok = m.get_tokenizer();
     if (!tok) throw usage_error("chat needs a model with tokenizer metadata: " + m.tokenizer_error());
-    const std::string text = chat::render_chat(tmpl, messages, true);
+    const std::string text = chat::render_chat(tmpl, messages, true, extra_context);
     const bool has_bos_text = !tmpl.bos_token().empty() && text.rfind(tmpl.bos_token(), 0) == 0;
     return tok->encode(text, !has_bos_text, /*parse_special=*/true);
 }

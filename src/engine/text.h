@@ -68,7 +68,9 @@ chat::chat_template model_chat_template(const loaded_model& m,
 
 // Renders `messages` with the template (generation prompt added) and encodes them: special-token
 // text parsed, BOS added unless the template already wrote it.
+// `extra_context` adds template variables (e.g. {"tools": [...]}).
 std::vector<int32_t> encode_chat(const loaded_model& m, const chat::chat_template& tmpl,
-                                 const std::vector<chat::chat_message>& messages);
+                                 const std::vector<chat::chat_message>& messages,
+                                 const nlohmann::ordered_json& extra_context = nlohmann::ordered_json::object());
 
 }  // namespace edgellm::engine

@@ -85,21 +85,33 @@ std::string json_literal(const json& v) { return literal(v.dump()) + " space"; }
 
 class converter {
 public:
-    explicit converter(const json& root) : root_(root) {}
+    explicit converter(const json& root) : root_(&root) {}
 
     std::string run() {
         // The document itself ends without the whitespace every value rule allows after it, so
         // the grammar is complete (and generation ends) right after the closing character.
-        const std::string top = visit(root_, "document", "");
+        const std::string top = visit(*root_, "document", "");
         rules_["root"] = tail(top);
         order_.push_back("root");
+        return text();
+    }
+
+    // Another document in the same grammar (its own $refs): the name of the rule matching it,
+    // without trailing whitespace.
+    std::string document(const json& schema, const std::string& name) {
+        root_ = &schema;
+        refs_.clear();
+        return tail(visit(schema, name, ""));
+    }
+
+    std::string text() const {
         std::string out;
         for (const auto& name : order_) out += name + " ::= " + rules_.at(name) + "\n";
         return out;
     }
 
 private:
-    const json& root_;
+    const json* root_;
     std::map<std::string, std::string> rules_;
     std::vector<std::string> order_;
     std::map<std::string, std::string> refs_;  // "#/$defs/x" -> rule name
@@ -224,11 +236,11 @@ private:
     std::string resolve_ref(const std::string& ref, const std::string& path) {
         if (auto it = refs_.find(ref); it != refs_.end()) return it->second;
         if (ref.rfind("#", 0) != 0) fail(path, fmt::format("only local $ref (\"#/$defs/...\") is supported, got '{}'", ref));
-        const json* target = &root_;
+        const json* target = root_;
         std::string name = "ref";
         if (ref != "#") {
             try {
-                target = &root_.at(json::json_pointer(ref.substr(1)));
+                target = &root_->at(json::json_pointer(ref.substr(1)));
             } catch (const std::exception&) {
                 fail(path, fmt::format("$ref '{}' points to nothing in the schema", ref));
             }
@@ -405,6 +417,15 @@ std::string json_schema_to_gbnf(const json& schema) {
     converter c(schema);
     std::string gbnf = c.run();
     return gbnf;
+}
+
+json_schema_rules json_schemas_to_gbnf_rules(const std::vector<json>& schemas, const std::string& prefix) {
+    static const json empty = json::object();
+    converter c(empty);
+    json_schema_rules out;
+    for (size_t i = 0; i < schemas.size(); ++i) out.names.push_back(c.document(schemas[i], prefix + std::to_string(i)));
+    out.gbnf = c.text();
+    return out;
 }
 
 std::shared_ptr<const grammar> json_schema_to_grammar(const json& schema) {

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "sampling/grammar.h"
@@ -28,6 +29,16 @@ public:
 // does not follow (pattern, minimum, allOf, ...) are refused rather than ignored.
 std::string json_schema_to_gbnf(const nlohmann::ordered_json& schema);
 std::shared_ptr<const grammar> json_schema_to_grammar(const nlohmann::ordered_json& schema);
+
+// Several documents in one grammar, to be wrapped by a larger one (tool calls): the rules, and
+// for each schema the name of the rule matching one document of it (no trailing whitespace;
+// named after `prefix` + its index). There is no root rule: the caller writes it.
+struct json_schema_rules {
+    std::string gbnf;
+    std::vector<std::string> names;
+};
+json_schema_rules json_schemas_to_gbnf_rules(const std::vector<nlohmann::ordered_json>& schemas,
+                                             const std::string& prefix);
 
 // Any JSON object, with bounded whitespace between tokens.
 const std::string& json_object_gbnf();

@@ -267,6 +267,31 @@ int32_t sampler_chain::sample(std::span<const float> logits) {
     return cur_.items.front().id;
 }
 
+token_logprob log_softmax_at(std::span<const float> logits, int32_t token, int top_n) {
+    if (logits.empty() || token < 0 || static_cast<size_t>(token) >= logits.size())
+        throw error("log_softmax_at: token outside the vocabulary");
+    float mx = logits[0];
+    for (float x : logits) mx = std::max(mx, x);
+    double sum = 0;
+    for (float x : logits) sum += std::exp(static_cast<double>(x) - mx);
+    const double lse = mx + std::log(sum);
+    token_logprob out;
+    out.token = token;
+    out.logprob = static_cast<float>(logits[static_cast<size_t>(token)] - lse);
+    const size_t n = std::min(static_cast<size_t>(std::max(top_n, 0)), logits.size());
+    if (n > 0) {
+        std::vector<int32_t> ids(logits.size());
+        for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+        std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(), [&](int32_t a, int32_t b) {
+            return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)] ||
+                   (logits[static_cast<size_t>(a)] == logits[static_cast<size_t>(b)] && a < b);
+        });
+        for (size_t i = 0; i < n; ++i)
+            out.top.emplace_back(ids[i], static_cast<float>(logits[static_cast<size_t>(ids[i])] - lse));
+    }
+    return out;
+}
+
 std::vector<float> distribution(std::span<const float> logits, const sampling_params& p) {
     validate(p);
     if (logits.empty()) throw error("cannot sample from an empty vocabulary");

@@ -117,6 +117,16 @@ private:
 // (temperature <= 0) gives a one-hot vector on the token greedy sampling picks. Penalties are not
 // applied (they depend on the history). Speculative decoding compares these between models.
 std::vector<float> distribution(std::span<const float> logits, const sampling_params& p);
+// The log-probability of `token` under the model's raw distribution (log-softmax of `logits`,
+// before penalties, truncation, temperature or a grammar), and the `top_n` most likely tokens
+// with theirs, most likely first (ties by lower id). What the OpenAI API reports as logprobs.
+struct token_logprob {
+    int32_t token = -1;
+    float logprob = 0;
+    std::vector<std::pair<int32_t, float>> top;
+};
+token_logprob log_softmax_at(std::span<const float> logits, int32_t token, int top_n);
+
 // Picks an index of the dense probabilities `probs` (summing to ~1) with one uniform draw.
 int32_t pick(std::span<const float> probs, rng& r);
 

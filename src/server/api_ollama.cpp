@@ -29,8 +29,6 @@ gen_input ollama_input(const json& body) {
         else if (!(f->is_string() && f->get<std::string>().empty()))
             throw http_error(400, "'format' must be \"json\" or a JSON schema object");
     }
-    if (auto t = body.find("tools"); t != body.end() && !t->is_null() && !(t->is_array() && t->empty()))
-        throw http_error(400, "'tools' are not supported by this server");
     return in;
 }
 
@@ -48,6 +46,16 @@ void add_stats(json& out, const job& j) {
     out["prompt_eval_duration"] = ns(r.prefill_ms);
     out["eval_count"] = static_cast<int64_t>(r.tokens.size());
     out["eval_duration"] = ns(r.decode_ms + r.sample_ms);
+}
+
+// Ollama's assistant message: content, and tool_calls with arguments as an object.
+json ollama_message(const tool_reply& r) {
+    json m = {{"role", "assistant"}, {"content", r.content}};
+    if (r.calls.empty()) return m;
+    json calls = json::array();
+    for (const auto& c : r.calls) calls.push_back({{"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+    m["tool_calls"] = std::move(calls);
+    return m;
 }
 
 }  // namespace
@@ -109,22 +117,31 @@ void server::impl::add_ollama_routes() {
                   check_model(body, api::ollama, /*required=*/true);
                   gen_input in = ollama_input(body);
                   const bool stream = opt_bool(body, "stream").value_or(true);
-                  in.prompt = chat_prompt(parse_messages(body));
+                  if (body.contains("tool_choice"))
+                      throw http_error(400, "'tool_choice' is an OpenAI field; Ollama's /api/chat has none");
+                  tool_state ts;
+                  in.prompt = chat_prompt_with_tools(body, in, ts);
                   auto j = start(std::move(in));
                   const std::string name = p.model_name;
                   if (!stream) {
-                      respond_job(res, j, api::ollama, [name](const job& jj) {
+                      respond_job(res, j, api::ollama, [name, ts](const job& jj) {
                           json out = {{"model", name},
                                       {"created_at", rfc3339_now()},
-                                      {"message", {{"role", "assistant"}, {"content", jj.pending}}},
+                                      {"message", ollama_message(split_reply(ts, jj.pending))},
                                       {"done", true}};
                           add_stats(out, jj);
                           return out;
                       });
                       return;
                   }
+                  // With tools the reply is parsed when complete: its text is held until then.
+                  auto held = std::make_shared<std::string>();
                   stream_job(res, j, "application/x-ndjson",
-                             [name](const std::string& piece) {
+                             [name, ts, held](const std::string& piece) {
+                                 if (ts.active) {
+                                     *held += piece;
+                                     return std::string();
+                                 }
                                  return json{{"model", name},
                                              {"created_at", rfc3339_now()},
                                              {"message", {{"role", "assistant"}, {"content", piece}}},
@@ -132,14 +149,22 @@ void server::impl::add_ollama_routes() {
                                             .dump(-1, ' ', false, json::error_handler_t::replace) +
                                         "\n";
                              },
-                             [name](const job& jj) {
+                             [name, ts, held](const job& jj) {
+                                 std::string pre;
+                                 if (ts.active)
+                                     pre = json{{"model", name},
+                                                {"created_at", rfc3339_now()},
+                                                {"message", ollama_message(split_reply(ts, *held))},
+                                                {"done", false}}
+                                               .dump(-1, ' ', false, json::error_handler_t::replace) +
+                                           "\n";
                                  json out = {{"model", name},
                                              {"created_at", rfc3339_now()},
                                              {"message", {{"role", "assistant"}, {"content", ""}}},
                                              {"done", true}};
                                  if (jj.finish_reason == "error") out["error"] = jj.res.error;
                                  add_stats(out, jj);
-                                 return out.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+                                 return pre + out.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
                              });
               }));
 
@@ -194,7 +219,8 @@ void server::impl::add_ollama_routes() {
                               {"template", f.get_string_opt("tokenizer.chat_template").value_or("{{ .Prompt }}")},
                               {"details", model_details()},
                               {"model_info", info},
-                              {"capabilities", json::array({"completion"})}};
+                              // Every template gets tool calls (its own format or the generic one).
+                              {"capabilities", json::array({"completion", "tools"})}};
                   res.set_content(out.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
               }));
 

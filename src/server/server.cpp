@@ -134,7 +134,23 @@ std::vector<chat::chat_message> parse_messages(const json& body) {
         } else if (c != m.end() && !c->is_null()) {
             throw http_error(400, "a message's 'content' must be a string");
         }
-        out.push_back({*role, content, {}});
+        // Tool calls of an assistant turn and the id / name of a tool result, for the template
+        // (chat/tool_calls.h rewrites them per format).
+        json extra = json::object();
+        if (auto tc = m.find("tool_calls"); tc != m.end() && !tc->is_null()) {
+            if (!tc->is_array()) throw http_error(400, "a message's 'tool_calls' must be an array");
+            for (const auto& call : *tc) {
+                const json& fn = call.is_object() && call.contains("function") ? call["function"] : call;
+                if (!fn.is_object() || !fn.contains("name") || !fn["name"].is_string())
+                    throw http_error(400, "each of a message's 'tool_calls' must have function.name");
+            }
+            extra["tool_calls"] = *tc;
+            if (c == m.end() || c->is_null()) extra["content"] = nullptr;
+        }
+        if (auto id = opt_string(m, "tool_call_id")) extra["tool_call_id"] = *id;
+        if (auto n = opt_string(m, "name")) extra["name"] = *n;
+        else if (auto tn = opt_string(m, "tool_name")) extra["name"] = *tn;  // Ollama
+        out.push_back({*role, content, std::move(extra)});
     }
     return out;
 }
@@ -368,15 +384,27 @@ bool server::impl::has_own_template() const {
     return !p.chat_template.empty() || lm->get_model().file().get_string_opt("tokenizer.chat_template").has_value();
 }
 
-std::vector<int32_t> server::impl::chat_prompt(const std::vector<chat::chat_message>& msgs) {
-    std::lock_guard lock(tmpl_mu);
+const chat::chat_template& server::impl::chat_template_locked() {
     if (!tmpl) {
         std::optional<std::string> override;
         if (!p.chat_template.empty()) override = p.chat_template;
         tmpl.emplace(engine::model_chat_template(*lm, override));
     }
+    return *tmpl;
+}
+
+void server::impl::template_tool_info(tool_state& ts) {
+    std::lock_guard lock(tmpl_mu);
+    const std::string& src = chat_template_locked().source();
+    ts.fmt = chat::detect_tool_format(src);
+    ts.reads_tools = chat::template_reads_tools(src);
+}
+
+std::vector<int32_t> server::impl::chat_prompt(const std::vector<chat::chat_message>& msgs, const json& extra_context) {
+    std::lock_guard lock(tmpl_mu);
+    const chat::chat_template& t = chat_template_locked();
     try {
-        return engine::encode_chat(*lm, *tmpl, msgs);
+        return engine::encode_chat(*lm, t, msgs, extra_context);
     } catch (const usage_error&) {
         throw;
     } catch (const error& e) {
@@ -389,8 +417,10 @@ std::vector<int32_t> server::impl::text_prompt(const std::string& text) const {
     return codec.encode_prompt(text);
 }
 
-std::shared_ptr<job> server::impl::start(gen_input in) {
+std::shared_ptr<job> server::impl::start(gen_input in, std::shared_ptr<job_sync> sync, int index) {
     auto j = std::make_shared<job>();
+    if (sync) j->sync = std::move(sync);
+    j->index = index;
     j->t_start_ms = now_ms();
     j->codec = std::make_unique<engine::text_codec>(lm);
     j->codec->prime(in.prompt);
@@ -402,18 +432,24 @@ std::shared_ptr<job> server::impl::start(gen_input in) {
     r.on_token = [j](int32_t tok) {
         const std::string out = j->stops->push(j->codec->push(tok));
         if (!out.empty()) {
-            std::lock_guard lock(j->mu);
+            std::lock_guard lock(j->sync->mu);
             j->pending += out;
-            j->cv.notify_all();
+            j->sync->cv.notify_all();
         }
         return !j->stops->stopped() && !j->client_gone.load();
     };
+    if (r.gp.logprobs >= 0)
+        r.on_logprob = [j](const sampling::token_logprob& lp) {
+            std::lock_guard lock(j->sync->mu);
+            j->logprobs.push_back(lp);
+        };
     r.on_done = [j](const engine::sequence_result& res) {
         std::string tail;
         if (!j->stops->stopped()) tail = j->stops->push(j->codec->flush()) + j->stops->flush();
-        std::lock_guard lock(j->mu);
+        std::lock_guard lock(j->sync->mu);
         j->pending += tail;
         j->res = res;
+        j->res.logprobs.clear();  // the job has its own copy
         if (j->stops->stopped() || res.stop_reason == "eos")
             j->finish_reason = "stop";
         else if (res.stop_reason == "length" || res.stop_reason == "context")
@@ -421,7 +457,7 @@ std::shared_ptr<job> server::impl::start(gen_input in) {
         else
             j->finish_reason = res.stop_reason;
         j->done = true;
-        j->cv.notify_all();
+        j->sync->cv.notify_all();
     };
     try {
         j->id = sched->submit(std::move(r));
@@ -433,85 +469,163 @@ std::shared_ptr<job> server::impl::start(gen_input in) {
     return j;
 }
 
+std::vector<std::shared_ptr<job>> server::impl::start_n(const gen_input& in, int n) {
+    jobs js;
+    auto sync = std::make_shared<job_sync>();
+    try {
+        for (int i = 0; i < n; ++i) {
+            gen_input one = in;
+            one.gp.sampling.seed = in.gp.sampling.seed + static_cast<uint64_t>(i);
+            js.push_back(start(std::move(one), sync, i));
+        }
+    } catch (...) {
+        for (auto& j : js) {
+            j->client_gone = true;
+            sched->cancel(j->id);
+        }
+        throw;
+    }
+    return js;
+}
+
+namespace {
+bool all_done(const std::vector<std::shared_ptr<job>>& js) {
+    for (const auto& j : js)
+        if (!j->done) return false;
+    return true;
+}
+const job* failed(const std::vector<std::shared_ptr<job>>& js) {
+    for (const auto& j : js)
+        if (j->finish_reason == "error") return j.get();
+    return nullptr;
+}
+}  // namespace
+
 void server::impl::respond_job(httplib::Response& res, const std::shared_ptr<job>& j, api a,
                                std::function<json(const job& j)> body) {
+    respond_jobs(res, {j}, a, [body = std::move(body)](const jobs& js) { return body(*js[0]); });
+}
+
+void server::impl::respond_jobs(httplib::Response& res, jobs js, api a, std::function<json(const jobs& js)> body) {
+    const std::shared_ptr<job_sync> sync = js[0]->sync;
     bool done = false;
     {
-        std::unique_lock lock(j->mu);
-        done = j->cv.wait_for(lock, k_blocking_wait, [&] { return j->done; });
+        std::unique_lock lock(sync->mu);
+        done = sync->cv.wait_for(lock, k_blocking_wait, [&] { return all_done(js); });
     }
+    auto cancel_all = [this](const jobs& all) {
+        for (const auto& j : all) {
+            j->client_gone = true;
+            sched->cancel(j->id);
+        }
+    };
     if (done) {
-        if (j->finish_reason == "error") throw http_error(500, "generation failed: " + j->res.error, "server_error");
-        res.set_content(body(*j).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+        if (const job* f = failed(js)) throw http_error(500, "generation failed: " + f->res.error, "server_error");
+        res.set_content(body(js).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
         return;
     }
     // The status line is sent with the first space, so a later failure is reported in the body.
     res.set_chunked_content_provider(
         "application/json",
-        [this, j, a, body = std::move(body)](size_t, httplib::DataSink& sink) {
+        [js, sync, a, body = std::move(body), cancel_all](size_t, httplib::DataSink& sink) {
             bool finished = false;
             {
-                std::unique_lock lock(j->mu);
-                finished = j->cv.wait_for(lock, k_keepalive_interval, [&] { return j->done; });
+                std::unique_lock lock(sync->mu);
+                finished = sync->cv.wait_for(lock, k_keepalive_interval, [&] { return all_done(js); });
             }
             std::string out = " ";
             if (finished) {
-                const json o = j->finish_reason == "error"
-                                   ? error_json(a, 500, "generation failed: " + j->res.error, "server_error")
-                                   : body(*j);
+                const job* f = failed(js);
+                const json o = f ? error_json(a, 500, "generation failed: " + f->res.error, "server_error") : body(js);
                 out = o.dump(-1, ' ', false, json::error_handler_t::replace);
             }
             if (!sink.write(out.data(), out.size())) {
-                j->client_gone = true;
-                sched->cancel(j->id);
+                cancel_all(js);
                 return false;
             }
             if (finished) sink.done();
             return true;
         },
-        [this, j](bool success) {
-            if (!success) {
-                j->client_gone = true;
-                sched->cancel(j->id);
-            }
+        [js, cancel_all](bool success) {
+            if (!success) cancel_all(js);
         });
 }
 
 void server::impl::stream_job(httplib::Response& res, const std::shared_ptr<job>& j, const char* content_type,
                           std::function<std::string(const std::string& piece)> chunk,
                           std::function<std::string(const job& j)> last) {
+    stream_jobs(
+        res, {j}, content_type,
+        [chunk = std::move(chunk)](const job&, const std::string& piece, lp_span) {
+            return piece.empty() ? std::string() : chunk(piece);
+        },
+        std::move(last), [] { return std::string(); });
+}
+
+void server::impl::stream_jobs(httplib::Response& res, jobs js, const char* content_type,
+                               std::function<std::string(const job& j, const std::string& piece, lp_span lps)> chunk,
+                               std::function<std::string(const job& j)> last, std::function<std::string()> end) {
+    const std::shared_ptr<job_sync> sync = js[0]->sync;
+    auto cancel_all = [this](const jobs& all) {
+        for (const auto& j : all) {
+            j->client_gone = true;
+            sched->cancel(j->id);
+        }
+    };
+    auto closed = std::make_shared<std::vector<bool>>(js.size(), false);  // last() sent
     res.set_chunked_content_provider(
         content_type,
-        [this, j, chunk = std::move(chunk), last = std::move(last)](size_t, httplib::DataSink& sink) {
-            std::string piece;
-            bool done = false;
+        [js, sync, closed, cancel_all, chunk = std::move(chunk), last = std::move(last),
+         end = std::move(end)](size_t, httplib::DataSink& sink) {
+            struct taken {
+                std::string piece;
+                std::vector<sampling::token_logprob> lps;
+                bool done = false;
+            };
+            std::vector<taken> t(js.size());
+            bool all = true;
             {
-                std::unique_lock lock(j->mu);
-                j->cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return j->done || !j->pending.empty(); });
-                piece.swap(j->pending);
-                done = j->done;
+                std::unique_lock lock(sync->mu);
+                sync->cv.wait_for(lock, std::chrono::milliseconds(100), [&] {
+                    for (size_t i = 0; i < js.size(); ++i)
+                        if (!(*closed)[i] && (js[i]->done || !js[i]->pending.empty())) return true;
+                    return false;
+                });
+                for (size_t i = 0; i < js.size(); ++i) {
+                    job& j = *js[i];
+                    t[i].piece.swap(j.pending);
+                    t[i].lps.assign(j.logprobs.begin() + static_cast<std::ptrdiff_t>(j.logprobs_sent), j.logprobs.end());
+                    j.logprobs_sent = j.logprobs.size();
+                    t[i].done = j.done;
+                    all = all && (j.done || (*closed)[i]);
+                }
             }
             std::string out;
-            if (!piece.empty()) out += chunk(piece);
-            if (done) out += last(*j);
+            for (size_t i = 0; i < js.size(); ++i) {
+                if ((*closed)[i]) continue;
+                if (t[i].done) {
+                    // The rest of the text, then the closing record.
+                    if (!t[i].piece.empty() || !t[i].lps.empty()) out += chunk(*js[i], t[i].piece, t[i].lps);
+                    out += last(*js[i]);
+                    (*closed)[i] = true;
+                } else if (!t[i].piece.empty() || !t[i].lps.empty()) {
+                    out += chunk(*js[i], t[i].piece, t[i].lps);
+                }
+            }
+            if (all) out += end();
             if (!out.empty() && !sink.write(out.data(), out.size())) {
-                j->client_gone = true;
-                sched->cancel(j->id);
+                cancel_all(js);
                 return false;
             }
             if (out.empty() && !sink.is_writable()) {
-                j->client_gone = true;
-                sched->cancel(j->id);
+                cancel_all(js);
                 return false;
             }
-            if (done) sink.done();
+            if (all) sink.done();
             return true;
         },
-        [this, j](bool success) {
-            if (!success) {
-                j->client_gone = true;
-                sched->cancel(j->id);
-            }
+        [js, cancel_all](bool success) {
+            if (!success) cancel_all(js);
         });
 }
 

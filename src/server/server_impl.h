@@ -10,11 +10,13 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "chat/chat_template.h"
+#include "chat/tool_calls.h"
 #include "engine/engine.h"
 #include "engine/scheduler.h"
 #include "engine/text.h"
@@ -47,21 +49,46 @@ struct gen_input {
     std::vector<std::string> stop;
 };
 
+// The lock and wake-up of a job, shared by the jobs of one request (OpenAI `n` > 1) so one
+// HTTP thread can wait for any of them.
+struct job_sync {
+    std::mutex mu;
+    std::condition_variable cv;
+};
+
 // One generation: filled by the engine thread (text, end), drained by the HTTP thread.
 struct job {
     uint64_t id = 0;
-    std::mutex mu;
-    std::condition_variable cv;
+    int index = 0;  // its choice in the request (`n` > 1)
+    std::shared_ptr<job_sync> sync = std::make_shared<job_sync>();
     std::string pending;  // text not yet sent
     bool done = false;
     engine::sequence_result res;
     std::string finish_reason;  // "stop" | "length" | "cancelled" | "error"
     std::atomic<bool> client_gone{false};
     double t_start_ms = 0;
+    // With gp.logprobs >= 0: a record per generated token (engine thread appends under the
+    // lock); `logprobs_sent` is how many a stream has sent (HTTP thread only).
+    std::vector<sampling::token_logprob> logprobs;
+    size_t logprobs_sent = 0;
     // Engine thread only.
     std::unique_ptr<engine::text_codec> codec;
     std::unique_ptr<engine::stop_filter> stops;
 };
+
+// The tools of one chat request: which format the reply is parsed in, and whether it is.
+struct tool_state {
+    bool active = false;  // tools given and tool_choice is not "none": the reply is parsed for calls
+    chat::tool_format fmt = chat::tool_format::generic;
+    bool reads_tools = true;  // the template lists the tools (the `tools` variable)
+};
+
+// A finished reply split into text and calls (ids assigned), for the response bodies.
+struct tool_reply {
+    std::string content;
+    std::vector<chat::tool_call> calls;
+};
+tool_reply split_reply(const tool_state& ts, const std::string& text);
 
 struct server::impl {
     impl(std::unique_ptr<engine::engine> e, std::string path, server_params p, std::unique_ptr<engine::engine> d);
@@ -79,23 +106,47 @@ struct server::impl {
     std::string body_too_large_message() const;
 
     // Queues a generation; throws http_error 503 when the queue is full, 400 for a bad request.
-    std::shared_ptr<job> start(gen_input in);
+    // Jobs of one request share `sync` (a fresh one when null).
+    std::shared_ptr<job> start(gen_input in, std::shared_ptr<job_sync> sync = nullptr, int index = 0);
+    // `n` generations of one request (OpenAI `n`): the same prompt, seeds seed, seed+1, ...;
+    // if one cannot be queued, those already queued are cancelled.
+    std::vector<std::shared_ptr<job>> start_n(const gen_input& in, int n);
+    using jobs = std::vector<std::shared_ptr<job>>;
     // Non-streaming response: `body` renders the finished job. A job that ends within
     // k_blocking_wait is answered plainly (any error with its status); a longer one is answered
     // as a chunked body that sends a JSON-neutral space every second while it waits, so a client
     // that has gone is noticed (the write fails) and its sequence is cancelled.
     void respond_job(httplib::Response& res, const std::shared_ptr<job>& j, api a,
                      std::function<json(const job& j)> body);
+    // The same for the jobs of one request: `body` renders them once all have finished.
+    void respond_jobs(httplib::Response& res, jobs js, api a, std::function<json(const jobs& js)> body);
     // Streams a job: `chunk` formats each text piece, `last` the closing record(s); pieces are
     // written as they come, a disconnect cancels the sequence.
     void stream_job(httplib::Response& res, const std::shared_ptr<job>& j, const char* content_type,
                 std::function<std::string(const std::string& piece)> chunk,
                 std::function<std::string(const job& j)> last);
+    // Streams the jobs of one request: `chunk(j, piece, lps)` per text piece of job j with the
+    // logprob records that came since its last chunk (either may be empty), `last(j)` once per
+    // job when it has finished (after its last chunk), `end()` once after all; a disconnect
+    // cancels every one.
+    using lp_span = std::span<const sampling::token_logprob>;
+    void stream_jobs(httplib::Response& res, jobs js, const char* content_type,
+                     std::function<std::string(const job& j, const std::string& piece, lp_span lps)> chunk,
+                     std::function<std::string(const job& j)> last, std::function<std::string()> end);
 
     // The model's name check: 404 for a model this server does not serve.
     void check_model(const json& body, api a, bool required) const;
     // Chat prompt with the model's template (or the --chat-template override).
-    std::vector<int32_t> chat_prompt(const std::vector<chat::chat_message>& msgs);
+    std::vector<int32_t> chat_prompt(const std::vector<chat::chat_message>& msgs,
+                                     const json& extra_context = json::object());
+    // The template (built on first use; tmpl_mu held), and the tool-call format it speaks and
+    // whether it lists the tools itself (into ts.fmt, ts.reads_tools).
+    const chat::chat_template& chat_template_locked();
+    void template_tool_info(tool_state& ts);
+    // A chat request's prompt: its messages, with `tools` / `tool_choice` (OpenAI and Ollama
+    // shapes) rendered for the template's format and, when a call is forced (or the format is
+    // the generic JSON one), the grammar that keeps the reply parseable set on `in`.
+    std::vector<int32_t> chat_prompt_with_tools(const json& body, gen_input& in, tool_state& ts);
     bool has_own_template() const;
     std::vector<int32_t> text_prompt(const std::string& text) const;
     std::string metrics_text() const;
