@@ -1,0 +1,311 @@
+// HF folder -> GGUF. Tensor names follow gguf-py's TensorNameMap, metadata llama.cpp's
+// convert_hf_to_gguf.py (TextModel.set_gguf_parameters, BertModel.set_vocab, SpecialVocab).
+#include "convert/hf_convert.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <regex>
+#include <set>
+
+#include "convert/safetensors.h"
+#include "core/error.h"
+#include "gguf/gguf.h"
+#include "quant/quant.h"
+
+namespace edgellm::convert {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using gguf::value;
+using gguf::value_type;
+
+json read_json(const fs::path& p, bool required) {
+    if (!fs::exists(p)) {
+        if (required) throw error(fmt::format("{} is missing (needed to convert the model)", p.string()));
+        return json();
+    }
+    std::ifstream in(p);
+    try {
+        return json::parse(in);
+    } catch (const std::exception& e) {
+        throw error(fmt::format("{}: not valid JSON: {}", p.string(), e.what()));
+    }
+}
+
+int64_t config_int(const json& cfg, const char* key) {
+    if (!cfg.contains(key) || !cfg[key].is_number_integer() || cfg[key].get<int64_t>() <= 0)
+        throw error(fmt::format("config.json: '{}' is missing or not a positive integer", key));
+    return cfg[key].get<int64_t>();
+}
+
+// llama.cpp's gguf.TokenType.
+enum token_type : int32_t { normal = 1, unknown = 2, control = 3, user_defined = 4, unused = 5 };
+
+// The token id of tokenizer_config.json's `key` ("cls_token": "[CLS]" or {"content": "[CLS]"}).
+std::optional<int32_t> special_id(const json& tok_cfg, const json& vocab, const char* key) {
+    if (!tok_cfg.is_object() || !tok_cfg.contains(key)) return std::nullopt;
+    const json& v = tok_cfg[key];
+    std::string text;
+    if (v.is_string())
+        text = v.get<std::string>();
+    else if (v.is_object() && v.contains("content") && v["content"].is_string())
+        text = v["content"].get<std::string>();
+    else
+        return std::nullopt;
+    if (!vocab.contains(text)) return std::nullopt;
+    return vocab[text].get<int32_t>();
+}
+
+// BERT tensors: HF name -> GGUF name; "" skips (unused by an encoder for embeddings).
+std::string map_bert_tensor(std::string name) {
+    if (name.rfind("bert.", 0) == 0) name = name.substr(5);
+    if (name == "embeddings.position_ids" || name.rfind("pooler.", 0) == 0 || name.rfind("cls.predictions", 0) == 0 ||
+        name.rfind("cls.seq_relationship", 0) == 0)
+        return "";
+    static const std::vector<std::pair<std::string, std::string>> fixed = {
+        {"embeddings.word_embeddings.weight", "token_embd.weight"},
+        {"embeddings.position_embeddings.weight", "position_embd.weight"},
+        {"embeddings.token_type_embeddings.weight", "token_types.weight"},
+        {"embeddings.LayerNorm.weight", "token_embd_norm.weight"},
+        {"embeddings.LayerNorm.bias", "token_embd_norm.bias"},
+    };
+    for (const auto& [hf, g] : fixed)
+        if (name == hf) return g;
+    static const std::regex layer(R"(encoder\.layer\.(\d+)\.(.+)\.(weight|bias))");
+    static const std::vector<std::pair<std::string, std::string>> per_layer = {
+        {"attention.self.query", "attn_q"},
+        {"attention.self.key", "attn_k"},
+        {"attention.self.value", "attn_v"},
+        {"attention.output.dense", "attn_output"},
+        {"attention.output.LayerNorm", "attn_output_norm"},
+        {"intermediate.dense", "ffn_up"},
+        {"output.dense", "ffn_down"},
+        {"output.LayerNorm", "layer_output_norm"},
+    };
+    std::smatch m;
+    if (std::regex_match(name, m, layer))
+        for (const auto& [hf, g] : per_layer)
+            if (m[2] == hf) return fmt::format("blk.{}.{}.{}", m[1].str(), g, m[3].str());
+    throw error(fmt::format("cannot map tensor '{}' to a GGUF name for architecture bert", name));
+}
+
+uint32_t file_type_of(ggml_type t) {
+    switch (t) {
+        case ggml_type::f32: return 0;
+        case ggml_type::f16: return 1;
+        case ggml_type::q8_0: return 7;
+        case ggml_type::bf16: return 32;
+        default: throw usage_error("unsupported --outtype");
+    }
+}
+
+void write_bert_vocab(gguf::writer& w, const fs::path& dir, const json& cfg, int64_t n_vocab_model) {
+    const json tok = read_json(dir / "tokenizer.json", true);
+    const json tok_cfg = read_json(dir / "tokenizer_config.json", false);
+    if (!tok.contains("model") || tok["model"].value("type", "") != "WordPiece" || !tok["model"].contains("vocab"))
+        throw error(fmt::format("{}: a BERT model needs a WordPiece tokenizer (model.type \"WordPiece\" with a vocab)",
+                                (dir / "tokenizer.json").string()));
+    const json& vocab = tok["model"]["vocab"];
+    const int64_t n_vocab = std::max<int64_t>(cfg.value("vocab_size", int64_t{0}), static_cast<int64_t>(vocab.size()));
+    if (n_vocab != n_vocab_model)
+        throw error(fmt::format("tokenizer.json has {} tokens but the word embeddings have {} rows", n_vocab,
+                                n_vocab_model));
+    std::vector<std::string> tokens(static_cast<size_t>(n_vocab));
+    std::vector<int32_t> types(static_cast<size_t>(n_vocab), unused);
+    std::vector<bool> have(static_cast<size_t>(n_vocab), false);
+    for (const auto& [text, id] : vocab.items()) {
+        const int64_t i = id.get<int64_t>();
+        if (i < 0 || i >= n_vocab) throw error(fmt::format("tokenizer.json: token '{}' has id {} out of range", text, i));
+        tokens[static_cast<size_t>(i)] = text;
+        types[static_cast<size_t>(i)] = normal;
+        have[static_cast<size_t>(i)] = true;
+    }
+    if (tok.contains("added_tokens"))
+        for (const json& a : tok["added_tokens"]) {
+            const int64_t i = a.value("id", int64_t{-1});
+            if (i < 0 || i >= n_vocab) continue;
+            tokens[static_cast<size_t>(i)] = a.value("content", "");
+            types[static_cast<size_t>(i)] = a.value("special", false) ? control : user_defined;
+            have[static_cast<size_t>(i)] = true;
+        }
+    std::vector<value> tok_values, type_values;
+    for (int64_t i = 0; i < n_vocab; ++i) {
+        std::string t = have[static_cast<size_t>(i)] ? tokens[static_cast<size_t>(i)] : fmt::format("[PAD{}]", i);
+        // llama.cpp's "phantom space" vocab: word-initial pieces get U+2581, "##" continuations lose it.
+        if (types[static_cast<size_t>(i)] != control) t = t.rfind("##", 0) == 0 ? t.substr(2) : "\xE2\x96\x81" + t;
+        tok_values.push_back(value::make_string(std::move(t)));
+        type_values.push_back(value::make_i32(types[static_cast<size_t>(i)]));
+    }
+    w.set("tokenizer.ggml.token_type_count", value::make_u32(static_cast<uint32_t>(cfg.value("type_vocab_size", 1))));
+    w.set("tokenizer.ggml.model", value::make_string("bert"));
+    // WordPiece's pre-tokenisation is fixed by the model type in llama.cpp and edgellm alike.
+    w.set("tokenizer.ggml.pre", value::make_string("default"));
+    w.set("tokenizer.ggml.tokens", value::make_array(value_type::string, std::move(tok_values)));
+    w.set("tokenizer.ggml.token_type", value::make_array(value_type::i32, std::move(type_values)));
+
+    // Special tokens as gguf-py's SpecialVocab finds them: tokenizer_config.json's names, BOS
+    // falling back to [CLS] and EOS to the token the post-processor's single template ends with.
+    std::optional<int32_t> cls = special_id(tok_cfg, vocab, "cls_token"), sep = special_id(tok_cfg, vocab, "sep_token");
+    std::optional<int32_t> bos = special_id(tok_cfg, vocab, "bos_token"), eos = special_id(tok_cfg, vocab, "eos_token");
+    bool add_bos = false, add_eos = false;
+    const json* single = nullptr;
+    if (tok.contains("post_processor") && tok["post_processor"].is_object() &&
+        tok["post_processor"].value("type", "") == "TemplateProcessing" && tok["post_processor"].contains("single"))
+        single = &tok["post_processor"]["single"];
+    const auto template_id = [&](const json& e) -> std::optional<int32_t> {
+        if (!e.contains("SpecialToken")) return std::nullopt;
+        const std::string t = e["SpecialToken"].value("id", "");
+        if (!vocab.contains(t)) return std::nullopt;
+        return vocab[t].get<int32_t>();
+    };
+    if (single && single->is_array() && !single->empty()) {
+        if (auto first = template_id(single->front()); first && (first == bos || first == cls)) {
+            add_bos = true;
+            if (!bos) bos = first;
+        }
+        if (auto last = template_id(single->back()); last) {
+            if (!eos) eos = last;
+            add_eos = last == eos;
+        }
+    }
+    const auto set_id = [&](const char* key, std::optional<int32_t> id) {
+        if (id) w.set(fmt::format("tokenizer.ggml.{}", key), value::make_u32(static_cast<uint32_t>(*id)));
+    };
+    set_id("bos_token_id", bos);
+    set_id("eos_token_id", eos);
+    set_id("unknown_token_id", special_id(tok_cfg, vocab, "unk_token"));
+    set_id("seperator_token_id", sep);  // sic: llama.cpp's key
+    set_id("padding_token_id", special_id(tok_cfg, vocab, "pad_token"));
+    set_id("cls_token_id", cls);
+    set_id("mask_token_id", special_id(tok_cfg, vocab, "mask_token"));
+    w.set("tokenizer.ggml.add_bos_token", value::make_bool(add_bos));
+    w.set("tokenizer.ggml.add_eos_token", value::make_bool(add_eos));
+    w.set("tokenizer.ggml.add_sep_token", value::make_bool(false));
+}
+
+// sentence-transformers' pooling (modules.json -> the Pooling module's config.json), as
+// llama.cpp's _try_set_pooling_type: 1 mean, 2 cls, 3 last; absent: no key.
+std::optional<uint32_t> pooling_type(const fs::path& dir) {
+    const json modules = read_json(dir / "modules.json", false);
+    if (!modules.is_array()) return std::nullopt;
+    for (const json& m : modules) {
+        const std::string type = m.value("type", "");
+        if (type.size() < 7 || type.substr(type.size() - 7) != "Pooling") continue;
+        const json p = read_json(dir / m.value("path", "") / "config.json", true);
+        if (p.value("pooling_mode_mean_tokens", false)) return 1;
+        if (p.value("pooling_mode_cls_token", false)) return 2;
+        if (p.value("pooling_mode_lasttoken", false)) return 3;
+        const std::string mode = p.value("pooling_mode", "");
+        if (mode == "mean") return 1;
+        if (mode == "cls") return 2;
+        if (mode == "lasttoken") return 3;
+        throw error(fmt::format("{}: only mean, cls and last-token pooling are supported",
+                                (dir / m.value("path", "") / "config.json").string()));
+    }
+    return std::nullopt;
+}
+
+// Which GGUF type a tensor gets (llama.cpp: 1-D tensors, position and token-type embeddings stay
+// f32; a row that is not whole q8_0 blocks falls back to f16).
+ggml_type tensor_type(const std::string& gguf_name, const st_tensor& t, ggml_type outtype) {
+    if (t.shape.size() <= 1 || gguf_name == "position_embd.weight" || gguf_name == "token_types.weight")
+        return ggml_type::f32;
+    if (outtype == ggml_type::q8_0 && t.shape.back() % 32 != 0) return ggml_type::f16;
+    return outtype;
+}
+
+}  // namespace
+
+ggml_type parse_outtype(const std::string& s) {
+    if (s == "f32") return ggml_type::f32;
+    if (s == "f16") return ggml_type::f16;
+    if (s == "bf16") return ggml_type::bf16;
+    if (s == "q8_0") return ggml_type::q8_0;
+    throw usage_error(fmt::format("--outtype '{}' is not supported (f32, f16, bf16, q8_0)", s));
+}
+
+convert_report convert_hf(const std::string& hf_dir, const std::string& out_path, const convert_options& o) {
+    const fs::path dir(hf_dir);
+    if (!fs::is_directory(dir)) throw usage_error(fmt::format("{} is not a directory (a Hugging Face model folder)", hf_dir));
+    const json cfg = read_json(dir / "config.json", true);
+    convert_report rep;
+    if (cfg.contains("architectures") && cfg["architectures"].is_array() && !cfg["architectures"].empty())
+        rep.hf_architecture = cfg["architectures"][0].get<std::string>();
+    else
+        rep.hf_architecture = cfg.value("model_type", "");
+    static const std::set<std::string> bert_names = {"BertModel", "BertForMaskedLM", "bert"};
+    if (!bert_names.count(rep.hf_architecture))
+        throw usage_error(fmt::format("architecture '{}' is not supported by edgellm convert (supported: BertModel, "
+                                      "BertForMaskedLM)",
+                                      rep.hf_architecture.empty() ? "(none in config.json)" : rep.hf_architecture));
+    const uint32_t ftype = file_type_of(o.outtype);
+    if (!can_quantize(o.outtype)) throw usage_error("unsupported --outtype");
+
+    const safetensors_set st = safetensors_set::open_dir(hf_dir);
+    const st_tensor* embd = st.find("embeddings.word_embeddings.weight");
+    if (!embd) embd = st.find("bert.embeddings.word_embeddings.weight");
+    if (!embd || embd->shape.size() != 2)
+        throw error("the weights have no embeddings.word_embeddings.weight matrix (is this a BERT checkpoint?)");
+
+    rep.arch = "bert";
+    gguf::writer w;
+    w.set("general.architecture", value::make_string("bert"));
+    w.set("general.type", value::make_string("model"));
+    w.set("general.name", value::make_string(fs::absolute(dir).lexically_normal().filename().string().empty()
+                                                 ? "model"
+                                                 : fs::absolute(dir).lexically_normal().filename().string()));
+    const int64_t n_layer = config_int(cfg, "num_hidden_layers");
+    w.set("bert.block_count", value::make_u32(static_cast<uint32_t>(n_layer)));
+    w.set("bert.context_length", value::make_u32(static_cast<uint32_t>(config_int(cfg, "max_position_embeddings"))));
+    w.set("bert.embedding_length", value::make_u32(static_cast<uint32_t>(config_int(cfg, "hidden_size"))));
+    w.set("bert.feed_forward_length", value::make_u32(static_cast<uint32_t>(config_int(cfg, "intermediate_size"))));
+    w.set("bert.attention.head_count", value::make_u32(static_cast<uint32_t>(config_int(cfg, "num_attention_heads"))));
+    w.set("bert.attention.layer_norm_epsilon", value::make_f32(cfg.value("layer_norm_eps", 1e-12f)));
+    w.set("general.file_type", value::make_u32(ftype));
+    w.set("bert.attention.causal", value::make_bool(false));
+    if (auto pt = pooling_type(dir)) w.set("bert.pooling_type", value::make_u32(*pt));
+    if (cfg.value("hidden_act", "gelu") != "gelu")
+        throw error(fmt::format("config.json: hidden_act '{}' is not supported (gelu)", cfg.value("hidden_act", "")));
+    if (cfg.value("position_embedding_type", "absolute") != "absolute")
+        throw error(fmt::format("config.json: position_embedding_type '{}' is not supported (absolute)",
+                                cfg.value("position_embedding_type", "")));
+    write_bert_vocab(w, dir, cfg, embd->shape[0]);
+    w.set("general.quantization_version", value::make_u32(2));
+
+    for (const auto& [name, t] : st.tensors()) {
+        const std::string gname = map_bert_tensor(name);
+        if (gname.empty()) {
+            rep.skipped.push_back(name);
+            continue;
+        }
+        if (t.shape.empty() || t.shape.size() > 2)
+            throw error(fmt::format("tensor '{}' has {} dimensions; expected 1 or 2", name, t.shape.size()));
+        const ggml_type type = tensor_type(gname, t, o.outtype);
+        std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());  // GGUF lists the contiguous dim first
+        const st_tensor* tp = &t;
+        w.add_tensor_lazy(gname, type, ne, [tp, type](uint8_t* dst, size_t size) {
+            const std::vector<float> f = safetensors_set::to_f32(*tp);
+            const int64_t n_cols = tp->shape.back();
+            const size_t rs = row_size(type, n_cols);
+            const int64_t n_rows = static_cast<int64_t>(f.size()) / n_cols;
+            if (rs * static_cast<size_t>(n_rows) != size) throw error("internal: tensor size mismatch");
+            for (int64_t r = 0; r < n_rows; ++r)
+                quantize_row(type, f.data() + r * n_cols, dst + static_cast<size_t>(r) * rs, n_cols);
+        });
+        ++rep.n_tensors;
+    }
+    for (int64_t il = 0; il < n_layer; ++il)
+        if (!st.find(fmt::format("encoder.layer.{}.attention.self.query.weight", il)) &&
+            !st.find(fmt::format("bert.encoder.layer.{}.attention.self.query.weight", il)))
+            throw error(fmt::format("the weights have no layer {} (config.json says {} layers)", il, n_layer));
+    w.write(out_path);
+    rep.n_bytes = fs::file_size(out_path);
+    return rep;
+}
+
+}  // namespace edgellm::convert
