@@ -182,7 +182,7 @@ engine::engine(std::shared_ptr<const loaded_model> m, const engine_params& p) : 
 }
 
 void engine::open() {
-    if (!lm_->get_model().weights().output)
+    if (lm_->get_model().is_encoder())
         throw usage_error(fmt::format("model architecture '{}' is an encoder (an embedding model): it cannot generate "
                                       "text; use `edgellm embed` or the embeddings API",
                                       lm_->hparams().arch));

@@ -111,7 +111,7 @@ std::span<const float> forward_pass::eval_embeddings(kv_cache& kv, const batch& 
 
 std::span<const float> forward_pass::eval_impl(kv_cache& kv, const batch& b, bool hidden) {
     const model_hparams& hp = m_.hparams();
-    if (!hidden && !m_.weights().output)
+    if (!hidden && m_.is_encoder())
         throw error(fmt::format("model architecture '{}' is an encoder: it has no next-token logits (use embeddings)",
                                 hp.arch));
     // Blocks for every position the batch writes, before any is written.

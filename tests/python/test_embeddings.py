@@ -188,3 +188,24 @@ def test_convert_errors_leave_nothing_behind(minilm, tmp_path):
     r = _run("convert", minilm, out, "--outtype", "q4_k", check=False)
     assert r.returncode != 0 and "--outtype" in r.stderr
     assert not out.exists() and not (tmp_path / "out.gguf.tmp").exists()
+
+
+def test_decoder_embeddings_match_llama_cpp():
+    # A decoder embeds too: every token's final hidden state (after the output norm, llama.cpp's
+    # pooling "none"), and their mean / the last one.
+    model = real_models.require("smollm2")
+    llama_cpp = pytest.importorskip("llama_cpp")
+    text = "Once upon a time there was a tiny robot."
+    llm = llama_cpp.Llama(model_path=str(model), embedding=True, n_ctx=256, n_threads=2, verbose=False)
+    try:
+        want = np.array(llm.embed(text, normalize=False))
+    finally:
+        llm.close()
+    out = _embed(model, [text], "--pooling", "none", "--no-normalize")
+    got = np.array(out["data"][0]["embedding"]).reshape(-1, out["n_embd"])
+    assert got.shape == want.shape
+    cos = [cosine(a, b) for a, b in zip(got, want)]
+    print("SmolLM2 Q4_1 per-token hidden state cosine vs llama.cpp:", ["%.5f" % c for c in cos])
+    assert min(cos) >= 0.995, cos  # both sides quantize activations for the Q4_1 products, differently
+    last = _embed(model, [text], "--no-normalize")["data"][0]["embedding"]  # default for decoders: last token
+    np.testing.assert_allclose(last, got[-1], rtol=1e-4, atol=1e-4)
