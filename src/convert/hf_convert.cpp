@@ -11,6 +11,7 @@
 #include <regex>
 #include <set>
 
+#include "convert/hf_common.h"
 #include "convert/safetensors.h"
 #include "core/error.h"
 #include "gguf/gguf.h"
@@ -23,43 +24,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using gguf::value;
 using gguf::value_type;
-
-json read_json(const fs::path& p, bool required) {
-    if (!fs::exists(p)) {
-        if (required) throw error(fmt::format("{} is missing (needed to convert the model)", p.string()));
-        return json();
-    }
-    std::ifstream in(p);
-    try {
-        return json::parse(in);
-    } catch (const std::exception& e) {
-        throw error(fmt::format("{}: not valid JSON: {}", p.string(), e.what()));
-    }
-}
-
-int64_t config_int(const json& cfg, const char* key) {
-    if (!cfg.contains(key) || !cfg[key].is_number_integer() || cfg[key].get<int64_t>() <= 0)
-        throw error(fmt::format("config.json: '{}' is missing or not a positive integer", key));
-    return cfg[key].get<int64_t>();
-}
-
-// llama.cpp's gguf.TokenType.
-enum token_type : int32_t { normal = 1, unknown = 2, control = 3, user_defined = 4, unused = 5 };
-
-// The token id of tokenizer_config.json's `key` ("cls_token": "[CLS]" or {"content": "[CLS]"}).
-std::optional<int32_t> special_id(const json& tok_cfg, const json& vocab, const char* key) {
-    if (!tok_cfg.is_object() || !tok_cfg.contains(key)) return std::nullopt;
-    const json& v = tok_cfg[key];
-    std::string text;
-    if (v.is_string())
-        text = v.get<std::string>();
-    else if (v.is_object() && v.contains("content") && v["content"].is_string())
-        text = v["content"].get<std::string>();
-    else
-        return std::nullopt;
-    if (!vocab.contains(text)) return std::nullopt;
-    return vocab[text].get<int32_t>();
-}
+using namespace detail;
 
 // BERT tensors: HF name -> GGUF name; "" skips (unused by an encoder for embeddings).
 std::string map_bert_tensor(std::string name) {
@@ -92,16 +57,6 @@ std::string map_bert_tensor(std::string name) {
         for (const auto& [hf, g] : per_layer)
             if (m[2] == hf) return fmt::format("blk.{}.{}.{}", m[1].str(), g, m[3].str());
     throw error(fmt::format("cannot map tensor '{}' to a GGUF name for architecture bert", name));
-}
-
-uint32_t file_type_of(ggml_type t) {
-    switch (t) {
-        case ggml_type::f32: return 0;
-        case ggml_type::f16: return 1;
-        case ggml_type::q8_0: return 7;
-        case ggml_type::bf16: return 32;
-        default: throw usage_error("unsupported --outtype");
-    }
 }
 
 void write_bert_vocab(gguf::writer& w, const fs::path& dir, const json& cfg, int64_t n_vocab_model) {
@@ -150,8 +105,8 @@ void write_bert_vocab(gguf::writer& w, const fs::path& dir, const json& cfg, int
 
     // Special tokens as gguf-py's SpecialVocab finds them: tokenizer_config.json's names, BOS
     // falling back to [CLS] and EOS to the token the post-processor's single template ends with.
-    std::optional<int32_t> cls = special_id(tok_cfg, vocab, "cls_token"), sep = special_id(tok_cfg, vocab, "sep_token");
-    std::optional<int32_t> bos = special_id(tok_cfg, vocab, "bos_token"), eos = special_id(tok_cfg, vocab, "eos_token");
+    std::optional<int32_t> cls = special_id(tok_cfg, tok, "cls_token"), sep = special_id(tok_cfg, tok, "sep_token");
+    std::optional<int32_t> bos = special_id(tok_cfg, tok, "bos_token"), eos = special_id(tok_cfg, tok, "eos_token");
     bool add_bos = false, add_eos = false;
     const json* single = nullptr;
     if (tok.contains("post_processor") && tok["post_processor"].is_object() &&
@@ -178,11 +133,11 @@ void write_bert_vocab(gguf::writer& w, const fs::path& dir, const json& cfg, int
     };
     set_id("bos_token_id", bos);
     set_id("eos_token_id", eos);
-    set_id("unknown_token_id", special_id(tok_cfg, vocab, "unk_token"));
+    set_id("unknown_token_id", special_id(tok_cfg, tok, "unk_token"));
     set_id("seperator_token_id", sep);  // sic: llama.cpp's key
-    set_id("padding_token_id", special_id(tok_cfg, vocab, "pad_token"));
+    set_id("padding_token_id", special_id(tok_cfg, tok, "pad_token"));
     set_id("cls_token_id", cls);
-    set_id("mask_token_id", special_id(tok_cfg, vocab, "mask_token"));
+    set_id("mask_token_id", special_id(tok_cfg, tok, "mask_token"));
     w.set("tokenizer.ggml.add_bos_token", value::make_bool(add_bos));
     w.set("tokenizer.ggml.add_eos_token", value::make_bool(add_eos));
     w.set("tokenizer.ggml.add_sep_token", value::make_bool(false));
@@ -210,15 +165,6 @@ std::optional<uint32_t> pooling_type(const fs::path& dir) {
     return std::nullopt;
 }
 
-// Which GGUF type a tensor gets (llama.cpp: 1-D tensors, position and token-type embeddings stay
-// f32; a row that is not whole q8_0 blocks falls back to f16).
-ggml_type tensor_type(const std::string& gguf_name, const st_tensor& t, ggml_type outtype) {
-    if (t.shape.size() <= 1 || gguf_name == "position_embd.weight" || gguf_name == "token_types.weight")
-        return ggml_type::f32;
-    if (outtype == ggml_type::q8_0 && t.shape.back() % 32 != 0) return ggml_type::f16;
-    return outtype;
-}
-
 }  // namespace
 
 ggml_type parse_outtype(const std::string& s) {
@@ -238,13 +184,13 @@ convert_report convert_hf(const std::string& hf_dir, const std::string& out_path
         rep.hf_architecture = cfg["architectures"][0].get<std::string>();
     else
         rep.hf_architecture = cfg.value("model_type", "");
+    if (convert_decoder(dir, cfg, rep.hf_architecture, out_path, o, rep)) return rep;
     static const std::set<std::string> bert_names = {"BertModel", "BertForMaskedLM", "bert"};
     if (!bert_names.count(rep.hf_architecture))
         throw usage_error(fmt::format("architecture '{}' is not supported by edgellm convert (supported: BertModel, "
-                                      "BertForMaskedLM)",
+                                      "BertForMaskedLM, LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)",
                                       rep.hf_architecture.empty() ? "(none in config.json)" : rep.hf_architecture));
     const uint32_t ftype = file_type_of(o.outtype);
-    if (!can_quantize(o.outtype)) throw usage_error("unsupported --outtype");
 
     const safetensors_set st = safetensors_set::open_dir(hf_dir);
     const st_tensor* embd = st.find("embeddings.word_embeddings.weight");
@@ -277,28 +223,7 @@ convert_report convert_hf(const std::string& hf_dir, const std::string& out_path
     write_bert_vocab(w, dir, cfg, embd->shape[0]);
     w.set("general.quantization_version", value::make_u32(2));
 
-    for (const auto& [name, t] : st.tensors()) {
-        const std::string gname = map_bert_tensor(name);
-        if (gname.empty()) {
-            rep.skipped.push_back(name);
-            continue;
-        }
-        if (t.shape.empty() || t.shape.size() > 2)
-            throw error(fmt::format("tensor '{}' has {} dimensions; expected 1 or 2", name, t.shape.size()));
-        const ggml_type type = tensor_type(gname, t, o.outtype);
-        std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());  // GGUF lists the contiguous dim first
-        const st_tensor* tp = &t;
-        w.add_tensor_lazy(gname, type, ne, [tp, type](uint8_t* dst, size_t size) {
-            const std::vector<float> f = safetensors_set::to_f32(*tp);
-            const int64_t n_cols = tp->shape.back();
-            const size_t rs = row_size(type, n_cols);
-            const int64_t n_rows = static_cast<int64_t>(f.size()) / n_cols;
-            if (rs * static_cast<size_t>(n_rows) != size) throw error("internal: tensor size mismatch");
-            for (int64_t r = 0; r < n_rows; ++r)
-                quantize_row(type, f.data() + r * n_cols, dst + static_cast<size_t>(r) * rs, n_cols);
-        });
-        ++rep.n_tensors;
-    }
+    add_tensors(w, st, map_bert_tensor, nullptr, o.outtype, rep);
     for (int64_t il = 0; il < n_layer; ++il)
         if (!st.find(fmt::format("encoder.layer.{}.attention.self.query.weight", il)) &&
             !st.find(fmt::format("bert.encoder.layer.{}.attention.self.query.weight", il)))
