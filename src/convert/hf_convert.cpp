@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
+#include <map>
 #include <set>
 
 #include "convert/hf_common.h"
@@ -26,11 +27,22 @@ using gguf::value;
 using gguf::value_type;
 using namespace detail;
 
-// BERT tensors: HF name -> GGUF name; "" skips (unused by an encoder for embeddings).
-std::string map_bert_tensor(std::string name) {
+// BERT and DistilBERT tensors: HF name -> GGUF name; "" skips (unused by an encoder for embeddings).
+// With a classification head (`classifier`), BERT's pooler becomes cls (its tanh dense layer, which
+// HF applies before the classifier) and DistilBERT's pre_classifier too (ReLU); the classifier is
+// cls.output, as llama.cpp names it.
+std::string map_bert_tensor(std::string name, bool classifier) {
     if (name.rfind("bert.", 0) == 0) name = name.substr(5);
+    if (name.rfind("distilbert.", 0) == 0) name = name.substr(11);
+    if (classifier) {
+        for (const char* part : {"weight", "bias"}) {
+            if (name == fmt::format("pooler.dense.{}", part) || name == fmt::format("pre_classifier.{}", part))
+                return fmt::format("cls.{}", part);
+            if (name == fmt::format("classifier.{}", part)) return fmt::format("cls.output.{}", part);
+        }
+    }
     if (name == "embeddings.position_ids" || name.rfind("pooler.", 0) == 0 || name.rfind("cls.predictions", 0) == 0 ||
-        name.rfind("cls.seq_relationship", 0) == 0)
+        name.rfind("cls.seq_relationship", 0) == 0 || name.rfind("vocab_", 0) == 0)
         return "";
     static const std::vector<std::pair<std::string, std::string>> fixed = {
         {"embeddings.word_embeddings.weight", "token_embd.weight"},
@@ -52,9 +64,18 @@ std::string map_bert_tensor(std::string name) {
         {"output.dense", "ffn_down"},
         {"output.LayerNorm", "layer_output_norm"},
     };
+    static const std::regex distil_layer(R"(transformer\.layer\.(\d+)\.(.+)\.(weight|bias))");
+    static const std::vector<std::pair<std::string, std::string>> distil_per_layer = {
+        {"attention.q_lin", "attn_q"},         {"attention.k_lin", "attn_k"},  {"attention.v_lin", "attn_v"},
+        {"attention.out_lin", "attn_output"},  {"sa_layer_norm", "attn_output_norm"},
+        {"ffn.lin1", "ffn_up"},                {"ffn.lin2", "ffn_down"},       {"output_layer_norm", "layer_output_norm"},
+    };
     std::smatch m;
     if (std::regex_match(name, m, layer))
         for (const auto& [hf, g] : per_layer)
+            if (m[2] == hf) return fmt::format("blk.{}.{}.{}", m[1].str(), g, m[3].str());
+    if (std::regex_match(name, m, distil_layer))
+        for (const auto& [hf, g] : distil_per_layer)
             if (m[2] == hf) return fmt::format("blk.{}.{}.{}", m[1].str(), g, m[3].str());
     throw error(fmt::format("cannot map tensor '{}' to a GGUF name for architecture bert", name));
 }
@@ -185,16 +206,35 @@ convert_report convert_hf(const std::string& hf_dir, const std::string& out_path
     else
         rep.hf_architecture = cfg.value("model_type", "");
     if (convert_decoder(dir, cfg, rep.hf_architecture, out_path, o, rep)) return rep;
-    static const std::set<std::string> bert_names = {"BertModel", "BertForMaskedLM", "bert"};
+    static const std::set<std::string> bert_names = {"BertModel",
+                                                     "BertForMaskedLM",
+                                                     "bert",
+                                                     "BertForSequenceClassification",
+                                                     "DistilBertModel",
+                                                     "DistilBertForMaskedLM",
+                                                     "DistilBertForSequenceClassification",
+                                                     "distilbert"};
     if (!bert_names.count(rep.hf_architecture))
         throw usage_error(fmt::format("architecture '{}' is not supported by edgellm convert (supported: BertModel, "
-                                      "BertForMaskedLM, LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)",
+                                      "BertForMaskedLM, BertForSequenceClassification, DistilBertModel, "
+                                      "DistilBertForSequenceClassification, LlamaForCausalLM, MistralForCausalLM, "
+                                      "Qwen2ForCausalLM)",
                                       rep.hf_architecture.empty() ? "(none in config.json)" : rep.hf_architecture));
     const uint32_t ftype = file_type_of(o.outtype);
+    const bool distil = rep.hf_architecture.rfind("DistilBert", 0) == 0 || rep.hf_architecture == "distilbert";
+    const bool classifier = rep.hf_architecture.ends_with("ForSequenceClassification");
+    // DistilBERT's config spells the same fields differently and has no layer_norm_eps (1e-12).
+    const char* k_layers = distil ? "n_layers" : "num_hidden_layers";
+    const char* k_embd = distil ? "dim" : "hidden_size";
+    const char* k_ff = distil ? "hidden_dim" : "intermediate_size";
+    const char* k_heads = distil ? "n_heads" : "num_attention_heads";
+    const std::string act = cfg.value(distil ? "activation" : "hidden_act", "gelu");
 
     const safetensors_set st = safetensors_set::open_dir(hf_dir);
-    const st_tensor* embd = st.find("embeddings.word_embeddings.weight");
-    if (!embd) embd = st.find("bert.embeddings.word_embeddings.weight");
+    const st_tensor* embd = nullptr;
+    for (const char* n : {"embeddings.word_embeddings.weight", "bert.embeddings.word_embeddings.weight",
+                          "distilbert.embeddings.word_embeddings.weight"})
+        if (!embd) embd = st.find(n);
     if (!embd || embd->shape.size() != 2)
         throw error("the weights have no embeddings.word_embeddings.weight matrix (is this a BERT checkpoint?)");
 
@@ -205,29 +245,51 @@ convert_report convert_hf(const std::string& hf_dir, const std::string& out_path
     w.set("general.name", value::make_string(fs::absolute(dir).lexically_normal().filename().string().empty()
                                                  ? "model"
                                                  : fs::absolute(dir).lexically_normal().filename().string()));
-    const int64_t n_layer = config_int(cfg, "num_hidden_layers");
+    const int64_t n_layer = config_int(cfg, k_layers);
     w.set("bert.block_count", value::make_u32(static_cast<uint32_t>(n_layer)));
     w.set("bert.context_length", value::make_u32(static_cast<uint32_t>(config_int(cfg, "max_position_embeddings"))));
-    w.set("bert.embedding_length", value::make_u32(static_cast<uint32_t>(config_int(cfg, "hidden_size"))));
-    w.set("bert.feed_forward_length", value::make_u32(static_cast<uint32_t>(config_int(cfg, "intermediate_size"))));
-    w.set("bert.attention.head_count", value::make_u32(static_cast<uint32_t>(config_int(cfg, "num_attention_heads"))));
-    w.set("bert.attention.layer_norm_epsilon", value::make_f32(cfg.value("layer_norm_eps", 1e-12f)));
+    w.set("bert.embedding_length", value::make_u32(static_cast<uint32_t>(config_int(cfg, k_embd))));
+    w.set("bert.feed_forward_length", value::make_u32(static_cast<uint32_t>(config_int(cfg, k_ff))));
+    w.set("bert.attention.head_count", value::make_u32(static_cast<uint32_t>(config_int(cfg, k_heads))));
+    w.set("bert.attention.layer_norm_epsilon", value::make_f32(distil ? 1e-12f : cfg.value("layer_norm_eps", 1e-12f)));
     w.set("general.file_type", value::make_u32(ftype));
     w.set("bert.attention.causal", value::make_bool(false));
     if (auto pt = pooling_type(dir)) w.set("bert.pooling_type", value::make_u32(*pt));
-    if (cfg.value("hidden_act", "gelu") != "gelu")
-        throw error(fmt::format("config.json: hidden_act '{}' is not supported (gelu)", cfg.value("hidden_act", "")));
+    if (act != "gelu") throw error(fmt::format("config.json: activation '{}' is not supported (gelu)", act));
     if (cfg.value("position_embedding_type", "absolute") != "absolute")
         throw error(fmt::format("config.json: position_embedding_type '{}' is not supported (absolute)",
                                 cfg.value("position_embedding_type", "")));
+    if (distil && cfg.value("sinusoidal_pos_embds", false))
+        throw error("config.json: sinusoidal_pos_embds is not supported (learned position embeddings only)");
+    if (classifier) {
+        // Labels in id order (config.json id2label), as llama.cpp writes them; the head's activation
+        // is edgellm's own key: HF's BERT pooler is tanh, DistilBERT's pre_classifier ReLU.
+        std::vector<value> labels;
+        if (cfg.contains("id2label") && cfg["id2label"].is_object()) {
+            std::map<int64_t, std::string> by_id;
+            for (const auto& [k, v] : cfg["id2label"].items()) by_id[std::stoll(k)] = v.get<std::string>();
+            for (const auto& [k, v] : by_id) labels.push_back(value::make_string(v));
+        }
+        if (!labels.empty())
+            w.set("bert.classifier.output_labels", value::make_array(value_type::string, std::move(labels)));
+        w.set("edgellm.classifier.activation", value::make_string(distil ? "relu" : "tanh"));
+    }
     write_bert_vocab(w, dir, cfg, embd->shape[0]);
     w.set("general.quantization_version", value::make_u32(2));
 
-    add_tensors(w, st, map_bert_tensor, nullptr, o.outtype, rep);
-    for (int64_t il = 0; il < n_layer; ++il)
-        if (!st.find(fmt::format("encoder.layer.{}.attention.self.query.weight", il)) &&
-            !st.find(fmt::format("bert.encoder.layer.{}.attention.self.query.weight", il)))
-            throw error(fmt::format("the weights have no layer {} (config.json says {} layers)", il, n_layer));
+    add_tensors(w, st, [classifier](const std::string& n) { return map_bert_tensor(n, classifier); }, nullptr,
+                o.outtype, rep);
+    for (int64_t il = 0; il < n_layer; ++il) {
+        bool found = false;
+        for (const char* pattern : {"encoder.layer.{}.attention.self.query.weight",
+                                    "bert.encoder.layer.{}.attention.self.query.weight",
+                                    "transformer.layer.{}.attention.q_lin.weight",
+                                    "distilbert.transformer.layer.{}.attention.q_lin.weight"})
+            found = found || st.find(fmt::format(fmt::runtime(pattern), il)) != nullptr;
+        if (!found) throw error(fmt::format("the weights have no layer {} (config.json says {} layers)", il, n_layer));
+    }
+    if (classifier && !st.find("classifier.weight"))
+        throw error("a sequence-classification checkpoint without classifier.weight");
     w.write(out_path);
     rep.n_bytes = fs::file_size(out_path);
     return rep;

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/timing.h"
+#include "kernels/kernels.h"
 
 namespace edgellm::engine {
 
@@ -174,6 +175,52 @@ embed_result embedder::embed_tokens(std::vector<std::vector<int32_t>> inputs, co
         first = last;
     }
     r.ms = sw.elapsed_ms();
+    return r;
+}
+
+classify_result embedder::classify(const std::vector<std::string>& texts) {
+    const model::model& m = lm_->get_model();
+    const model::model_weights& w = m.weights();
+    const model::model_hparams& hp = m.hparams();
+    if (!w.cls_out)
+        throw usage_error(fmt::format("model '{}' has no classification head (cls.output.weight): use embeddings",
+                                      hp.name.empty() ? hp.arch : hp.name));
+    const gguf::file& f = m.file();
+    const std::string act = f.get_string_opt("edgellm.classifier.activation").value_or("tanh");
+    if (act != "tanh" && act != "relu")
+        throw usage_error(fmt::format("edgellm.classifier.activation '{}' is not supported (tanh, relu)", act));
+    const int64_t n_labels = w.cls_out.n_rows;
+    classify_result r;
+    const std::string labels_key = hp.arch + ".classifier.output_labels";
+    if (f.has(labels_key)) {
+        for (const gguf::value& v : f.get_array(labels_key).items) r.labels.push_back(v.as_string());
+        if (static_cast<int64_t>(r.labels.size()) != n_labels)
+            throw usage_error(fmt::format("{} has {} labels but the head has {} outputs", labels_key, r.labels.size(),
+                                          n_labels));
+    } else {
+        for (int64_t i = 0; i < n_labels; ++i) r.labels.push_back(fmt::format("LABEL_{}", i));
+    }
+    embed_options o;
+    o.pool = pooling::cls;
+    o.normalize = false;
+    const embed_result e = embed(texts, o);
+    std::vector<float> h(static_cast<size_t>(hp.n_embd));
+    for (const std::vector<float>& v : e.vectors) {
+        const float* x = v.data();
+        if (w.cls) {
+            model::mul_mat(w.cls, v.data(), 1, h.data(), 1);
+            if (w.cls_b) kernels::add(h.data(), w.cls_b, hp.n_embd);
+            for (float& y : h) y = act == "tanh" ? std::tanh(y) : std::max(0.0f, y);
+            x = h.data();
+        }
+        std::vector<float> logits(static_cast<size_t>(n_labels));
+        model::mul_mat(w.cls_out, x, 1, logits.data(), 1);
+        if (w.cls_out_b) kernels::add(logits.data(), w.cls_out_b, n_labels);
+        std::vector<float> p = logits;
+        kernels::softmax(p.data(), n_labels);
+        r.logits.push_back(std::move(logits));
+        r.probs.push_back(std::move(p));
+    }
     return r;
 }
 

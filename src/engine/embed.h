@@ -45,6 +45,14 @@ struct embed_result {
     double ms = 0;                            // wall time of tokenisation + forward passes + pooling
 };
 
+// Sequence classification with a model's head (cls / cls.output tensors): one row of label
+// probabilities per input.
+struct classify_result {
+    std::vector<std::string> labels;         // [n_labels] from {arch}.classifier.output_labels, else LABEL_i
+    std::vector<std::vector<float>> probs;   // [n_inputs][n_labels] softmax of the head's logits
+    std::vector<std::vector<float>> logits;  // [n_inputs][n_labels]
+};
+
 class embedder {
 public:
     // n_ctx 0: the model's training context (capped at 8192); n_batch: tokens per forward pass (at
@@ -60,6 +68,10 @@ public:
     // Token ids as given (no special tokens added); ids outside the vocabulary or empty inputs
     // are a usage_error.
     embed_result embed_tokens(std::vector<std::vector<int32_t>> inputs, const embed_options& o);
+    // Runs the classification head on each text's first-token ([CLS]) state; usage_error when the
+    // model has no head. The head's activation is edgellm.classifier.activation ("tanh", BERT's
+    // pooler, the default; "relu", DistilBERT's pre_classifier).
+    classify_result classify(const std::vector<std::string>& texts);
 
 private:
     std::shared_ptr<const loaded_model> lm_;

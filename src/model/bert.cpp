@@ -31,6 +31,16 @@ void load_bert_globals(weight_loader& ld, const model_hparams& hp, model_weights
     }
     w.token_embd_norm = ld.require_vector("token_embd_norm.weight", hp.n_embd);
     w.token_embd_norm_b = ld.require_vector("token_embd_norm.bias", hp.n_embd);
+    if (ld.has("cls.output.weight")) {
+        const gguf::tensor_info& t = *ld.file().find_tensor("cls.output.weight");
+        const int64_t n_labels = t.n_dims >= 2 ? t.ne[1] : 1;
+        w.cls_out = ld.require_matrix("cls.output.weight", hp.n_embd, n_labels);
+        w.cls_out_b = ld.optional_vector("cls.output.bias", n_labels);
+        if (auto c = ld.optional_matrix("cls.weight", hp.n_embd, hp.n_embd)) {
+            w.cls = *c;
+            w.cls_b = ld.optional_vector("cls.bias", hp.n_embd);
+        }
+    }
 }
 
 void load_bert_layer(weight_loader& ld, const model_hparams& hp, int il, layer_weights& lw) {

@@ -92,6 +92,12 @@ struct model_weights {
     matrix token_types;                 // [n_token_types][n_embd]
     const float* token_embd_norm = nullptr;    // [n_embd]
     const float* token_embd_norm_b = nullptr;  // [n_embd]
+    // Sequence classification head (optional): the first token's state h, then
+    // logits = W_out act(W_cls h + b_cls) + b_out (the act(W_cls ...) stage only when cls is present).
+    matrix cls;                         // [n_embd][n_embd], optional (BERT's pooler / DistilBERT's pre_classifier)
+    const float* cls_b = nullptr;       // [n_embd]
+    matrix cls_out;                     // [n_labels][n_embd], optional
+    const float* cls_out_b = nullptr;   // [n_labels]
     std::vector<layer_weights> layers;  // [n_layer]
     uint64_t n_matrix_bytes = 0;        // bytes of all matrices (what one token's forward pass reads)
 };

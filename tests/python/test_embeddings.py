@@ -107,9 +107,9 @@ def test_embeddings_match_numpy_reference(minilm, gguf_f32):
     assert min(cosines) >= 0.9999, cosines
 
 
-def test_f16_and_q8_0_conversions_stay_close(minilm, gguf_f32, tmp_path):
+def test_f16_bf16_and_q8_0_conversions_stay_close(minilm, gguf_f32, tmp_path):
     ref = _embed(gguf_f32, TEXTS[:3])
-    for outtype, floor in (("f16", 0.9999), ("q8_0", 0.999)):
+    for outtype, floor in (("f16", 0.9999), ("bf16", 0.999), ("q8_0", 0.999)):
         out = tmp_path / f"minilm-{outtype}.gguf"
         _run("convert", minilm, out, "--outtype", outtype)
         got = _embed(out, TEXTS[:3])
