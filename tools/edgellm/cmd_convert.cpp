@@ -24,7 +24,9 @@ void setup_convert(CLI::App& app) {
         "  edgellm convert ./all-MiniLM-L6-v2 minilm.gguf\n"
         "  edgellm convert ./all-MiniLM-L6-v2 minilm-q8.gguf --outtype q8_0\n"
         "The folder needs config.json, model.safetensors (or shards with model.safetensors.index.json)\n"
-        "and tokenizer.json. Architectures: BertModel / BertForMaskedLM (BERT, MiniLM, BGE).\n"
+        "and tokenizer.json. Architectures: BertModel / BertForMaskedLM / BertForSequenceClassification\n"
+        "(BERT, MiniLM, BGE), DistilBertModel / DistilBertForSequenceClassification, LlamaForCausalLM /\n"
+        "MistralForCausalLM, Qwen2ForCausalLM (byte-level BPE tokenizers).\n"
         "Tensor names and metadata match llama.cpp's convert_hf_to_gguf.py. The file is written\n"
         "to OUT.tmp and renamed, so a failed conversion leaves nothing at OUT.");
     cmd->add_option("hf_dir", fl->hf_dir, "Hugging Face model folder")->required();
@@ -36,7 +38,9 @@ void setup_convert(CLI::App& app) {
         const convert::convert_report r = convert::convert_hf(fl->hf_dir, fl->out, o);
         fmt::print("converted {} ({}) -> {}: {} tensors, {:.1f} MiB, {}\n", fl->hf_dir, r.hf_architecture, fl->out,
                    r.n_tensors, double(r.n_bytes) / (1024.0 * 1024.0), fl->outtype);
-        if (!r.skipped.empty()) fmt::print("skipped {} tensors an encoder does not use (pooler, MLM head)\n", r.skipped.size());
+        if (!r.skipped.empty())
+            fmt::print("skipped {} tensors the GGUF model does not use (pooler, MLM head, rotary tables)\n",
+                       r.skipped.size());
     });
 }
 
