@@ -78,10 +78,13 @@ embedder::embedder(std::shared_ptr<const loaded_model> m, int n_threads, int64_t
     n_ctx_ = n_ctx > 0 ? n_ctx : std::min<int64_t>(hp.n_ctx_train, 8192);
     if (n_ctx_ > hp.n_ctx_train)
         throw usage_error(fmt::format("context {} exceeds the model's {} positions", n_ctx_, hp.n_ctx_train));
-    n_batch = std::max(n_batch, n_ctx_);
-    // A pool for one pass: its tokens plus the last part-filled block of each sequence.
-    kv_ = std::make_unique<model::kv_cache>(hp, n_ctx_, ggml_type::f32, n_seq_,
-                                            n_batch + int64_t{n_seq_} * model::k_kv_block_size);
+    // An encoder needs each input whole in one step (bidirectional attention); a decoder's long
+    // input runs in steps of n_batch tokens, so its scratch stays small (n_batch x n_ff floats).
+    n_batch = hp.causal ? std::min(n_batch, int64_t{512}) : std::max(n_batch, n_ctx_);
+    // A pool for one pass: its tokens (or one whole input) plus the last part-filled block of each
+    // sequence. f32 for the small encoders; f16 (llama.cpp's default) for decoders, whose rows are wide.
+    kv_ = std::make_unique<model::kv_cache>(hp, n_ctx_, hp.causal ? ggml_type::f16 : ggml_type::f32, n_seq_,
+                                            std::max(n_batch, n_ctx_) + int64_t{n_seq_} * model::k_kv_block_size);
     fwd_ = std::make_unique<model::forward_pass>(lm_->get_model(), n_batch, n_ctx_, n_threads);
 }
 
@@ -143,11 +146,12 @@ embed_result embedder::embed_tokens(std::vector<std::vector<int32_t>> inputs, co
     model::batch b;
     const int64_t n_batch = fwd_->n_batch();
     for (size_t first = 0; first < inputs.size();) {
-        // As many whole inputs as fit the pass's tokens and sequences.
+        // As many whole inputs as fit the pass's tokens and sequences
         size_t last = first;
         int64_t n_tok = 0;
+        // (at least one: a decoder's input longer than n_batch runs alone, in several steps).
         while (last < inputs.size() && static_cast<int>(last - first) < n_seq_ &&
-               n_tok + static_cast<int64_t>(inputs[last].size()) <= n_batch)
+               (last == first || n_tok + static_cast<int64_t>(inputs[last].size()) <= n_batch))
             n_tok += static_cast<int64_t>(inputs[last++].size());
         b.clear();
         for (size_t i = first; i < last; ++i) {

@@ -56,7 +56,8 @@ struct classify_result {
 class embedder {
 public:
     // n_ctx 0: the model's training context (capped at 8192); n_batch: tokens per forward pass (at
-    // least n_ctx for encoders, whose inputs must be whole in one pass); n_seq: inputs per pass.
+    // least n_ctx for encoders, whose inputs must be whole in one pass; at most 512 for decoders,
+    // whose longer inputs run in several steps); n_seq: inputs per pass.
     embedder(std::shared_ptr<const loaded_model> m, int n_threads, int64_t n_ctx = 0, int64_t n_batch = 2048,
              int n_seq = 32);
 
