@@ -6,10 +6,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
-#include <map>
 #include <set>
 
 #include "convert/hf_common.h"
@@ -22,27 +22,30 @@ namespace edgellm::convert {
 namespace {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 using gguf::value;
 using gguf::value_type;
+using nlohmann::json;
 using namespace detail;
 
-// BERT and DistilBERT tensors: HF name -> GGUF name; "" skips (unused by an encoder for embeddings).
-// With a classification head (`classifier`), BERT's pooler becomes cls (its tanh dense layer, which
-// HF applies before the classifier) and DistilBERT's pre_classifier too (ReLU); the classifier is
-// cls.output, as llama.cpp names it.
+// BERT and DistilBERT tensors: HF name -> GGUF name; "" skips (unused by an encoder for
+// embeddings). With a classification head (`classifier`), BERT's pooler becomes cls (its tanh dense
+// layer, which HF applies before the classifier) and DistilBERT's pre_classifier too (ReLU); the
+// classifier is cls.output, as llama.cpp names it.
 std::string map_bert_tensor(std::string name, bool classifier) {
     if (name.rfind("bert.", 0) == 0) name = name.substr(5);
     if (name.rfind("distilbert.", 0) == 0) name = name.substr(11);
     if (classifier) {
         for (const char* part : {"weight", "bias"}) {
-            if (name == fmt::format("pooler.dense.{}", part) || name == fmt::format("pre_classifier.{}", part))
+            if (name == fmt::format("pooler.dense.{}", part) ||
+                name == fmt::format("pre_classifier.{}", part))
                 return fmt::format("cls.{}", part);
-            if (name == fmt::format("classifier.{}", part)) return fmt::format("cls.output.{}", part);
+            if (name == fmt::format("classifier.{}", part))
+                return fmt::format("cls.output.{}", part);
         }
     }
-    if (name == "embeddings.position_ids" || name.rfind("pooler.", 0) == 0 || name.rfind("cls.predictions", 0) == 0 ||
-        name.rfind("cls.seq_relationship", 0) == 0 || name.rfind("vocab_", 0) == 0)
+    if (name == "embeddings.position_ids" || name.rfind("pooler.", 0) == 0 ||
+        name.rfind("cls.predictions", 0) == 0 || name.rfind("cls.seq_relationship", 0) == 0 ||
+        name.rfind("vocab_", 0) == 0)
         return "";
     static const std::vector<std::pair<std::string, std::string>> fixed = {
         {"embeddings.word_embeddings.weight", "token_embd.weight"},
@@ -66,9 +69,14 @@ std::string map_bert_tensor(std::string name, bool classifier) {
     };
     static const std::regex distil_layer(R"(transformer\.layer\.(\d+)\.(.+)\.(weight|bias))");
     static const std::vector<std::pair<std::string, std::string>> distil_per_layer = {
-        {"attention.q_lin", "attn_q"},         {"attention.k_lin", "attn_k"},  {"attention.v_lin", "attn_v"},
-        {"attention.out_lin", "attn_output"},  {"sa_layer_norm", "attn_output_norm"},
-        {"ffn.lin1", "ffn_up"},                {"ffn.lin2", "ffn_down"},       {"output_layer_norm", "layer_output_norm"},
+        {"attention.q_lin", "attn_q"},
+        {"attention.k_lin", "attn_k"},
+        {"attention.v_lin", "attn_v"},
+        {"attention.out_lin", "attn_output"},
+        {"sa_layer_norm", "attn_output_norm"},
+        {"ffn.lin1", "ffn_up"},
+        {"ffn.lin2", "ffn_down"},
+        {"output_layer_norm", "layer_output_norm"},
     };
     std::smatch m;
     if (std::regex_match(name, m, layer))
@@ -80,23 +88,28 @@ std::string map_bert_tensor(std::string name, bool classifier) {
     throw error(fmt::format("cannot map tensor '{}' to a GGUF name for architecture bert", name));
 }
 
-void write_bert_vocab(gguf::writer& w, const fs::path& dir, const json& cfg, int64_t n_vocab_model) {
+void write_bert_vocab(gguf::writer& w, const fs::path& dir, const json& cfg,
+                      int64_t n_vocab_model) {
     const json tok = read_json(dir / "tokenizer.json", true);
     const json tok_cfg = read_json(dir / "tokenizer_config.json", false);
-    if (!tok.contains("model") || tok["model"].value("type", "") != "WordPiece" || !tok["model"].contains("vocab"))
-        throw error(fmt::format("{}: a BERT model needs a WordPiece tokenizer (model.type \"WordPiece\" with a vocab)",
-                                (dir / "tokenizer.json").string()));
+    if (!tok.contains("model") || tok["model"].value("type", "") != "WordPiece" ||
+        !tok["model"].contains("vocab"))
+        throw error(fmt::format(
+            "{}: a BERT model needs a WordPiece tokenizer (model.type \"WordPiece\" with a vocab)",
+            (dir / "tokenizer.json").string()));
     const json& vocab = tok["model"]["vocab"];
-    const int64_t n_vocab = std::max<int64_t>(cfg.value("vocab_size", int64_t{0}), static_cast<int64_t>(vocab.size()));
+    const int64_t n_vocab =
+        std::max<int64_t>(cfg.value("vocab_size", int64_t{0}), static_cast<int64_t>(vocab.size()));
     if (n_vocab != n_vocab_model)
-        throw error(fmt::format("tokenizer.json has {} tokens but the word embeddings have {} rows", n_vocab,
-                                n_vocab_model));
+        throw error(fmt::format("tokenizer.json has {} tokens but the word embeddings have {} rows",
+                                n_vocab, n_vocab_model));
     std::vector<std::string> tokens(static_cast<size_t>(n_vocab));
     std::vector<int32_t> types(static_cast<size_t>(n_vocab), unused);
     std::vector<bool> have(static_cast<size_t>(n_vocab), false);
     for (const auto& [text, id] : vocab.items()) {
         const int64_t i = id.get<int64_t>();
-        if (i < 0 || i >= n_vocab) throw error(fmt::format("tokenizer.json: token '{}' has id {} out of range", text, i));
+        if (i < 0 || i >= n_vocab)
+            throw error(fmt::format("tokenizer.json: token '{}' has id {} out of range", text, i));
         tokens[static_cast<size_t>(i)] = text;
         types[static_cast<size_t>(i)] = normal;
         have[static_cast<size_t>(i)] = true;
@@ -111,13 +124,17 @@ void write_bert_vocab(gguf::writer& w, const fs::path& dir, const json& cfg, int
         }
     std::vector<value> tok_values, type_values;
     for (int64_t i = 0; i < n_vocab; ++i) {
-        std::string t = have[static_cast<size_t>(i)] ? tokens[static_cast<size_t>(i)] : fmt::format("[PAD{}]", i);
-        // llama.cpp's "phantom space" vocab: word-initial pieces get U+2581, "##" continuations lose it.
-        if (types[static_cast<size_t>(i)] != control) t = t.rfind("##", 0) == 0 ? t.substr(2) : "\xE2\x96\x81" + t;
+        std::string t = have[static_cast<size_t>(i)] ? tokens[static_cast<size_t>(i)]
+                                                     : fmt::format("[PAD{}]", i);
+        // llama.cpp's "phantom space" vocab: word-initial pieces get U+2581, "##" continuations
+        // lose it.
+        if (types[static_cast<size_t>(i)] != control)
+            t = t.rfind("##", 0) == 0 ? t.substr(2) : "\xE2\x96\x81" + t;
         tok_values.push_back(value::make_string(std::move(t)));
         type_values.push_back(value::make_i32(types[static_cast<size_t>(i)]));
     }
-    w.set("tokenizer.ggml.token_type_count", value::make_u32(static_cast<uint32_t>(cfg.value("type_vocab_size", 1))));
+    w.set("tokenizer.ggml.token_type_count",
+          value::make_u32(static_cast<uint32_t>(cfg.value("type_vocab_size", 1))));
     w.set("tokenizer.ggml.model", value::make_string("bert"));
     // WordPiece's pre-tokenisation is fixed by the model type in llama.cpp and edgellm alike.
     w.set("tokenizer.ggml.pre", value::make_string("default"));
@@ -126,12 +143,15 @@ void write_bert_vocab(gguf::writer& w, const fs::path& dir, const json& cfg, int
 
     // Special tokens as gguf-py's SpecialVocab finds them: tokenizer_config.json's names, BOS
     // falling back to [CLS] and EOS to the token the post-processor's single template ends with.
-    std::optional<int32_t> cls = special_id(tok_cfg, tok, "cls_token"), sep = special_id(tok_cfg, tok, "sep_token");
-    std::optional<int32_t> bos = special_id(tok_cfg, tok, "bos_token"), eos = special_id(tok_cfg, tok, "eos_token");
+    std::optional<int32_t> cls = special_id(tok_cfg, tok, "cls_token"),
+                           sep = special_id(tok_cfg, tok, "sep_token");
+    std::optional<int32_t> bos = special_id(tok_cfg, tok, "bos_token"),
+                           eos = special_id(tok_cfg, tok, "eos_token");
     bool add_bos = false, add_eos = false;
     const json* single = nullptr;
     if (tok.contains("post_processor") && tok["post_processor"].is_object() &&
-        tok["post_processor"].value("type", "") == "TemplateProcessing" && tok["post_processor"].contains("single"))
+        tok["post_processor"].value("type", "") == "TemplateProcessing" &&
+        tok["post_processor"].contains("single"))
         single = &tok["post_processor"]["single"];
     const auto template_id = [&](const json& e) -> std::optional<int32_t> {
         if (!e.contains("SpecialToken")) return std::nullopt;
@@ -150,7 +170,9 @@ void write_bert_vocab(gguf::writer& w, const fs::path& dir, const json& cfg, int
         }
     }
     const auto set_id = [&](const char* key, std::optional<int32_t> id) {
-        if (id) w.set(fmt::format("tokenizer.ggml.{}", key), value::make_u32(static_cast<uint32_t>(*id)));
+        if (id)
+            w.set(fmt::format("tokenizer.ggml.{}", key),
+                  value::make_u32(static_cast<uint32_t>(*id)));
     };
     set_id("bos_token_id", bos);
     set_id("eos_token_id", eos);
@@ -196,12 +218,16 @@ ggml_type parse_outtype(const std::string& s) {
     throw usage_error(fmt::format("--outtype '{}' is not supported (f32, f16, bf16, q8_0)", s));
 }
 
-convert_report convert_hf(const std::string& hf_dir, const std::string& out_path, const convert_options& o) {
+convert_report convert_hf(const std::string& hf_dir, const std::string& out_path,
+                          const convert_options& o) {
     const fs::path dir(hf_dir);
-    if (!fs::is_directory(dir)) throw usage_error(fmt::format("{} is not a directory (a Hugging Face model folder)", hf_dir));
+    if (!fs::is_directory(dir))
+        throw usage_error(
+            fmt::format("{} is not a directory (a Hugging Face model folder)", hf_dir));
     const json cfg = read_json(dir / "config.json", true);
     convert_report rep;
-    if (cfg.contains("architectures") && cfg["architectures"].is_array() && !cfg["architectures"].empty())
+    if (cfg.contains("architectures") && cfg["architectures"].is_array() &&
+        !cfg["architectures"].empty())
         rep.hf_architecture = cfg["architectures"][0].get<std::string>();
     else
         rep.hf_architecture = cfg.value("model_type", "");
@@ -215,13 +241,15 @@ convert_report convert_hf(const std::string& hf_dir, const std::string& out_path
                                                      "DistilBertForSequenceClassification",
                                                      "distilbert"};
     if (!bert_names.count(rep.hf_architecture))
-        throw usage_error(fmt::format("architecture '{}' is not supported by edgellm convert (supported: BertModel, "
-                                      "BertForMaskedLM, BertForSequenceClassification, DistilBertModel, "
-                                      "DistilBertForSequenceClassification, LlamaForCausalLM, MistralForCausalLM, "
-                                      "Qwen2ForCausalLM)",
-                                      rep.hf_architecture.empty() ? "(none in config.json)" : rep.hf_architecture));
+        throw usage_error(fmt::format(
+            "architecture '{}' is not supported by edgellm convert (supported: BertModel, "
+            "BertForMaskedLM, BertForSequenceClassification, DistilBertModel, "
+            "DistilBertForSequenceClassification, LlamaForCausalLM, MistralForCausalLM, "
+            "Qwen2ForCausalLM)",
+            rep.hf_architecture.empty() ? "(none in config.json)" : rep.hf_architecture));
     const uint32_t ftype = file_type_of(o.outtype);
-    const bool distil = rep.hf_architecture.rfind("DistilBert", 0) == 0 || rep.hf_architecture == "distilbert";
+    const bool distil =
+        rep.hf_architecture.rfind("DistilBert", 0) == 0 || rep.hf_architecture == "distilbert";
     const bool classifier = rep.hf_architecture.ends_with("ForSequenceClassification");
     // DistilBERT's config spells the same fields differently and has no layer_norm_eps (1e-12).
     const char* k_layers = distil ? "n_layers" : "num_hidden_layers";
@@ -232,53 +260,69 @@ convert_report convert_hf(const std::string& hf_dir, const std::string& out_path
 
     const safetensors_set st = safetensors_set::open_dir(hf_dir);
     const st_tensor* embd = nullptr;
-    for (const char* n : {"embeddings.word_embeddings.weight", "bert.embeddings.word_embeddings.weight",
-                          "distilbert.embeddings.word_embeddings.weight"})
+    for (const char* n :
+         {"embeddings.word_embeddings.weight", "bert.embeddings.word_embeddings.weight",
+          "distilbert.embeddings.word_embeddings.weight"})
         if (!embd) embd = st.find(n);
     if (!embd || embd->shape.size() != 2)
-        throw error("the weights have no embeddings.word_embeddings.weight matrix (is this a BERT checkpoint?)");
+        throw error(
+            "the weights have no embeddings.word_embeddings.weight matrix (is this a BERT "
+            "checkpoint?)");
 
     rep.arch = "bert";
     gguf::writer w;
     w.set("general.architecture", value::make_string("bert"));
     w.set("general.type", value::make_string("model"));
-    w.set("general.name", value::make_string(fs::absolute(dir).lexically_normal().filename().string().empty()
-                                                 ? "model"
-                                                 : fs::absolute(dir).lexically_normal().filename().string()));
+    w.set("general.name",
+          value::make_string(fs::absolute(dir).lexically_normal().filename().string().empty()
+                                 ? "model"
+                                 : fs::absolute(dir).lexically_normal().filename().string()));
     const int64_t n_layer = config_int(cfg, k_layers);
     w.set("bert.block_count", value::make_u32(static_cast<uint32_t>(n_layer)));
-    w.set("bert.context_length", value::make_u32(static_cast<uint32_t>(config_int(cfg, "max_position_embeddings"))));
+    w.set("bert.context_length",
+          value::make_u32(static_cast<uint32_t>(config_int(cfg, "max_position_embeddings"))));
     w.set("bert.embedding_length", value::make_u32(static_cast<uint32_t>(config_int(cfg, k_embd))));
-    w.set("bert.feed_forward_length", value::make_u32(static_cast<uint32_t>(config_int(cfg, k_ff))));
-    w.set("bert.attention.head_count", value::make_u32(static_cast<uint32_t>(config_int(cfg, k_heads))));
-    w.set("bert.attention.layer_norm_epsilon", value::make_f32(distil ? 1e-12f : cfg.value("layer_norm_eps", 1e-12f)));
+    w.set("bert.feed_forward_length",
+          value::make_u32(static_cast<uint32_t>(config_int(cfg, k_ff))));
+    w.set("bert.attention.head_count",
+          value::make_u32(static_cast<uint32_t>(config_int(cfg, k_heads))));
+    w.set("bert.attention.layer_norm_epsilon",
+          value::make_f32(distil ? 1e-12f : cfg.value("layer_norm_eps", 1e-12f)));
     w.set("general.file_type", value::make_u32(ftype));
     w.set("bert.attention.causal", value::make_bool(false));
     if (auto pt = pooling_type(dir)) w.set("bert.pooling_type", value::make_u32(*pt));
-    if (act != "gelu") throw error(fmt::format("config.json: activation '{}' is not supported (gelu)", act));
+    if (act != "gelu")
+        throw error(fmt::format("config.json: activation '{}' is not supported (gelu)", act));
     if (cfg.value("position_embedding_type", "absolute") != "absolute")
-        throw error(fmt::format("config.json: position_embedding_type '{}' is not supported (absolute)",
-                                cfg.value("position_embedding_type", "")));
+        throw error(
+            fmt::format("config.json: position_embedding_type '{}' is not supported (absolute)",
+                        cfg.value("position_embedding_type", "")));
     if (distil && cfg.value("sinusoidal_pos_embds", false))
-        throw error("config.json: sinusoidal_pos_embds is not supported (learned position embeddings only)");
+        throw error(
+            "config.json: sinusoidal_pos_embds is not supported (learned position embeddings "
+            "only)");
     if (classifier) {
-        // Labels in id order (config.json id2label), as llama.cpp writes them; the head's activation
-        // is edgellm's own key: HF's BERT pooler is tanh, DistilBERT's pre_classifier ReLU.
+        // Labels in id order (config.json id2label), as llama.cpp writes them; the head's
+        // activation is edgellm's own key: HF's BERT pooler is tanh, DistilBERT's pre_classifier
+        // ReLU.
         std::vector<value> labels;
         if (cfg.contains("id2label") && cfg["id2label"].is_object()) {
             std::map<int64_t, std::string> by_id;
-            for (const auto& [k, v] : cfg["id2label"].items()) by_id[std::stoll(k)] = v.get<std::string>();
+            for (const auto& [k, v] : cfg["id2label"].items())
+                by_id[std::stoll(k)] = v.get<std::string>();
             for (const auto& [k, v] : by_id) labels.push_back(value::make_string(v));
         }
         if (!labels.empty())
-            w.set("bert.classifier.output_labels", value::make_array(value_type::string, std::move(labels)));
+            w.set("bert.classifier.output_labels",
+                  value::make_array(value_type::string, std::move(labels)));
         w.set("edgellm.classifier.activation", value::make_string(distil ? "relu" : "tanh"));
     }
     write_bert_vocab(w, dir, cfg, embd->shape[0]);
     w.set("general.quantization_version", value::make_u32(2));
 
-    add_tensors(w, st, [classifier](const std::string& n) { return map_bert_tensor(n, classifier); }, nullptr,
-                o.outtype, rep);
+    add_tensors(
+        w, st, [classifier](const std::string& n) { return map_bert_tensor(n, classifier); },
+        nullptr, o.outtype, rep);
     for (int64_t il = 0; il < n_layer; ++il) {
         bool found = false;
         for (const char* pattern : {"encoder.layer.{}.attention.self.query.weight",
@@ -286,7 +330,9 @@ convert_report convert_hf(const std::string& hf_dir, const std::string& out_path
                                     "transformer.layer.{}.attention.q_lin.weight",
                                     "distilbert.transformer.layer.{}.attention.q_lin.weight"})
             found = found || st.find(fmt::format(fmt::runtime(pattern), il)) != nullptr;
-        if (!found) throw error(fmt::format("the weights have no layer {} (config.json says {} layers)", il, n_layer));
+        if (!found)
+            throw error(fmt::format("the weights have no layer {} (config.json says {} layers)", il,
+                                    n_layer));
     }
     if (classifier && !st.find("classifier.weight"))
         throw error("a sequence-classification checkpoint without classifier.weight");

@@ -17,11 +17,12 @@ struct convert_options {
 };
 
 struct convert_report {
-    std::string arch;            // GGUF general.architecture written
-    std::string hf_architecture; // config.json's architectures[0] (or model_type)
+    std::string arch;             // GGUF general.architecture written
+    std::string hf_architecture;  // config.json's architectures[0] (or model_type)
     int64_t n_tensors = 0;
-    uint64_t n_bytes = 0;        // size of the written file
-    std::vector<std::string> skipped;  // HF tensors not needed by the GGUF model (pooler, MLM head ...)
+    uint64_t n_bytes = 0;  // size of the written file
+    std::vector<std::string>
+        skipped;  // HF tensors not needed by the GGUF model (pooler, MLM head ...)
 };
 
 // "f32" / "f16" / "bf16" / "q8_0"; throws usage_error for anything else.
@@ -29,6 +30,7 @@ ggml_type parse_outtype(const std::string& s);
 
 // Converts; throws edgellm::error (usage_error for unknown architectures) naming what is missing or
 // unsupported. Nothing is left at out_path on failure.
-convert_report convert_hf(const std::string& hf_dir, const std::string& out_path, const convert_options& o);
+convert_report convert_hf(const std::string& hf_dir, const std::string& out_path,
+                          const convert_options& o);
 
 }  // namespace edgellm::convert

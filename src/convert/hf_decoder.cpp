@@ -5,9 +5,9 @@
 // tokens; the pre-tokenizer regex names tokenizer.ggml.pre), special tokens, the chat template.
 #include <fmt/format.h>
 
-#include <map>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <regex>
 
 #include "convert/hf_common.h"
@@ -17,9 +17,9 @@ namespace edgellm::convert::detail {
 namespace {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 using gguf::value;
 using gguf::value_type;
+using nlohmann::json;
 
 // The pre-tokenizer regexes of the BPE families we name (from their tokenizer.json files) and
 // llama.cpp's name for each.
@@ -54,8 +54,9 @@ std::string pre_tokenizer_name(const json& tok, const fs::path& file) {
     if (it != known_pre_regexes().end()) return it->second;
     std::string known;
     for (const auto& [r, n] : known_pre_regexes()) known += (known.empty() ? "" : ", ") + n;
-    throw error(fmt::format("{}: the pre-tokenizer ({}) is not one edgellm convert knows (known: {}, gpt-2)",
-                            file.string(), regex.empty() ? pt.dump() : "regex " + regex, known));
+    throw error(fmt::format(
+        "{}: the pre-tokenizer ({}) is not one edgellm convert knows (known: {}, gpt-2)",
+        file.string(), regex.empty() ? pt.dump() : "regex " + regex, known));
 }
 
 void write_bpe_vocab(gguf::writer& w, const fs::path& dir, const json& cfg, int64_t n_vocab_model) {
@@ -63,25 +64,31 @@ void write_bpe_vocab(gguf::writer& w, const fs::path& dir, const json& cfg, int6
     const json tok = read_json(tok_path, true);
     const json tok_cfg = read_json(dir / "tokenizer_config.json", false);
     const json& model = tok.value("model", json());
-    if (!model.is_object() || model.value("type", "") != "BPE" || !model.contains("vocab") || !model.contains("merges"))
-        throw error(fmt::format("{}: expected a BPE tokenizer (model.type \"BPE\" with vocab and merges)",
-                                tok_path.string()));
+    if (!model.is_object() || model.value("type", "") != "BPE" || !model.contains("vocab") ||
+        !model.contains("merges"))
+        throw error(
+            fmt::format("{}: expected a BPE tokenizer (model.type \"BPE\" with vocab and merges)",
+                        tok_path.string()));
     if (model.value("byte_fallback", false))
-        throw error(fmt::format("{}: SentencePiece-style BPE (byte_fallback) is not supported by edgellm convert yet; "
-                                "only byte-level BPE",
-                                tok_path.string()));
+        throw error(fmt::format(
+            "{}: SentencePiece-style BPE (byte_fallback) is not supported by edgellm convert yet; "
+            "only byte-level BPE",
+            tok_path.string()));
     const json& vocab = model["vocab"];
-    int64_t n_vocab = std::max<int64_t>(cfg.value("vocab_size", int64_t{0}), static_cast<int64_t>(vocab.size()));
+    int64_t n_vocab =
+        std::max<int64_t>(cfg.value("vocab_size", int64_t{0}), static_cast<int64_t>(vocab.size()));
     if (tok.contains("added_tokens"))
-        for (const json& a : tok["added_tokens"]) n_vocab = std::max<int64_t>(n_vocab, a.value("id", int64_t{0}) + 1);
+        for (const json& a : tok["added_tokens"])
+            n_vocab = std::max<int64_t>(n_vocab, a.value("id", int64_t{0}) + 1);
     if (n_vocab != n_vocab_model)
-        throw error(fmt::format("the tokenizer has {} tokens but the token embeddings have {} rows", n_vocab,
-                                n_vocab_model));
+        throw error(fmt::format("the tokenizer has {} tokens but the token embeddings have {} rows",
+                                n_vocab, n_vocab_model));
     std::vector<std::string> tokens(static_cast<size_t>(n_vocab));
     std::vector<int32_t> types(static_cast<size_t>(n_vocab), unused);
     for (const auto& [text, id] : vocab.items()) {
         const int64_t i = id.get<int64_t>();
-        if (i < 0 || i >= n_vocab) throw error(fmt::format("{}: token id {} out of range", tok_path.string(), i));
+        if (i < 0 || i >= n_vocab)
+            throw error(fmt::format("{}: token id {} out of range", tok_path.string(), i));
         tokens[static_cast<size_t>(i)] = text;
         types[static_cast<size_t>(i)] = normal;
     }
@@ -95,16 +102,19 @@ void write_bpe_vocab(gguf::writer& w, const fs::path& dir, const json& cfg, int6
     std::vector<value> tv, ty, mv;
     for (int64_t i = 0; i < n_vocab; ++i) {
         const bool pad = types[static_cast<size_t>(i)] == unused;
-        tv.push_back(value::make_string(pad ? fmt::format("[PAD{}]", i) : tokens[static_cast<size_t>(i)]));
+        tv.push_back(
+            value::make_string(pad ? fmt::format("[PAD{}]", i) : tokens[static_cast<size_t>(i)]));
         ty.push_back(value::make_i32(types[static_cast<size_t>(i)]));
     }
     for (const json& m : model["merges"]) {
         if (m.is_string())
             mv.push_back(value::make_string(m.get<std::string>()));
         else if (m.is_array() && m.size() == 2)
-            mv.push_back(value::make_string(m[0].get<std::string>() + " " + m[1].get<std::string>()));
+            mv.push_back(
+                value::make_string(m[0].get<std::string>() + " " + m[1].get<std::string>()));
         else
-            throw error(fmt::format("{}: a merge is neither \"a b\" nor [a, b]", tok_path.string()));
+            throw error(
+                fmt::format("{}: a merge is neither \"a b\" nor [a, b]", tok_path.string()));
     }
     w.set("tokenizer.ggml.model", value::make_string("gpt2"));
     w.set("tokenizer.ggml.pre", value::make_string(pre_tokenizer_name(tok, tok_path)));
@@ -113,19 +123,25 @@ void write_bpe_vocab(gguf::writer& w, const fs::path& dir, const json& cfg, int6
     w.set("tokenizer.ggml.merges", value::make_array(value_type::string, std::move(mv)));
     // Special tokens as gguf-py's SpecialVocab finds them: tokenizer_config.json's names, else
     // config.json's *_token_id.
-    for (const auto& [kind, key] : {std::pair{"bos", "bos_token_id"}, std::pair{"eos", "eos_token_id"},
-                                    std::pair{"unk", "unknown_token_id"}, std::pair{"pad", "padding_token_id"}}) {
-        std::optional<int32_t> id = special_id(tok_cfg, tok, (std::string(kind) + "_token").c_str());
+    for (const auto& [kind, key] :
+         {std::pair{"bos", "bos_token_id"}, std::pair{"eos", "eos_token_id"},
+          std::pair{"unk", "unknown_token_id"}, std::pair{"pad", "padding_token_id"}}) {
+        std::optional<int32_t> id =
+            special_id(tok_cfg, tok, (std::string(kind) + "_token").c_str());
         const std::string cfg_key = std::string(kind) + "_token_id";
-        if (!id && cfg.contains(cfg_key) && cfg[cfg_key].is_number_integer()) id = cfg[cfg_key].get<int32_t>();
+        if (!id && cfg.contains(cfg_key) && cfg[cfg_key].is_number_integer())
+            id = cfg[cfg_key].get<int32_t>();
         if (id && *id >= 0 && *id < n_vocab)
-            w.set(std::string("tokenizer.ggml.") + key, value::make_u32(static_cast<uint32_t>(*id)));
+            w.set(std::string("tokenizer.ggml.") + key,
+                  value::make_u32(static_cast<uint32_t>(*id)));
     }
     for (const char* flag : {"add_bos_token", "add_eos_token"})
         if (tok_cfg.is_object() && tok_cfg.contains(flag) && tok_cfg[flag].is_boolean())
-            w.set(std::string("tokenizer.ggml.") + flag, value::make_bool(tok_cfg[flag].get<bool>()));
+            w.set(std::string("tokenizer.ggml.") + flag,
+                  value::make_bool(tok_cfg[flag].get<bool>()));
     std::string tmpl;
-    if (tok_cfg.is_object() && tok_cfg.contains("chat_template") && tok_cfg["chat_template"].is_string())
+    if (tok_cfg.is_object() && tok_cfg.contains("chat_template") &&
+        tok_cfg["chat_template"].is_string())
         tmpl = tok_cfg["chat_template"].get<std::string>();
     else if (fs::exists(dir / "chat_template.jinja")) {
         std::ifstream in(dir / "chat_template.jinja");
@@ -135,15 +151,17 @@ void write_bpe_vocab(gguf::writer& w, const fs::path& dir, const json& cfg, int6
 }
 
 std::string map_decoder_tensor(const std::string& name) {
-    static const std::map<std::string, std::string> fixed = {{"model.embed_tokens.weight", "token_embd.weight"},
-                                                             {"model.norm.weight", "output_norm.weight"},
-                                                             {"lm_head.weight", "output.weight"}};
+    static const std::map<std::string, std::string> fixed = {
+        {"model.embed_tokens.weight", "token_embd.weight"},
+        {"model.norm.weight", "output_norm.weight"},
+        {"lm_head.weight", "output.weight"}};
     if (auto it = fixed.find(name); it != fixed.end()) return it->second;
     static const std::regex layer(R"(model\.layers\.(\d+)\.(.+)\.(weight|bias))");
     static const std::map<std::string, std::string> per_layer = {
-        {"input_layernorm", "attn_norm"},        {"self_attn.q_proj", "attn_q"},   {"self_attn.k_proj", "attn_k"},
-        {"self_attn.v_proj", "attn_v"},          {"self_attn.o_proj", "attn_output"},
-        {"post_attention_layernorm", "ffn_norm"}, {"mlp.gate_proj", "ffn_gate"},   {"mlp.up_proj", "ffn_up"},
+        {"input_layernorm", "attn_norm"},    {"self_attn.q_proj", "attn_q"},
+        {"self_attn.k_proj", "attn_k"},      {"self_attn.v_proj", "attn_v"},
+        {"self_attn.o_proj", "attn_output"}, {"post_attention_layernorm", "ffn_norm"},
+        {"mlp.gate_proj", "ffn_gate"},       {"mlp.up_proj", "ffn_up"},
         {"mlp.down_proj", "ffn_down"}};
     std::smatch m;
     if (std::regex_match(name, m, layer)) {
@@ -157,7 +175,8 @@ std::string map_decoder_tensor(const std::string& name) {
 // HF's rotate-half Q/K rows back to interleaved pairs: within each head of head_dim rows, new row
 // 2i + j is old row j * head_dim / 2 + i (LlamaModel.permute in convert_hf_to_gguf.py).
 void unpermute_rows(std::vector<float>& w, int64_t n_head, int64_t n_cols) {
-    const int64_t n_rows = static_cast<int64_t>(w.size()) / n_cols, hd = n_rows / n_head, half = hd / 2;
+    const int64_t n_rows = static_cast<int64_t>(w.size()) / n_cols, hd = n_rows / n_head,
+                  half = hd / 2;
     std::vector<float> out(w.size());
     for (int64_t h = 0; h < n_head; ++h)
         for (int64_t i = 0; i < half; ++i)
@@ -169,29 +188,35 @@ void unpermute_rows(std::vector<float>& w, int64_t n_head, int64_t n_cols) {
 
 }  // namespace
 
-bool convert_decoder(const fs::path& dir, const json& cfg, const std::string& hf_arch, const std::string& out_path,
-                     const convert_options& o, convert_report& rep) {
-    static const std::map<std::string, std::string> archs = {
-        {"LlamaForCausalLM", "llama"}, {"MistralForCausalLM", "llama"}, {"Qwen2ForCausalLM", "qwen2"}};
+bool convert_decoder(const fs::path& dir, const json& cfg, const std::string& hf_arch,
+                     const std::string& out_path, const convert_options& o, convert_report& rep) {
+    static const std::map<std::string, std::string> archs = {{"LlamaForCausalLM", "llama"},
+                                                             {"MistralForCausalLM", "llama"},
+                                                             {"Qwen2ForCausalLM", "qwen2"}};
     auto it = archs.find(hf_arch);
     if (it == archs.end()) return false;
     const std::string arch = it->second;
     rep.arch = arch;
     if (cfg.contains("rope_scaling") && !cfg["rope_scaling"].is_null())
-        throw error(fmt::format("config.json: rope_scaling {} is not supported by edgellm convert yet",
-                                cfg["rope_scaling"].dump()));
+        throw error(
+            fmt::format("config.json: rope_scaling {} is not supported by edgellm convert yet",
+                        cfg["rope_scaling"].dump()));
     const std::string act = cfg.value("hidden_act", "silu");
-    if (act != "silu") throw error(fmt::format("config.json: hidden_act '{}' is not supported (silu)", act));
-    const int64_t n_layer = config_int(cfg, "num_hidden_layers"), n_embd = config_int(cfg, "hidden_size");
+    if (act != "silu")
+        throw error(fmt::format("config.json: hidden_act '{}' is not supported (silu)", act));
+    const int64_t n_layer = config_int(cfg, "num_hidden_layers"),
+                  n_embd = config_int(cfg, "hidden_size");
     const int64_t n_head = config_int(cfg, "num_attention_heads");
-    const int64_t n_head_kv = cfg.contains("num_key_value_heads") ? config_int(cfg, "num_key_value_heads") : n_head;
+    const int64_t n_head_kv =
+        cfg.contains("num_key_value_heads") ? config_int(cfg, "num_key_value_heads") : n_head;
     const int64_t head_dim = cfg.contains("head_dim") && cfg["head_dim"].is_number_integer()
                                  ? cfg["head_dim"].get<int64_t>()
                                  : n_embd / n_head;
 
     const safetensors_set st = safetensors_set::open_dir(dir.string());
     const st_tensor* embd = st.find("model.embed_tokens.weight");
-    if (!embd || embd->shape.size() != 2) throw error("the weights have no model.embed_tokens.weight matrix");
+    if (!embd || embd->shape.size() != 2)
+        throw error("the weights have no model.embed_tokens.weight matrix");
 
     gguf::writer w;
     w.set("general.architecture", value::make_string(arch));
@@ -206,7 +231,8 @@ bool convert_decoder(const fs::path& dir, const json& cfg, const std::string& hf
     w.set(arch + ".attention.head_count", u32(n_head));
     w.set(arch + ".attention.head_count_kv", u32(n_head_kv));
     w.set(arch + ".rope.freq_base", value::make_f32(cfg.value("rope_theta", 10000.0f)));
-    w.set(arch + ".attention.layer_norm_rms_epsilon", value::make_f32(cfg.value("rms_norm_eps", 1e-6f)));
+    w.set(arch + ".attention.layer_norm_rms_epsilon",
+          value::make_f32(cfg.value("rms_norm_eps", 1e-6f)));
     if (head_dim != n_embd / n_head) {
         w.set(arch + ".attention.key_length", u32(head_dim));
         w.set(arch + ".attention.value_length", u32(head_dim));
@@ -228,7 +254,8 @@ bool convert_decoder(const fs::path& dir, const json& cfg, const std::string& hf
     add_tensors(w, st, map_decoder_tensor, transform, o.outtype, rep);
     for (int64_t il = 0; il < n_layer; ++il)
         if (!st.find(fmt::format("model.layers.{}.self_attn.q_proj.weight", il)))
-            throw error(fmt::format("the weights have no layer {} (config.json says {} layers)", il, n_layer));
+            throw error(fmt::format("the weights have no layer {} (config.json says {} layers)", il,
+                                    n_layer));
     w.write(out_path);
     rep.n_bytes = fs::file_size(out_path);
     return true;

@@ -35,12 +35,14 @@ void safetensors_set::add_file(const std::string& path) {
     auto f = std::make_unique<mapped_file>(path);
     const uint8_t* base = f->data();
     const size_t size = f->size();
-    if (size < 8) throw error(fmt::format("{}: not a safetensors file (only {} bytes)", path, size));
+    if (size < 8)
+        throw error(fmt::format("{}: not a safetensors file (only {} bytes)", path, size));
     uint64_t header_len = 0;
     for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | base[i];
     if (header_len > size - 8)
-        throw error(fmt::format("{}: safetensors header of {} bytes runs past the end of the file ({} bytes)", path,
-                                header_len, size));
+        throw error(fmt::format(
+            "{}: safetensors header of {} bytes runs past the end of the file ({} bytes)", path,
+            header_len, size));
     nlohmann::json header;
     try {
         header = nlohmann::json::parse(reinterpret_cast<const char*>(base + 8),
@@ -48,7 +50,8 @@ void safetensors_set::add_file(const std::string& path) {
     } catch (const std::exception& e) {
         throw error(fmt::format("{}: safetensors header is not valid JSON: {}", path, e.what()));
     }
-    if (!header.is_object()) throw error(fmt::format("{}: safetensors header is not a JSON object", path));
+    if (!header.is_object())
+        throw error(fmt::format("{}: safetensors header is not a JSON object", path));
     const uint8_t* data = base + 8 + header_len;
     const size_t data_size = size - 8 - header_len;
     for (const auto& [name, info] : header.items()) {
@@ -67,16 +70,20 @@ void safetensors_set::add_file(const std::string& path) {
             if (!off.is_array() || off.size() != 2) throw error("data_offsets is not [begin, end]");
             const uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
             if (b > e || e > data_size)
-                throw error(fmt::format("data_offsets [{}, {}] outside the {} data bytes", b, e, data_size));
+                throw error(fmt::format("data_offsets [{}, {}] outside the {} data bytes", b, e,
+                                        data_size));
             const size_t es = dtype_size(t.dtype);
             if (es == 0) throw error(fmt::format("unknown dtype '{}'", t.dtype));
             if (static_cast<uint64_t>(t.n_elements()) * es != e - b)
-                throw error(fmt::format("{} elements of {} do not fill {} bytes", t.n_elements(), t.dtype, e - b));
+                throw error(fmt::format("{} elements of {} do not fill {} bytes", t.n_elements(),
+                                        t.dtype, e - b));
             t.data = data + b;
             t.n_bytes = static_cast<size_t>(e - b);
-            if (!tensors_.emplace(name, std::move(t)).second) throw error("the tensor appears in two files");
+            if (!tensors_.emplace(name, std::move(t)).second)
+                throw error("the tensor appears in two files");
         } catch (const nlohmann::json::exception& e) {
-            throw error(fmt::format("{}: tensor '{}': malformed header entry: {}", path, name, e.what()));
+            throw error(
+                fmt::format("{}: tensor '{}': malformed header entry: {}", path, name, e.what()));
         } catch (const error& e) {
             throw error(fmt::format("{}: tensor '{}': {}", path, name, e.what()));
         }
@@ -100,10 +107,13 @@ safetensors_set safetensors_set::open_dir(const std::string& dir) {
         if (!j.contains("weight_map") || !j["weight_map"].is_object())
             throw error(fmt::format("{}: has no \"weight_map\" object", index.string()));
         std::set<std::string> shards;
-        for (const auto& [name, file] : j["weight_map"].items()) shards.insert(file.get<std::string>());
+        for (const auto& [name, file] : j["weight_map"].items())
+            shards.insert(file.get<std::string>());
         for (const std::string& f : shards) {
             const fs::path p = fs::path(dir) / f;
-            if (!fs::exists(p)) throw error(fmt::format("shard {} named by {} is missing", p.string(), index.string()));
+            if (!fs::exists(p))
+                throw error(
+                    fmt::format("shard {} named by {} is missing", p.string(), index.string()));
             files.push_back(p.string());
         }
     } else {
@@ -114,9 +124,10 @@ safetensors_set safetensors_set::open_dir(const std::string& dir) {
         std::sort(files.begin(), files.end());
     }
     if (files.empty())
-        throw error(fmt::format("{} has no model weights: expected model.safetensors (or shards with "
-                                "model.safetensors.index.json)",
-                                dir));
+        throw error(
+            fmt::format("{} has no model weights: expected model.safetensors (or shards with "
+                        "model.safetensors.index.json)",
+                        dir));
     for (const std::string& f : files) s.add_file(f);
     return s;
 }
@@ -143,8 +154,9 @@ std::vector<float> safetensors_set::to_f32(const st_tensor& t) {
             }
         }
     } else {
-        throw error(fmt::format("tensor '{}' has dtype {}; only F32, F16 and BF16 weights can be converted", t.name,
-                                t.dtype));
+        throw error(
+            fmt::format("tensor '{}' has dtype {}; only F32, F16 and BF16 weights can be converted",
+                        t.name, t.dtype));
     }
     return out;
 }

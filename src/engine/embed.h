@@ -24,8 +24,10 @@ pooling model_pooling(const model::model_hparams& hp);
 
 // Pools one sequence's hidden states ([n_tokens][n_embd]) into `out` ([n_embd]); for none, out
 // receives all n_tokens rows. n_tokens must be positive.
-void pool_hidden(const float* hidden, int64_t n_tokens, int64_t n_embd, pooling p, std::vector<float>& out);
-// Scales v to unit Euclidean length (a zero vector stays zero); for pooling none, each row of n_embd.
+void pool_hidden(const float* hidden, int64_t n_tokens, int64_t n_embd, pooling p,
+                 std::vector<float>& out);
+// Scales v to unit Euclidean length (a zero vector stays zero); for pooling none, each row of
+// n_embd.
 void l2_normalize(std::vector<float>& v, int64_t n_embd);
 
 struct embed_options {
@@ -39,31 +41,34 @@ struct embed_options {
 struct embed_result {
     int64_t n_embd = 0;
     pooling pool = pooling::mean;
-    std::vector<std::vector<float>> vectors;  // [n_inputs] of [n_embd] (pooling none: [n_tokens * n_embd])
-    std::vector<int64_t> n_tokens;            // [n_inputs] tokens each input ran as (after truncation)
-    int64_t n_batches = 0;                    // forward passes it took
-    double ms = 0;                            // wall time of tokenisation + forward passes + pooling
+    std::vector<std::vector<float>>
+        vectors;                    // [n_inputs] of [n_embd] (pooling none: [n_tokens * n_embd])
+    std::vector<int64_t> n_tokens;  // [n_inputs] tokens each input ran as (after truncation)
+    int64_t n_batches = 0;          // forward passes it took
+    double ms = 0;                  // wall time of tokenisation + forward passes + pooling
 };
 
 // Sequence classification with a model's head (cls / cls.output tensors): one row of label
 // probabilities per input.
 struct classify_result {
-    std::vector<std::string> labels;         // [n_labels] from {arch}.classifier.output_labels, else LABEL_i
+    std::vector<std::string>
+        labels;  // [n_labels] from {arch}.classifier.output_labels, else LABEL_i
     std::vector<std::vector<float>> probs;   // [n_inputs][n_labels] softmax of the head's logits
     std::vector<std::vector<float>> logits;  // [n_inputs][n_labels]
 };
 
 class embedder {
-public:
+  public:
     // n_ctx 0: the model's training context (capped at 8192); n_batch: tokens per forward pass (at
     // least n_ctx for encoders, whose inputs must be whole in one pass; at most 512 for decoders,
     // whose longer inputs run in several steps); n_seq: inputs per pass.
-    embedder(std::shared_ptr<const loaded_model> m, int n_threads, int64_t n_ctx = 0, int64_t n_batch = 2048,
-             int n_seq = 32);
+    embedder(std::shared_ptr<const loaded_model> m, int n_threads, int64_t n_ctx = 0,
+             int64_t n_batch = 2048, int n_seq = 32);
 
     int64_t n_embd() const;
     int64_t n_ctx() const { return n_ctx_; }
-    // The model's tokens for `text`, with the special tokens its tokenizer adds ([CLS] ... [SEP], BOS).
+    // The model's tokens for `text`, with the special tokens its tokenizer adds ([CLS] ... [SEP],
+    // BOS).
     std::vector<int32_t> tokenize(std::string_view text) const;
     embed_result embed(const std::vector<std::string>& texts, const embed_options& o);
     // Token ids as given (no special tokens added); ids outside the vocabulary or empty inputs
@@ -74,7 +79,7 @@ public:
     // pooler, the default; "relu", DistilBERT's pre_classifier).
     classify_result classify(const std::vector<std::string>& texts);
 
-private:
+  private:
     std::shared_ptr<const loaded_model> lm_;
     int64_t n_ctx_;
     int n_seq_;

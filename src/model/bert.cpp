@@ -18,7 +18,8 @@ void adjust_bert(const gguf::file& f, model_hparams& hp) {
     hp.ffn_act = ffn_activation::gelu;
     const double eps = f.get_f64_opt("bert.attention.layer_norm_epsilon").value_or(1e-12);
     if (!(eps > 0.0 && eps < 1.0))
-        throw error(fmt::format("model metadata: bert.attention.layer_norm_epsilon {} is out of range", eps));
+        throw error(fmt::format(
+            "model metadata: bert.attention.layer_norm_epsilon {} is out of range", eps));
     hp.norm_eps = static_cast<float>(eps);
 }
 
@@ -27,7 +28,8 @@ void load_bert_globals(weight_loader& ld, const model_hparams& hp, model_weights
     w.pos_embd = ld.require_matrix("position_embd.weight", hp.n_embd, hp.n_ctx_train);
     if (ld.has("token_types.weight")) {
         const gguf::tensor_info& t = *ld.file().find_tensor("token_types.weight");
-        w.token_types = ld.require_matrix("token_types.weight", hp.n_embd, t.n_dims >= 2 ? t.ne[1] : 1);
+        w.token_types =
+            ld.require_matrix("token_types.weight", hp.n_embd, t.n_dims >= 2 ? t.ne[1] : 1);
     }
     w.token_embd_norm = ld.require_vector("token_embd_norm.weight", hp.n_embd);
     w.token_embd_norm_b = ld.require_vector("token_embd_norm.bias", hp.n_embd);
@@ -66,8 +68,13 @@ void load_bert_layer(weight_loader& ld, const model_hparams& hp, int il, layer_w
 }  // namespace
 
 const arch_def& bert_arch() {
-    static const arch_def def{"bert", "BERT, MiniLM / sentence-transformers, BGE (encoders: embeddings only)",
-                              kernels::rope_mode::normal, &load_bert_layer, &adjust_bert, &load_bert_globals};
+    static const arch_def def{
+        "bert",
+        "BERT, MiniLM / sentence-transformers, BGE (encoders: embeddings only)",
+        kernels::rope_mode::normal,
+        &load_bert_layer,
+        &adjust_bert,
+        &load_bert_globals};
     return def;
 }
 

@@ -37,10 +37,13 @@ std::string base64_floats(const std::vector<float>& v) {
 // A string or a non-empty list of strings (Ollama "input", OpenAI "input" text forms).
 std::vector<std::string> string_inputs(const json& v, const char* field) {
     if (v.is_string()) return {v.get<std::string>()};
-    if (!v.is_array()) throw http_error(400, fmt::format("'{}' must be a string or an array of strings", field));
+    if (!v.is_array())
+        throw http_error(400, fmt::format("'{}' must be a string or an array of strings", field));
     std::vector<std::string> out;
     for (const json& e : v) {
-        if (!e.is_string()) throw http_error(400, fmt::format("'{}' must be a string or an array of strings", field));
+        if (!e.is_string())
+            throw http_error(400,
+                             fmt::format("'{}' must be a string or an array of strings", field));
         out.push_back(e.get<std::string>());
     }
     return out;
@@ -53,7 +56,8 @@ engine::embed_result server::impl::run_embeddings(const std::vector<std::string>
                                                   const engine::embed_options& o) {
     std::lock_guard lock(embed_mu);
     try {
-        if (!embedder) embedder = std::make_unique<engine::embedder>(lm, embed_threads(), p.embed_ctx);
+        if (!embedder)
+            embedder = std::make_unique<engine::embedder>(lm, embed_threads(), p.embed_ctx);
         return texts ? embedder->embed(*texts, o) : embedder->embed_tokens(*ids, o);
     } catch (const usage_error& e) {
         throw http_error(400, e.what());
@@ -64,13 +68,17 @@ void server::impl::add_embed_routes() {
     const auto ollama_embed = [this](const httplib::Request& req, httplib::Response& res) {
         const json body = parse_body(req);
         check_model(body, api::ollama, /*required=*/true);
-        if (!body.contains("input")) throw http_error(400, "'input' is required (a string or an array of strings)");
+        if (!body.contains("input"))
+            throw http_error(400, "'input' is required (a string or an array of strings)");
         const std::vector<std::string> texts = string_inputs(body["input"], "input");
         if (texts.empty()) throw http_error(400, "'input' is an empty array");
         if (body.contains("dimensions") && !body["dimensions"].is_null() &&
             opt_int(body, "dimensions").value_or(0) != lm->hparams().n_embd)
-            throw http_error(400, fmt::format("'dimensions' is not supported: this model's embeddings have {} dimensions",
-                                              lm->hparams().n_embd));
+            throw http_error(
+                400,
+                fmt::format(
+                    "'dimensions' is not supported: this model's embeddings have {} dimensions",
+                    lm->hparams().n_embd));
         engine::embed_options o;
         o.truncate = opt_bool(body, "truncate").value_or(true);
         stopwatch sw;
@@ -86,7 +94,8 @@ void server::impl::add_embed_routes() {
     };
     post("/api/embed", api::ollama, wrap(api::ollama, ollama_embed));
 
-    post("/api/embeddings", api::ollama, wrap(api::ollama, [this](const httplib::Request& req, httplib::Response& res) {
+    post("/api/embeddings", api::ollama,
+         wrap(api::ollama, [this](const httplib::Request& req, httplib::Response& res) {
              const json body = parse_body(req);
              check_model(body, api::ollama, /*required=*/true);
              const std::optional<std::string> prompt = opt_string(body, "prompt");
@@ -98,18 +107,23 @@ void server::impl::add_embed_routes() {
              res.set_content(json{{"embedding", r.vectors[0]}}.dump(), "application/json");
          }));
 
-    post("/v1/embeddings", api::openai, wrap(api::openai, [this](const httplib::Request& req, httplib::Response& res) {
+    post("/v1/embeddings", api::openai,
+         wrap(api::openai, [this](const httplib::Request& req, httplib::Response& res) {
              const json body = parse_body(req);
              check_model(body, api::openai, /*required=*/false);
              if (!body.contains("input")) throw http_error(400, "'input' is required");
              const json& in = body["input"];
              const std::string format = opt_string(body, "encoding_format").value_or("float");
              if (format != "float" && format != "base64")
-                 throw http_error(400, fmt::format("'encoding_format' must be 'float' or 'base64', got '{}'", format));
+                 throw http_error(
+                     400, fmt::format("'encoding_format' must be 'float' or 'base64', got '{}'",
+                                      format));
              if (auto d = opt_int(body, "dimensions"); d && *d != lm->hparams().n_embd)
-                 throw http_error(400, fmt::format("'dimensions' = {} is not supported: this model's embeddings have {} "
-                                                   "dimensions and cannot be shortened",
-                                                   *d, lm->hparams().n_embd));
+                 throw http_error(
+                     400, fmt::format(
+                              "'dimensions' = {} is not supported: this model's embeddings have {} "
+                              "dimensions and cannot be shortened",
+                              *d, lm->hparams().n_embd));
              opt_string(body, "user");
              // Token ids: an array of integers (one input) or an array of such arrays.
              std::vector<std::vector<int32_t>> ids;
@@ -117,7 +131,8 @@ void server::impl::add_embed_routes() {
              const auto to_ids = [](const json& a) {
                  std::vector<int32_t> t;
                  for (const json& e : a) {
-                     if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() > INT32_MAX)
+                     if (!e.is_number_integer() || e.get<int64_t>() < 0 ||
+                         e.get<int64_t>() > INT32_MAX)
                          throw http_error(400, "'input' token ids must be non-negative integers");
                      t.push_back(static_cast<int32_t>(e.get<int64_t>()));
                  }
@@ -127,7 +142,8 @@ void server::impl::add_embed_routes() {
                  ids.push_back(to_ids(in));
              } else if (in.is_array() && !in.empty() && in[0].is_array()) {
                  for (const json& a : in) {
-                     if (!a.is_array()) throw http_error(400, "'input' mixes token-id arrays with other values");
+                     if (!a.is_array())
+                         throw http_error(400, "'input' mixes token-id arrays with other values");
                      ids.push_back(to_ids(a));
                  }
              } else {
@@ -135,8 +151,8 @@ void server::impl::add_embed_routes() {
              }
              if (ids.empty() && texts.empty()) throw http_error(400, "'input' is empty");
              engine::embed_options o;
-             const engine::embed_result r =
-                 texts.empty() ? run_embeddings(nullptr, &ids, o) : run_embeddings(&texts, nullptr, o);
+             const engine::embed_result r = texts.empty() ? run_embeddings(nullptr, &ids, o)
+                                                          : run_embeddings(&texts, nullptr, o);
              json data = json::array();
              int64_t n_tok = 0;
              for (size_t i = 0; i < r.vectors.size(); ++i) {

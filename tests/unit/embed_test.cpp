@@ -1,5 +1,7 @@
 // Encoder building blocks: LayerNorm and exact GELU kernels against closed forms on odd sizes,
 // pooling (mean / CLS / last / none) and L2 normalisation, and the safetensors reader's checks.
+#include "engine/embed.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,7 +14,6 @@
 
 #include "convert/safetensors.h"
 #include "core/error.h"
-#include "engine/embed.h"
 #include "kernels/kernels.h"
 #include "test_util.h"
 
@@ -46,7 +47,8 @@ TEST(EncoderKernels, LayerNormMatchesTheDefinitionOnOddSizes) {
         EXPECT_EQ(x2, y);
         std::vector<float> y0(n * n_tok);
         kernels::layer_norm(x.data(), w.data(), nullptr, y0.data(), n, n_tok, 1e-5f);
-        for (int64_t i = 0; i < n * n_tok; ++i) EXPECT_NEAR(y0[i] + b[i % n], y[i], 1e-4f * (1 + std::fabs(y[i])));
+        for (int64_t i = 0; i < n * n_tok; ++i)
+            EXPECT_NEAR(y0[i] + b[i % n], y[i], 1e-4f * (1 + std::fabs(y[i])));
     }
 }
 
@@ -54,8 +56,13 @@ TEST(EncoderKernels, GeluIsTheExactErfForm) {
     std::vector<float> x = {0.0f, 1.0f, -1.0f, 3.0f, -3.0f, 0.5f, -20.0f};
     kernels::gelu(x.data(), static_cast<int64_t>(x.size()));
     // 0.5 x (1 + erf(x / sqrt 2)) at the points, from the standard normal CDF tables.
-    const std::vector<double> want = {0.0, 0.8413447460685429, -0.15865525393145707, 2.995950250329, -0.004049749671,
-                                      0.34573123063700656, 0.0};
+    const std::vector<double> want = {0.0,
+                                      0.8413447460685429,
+                                      -0.15865525393145707,
+                                      2.995950250329,
+                                      -0.004049749671,
+                                      0.34573123063700656,
+                                      0.0};
     for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(x[i], want[i], 1e-6) << i;
 }
 
@@ -99,8 +106,8 @@ TEST(Pooling, ModelDefaultFollowsMetadataThenCausality) {
 
 namespace {
 
-std::string write_st(const std::filesystem::path& p, const std::string& header, const std::vector<uint8_t>& data,
-                     uint64_t claimed_len = 0) {
+std::string write_st(const std::filesystem::path& p, const std::string& header,
+                     const std::vector<uint8_t>& data, uint64_t claimed_len = 0) {
     std::ofstream f(p, std::ios::binary);
     uint64_t n = claimed_len ? claimed_len : header.size();
     for (int i = 0; i < 8; ++i) f.put(static_cast<char>((n >> (8 * i)) & 0xff));
@@ -128,28 +135,36 @@ TEST(Safetensors, ReadsTensorsAndRejectsMalformedFiles) {
     std::memcpy(data.data(), f, 12);
     data[12] = 0x00, data[13] = 0x3c;  // f16 1.0
     data[14] = 0x80, data[15] = 0x3f;  // bf16 1.0
-    const std::string ok = write_st(dir / "ok.safetensors",
-                                    R"({"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},)"
-                                    R"("h":{"dtype":"F16","shape":[1],"data_offsets":[12,14]},)"
-                                    R"("b":{"dtype":"BF16","shape":[1,1],"data_offsets":[14,16]}})",
-                                    data);
+    const std::string ok = write_st(
+        dir / "ok.safetensors",
+        R"({"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},)"
+        R"("h":{"dtype":"F16","shape":[1],"data_offsets":[12,14]},)"
+        R"("b":{"dtype":"BF16","shape":[1,1],"data_offsets":[14,16]}})",
+        data);
     convert::safetensors_set s;
     s.add_file(ok);
     ASSERT_NE(s.find("a"), nullptr);
-    EXPECT_EQ(convert::safetensors_set::to_f32(*s.find("a")), (std::vector<float>{1.5f, -2.0f, 3.25f}));
+    EXPECT_EQ(convert::safetensors_set::to_f32(*s.find("a")),
+              (std::vector<float>{1.5f, -2.0f, 3.25f}));
     EXPECT_EQ(convert::safetensors_set::to_f32(*s.find("h")), (std::vector<float>{1.0f}));
     EXPECT_EQ(convert::safetensors_set::to_f32(*s.find("b")), (std::vector<float>{1.0f}));
     EXPECT_EQ(s.find("b")->shape, (std::vector<int64_t>{1, 1}));
 
-    EXPECT_NE(error_of(write_st(dir / "long.safetensors", "{}", {}, 1000)).find("runs past the end"), std::string::npos);
-    EXPECT_NE(error_of(write_st(dir / "json.safetensors", "{not json", {})).find("not valid JSON"), std::string::npos);
-    EXPECT_NE(error_of(write_st(dir / "off.safetensors", R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,24]}})", data))
+    EXPECT_NE(
+        error_of(write_st(dir / "long.safetensors", "{}", {}, 1000)).find("runs past the end"),
+        std::string::npos);
+    EXPECT_NE(error_of(write_st(dir / "json.safetensors", "{not json", {})).find("not valid JSON"),
+              std::string::npos);
+    EXPECT_NE(error_of(write_st(dir / "off.safetensors",
+                                R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,24]}})", data))
                   .find("outside"),
               std::string::npos);
-    EXPECT_NE(error_of(write_st(dir / "size.safetensors", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,12]}})", data))
+    EXPECT_NE(error_of(write_st(dir / "size.safetensors",
+                                R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,12]}})", data))
                   .find("do not fill"),
               std::string::npos);
-    EXPECT_NE(error_of(write_st(dir / "dtype.safetensors", R"({"a":{"dtype":"Q9","shape":[1],"data_offsets":[0,1]}})", data))
+    EXPECT_NE(error_of(write_st(dir / "dtype.safetensors",
+                                R"({"a":{"dtype":"Q9","shape":[1],"data_offsets":[0,1]}})", data))
                   .find("unknown dtype"),
               std::string::npos);
     EXPECT_THROW(convert::safetensors_set::open_dir((dir / "missing").string()), error);

@@ -26,7 +26,9 @@ struct classify_flags {
 
 void run_classify(const classify_flags& fl) {
     if (fl.prompts.empty()) throw usage_error("nothing to classify: give -p TEXT (one or more)");
-    const int nt = fl.n_threads > 0 ? fl.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int nt = fl.n_threads > 0
+                       ? fl.n_threads
+                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     auto lm = engine::loaded_model::load(fl.model, /*repack=*/true, nt);
     engine::embedder emb(lm, nt);
     const engine::classify_result r = emb.classify(fl.prompts);
@@ -42,7 +44,10 @@ void run_classify(const classify_flags& fl) {
             out += fmt::format("{}{}={:.4f}", k ? " " : "  ", r.labels[k], p[k]);
         }
         out += fmt::format("  {}\n", fl.prompts[i]);
-        j.push_back({{"index", i}, {"text", fl.prompts[i]}, {"label", r.labels[best]}, {"probs", probs},
+        j.push_back({{"index", i},
+                     {"text", fl.prompts[i]},
+                     {"label", r.labels[best]},
+                     {"probs", probs},
                      {"logits", r.logits[i]}});
     }
     if (fl.json) out = j.dump() + "\n";
@@ -51,15 +56,18 @@ void run_classify(const classify_flags& fl) {
 
 void setup_classify(CLI::App& app) {
     auto fl = std::make_shared<classify_flags>();
-    auto* cmd = app.add_subcommand("classify", "Label texts with a sequence-classification model (e.g. sentiment)");
+    auto* cmd = app.add_subcommand(
+        "classify", "Label texts with a sequence-classification model (e.g. sentiment)");
     cmd->footer(
         "Examples:\n"
-        "  edgellm convert ./distilbert-sst2 sst2.gguf && edgellm classify -m sst2.gguf -p 'I loved it'\n"
+        "  edgellm convert ./distilbert-sst2 sst2.gguf && edgellm classify -m sst2.gguf -p 'I "
+        "loved it'\n"
         "  edgellm classify -m sst2.gguf -p 'great' -p 'awful' --json\n"
         "Prints the most probable label, then every label's probability (softmax of the head).");
     cmd->add_option("-m,--model", fl->model, "GGUF model with a classification head")->required();
     cmd->add_option("-p,--prompt", fl->prompts, "Text to classify (repeat for several)");
-    cmd->add_flag("--json", fl->json, "Print JSON: [{index, text, label, probs: {label: p}, logits}]");
+    cmd->add_flag("--json", fl->json,
+                  "Print JSON: [{index, text, label, probs: {label: p}, logits}]");
     cmd->add_option("-t,--threads", fl->n_threads, "Threads (default: all)");
     cmd->callback([fl] { run_classify(*fl); });
 }

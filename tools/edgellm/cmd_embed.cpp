@@ -43,9 +43,13 @@ void run_embed(const embed_flags& fl) {
     o.normalize = fl.normalize;
     if (!fl.pooling.empty()) {
         o.pool = engine::parse_pooling(fl.pooling);
-        if (!o.pool) throw usage_error(fmt::format("--pooling '{}' is not one of mean, cls, last, none", fl.pooling));
+        if (!o.pool)
+            throw usage_error(
+                fmt::format("--pooling '{}' is not one of mean, cls, last, none", fl.pooling));
     }
-    const int nt = fl.n_threads > 0 ? fl.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int nt = fl.n_threads > 0
+                       ? fl.n_threads
+                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     auto lm = engine::loaded_model::load(fl.model, /*repack=*/true, nt);
     engine::embedder emb(lm, nt, fl.n_ctx);
     const engine::embed_result r = emb.embed(texts, o);
@@ -57,22 +61,25 @@ void run_embed(const embed_flags& fl) {
         j["n_embd"] = r.n_embd;
         j["data"] = nlohmann::json::array();
         for (size_t i = 0; i < r.vectors.size(); ++i)
-            j["data"].push_back({{"index", i}, {"n_tokens", r.n_tokens[i]}, {"embedding", r.vectors[i]}});
+            j["data"].push_back(
+                {{"index", i}, {"n_tokens", r.n_tokens[i]}, {"embedding", r.vectors[i]}});
         const std::string s = j.dump() + "\n";
         std::fwrite(s.data(), 1, s.size(), stdout);
         return;
     }
     std::string out;
     for (size_t i = 0; i < r.vectors.size(); ++i) {
-        out += fmt::format("embedding {} ({} tokens, {} pooling):", i, r.n_tokens[i], engine::pooling_name(r.pool));
+        out += fmt::format("embedding {} ({} tokens, {} pooling):", i, r.n_tokens[i],
+                           engine::pooling_name(r.pool));
         for (float v : r.vectors[i]) out += fmt::format(" {:.6f}", v);
         out += '\n';
     }
     std::fwrite(out.data(), 1, out.size(), stdout);
     int64_t n_tok = 0;
     for (int64_t n : r.n_tokens) n_tok += n;
-    std::fprintf(stderr, "%zu inputs, %lld tokens in %.1f ms (%lld forward passes)\n", r.vectors.size(),
-                 static_cast<long long>(n_tok), r.ms, static_cast<long long>(r.n_batches));
+    std::fprintf(stderr, "%zu inputs, %lld tokens in %.1f ms (%lld forward passes)\n",
+                 r.vectors.size(), static_cast<long long>(n_tok), r.ms,
+                 static_cast<long long>(r.n_batches));
 }
 
 void setup_embed(CLI::App& app) {
@@ -89,11 +96,14 @@ void setup_embed(CLI::App& app) {
     cmd->add_option("-p,--prompt", fl->prompts, "Text to embed (repeat for several)");
     cmd->add_option("-f,--file", fl->file, "Read inputs from a file, one per line");
     cmd->add_option("--pooling", fl->pooling, "mean, cls, last or none (every token's vector)");
-    cmd->add_flag("--normalize,!--no-normalize", fl->normalize, "L2-normalise the vectors (default on)");
-    cmd->add_flag("--json", fl->json, "Print JSON: {n_embd, pooling, data: [{index, n_tokens, embedding}]}");
+    cmd->add_flag("--normalize,!--no-normalize", fl->normalize,
+                  "L2-normalise the vectors (default on)");
+    cmd->add_flag("--json", fl->json,
+                  "Print JSON: {n_embd, pooling, data: [{index, n_tokens, embedding}]}");
     cmd->add_option("-t,--threads", fl->n_threads, "Threads (default: all)");
-    cmd->add_option("-c,--ctx-size", fl->n_ctx, "Longest input in tokens (default: the model's context); longer "
-                                                 "inputs are truncated");
+    cmd->add_option("-c,--ctx-size", fl->n_ctx,
+                    "Longest input in tokens (default: the model's context); longer "
+                    "inputs are truncated");
     cmd->callback([fl] { run_embed(*fl); });
 }
 
