@@ -196,12 +196,9 @@ def test_decoder_embeddings_match_llama_cpp():
     model = real_models.require("smollm2")
     llama_cpp = pytest.importorskip("llama_cpp")
     text = "Once upon a time there was a tiny robot."
-    llm = llama_cpp.Llama(model_path=str(model), embedding=True, n_ctx=1024, n_batch=1024, n_ubatch=1024, n_threads=2,
-                          verbose=False)
-    long_text = " ".join(["The robot walked to the market and bought seven red apples."] * 60)
+    llm = llama_cpp.Llama(model_path=str(model), embedding=True, n_ctx=256, n_threads=2, verbose=False)
     try:
         want = np.array(llm.embed(text, normalize=False))
-        want_long = np.array(llm.embed(long_text, normalize=False))
     finally:
         llm.close()
     out = _embed(model, [text], "--pooling", "none", "--no-normalize")
@@ -212,8 +209,7 @@ def test_decoder_embeddings_match_llama_cpp():
     assert min(cos) >= 0.995, cos  # both sides quantize activations for the Q4_1 products, differently
     last = _embed(model, [text], "--no-normalize")["data"][0]["embedding"]  # default for decoders: last token
     np.testing.assert_allclose(last, got[-1], rtol=1e-4, atol=1e-4)
-    # An input longer than one forward pass (the embedder's decoder batch is 512 tokens) runs in steps.
-    out = _embed(model, [long_text, text], "--no-normalize")["data"]
-    assert out[0]["n_tokens"] == len(want_long) > 512
-    assert cosine(out[0]["embedding"], want_long[-1]) >= 0.995
-    np.testing.assert_allclose(out[1]["embedding"], got[-1], rtol=1e-3, atol=1e-3)
+    # Inputs longer than one forward pass run alone, in several steps: 4-token passes give what
+    # one pass gives.
+    steps = _embed(model, [text, "hi"], "--no-normalize", "-b", "4")["data"]
+    np.testing.assert_allclose(steps[0]["embedding"], got[-1], rtol=1e-3, atol=1e-3)

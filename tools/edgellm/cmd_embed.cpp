@@ -26,6 +26,7 @@ struct embed_flags {
     bool json = false;
     int n_threads = 0;
     int64_t n_ctx = 0;
+    int64_t n_batch = 2048;
 };
 
 void run_embed(const embed_flags& fl) {
@@ -51,7 +52,7 @@ void run_embed(const embed_flags& fl) {
                        ? fl.n_threads
                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     auto lm = engine::loaded_model::load(fl.model, /*repack=*/true, nt);
-    engine::embedder emb(lm, nt, fl.n_ctx);
+    engine::embedder emb(lm, nt, fl.n_ctx, fl.n_batch);
     const engine::embed_result r = emb.embed(texts, o);
     if (fl.json) {
         nlohmann::json j;
@@ -104,6 +105,9 @@ void setup_embed(CLI::App& app) {
     cmd->add_option("-c,--ctx-size", fl->n_ctx,
                     "Longest input in tokens (default: the model's context); longer "
                     "inputs are truncated");
+    cmd->add_option("-b,--batch-size", fl->n_batch,
+                    "Tokens per forward pass (default 2048; encoders: at least the context; decoders: at "
+                    "most 512)");
     cmd->callback([fl] { run_embed(*fl); });
 }
 
