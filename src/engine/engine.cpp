@@ -185,6 +185,10 @@ engine::engine(std::shared_ptr<const loaded_model> m, const engine_params& p) : 
 }
 
 void engine::open() {
+    if (lm_->get_model().is_encoder())
+        throw usage_error(fmt::format("model architecture '{}' is an encoder (an embedding model): it cannot generate "
+                                      "text; use `edgellm embed` or the embeddings API",
+                                      lm_->hparams().arch));
     if (params_.n_threads == 0) params_.n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const model::model_hparams& hp = lm_->hparams();
     params_.n_batch = std::min(params_.n_batch, params_.n_ctx * params_.n_seq);

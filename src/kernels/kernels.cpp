@@ -156,6 +156,13 @@ void geglu(const float* gate, const float* up, float* y, int64_t n) {
     (o.geglu ? o.geglu : cpu::generic_ops().geglu)(gate, up, y, n);
 }
 
+void layer_norm(const float* x, const float* weight, const float* bias, float* y, int64_t n, int64_t n_tokens,
+                float eps) {
+    ref::layer_norm(x, weight, bias, y, n, n_tokens, eps);
+}
+
+void gelu(float* x, int64_t n) { ref::gelu(x, n); }
+
 void softcap(float* x, int64_t n, float cap) {
     if (!(cap > 0.0f)) throw error("softcap: the cap must be positive");
     if (use_ref()) return ref::softcap(x, n, cap);

@@ -40,6 +40,12 @@ void mul_mat_packed(ggml_type wt, const void* packed, int64_t n_rows, int64_t n_
 // y = x / sqrt(mean(x^2) + eps) * weight, for each of n_tokens rows of n.
 void rms_norm(const float* x, const float* weight, float* y, int64_t n, int64_t n_tokens, float eps);
 
+// LayerNorm with bias (BERT): y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias, for each of
+// n_tokens rows of n; bias may be null. y may equal x (in place). Reference implementation only:
+// encoders spend their time in mul_mat, not here.
+void layer_norm(const float* x, const float* weight, const float* bias, float* y, int64_t n, int64_t n_tokens,
+                float eps);
+
 // Rotary position embedding in place on x: [n_heads][head_dim] for one token at `pos`.
 // Only the first n_rot dims rotate. theta_i = pos * freq_scale * base^(-2i/n_rot) / freq_factors[i]
 // (freq_factors may be null: Llama 3.1-style rope_freqs).
@@ -55,6 +61,10 @@ void swiglu(const float* gate, const float* up, float* y, int64_t n);
 // y = gelu(gate) * up, elementwise over n (GeGLU, Gemma's FFN), with the tanh approximation
 // gelu(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))) that ggml_gelu uses.
 void geglu(const float* gate, const float* up, float* y, int64_t n);
+
+// In place x = gelu(x) with the exact erf form 0.5 x (1 + erf(x / sqrt(2))), HF's "gelu" (BERT's
+// non-gated FFN). Reference implementation only.
+void gelu(float* x, int64_t n);
 
 // In place x = cap * tanh(x / cap) over n values (Gemma 2's logit soft-capping); cap > 0.
 void softcap(float* x, int64_t n, float cap);

@@ -19,6 +19,9 @@ struct arch_def {
     // Optional: sets the architecture's own hyperparameters (embedding scale, activation, soft
     // caps, window pattern ...) after the common ones are read; throws edgellm::error.
     void (*adjust_hparams)(const gguf::file& f, model_hparams& hp) = nullptr;
+    // Optional: loads the tensors outside the layers (embeddings, final norm, output); null: the
+    // decoder's token_embd, output_norm and output (tied to token_embd when absent).
+    void (*load_globals)(weight_loader& loader, const model_hparams& hp, model_weights& w) = nullptr;
 };
 
 const arch_def& llama_arch();
@@ -29,6 +32,7 @@ const arch_def& gemma_arch();
 const arch_def& gemma2_arch();
 const arch_def& gemma3_arch();
 const arch_def& deepseek2_arch();
+const arch_def& bert_arch();
 
 // What every Gemma generation shares (gemma.cpp): embeddings times sqrt(n_embd), GeGLU FFN, Q
 // pre-scaled by 1/sqrt(head_dim), or by 1/sqrt(n_embd / n_head) for the 27B models, which llama.cpp

@@ -105,28 +105,51 @@ std::map<int32_t, int64_t> forward_pass::validate(const kv_cache& kv, const batc
     return next_pos;
 }
 
-std::span<const float> forward_pass::eval(kv_cache& kv, const batch& b) {
+std::span<const float> forward_pass::eval(kv_cache& kv, const batch& b) { return eval_impl(kv, b, false); }
+
+std::span<const float> forward_pass::eval_embeddings(kv_cache& kv, const batch& b) { return eval_impl(kv, b, true); }
+
+std::span<const float> forward_pass::eval_impl(kv_cache& kv, const batch& b, bool hidden) {
+    const model_hparams& hp = m_.hparams();
+    if (!hidden && m_.is_encoder())
+        throw error(fmt::format("model architecture '{}' is an encoder: it has no next-token logits (use embeddings)",
+                                hp.arch));
     // Blocks for every position the batch writes, before any is written.
     const std::map<int32_t, int64_t> end_pos = validate(kv, b);
+    if (!hp.causal) {
+        // Bidirectional attention: every token sees its whole sequence, so a sequence must arrive
+        // whole, in one step.
+        if (static_cast<int64_t>(b.size()) > n_batch_)
+            throw error(fmt::format("an encoder batch of {} tokens exceeds the batch size {}: bidirectional attention "
+                                    "needs each input whole in one step",
+                                    b.size(), n_batch_));
+        for (const auto& [seq, n_pos] : end_pos)
+            if (kv.seq_len(seq) != 0)
+                throw error(fmt::format("sequence {} already holds {} positions: an encoder input must be whole in one "
+                                        "batch",
+                                        seq, kv.seq_len(seq)));
+    }
+    seq_end_ = end_pos;
     int64_t need = 0;
     for (const auto& [seq, n_pos] : end_pos) need += kv.blocks_needed(seq, n_pos);
     if (need > kv.n_free_blocks())
         throw error(fmt::format("KV cache is full: the batch needs {} more blocks of {} positions, {} are free", need,
                                 k_kv_block_size, kv.n_free_blocks()));
     for (const auto& [seq, n_pos] : end_pos) kv.reserve(seq, n_pos);
-    const int64_t n_vocab = m_.hparams().n_vocab;
-    const size_t n_out = static_cast<size_t>(b.n_outputs());
-    if (logits_.size() < n_out * static_cast<size_t>(n_vocab)) logits_.resize(n_out * static_cast<size_t>(n_vocab));
-    float* out = logits_.data();
+    const int64_t width = hidden ? hp.n_embd : hp.n_vocab;
+    const size_t n_out = hidden ? b.size() : static_cast<size_t>(b.n_outputs());
+    std::vector<float>& buf = hidden ? hidden_ : logits_;
+    if (buf.size() < n_out * static_cast<size_t>(width)) buf.resize(n_out * static_cast<size_t>(width));
+    float* out = buf.data();
     for (size_t begin = 0; begin < b.size(); begin += static_cast<size_t>(n_batch_)) {
         const size_t end = std::min(b.size(), begin + static_cast<size_t>(n_batch_));
-        eval_step(kv, b, begin, end, out);
-        for (size_t i = begin; i < end; ++i) out += b.want_logits[i] ? n_vocab : 0;
+        eval_step(kv, b, begin, end, out, hidden);
+        for (size_t i = begin; i < end; ++i) out += (hidden || b.want_logits[i]) ? width : 0;
     }
-    return {logits_.data(), n_out * static_cast<size_t>(n_vocab)};
+    return {buf.data(), n_out * static_cast<size_t>(width)};
 }
 
-void forward_pass::eval_step(kv_cache& kv, const batch& b, size_t begin, size_t end, float* logits_out) {
+void forward_pass::eval_step(kv_cache& kv, const batch& b, size_t begin, size_t end, float* logits_out, bool hidden) {
     const model_hparams& hp = m_.hparams();
     const model_weights& w = m_.weights();
     const int64_t n = static_cast<int64_t>(end - begin);
@@ -136,10 +159,34 @@ void forward_pass::eval_step(kv_cache& kv, const batch& b, size_t begin, size_t 
         kernels::get_row(w.token_embd.type, w.token_embd.data, n_embd, b.tokens[begin + t], &x_[t * n_embd]);
     if (hp.embd_scale != 1.0f)
         for (int64_t i = 0; i < n * n_embd; ++i) x_[static_cast<size_t>(i)] *= hp.embd_scale;
+    if (w.pos_embd) {
+        // Encoders: absolute position and token-type (segment A: row 0) embeddings, then LayerNorm.
+        thread_local std::vector<float> row;
+        row.resize(static_cast<size_t>(n_embd));
+        for (int64_t t = 0; t < n; ++t) {
+            const int64_t pos = b.positions[begin + t];
+            if (pos >= w.pos_embd.n_rows)
+                throw error(fmt::format("position {} is past the model's {} position embeddings", pos,
+                                        w.pos_embd.n_rows));
+            kernels::get_row(w.pos_embd.type, w.pos_embd.data, n_embd, pos, row.data());
+            kernels::add(&x_[t * n_embd], row.data(), n_embd);
+            if (w.token_types) {
+                kernels::get_row(w.token_types.type, w.token_types.data, n_embd, 0, row.data());
+                kernels::add(&x_[t * n_embd], row.data(), n_embd);
+            }
+        }
+    }
+    if (w.token_embd_norm)
+        kernels::layer_norm(x_.data(), w.token_embd_norm, w.token_embd_norm_b, x_.data(), n_embd, n, hp.norm_eps);
 
     const int nt = threads_for(n);
     const int first_gpu = gpu_ ? gpu_->first_layer() : static_cast<int>(hp.n_layer);
-    for (int il = 0; il < first_gpu; ++il) eval_layer(il, kv, b, begin, n, nt);
+    for (int il = 0; il < first_gpu; ++il) {
+        if (hp.post_layer_norm)
+            eval_encoder_layer(il, kv, b, begin, n, nt);
+        else
+            eval_layer(il, kv, b, begin, n, nt);
+    }
     if (gpu_) {
         for (size_t i = begin; i < end; ++i)
             if (b.seq_ids[i] != 0) throw error("GPU layers hold sequence 0 only");
@@ -148,6 +195,18 @@ void forward_pass::eval_step(kv_cache& kv, const batch& b, size_t begin, size_t 
 
     // The keys and values of every layer are written: the new positions are now valid.
     for (size_t i = begin; i < end; ++i) kv.extend(b.seq_ids[i], b.positions[i] + 1);
+
+    if (hidden) {
+        // Every entry's final hidden state: after the decoder's final norm; an encoder's is its
+        // last LayerNorm's output already.
+        for (int64_t t = 0; t < n; ++t) {
+            if (w.output_norm)
+                kernels::rms_norm(&x_[t * n_embd], w.output_norm, logits_out + t * n_embd, n_embd, 1, hp.rms_eps);
+            else
+                std::copy_n(&x_[t * n_embd], n_embd, logits_out + t * n_embd);
+        }
+        return;
+    }
 
     // Final norm and output projection only for the rows whose logits were asked for.
     int64_t n_out = 0;
@@ -200,7 +259,9 @@ void forward_pass::attend(int il, const kv_cache& kv, const batch& b, size_t beg
         const bool flash = flash_attn_ == flash_attn_mode::on || (flash_attn_ == flash_attn_mode::automatic && run > 1);
         for (int64_t i = 0; i < run; ++i) {
             const int64_t pos = b.positions[begin + t + i];
-            n_kv_[static_cast<size_t>(t + i)] = pos + 1;
+            // Causal: positions 0..pos; bidirectional (encoders): the whole sequence, all of it
+            // stored by this step (eval_impl checks it arrived whole).
+            n_kv_[static_cast<size_t>(t + i)] = hp.causal ? pos + 1 : seq_end_.at(b.seq_ids[begin + t + i]);
             kv_first_[static_cast<size_t>(t + i)] = window > 0 ? std::max<int64_t>(0, pos + 1 - window) : 0;
         }
         if (flash) {
@@ -272,6 +333,32 @@ void forward_pass::eval_layer(int il, kv_cache& kv, const batch& b, size_t begin
     add_residual(lw.post_ffn_norm, n);
 }
 
+void forward_pass::eval_encoder_layer(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt) {
+    const model_hparams& hp = m_.hparams();
+    const layer_weights& lw = m_.weights().layers[static_cast<size_t>(il)];
+    const int64_t n_embd = hp.n_embd, n_ff = hp.n_ff;
+    const auto add_rows = [n](float* y, const float* bias, int64_t width) {
+        if (bias)
+            for (int64_t t = 0; t < n; ++t) kernels::add(y + t * width, bias, width);
+    };
+
+    std::copy_n(x_.data(), n * n_embd, xn_.data());  // attn_qkv projects xn_
+    const float* q = attn_qkv(il, kv, b, begin, n, nt);
+    attend(il, kv, b, begin, n, nt, q);
+    mul_mat(lw.wo, attn_.data(), n, proj_.data(), nt);
+    add_rows(proj_.data(), lw.bo, n_embd);
+    kernels::add(x_.data(), proj_.data(), n * n_embd);
+    kernels::layer_norm(x_.data(), lw.attn_out_norm, lw.attn_out_norm_b, x_.data(), n_embd, n, hp.norm_eps);
+
+    mul_mat(lw.ffn_up, x_.data(), n, up_.data(), nt);
+    add_rows(up_.data(), lw.ffn_up_b, n_ff);
+    kernels::gelu(up_.data(), n * n_ff);
+    mul_mat(lw.ffn_down, up_.data(), n, proj_.data(), nt);
+    add_rows(proj_.data(), lw.ffn_down_b, n_embd);
+    kernels::add(x_.data(), proj_.data(), n * n_embd);
+    kernels::layer_norm(x_.data(), lw.layer_out_norm, lw.layer_out_norm_b, x_.data(), n_embd, n, hp.norm_eps);
+}
+
 const float* forward_pass::attn_qkv(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt) {
     const model_hparams& hp = m_.hparams();
     const model_weights& w = m_.weights();
@@ -304,6 +391,10 @@ const float* forward_pass::attn_qkv(int il, kv_cache& kv, const batch& b, size_t
     for (int64_t t = 0; t < n; ++t) {
         const int64_t pos = b.positions[begin + t];
         float* qt = &q[t * q_dim];
+        if (!hp.use_rope) {
+            kv.store(il, b.seq_ids[begin + t], pos, &k[t * kv_dim], &v_[t * kv_dim]);
+            continue;
+        }
         kernels::rope(qt, hp.n_head, hp.head_dim, hp.n_rot, pos, rope_base, rope_scale, w.rope_freqs, hp.rope);
         kernels::rope(&k[t * kv_dim], hp.n_head_kv, hp.head_dim, hp.n_rot, pos, rope_base, rope_scale, w.rope_freqs,
                       hp.rope);

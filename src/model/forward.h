@@ -57,6 +57,11 @@ public:
     // batch order (valid until the next call). Within a sequence, entries must continue it:
     // the k-th entry of sequence s has position kv.seq_len(s) + k. Bad entries throw edgellm::error.
     std::span<const float> eval(kv_cache& kv, const batch& b);
+    // The same pass, returning the final hidden state of every entry instead of logits:
+    // [b.size()][n_embd] in batch order (after the final norm of decoders; an encoder's last
+    // LayerNorm output), for pooling into embeddings. An encoder (bidirectional attention) needs
+    // each sequence whole and new in the batch, and the batch within n_batch tokens.
+    std::span<const float> eval_embeddings(kv_cache& kv, const batch& b);
 
     int64_t n_batch() const { return n_batch_; }
     int n_threads() const { return n_threads_; }
@@ -75,8 +80,12 @@ public:
 private:
     // Checks every entry; returns each sequence's length once the batch is written.
     std::map<int32_t, int64_t> validate(const kv_cache& kv, const batch& b) const;
-    void eval_step(kv_cache& kv, const batch& b, size_t begin, size_t end, float* logits_out);
+    std::span<const float> eval_impl(kv_cache& kv, const batch& b, bool hidden);
+    // Writes logits of the entries that want them, or (hidden) every entry's final hidden state.
+    void eval_step(kv_cache& kv, const batch& b, size_t begin, size_t end, float* out, bool hidden);
     void eval_layer(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt);
+    // BERT's post-norm layer: x = LN(x + O(attn(x))), x = LN(x + down(gelu(up(x)))), with biases.
+    void eval_encoder_layer(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt);
     // Q, K and V projections of xn_ (plus biases, Q/K norms and RoPE), K and V stored in `kv`;
     // returns Q ([n][q_dim] after RoPE).
     const float* attn_qkv(int il, kv_cache& kv, const batch& b, size_t begin, int64_t n, int nt);
@@ -134,6 +143,8 @@ private:
     std::vector<std::vector<routed_row>> expert_rows_;  // [n_expert] the step's tokens routed to each expert
     std::vector<float> scores_;  // [n_threads][n_ctx] attention scores per thread
     std::vector<float> logits_;  // [n_outputs][n_vocab], grown on demand
+    std::vector<float> hidden_;  // [batch size][n_embd] eval_embeddings' output, grown on demand
+    std::map<int32_t, int64_t> seq_end_;  // each sequence's length once the current batch is written
     std::vector<int64_t> n_kv_;  // [n_batch] keys each token sees: rows kv_first_ .. n_kv_ - 1
     std::vector<int64_t> kv_first_;  // [n_batch] first key each token sees (> 0 on sliding-window layers)
 };

@@ -85,6 +85,12 @@ model_hparams read_hparams(const gguf::file& f, const std::string& arch) {
 
     hp.n_swa = static_cast<int64_t>(f.get_u64_opt(arch + ".attention.sliding_window").value_or(0));
 
+    hp.causal = f.get_bool_opt(arch + ".attention.causal").value_or(true);
+    if (auto pt = f.get_u64_opt(arch + ".pooling_type")) {
+        if (*pt > 4) throw error(fmt::format("model metadata: {}.pooling_type {} is out of range (0..4)", arch, *pt));
+        hp.pooling_type = static_cast<int>(*pt);
+    }
+
     hp.bos_id = token_id_key(f, "tokenizer.ggml.bos_token_id");
     hp.eos_id = token_id_key(f, "tokenizer.ggml.eos_token_id");
     hp.eot_id = token_id_key(f, "tokenizer.ggml.eot_token_id");

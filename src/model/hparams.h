@@ -82,6 +82,15 @@ struct model_hparams {
     bool prescale_q = false;          // apply attn_scale to Q before the dot products (llama.cpp's order for Gemma)
     float attn_softcap = 0.0f;        // > 0: scores s -> c tanh(s / c) before the softmax (Gemma 2)
     float final_softcap = 0.0f;       // > 0: logits capped the same way (Gemma 2)
+    // Encoders (bert): bidirectional attention, absolute positions instead of RoPE, LayerNorm with
+    // bias after each residual add (post-norm), a non-gated FFN (up, activation, down; exact erf GELU).
+    bool causal = true;               // {arch}.attention.causal; false: every token sees its whole sequence
+    bool use_rope = true;
+    bool post_layer_norm = false;
+    bool ffn_gated = true;
+    float norm_eps = 1e-12f;          // {arch}.attention.layer_norm_epsilon (LayerNorm models)
+    // {arch}.pooling_type as llama.cpp numbers it (0 none, 1 mean, 2 cls, 3 last, 4 rank); -1: absent.
+    int pooling_type = -1;
     mla_hparams mla;                  // Multi-head Latent Attention (deepseek2); off by default
     moe_hparams moe;                  // Mixture-of-Experts FFN (deepseek2); off by default
 

@@ -11,7 +11,7 @@ namespace edgellm::model {
 const std::vector<const arch_def*>& supported_archs() {
     static const std::vector<const arch_def*> archs{&llama_arch(),  &qwen2_arch(),  &qwen3_arch(),
                                                         &phi3_arch(),   &gemma_arch(),  &gemma2_arch(),
-                                                        &gemma3_arch(), &deepseek2_arch()};
+                                                        &gemma3_arch(), &deepseek2_arch(), &bert_arch()};
     return archs;
 }
 
@@ -52,12 +52,16 @@ std::unique_ptr<model> model::from_file(gguf::file f) {
     m->owned_.reserve(static_cast<size_t>(hp.n_layer) * (10 + static_cast<size_t>(hp.n_head)) + 4);
     weight_loader ld(gf, m->owned_, m->w_.n_matrix_bytes);
     model_weights& w = m->w_;
-    w.token_embd = ld.require_matrix("token_embd.weight", hp.n_embd, hp.n_vocab);
-    w.output_norm = ld.require_vector("output_norm.weight", hp.n_embd);
-    if (auto out = ld.optional_matrix("output.weight", hp.n_embd, hp.n_vocab))
-        w.output = *out;
-    else
-        w.output = w.token_embd;
+    if (m->arch_->load_globals) {
+        m->arch_->load_globals(ld, hp, w);
+    } else {
+        w.token_embd = ld.require_matrix("token_embd.weight", hp.n_embd, hp.n_vocab);
+        w.output_norm = ld.require_vector("output_norm.weight", hp.n_embd);
+        if (auto out = ld.optional_matrix("output.weight", hp.n_embd, hp.n_vocab))
+            w.output = *out;
+        else
+            w.output = w.token_embd;
+    }
     w.rope_freqs = ld.optional_vector("rope_freqs.weight", hp.n_rot / 2);
     w.layers.resize(static_cast<size_t>(hp.n_layer));
     for (int il = 0; il < hp.n_layer; ++il) m->arch_->load_layer(ld, hp, il, w.layers[il]);

@@ -28,6 +28,8 @@ public:
     const arch_def& arch() const { return *arch_; }
     const model_hparams& hparams() const { return hp_; }
     const model_weights& weights() const { return w_; }
+    // An encoder (bert): no output layer, so it embeds but cannot generate text.
+    bool is_encoder() const { return !w_.output; }
 
     // Converts every matrix the CPU kernels have a packed layout for into that layout (an
     // anonymous copy, the file pages behind it are dropped from RSS), using n_threads. Skips the

@@ -69,6 +69,14 @@ struct layer_weights {
     matrix ffn_up;                     // [n_ff][n_embd]
     matrix ffn_down;                   // [n_embd][n_ff]
     const float* post_ffn_norm = nullptr;   // [n_embd], optional RMSNorm of the FFN output (gemma2/3)
+    // Encoders (bert, post-norm): output bias, two LayerNorms with bias, FFN biases.
+    const float* bo = nullptr;               // [n_embd], optional attention output bias
+    const float* attn_out_norm = nullptr;    // [n_embd] LayerNorm after the attention residual
+    const float* attn_out_norm_b = nullptr;  // [n_embd]
+    const float* ffn_up_b = nullptr;         // [n_ff], optional
+    const float* ffn_down_b = nullptr;       // [n_embd], optional
+    const float* layer_out_norm = nullptr;   // [n_embd] LayerNorm after the FFN residual
+    const float* layer_out_norm_b = nullptr; // [n_embd]
     mla_weights mla;                   // set when hparams.mla is enabled (then wk, wv are unused)
     moe_weights moe;                   // set on MoE layers (then ffn_gate, ffn_up, ffn_down are unused)
 };
@@ -78,6 +86,18 @@ struct model_weights {
     const float* output_norm = nullptr; // [n_embd]
     matrix output;                      // [n_vocab][n_embd]; == token_embd when embeddings are tied
     const float* rope_freqs = nullptr;  // [n_rot / 2], optional Llama 3.1 per-dimension divisors
+    // Encoders (bert): absolute position and token-type embeddings added to the token's, then a
+    // LayerNorm with bias. output_norm and output stay empty: an encoder's output is its hidden states.
+    matrix pos_embd;                    // [n_ctx_train][n_embd]
+    matrix token_types;                 // [n_token_types][n_embd]
+    const float* token_embd_norm = nullptr;    // [n_embd]
+    const float* token_embd_norm_b = nullptr;  // [n_embd]
+    // Sequence classification head (optional): the first token's state h, then
+    // logits = W_out act(W_cls h + b_cls) + b_out (the act(W_cls ...) stage only when cls is present).
+    matrix cls;                         // [n_embd][n_embd], optional (BERT's pooler / DistilBERT's pre_classifier)
+    const float* cls_b = nullptr;       // [n_embd]
+    matrix cls_out;                     // [n_labels][n_embd], optional
+    const float* cls_out_b = nullptr;   // [n_labels]
     std::vector<layer_weights> layers;  // [n_layer]
     uint64_t n_matrix_bytes = 0;        // bytes of all matrices (what one token's forward pass reads)
 };
@@ -95,6 +115,7 @@ public:
     const float* require_vector(const std::string& name, int64_t n);
     const float* optional_vector(const std::string& name, int64_t n);  // nullptr when absent
     bool has(const std::string& name) const { return file_.find_tensor(name) != nullptr; }
+    const gguf::file& file() const { return file_; }
     // A 3-D tensor of n_mats matrices of [n_rows][n_cols] (ggml ne = {n_cols, n_rows, n_mats}),
     // returned as one matrix of n_mats * n_rows rows; matrix i is row_slice(m, i * n_rows, n_rows).
     matrix require_stacked(const std::string& name, int64_t n_cols, int64_t n_rows, int64_t n_mats);

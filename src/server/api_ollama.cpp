@@ -185,7 +185,7 @@ void server::impl::add_ollama_routes() {
              }));
 
     http.Get("/api/ps", wrap(api::ollama, [this](const httplib::Request&, httplib::Response& res) {
-                 const uint64_t size = lm->get_model().file().file_size() + eng->kv().size_bytes();
+                 const uint64_t size = lm->get_model().file().file_size() + (eng ? eng->kv().size_bytes() : 0);
                  json m = {{"name", p.model_name + ":latest"},
                            {"model", p.model_name + ":latest"},
                            {"size", size},

@@ -228,11 +228,19 @@ server::impl::impl(std::unique_ptr<engine::engine> e, std::string path, server_p
     if (draft)
         spec = {0, p.spec.draft_max, std::max(1, p.spec.draft_min), engine::make_model_drafter(*eng, *draft)};
     sched = eng->make_scheduler(p.max_queue, std::move(spec));
+    init_http(p.n_http_threads > 0 ? p.n_http_threads
+                                   : static_cast<int>(std::min<size_t>(
+                                         256, static_cast<size_t>(eng->kv().n_seq()) + p.max_queue + 8)));
+}
+
+server::impl::impl(std::shared_ptr<const engine::loaded_model> encoder, std::string path, server_params params)
+    : lm(std::move(encoder)), model_path(std::move(path)), p(std::move(params)) {
+    init_http(p.n_http_threads > 0 ? p.n_http_threads : static_cast<int>(std::min<size_t>(256, p.max_queue + 8)));
+}
+
+void server::impl::init_http(int n_threads) {
     if (p.model_name.empty()) p.model_name = std::filesystem::path(model_path).stem().string();
     started_unix = unix_now();
-    const int n_threads = p.n_http_threads > 0 ? p.n_http_threads
-                                               : static_cast<int>(std::min<size_t>(
-                                                     256, static_cast<size_t>(eng->kv().n_seq()) + p.max_queue + 8));
     http.new_task_queue = [n_threads] { return new httplib::ThreadPool(static_cast<size_t>(n_threads)); };
     http.set_payload_max_length(p.max_body_bytes);
     // Without TCP_NODELAY every request on a kept-alive connection waits ~40 ms (Nagle against
@@ -285,6 +293,13 @@ server::impl::impl(std::unique_ptr<engine::engine> e, std::string path, server_p
     add_ollama_routes();
     add_store_routes();
     add_openai_routes();
+    add_embed_routes();
+}
+
+int server::impl::embed_threads() const {
+    if (p.embed_threads > 0) return p.embed_threads;
+    if (eng) return eng->params().n_threads;
+    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 namespace {
@@ -401,6 +416,7 @@ void server::impl::template_tool_info(tool_state& ts) {
 }
 
 std::vector<int32_t> server::impl::chat_prompt(const std::vector<chat::chat_message>& msgs, const json& extra_context) {
+    require_generation();
     std::lock_guard lock(tmpl_mu);
     const chat::chat_template& t = chat_template_locked();
     try {
@@ -417,7 +433,15 @@ std::vector<int32_t> server::impl::text_prompt(const std::string& text) const {
     return codec.encode_prompt(text);
 }
 
+void server::impl::require_generation() const {
+    if (!sched)
+        throw http_error(400, fmt::format("model '{}' is an embedding model (an encoder): it does not generate text; "
+                                          "use /api/embed or /v1/embeddings",
+                                          p.model_name));
+}
+
 std::shared_ptr<job> server::impl::start(gen_input in, std::shared_ptr<job_sync> sync, int index) {
+    require_generation();
     auto j = std::make_shared<job>();
     if (sync) j->sync = std::move(sync);
     j->index = index;
@@ -645,11 +669,16 @@ json server::impl::model_details() const {
 }
 
 std::string server::impl::metrics_text() const {
-    const engine::scheduler_metrics& m = sched->metrics();
     std::string out;
     auto add = [&out](const char* name, const char* type, const char* help, auto value) {
         out += fmt::format("# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name, type, name, value);
     };
+    if (!sched) {  // an encoder served alone: no generation scheduler
+        add("edgellm_http_requests_total", "counter", "HTTP requests received.", http_requests.load());
+        add("edgellm_http_errors_total", "counter", "HTTP requests answered with an error.", http_errors.load());
+        return out;
+    }
+    const engine::scheduler_metrics& m = sched->metrics();
     add("edgellm_requests_total", "counter", "Generation requests accepted.", m.requests_submitted.load());
     add("edgellm_requests_finished_total", "counter", "Generation requests finished (any reason).",
         m.requests_finished.load());
@@ -729,6 +758,9 @@ server::server(std::unique_ptr<engine::engine> eng, std::string model_path, serv
                std::unique_ptr<engine::engine> draft)
     : impl_(std::make_unique<impl>(std::move(eng), std::move(model_path), std::move(p), std::move(draft))) {}
 
+server::server(std::shared_ptr<const engine::loaded_model> encoder, std::string model_path, server_params p)
+    : impl_(std::make_unique<impl>(std::move(encoder), std::move(model_path), std::move(p))) {}
+
 server::~server() {
     stop();
     if (impl_->engine_thread.joinable()) impl_->engine_thread.join();
@@ -745,6 +777,10 @@ int server::bind() {
 }
 
 void server::listen() {
+    if (!impl_->sched) {  // embeddings only: requests run on the HTTP threads
+        impl_->http.listen_after_bind();
+        return;
+    }
     impl_->engine_thread = std::thread([this] { impl_->sched->serve(); });
     impl_->http.listen_after_bind();
     impl_->sched->stop();
@@ -753,7 +789,7 @@ void server::listen() {
 
 void server::stop() {
     impl_->http.stop();
-    impl_->sched->stop();
+    if (impl_->sched) impl_->sched->stop();
 }
 
 }  // namespace edgellm::server

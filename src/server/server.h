@@ -26,6 +26,8 @@ struct server_params {
     int n_http_threads = 0;          // 0: enough for every slot and the queue
     std::string chat_template;       // built-in name or Jinja2 source overriding the model's
     engine::speculative_params spec;  // with a draft model: tokens drafted per round
+    int embed_threads = 0;           // threads of embeddings requests; 0: the engine's (or all)
+    int64_t embed_ctx = 0;           // longest embeddings input in tokens; 0: the model's context (max 8192)
 };
 
 class server {
@@ -35,6 +37,9 @@ public:
     // proposes tokens for every decoding sequence inside the batched loop.
     server(std::unique_ptr<engine::engine> eng, std::string model_path, server_params p,
            std::unique_ptr<engine::engine> draft = nullptr);
+    // An encoder (embedding) model served alone: the embeddings routes answer, generation
+    // routes refuse with 400.
+    server(std::shared_ptr<const engine::loaded_model> encoder, std::string model_path, server_params p);
     ~server();
 
     // Binds the address; throws usage_error when it cannot (port in use, bad host). Returns the

@@ -17,6 +17,7 @@
 
 #include "chat/chat_template.h"
 #include "chat/tool_calls.h"
+#include "engine/embed.h"
 #include "engine/engine.h"
 #include "engine/scheduler.h"
 #include "engine/text.h"
@@ -92,12 +93,20 @@ tool_reply split_reply(const tool_state& ts, const std::string& text);
 
 struct server::impl {
     impl(std::unique_ptr<engine::engine> e, std::string path, server_params p, std::unique_ptr<engine::engine> d);
+    // An encoder served alone: embeddings only, no engine thread; generation routes answer 400.
+    impl(std::shared_ptr<const engine::loaded_model> encoder, std::string path, server_params p);
+    void init_http(int n_threads);
 
     // Routes (api_ollama.cpp, api_openai.cpp, server.cpp).
     void add_ollama_routes();
     void add_openai_routes();
     void add_common_routes();
     void add_store_routes();  // /api/pull, /api/delete (api_store.cpp)
+    void add_embed_routes();  // api_embed.cpp
+    // Runs one embeddings request (texts or token ids) under embed_mu; usage errors become 400.
+    engine::embed_result run_embeddings(const std::vector<std::string>* texts,
+                                        const std::vector<std::vector<int32_t>>* ids, const engine::embed_options& o);
+    int embed_threads() const;
     // Wraps a handler: auth, error shaping (400/401/404/503/500), request counting.
     httplib::Server::Handler wrap(api a, std::function<void(const httplib::Request&, httplib::Response&)> fn,
                                   bool needs_auth = true);
@@ -112,6 +121,8 @@ struct server::impl {
     // if one cannot be queued, those already queued are cancelled.
     std::vector<std::shared_ptr<job>> start_n(const gen_input& in, int n);
     using jobs = std::vector<std::shared_ptr<job>>;
+    // 400 when the model cannot generate (an encoder served alone).
+    void require_generation() const;
     // Non-streaming response: `body` renders the finished job. A job that ends within
     // k_blocking_wait is answered plainly (any error with its status); a longer one is answered
     // as a chunked body that sends a JSON-neutral space every second while it waits, so a client
@@ -155,7 +166,9 @@ struct server::impl {
     std::unique_ptr<engine::engine> eng;
     std::unique_ptr<engine::engine> draft;  // speculative decoding when set
     std::shared_ptr<const engine::loaded_model> lm;
-    std::unique_ptr<engine::scheduler> sched;
+    std::unique_ptr<engine::scheduler> sched;  // null for an encoder served alone
+    std::unique_ptr<engine::embedder> embedder;  // made on the first embeddings request
+    std::mutex embed_mu;
     std::string model_path;
     server_params p;
     httplib::Server http;

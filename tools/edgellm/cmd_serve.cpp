@@ -81,29 +81,40 @@ void serve(serve_options& o) {
         e.n_seq = n_parallel;
     };
     auto lm = engine::load_model_for(ep, size_pool);  // refuses before repacking when the pool does not fit
-    auto eng = std::make_unique<engine::engine>(lm, ep);
-    const engine::engine_params& used = eng->params();
-    std::unique_ptr<engine::engine> draft;
-    if (spec) draft = engine::open_draft(used, o.draft.model, used.n_ctx);
-    std::string desc = fmt::format(
-        "model: {} ({}, {} layers), {} threads\n"
-        "batching: {} parallel sequences, KV pool {} positions ({} blocks of {}, {} {}), up to {} positions per "
-        "sequence, {} tokens per forward pass\n",
-        o.session.model, eng->hparams().arch, eng->hparams().n_layer, used.n_threads, used.n_seq,
-        eng->kv().n_blocks() * model::k_kv_block_size, eng->kv().n_blocks(), model::k_kv_block_size,
-        format_bytes(eng->kv().size_bytes()), type_name(eng->kv().type()), used.n_ctx, used.n_batch);
+    std::unique_ptr<server::server> srv;
+    std::string desc;
+    if (ep.n_threads > 0) o.server.embed_threads = ep.n_threads;
+    if (lm->get_model().is_encoder()) {
+        // An embedding model served alone: the embeddings routes answer, generation routes refuse.
+        if (spec) throw usage_error("--model-draft: an embedding model (encoder) does not generate text");
+        desc = fmt::format("model: {} ({}, {} layers, encoder): embeddings only\n", o.session.model, lm->hparams().arch,
+                           lm->hparams().n_layer);
+        srv = std::make_unique<server::server>(lm, o.session.model, o.server);
+    } else {
+        auto eng = std::make_unique<engine::engine>(lm, ep);
+        const engine::engine_params& used = eng->params();
+        std::unique_ptr<engine::engine> draft;
+        if (spec) draft = engine::open_draft(used, o.draft.model, used.n_ctx);
+        desc = fmt::format(
+            "model: {} ({}, {} layers), {} threads\n"
+            "batching: {} parallel sequences, KV pool {} positions ({} blocks of {}, {} {}), up to {} positions per "
+            "sequence, {} tokens per forward pass\n",
+            o.session.model, eng->hparams().arch, eng->hparams().n_layer, used.n_threads, used.n_seq,
+            eng->kv().n_blocks() * model::k_kv_block_size, eng->kv().n_blocks(), model::k_kv_block_size,
+            format_bytes(eng->kv().size_bytes()), type_name(eng->kv().type()), used.n_ctx, used.n_batch);
 
-    if (used.spec.enabled())
-        desc += fmt::format("speculative decoding: n-gram drafts (prompt lookup, up to {}-grams), up to {} tokens per "
-                            "step\n",
-                            used.spec.ngram, used.spec.draft_max);
-    if (draft)
-        desc += fmt::format("speculative decoding: draft {} ({} positions per sequence, {}), up to {} tokens per "
-                            "step for every sequence\n",
-                            o.draft.model, draft->kv().n_ctx(), format_bytes(draft->kv().size_bytes()),
-                            o.draft.spec.draft_max);
-    server::server srv(std::move(eng), o.session.model, o.server, std::move(draft));
-    const int port = srv.bind();
+        if (used.spec.enabled())
+            desc += fmt::format("speculative decoding: n-gram drafts (prompt lookup, up to {}-grams), up to {} tokens "
+                                "per step\n",
+                                used.spec.ngram, used.spec.draft_max);
+        if (draft)
+            desc += fmt::format("speculative decoding: draft {} ({} positions per sequence, {}), up to {} tokens per "
+                                "step for every sequence\n",
+                                o.draft.model, draft->kv().n_ctx(), format_bytes(draft->kv().size_bytes()),
+                                o.draft.spec.draft_max);
+        srv = std::make_unique<server::server>(std::move(eng), o.session.model, o.server, std::move(draft));
+    }
+    const int port = srv->bind();
     std::fprintf(stderr, "%s", desc.c_str());
     std::fprintf(stderr, "listening on http://%s:%d (Ollama /api/*, OpenAI /v1/*, /health, /metrics)%s\n",
                  o.server.host.c_str(), port, o.server.api_key.empty() ? "" : ", API key required");
@@ -118,9 +129,9 @@ void serve(serve_options& o) {
     std::thread waiter([&srv, set] {
         int sig = 0;
         sigwait(&set, &sig);
-        if (sig == SIGINT || sig == SIGTERM) srv.stop();
+        if (sig == SIGINT || sig == SIGTERM) srv->stop();
     });
-    srv.listen();
+    srv->listen();
     // listen() also returns when the server failed; wake the waiter either way.
     pthread_kill(waiter.native_handle(), SIGTERM);
     waiter.join();
@@ -133,6 +144,8 @@ void setup(CLI::App& app) {
     cmd->footer(
         "Routes: POST /api/generate /api/chat, GET /api/tags /api/ps /api/version, POST /api/show (Ollama);\n"
         "POST /v1/chat/completions /v1/completions, GET /v1/models (OpenAI); GET /health /metrics.\n"
+        "Embeddings: POST /api/embed /api/embeddings (Ollama), /v1/embeddings (OpenAI); an encoder model\n"
+        "(bert) is served for embeddings only.\n"
         "Requests share one batched forward pass per step; up to --parallel sequences run at once and\n"
         "draw KV blocks from a pool of -c positions; more requests wait (up to --max-queue, then 503).\n"
         "Examples:\n"

@@ -12,6 +12,9 @@ namespace edgellm::kernels::ref {
 void mul_mat(ggml_type wt, const void* w, int64_t n_rows, int64_t n_cols, const float* x,
              int64_t n_tokens, float* y);
 void rms_norm(const float* x, const float* weight, float* y, int64_t n, int64_t n_tokens, float eps);
+void layer_norm(const float* x, const float* weight, const float* bias, float* y, int64_t n, int64_t n_tokens,
+                float eps);
+void gelu(float* x, int64_t n);
 void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos, float freq_base,
           float freq_scale, const float* freq_factors, rope_mode mode);
 void softmax(float* x, int64_t n);

@@ -23,6 +23,28 @@ void rms_norm(const float* x, const float* weight, float* y, int64_t n, int64_t 
     }
 }
 
+void layer_norm(const float* x, const float* weight, const float* bias, float* y, int64_t n, int64_t n_tokens,
+                float eps) {
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        const float* xt = x + t * n;
+        float* yt = y + t * n;
+        double sum = 0.0;
+        for (int64_t i = 0; i < n; ++i) sum += xt[i];
+        const double mean = sum / double(n);
+        double var = 0.0;
+        for (int64_t i = 0; i < n; ++i) var += (xt[i] - mean) * (xt[i] - mean);
+        const double inv = 1.0 / std::sqrt(var / double(n) + eps);
+        for (int64_t i = 0; i < n; ++i) {
+            const double v = (xt[i] - mean) * inv * weight[i] + (bias ? bias[i] : 0.0f);
+            yt[i] = float(v);
+        }
+    }
+}
+
+void gelu(float* x, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) x[i] = float(0.5 * x[i] * (1.0 + std::erf(x[i] / std::sqrt(2.0))));
+}
+
 // ggml's rope: "normal" rotates adjacent pairs (x[2i], x[2i+1]); "neox" rotates
 // (x[i], x[i + n_rot/2]). Dims past n_rot pass through unchanged.
 void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos, float freq_base,

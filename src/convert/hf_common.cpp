@@ -1,0 +1,118 @@
+// Helpers shared by the HF -> GGUF converters.
+#include "convert/hf_common.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+
+#include "core/error.h"
+#include "quant/quant.h"
+
+namespace edgellm::convert::detail {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+json read_json(const fs::path& p, bool required) {
+    if (!fs::exists(p)) {
+        if (required)
+            throw error(fmt::format("{} is missing (needed to convert the model)", p.string()));
+        return json();
+    }
+    std::ifstream in(p);
+    try {
+        return json::parse(in);
+    } catch (const std::exception& e) {
+        throw error(fmt::format("{}: not valid JSON: {}", p.string(), e.what()));
+    }
+}
+
+int64_t config_int(const json& cfg, const char* key) {
+    if (!cfg.contains(key) || !cfg[key].is_number_integer() || cfg[key].get<int64_t>() <= 0)
+        throw error(fmt::format("config.json: '{}' is missing or not a positive integer", key));
+    return cfg[key].get<int64_t>();
+}
+
+// The token id of tokenizer_config.json's `key` ("cls_token": "[CLS]" or {"content": "[CLS]"}).
+std::optional<int32_t> special_id(const json& tok_cfg, const json& tok_json, const char* key) {
+    if (!tok_cfg.is_object() || !tok_cfg.contains(key)) return std::nullopt;
+    const json& v = tok_cfg[key];
+    std::string text;
+    if (v.is_string())
+        text = v.get<std::string>();
+    else if (v.is_object() && v.contains("content") && v["content"].is_string())
+        text = v["content"].get<std::string>();
+    else
+        return std::nullopt;
+    if (tok_json.contains("added_tokens"))
+        for (const json& a : tok_json["added_tokens"])
+            if (a.value("content", "") == text && a.contains("id")) return a["id"].get<int32_t>();
+    const json& vocab = tok_json.at("model").at("vocab");
+    if (!vocab.is_object() || !vocab.contains(text)) return std::nullopt;
+    return vocab[text].get<int32_t>();
+}
+
+uint32_t file_type_of(ggml_type t) {
+    switch (t) {
+        case ggml_type::f32:
+            return 0;
+        case ggml_type::f16:
+            return 1;
+        case ggml_type::q8_0:
+            return 7;
+        case ggml_type::bf16:
+            return 32;
+        default:
+            throw usage_error("unsupported --outtype");
+    }
+}
+
+namespace {
+
+// Which GGUF type a tensor gets (llama.cpp: 1-D tensors, position and token-type embeddings stay
+// f32; a row that is not whole q8_0 blocks falls back to f16).
+ggml_type tensor_type(const std::string& gguf_name, const st_tensor& t, ggml_type outtype) {
+    if (t.shape.size() <= 1 || gguf_name == "position_embd.weight" ||
+        gguf_name == "token_types.weight")
+        return ggml_type::f32;
+    if (outtype == ggml_type::q8_0 && t.shape.back() % 32 != 0) return ggml_type::f16;
+    return outtype;
+}
+
+}  // namespace
+
+void add_tensors(
+    gguf::writer& w, const safetensors_set& st,
+    const std::function<std::string(const std::string&)>& map,
+    const std::function<void(const std::string& gguf_name, std::vector<float>& data)>& transform,
+    ggml_type outtype, convert_report& rep) {
+    for (const auto& [name, t] : st.tensors()) {
+        const std::string gname = map(name);
+        if (gname.empty()) {
+            rep.skipped.push_back(name);
+            continue;
+        }
+        if (t.shape.empty() || t.shape.size() > 2)
+            throw error(fmt::format("tensor '{}' has {} dimensions; expected 1 or 2", name,
+                                    t.shape.size()));
+        const ggml_type type = tensor_type(gname, t, outtype);
+        std::vector<int64_t> ne(t.shape.rbegin(),
+                                t.shape.rend());  // GGUF lists the contiguous dim first
+        const st_tensor* tp = &t;
+        w.add_tensor_lazy(gname, type, ne, [tp, type, gname, transform](uint8_t* dst, size_t size) {
+            std::vector<float> f = safetensors_set::to_f32(*tp);
+            if (transform) transform(gname, f);
+            const int64_t n_cols = tp->shape.back();
+            const size_t rs = row_size(type, n_cols);
+            const int64_t n_rows = static_cast<int64_t>(f.size()) / n_cols;
+            if (rs * static_cast<size_t>(n_rows) != size)
+                throw error("internal: tensor size mismatch");
+            for (int64_t r = 0; r < n_rows; ++r)
+                quantize_row(type, f.data() + r * n_cols, dst + static_cast<size_t>(r) * rs,
+                             n_cols);
+        });
+        ++rep.n_tensors;
+    }
+}
+
+}  // namespace edgellm::convert::detail

@@ -1,0 +1,47 @@
+// Helpers shared by the HF -> GGUF converters (hf_convert.cpp: BERT and the dispatch;
+// hf_decoder.cpp: llama / qwen2): JSON files, config fields, special tokens, tensor writing.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "convert/hf_convert.h"
+#include "convert/safetensors.h"
+#include "gguf/gguf.h"
+
+namespace edgellm::convert::detail {
+
+// The file as JSON; absent: throws naming it when required, else returns null.
+nlohmann::json read_json(const std::filesystem::path& p, bool required);
+// A positive integer field of config.json (throws naming it).
+int64_t config_int(const nlohmann::json& cfg, const char* key);
+
+// llama.cpp's gguf.TokenType.
+enum token_type : int32_t { normal = 1, unknown = 2, control = 3, user_defined = 4, unused = 5 };
+
+// The token id of tokenizer_config.json's `key` ("bos_token": "<s>" or {"content": "<s>"}),
+// looked up in `vocab` ({text: id}) or the added tokens.
+std::optional<int32_t> special_id(const nlohmann::json& tok_cfg, const nlohmann::json& tok_json,
+                                  const char* key);
+
+// Adds every tensor of `st` whose name `map` turns into a GGUF name ("" skips it: listed in
+// rep.skipped), converted to the type tensor_type picks; `transform` (may be null) rewrites a
+// tensor's f32 data first (llama's Q/K row permutation).
+void add_tensors(
+    gguf::writer& w, const safetensors_set& st,
+    const std::function<std::string(const std::string&)>& map,
+    const std::function<void(const std::string& gguf_name, std::vector<float>& data)>& transform,
+    ggml_type outtype, convert_report& rep);
+
+// general.file_type of an --outtype.
+uint32_t file_type_of(ggml_type t);
+
+// The decoder families (hf_decoder.cpp): true when `hf_arch` is one (and the file was written).
+bool convert_decoder(const std::filesystem::path& dir, const nlohmann::json& cfg,
+                     const std::string& hf_arch, const std::string& out_path,
+                     const convert_options& o, convert_report& rep);
+
+}  // namespace edgellm::convert::detail

@@ -1,0 +1,243 @@
+# `edgellm convert` on decoder folders (LlamaForCausalLM, Qwen2ForCausalLM): a small random-weight
+# Hugging Face folder is written here (config.json, model.safetensors by hand, tokenizer.json and
+# tokenizer_config.json rebuilt from a real vocab in ../shared/tokenizer), converted, and checked:
+# the logits of edgellm and of llama.cpp on the converted GGUF both match a numpy forward pass of
+# the HF model (HF's rotate-half RoPE layout, so a wrong Q/K permutation or a dropped bias shows),
+# and edgellm's token ids equal the `tokenizers` package's on the vocab's reference strings.
+import functools
+import json
+import os
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+np = pytest.importorskip("numpy")
+
+BIN = os.environ.get("EDGELLM_BIN")
+TOOL = os.environ.get("EDGELLM_TOOL_engine_logits")
+TOK_TOOL = os.environ.get("EDGELLM_TOOL_tokenize_tool")
+SHARED = Path(os.environ.get("EDGELLM_SHARED", Path(__file__).resolve().parents[3] / "shared"))
+pytestmark = pytest.mark.skipif(not BIN, reason="EDGELLM_BIN not set (run through ctest)")
+
+QWEN2_RE = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+LLAMA3_RE = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+CASES = {
+    "qwen2": dict(hf="Qwen2ForCausalLM", vocab="ggml-vocab-qwen2.gguf", regex=QWEN2_RE, nfc=True, ignore_merges=False,
+                  tied=True, bias=True, theta=1000000.0),
+    "llama": dict(hf="LlamaForCausalLM", vocab="ggml-vocab-llama-bpe.gguf", regex=LLAMA3_RE, nfc=False,
+                  ignore_merges=True, tied=False, bias=False, theta=500000.0),
+}
+N_EMBD, N_HEAD, N_HEAD_KV, N_FF, N_LAYER = 64, 4, 2, 96, 2
+IDS = [1, 300, 301, 302, 5000, 17, 42, 1234, 999, 7]
+
+
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+
+
+@functools.lru_cache(maxsize=4)
+def read_kv(path):
+    """A GGUF file's metadata as {key: value}, parsed here with struct (gguf-py's reader takes
+    ~10 s on a 150k-token vocab on the CI machine; this takes well under one)."""
+    data = Path(path).read_bytes()
+    assert data[:4] == b"GGUF"
+    n_kv = struct.unpack_from("<Q", data, 16)[0]
+    off = 24
+
+    def string():
+        nonlocal off
+        n = struct.unpack_from("<Q", data, off)[0]
+        off += 8 + n
+        return data[off - n:off].decode("utf-8", errors="surrogateescape")
+
+    def value(t):
+        nonlocal off
+        if t == 8:
+            return string()
+        if t == 9:
+            et, n = struct.unpack_from("<IQ", data, off)
+            off += 12
+            if et in _SCALARS:
+                size = struct.calcsize(_SCALARS[et])
+                off += n * size
+                return list(struct.unpack_from("<" + _SCALARS[et][1] * n, data, off - n * size))
+            return [value(et) for _ in range(n)]
+        v = struct.unpack_from(_SCALARS[t], data, off)[0]
+        off += struct.calcsize(_SCALARS[t])
+        return v
+
+    out = {}
+    for _ in range(n_kv):
+        key = string()
+        (t,) = struct.unpack_from("<I", data, off)
+        off += 4
+        out[key] = value(t)
+    return out
+
+
+def field(path, key):
+    return read_kv(str(path)).get(key)
+
+
+def write_safetensors(path, tensors):
+    header, offset, blobs = {}, 0, []
+    for name, a in tensors.items():
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
+        offset += a.nbytes
+        blobs.append(a.tobytes())
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h)
+        for b in blobs:
+            f.write(b)
+
+
+def write_folder(folder, case, seed=3):
+    c = CASES[case]
+    r = SHARED / "tokenizer" / c["vocab"]
+    tokens, types = field(r, "tokenizer.ggml.tokens"), field(r, "tokenizer.ggml.token_type")
+    n_vocab = len(tokens)
+    vocab = {t: i for i, (t, ty) in enumerate(zip(tokens, types)) if ty == 1}
+    added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
+              "special": ty == 3} for i, (t, ty) in enumerate(zip(tokens, types)) if ty in (3, 4)]
+    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+    tok = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+           "normalizer": {"type": "NFC"} if c["nfc"] else None,
+           "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+               {"type": "Split", "pattern": {"Regex": c["regex"]}, "behavior": "Isolated", "invert": False},
+               byte_level]},
+           "post_processor": byte_level, "decoder": byte_level,
+           "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "",
+                     "end_of_word_suffix": "", "fuse_unk": False, "byte_fallback": False,
+                     "ignore_merges": c["ignore_merges"], "vocab": vocab,
+                     "merges": list(field(r, "tokenizer.ggml.merges"))}}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tokenizer.json").write_text(json.dumps(tok, ensure_ascii=False), encoding="utf-8")
+    tcfg = {"add_bos_token": bool(field(r, "tokenizer.ggml.add_bos_token"))}
+    for kind in ("bos", "eos"):
+        i = field(r, f"tokenizer.ggml.{kind}_token_id")
+        if i is not None:
+            tcfg[f"{kind}_token"] = tokens[i]
+    if field(r, "tokenizer.chat_template"):
+        tcfg["chat_template"] = field(r, "tokenizer.chat_template")
+    (folder / "tokenizer_config.json").write_text(json.dumps(tcfg), encoding="utf-8")
+    cfg = {"architectures": [c["hf"]], "hidden_size": N_EMBD, "intermediate_size": N_FF,
+           "num_hidden_layers": N_LAYER, "num_attention_heads": N_HEAD, "num_key_value_heads": N_HEAD_KV,
+           "max_position_embeddings": 512, "rms_norm_eps": 1e-6, "rope_theta": c["theta"], "vocab_size": n_vocab,
+           "tie_word_embeddings": c["tied"], "hidden_act": "silu"}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    rng = np.random.default_rng(seed)
+    hd = N_EMBD // N_HEAD
+    mat = lambda rows, cols: rng.normal(0, 1 / np.sqrt(cols), (rows, cols))  # noqa: E731
+    w = {"model.embed_tokens.weight": rng.normal(0, 1, (n_vocab, N_EMBD)),
+         "model.norm.weight": 1 + 0.1 * rng.normal(size=N_EMBD)}
+    if not c["tied"]:
+        w["lm_head.weight"] = mat(n_vocab, N_EMBD)
+    for il in range(N_LAYER):
+        p = f"model.layers.{il}."
+        w[p + "input_layernorm.weight"] = 1 + 0.1 * rng.normal(size=N_EMBD)
+        w[p + "post_attention_layernorm.weight"] = 1 + 0.1 * rng.normal(size=N_EMBD)
+        for name, rows in (("q_proj", N_HEAD * hd), ("k_proj", N_HEAD_KV * hd), ("v_proj", N_HEAD_KV * hd)):
+            w[p + f"self_attn.{name}.weight"] = mat(rows, N_EMBD)
+            if c["bias"]:
+                w[p + f"self_attn.{name}.bias"] = 0.5 * rng.normal(size=rows)
+        w[p + "self_attn.o_proj.weight"] = mat(N_EMBD, N_HEAD * hd)
+        w[p + "mlp.gate_proj.weight"] = mat(N_FF, N_EMBD)
+        w[p + "mlp.up_proj.weight"] = mat(N_FF, N_EMBD)
+        w[p + "mlp.down_proj.weight"] = mat(N_EMBD, N_FF)
+    write_safetensors(folder / "model.safetensors", w)
+    return cfg, w
+
+
+def reference_logits(cfg, w, ids):
+    """The HF model's forward pass (transformers' LlamaModel / Qwen2Model maths) in float64."""
+    n, hd = len(ids), N_EMBD // N_HEAD
+    rms = lambda x, g: x / np.sqrt((x * x).mean(-1, keepdims=True) + cfg["rms_norm_eps"]) * g  # noqa: E731
+    inv = 1.0 / cfg["rope_theta"] ** (np.arange(0, hd, 2) / hd)
+    ang = np.outer(np.arange(n), inv)
+    cos, sin = np.cos(np.concatenate([ang, ang], 1)), np.sin(np.concatenate([ang, ang], 1))
+
+    def rope(x):  # [heads, n, hd], rotate_half layout
+        x1, x2 = x[..., :hd // 2], x[..., hd // 2:]
+        return x * cos + np.concatenate([-x2, x1], -1) * sin
+
+    x = w["model.embed_tokens.weight"][ids]
+    mask = np.triu(np.full((n, n), -np.inf), 1)
+    for il in range(N_LAYER):
+        p = f"model.layers.{il}."
+        h = rms(x, w[p + "input_layernorm.weight"])
+        proj = lambda name: h @ w[p + f"self_attn.{name}.weight"].T + w.get(p + f"self_attn.{name}.bias", 0)  # noqa
+        q = rope(proj("q_proj").reshape(n, N_HEAD, hd).transpose(1, 0, 2))
+        k = rope(proj("k_proj").reshape(n, N_HEAD_KV, hd).transpose(1, 0, 2))
+        v = proj("v_proj").reshape(n, N_HEAD_KV, hd).transpose(1, 0, 2)
+        k, v = np.repeat(k, N_HEAD // N_HEAD_KV, 0), np.repeat(v, N_HEAD // N_HEAD_KV, 0)
+        s = q @ k.transpose(0, 2, 1) / np.sqrt(hd) + mask
+        s = np.exp(s - s.max(-1, keepdims=True))
+        s /= s.sum(-1, keepdims=True)
+        x = x + (s @ v).transpose(1, 0, 2).reshape(n, -1) @ w[p + "self_attn.o_proj.weight"].T
+        h = rms(x, w[p + "post_attention_layernorm.weight"])
+        g = h @ w[p + "mlp.gate_proj.weight"].T
+        x = x + ((g / (1 + np.exp(-g))) * (h @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
+    out = w.get("lm_head.weight", w["model.embed_tokens.weight"])
+    return rms(x, w["model.norm.weight"]) @ out.T
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def converted(request, tmp_path_factory):
+    case = request.param
+    if not (SHARED / "tokenizer" / CASES[case]["vocab"]).exists():
+        pytest.skip(f"shared vocab {CASES[case]['vocab']} missing")
+    folder = tmp_path_factory.mktemp(case) / "hf"
+    cfg, w = write_folder(folder, case)
+    out = folder.parent / f"{case}.gguf"
+    r = subprocess.run([BIN, "convert", str(folder), str(out), "--outtype", "f32"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return case, folder, out, cfg, w
+
+
+def test_converted_decoder_logits_match_the_hf_forward_pass_and_llama_cpp(converted):
+    llama_cpp = pytest.importorskip("llama_cpp")
+    if not TOOL or not os.path.exists(TOOL):
+        pytest.skip("EDGELLM_TOOL_engine_logits (tests/tools/engine_logits.cpp) is not built")
+    case, folder, out, cfg, w = converted
+    ref = reference_logits(cfg, w, IDS)
+    llm = llama_cpp.Llama(model_path=str(out), n_ctx=64, n_batch=64, logits_all=True, n_threads=2, verbose=False)
+    llm.eval(IDS)
+    lcpp = np.array(llm.scores[: len(IDS)], dtype=np.float64)
+    llm.close()
+    logits = folder.parent / "logits.f32"
+    r = subprocess.run([TOOL, str(out), " ".join(map(str, IDS)), str(logits), "2", "64"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    got = np.fromfile(logits, dtype=np.float32).reshape(len(IDS), -1).astype(np.float64)
+    for name, x in (("edgellm", got), ("llama.cpp", lcpp)):
+        err = np.abs(x - ref).max() / ref.std()
+        print(f"{case}: {name} vs numpy HF forward: max error {err:.2e} of the logit spread")
+        assert err < 0.005, (name, err)
+        assert (x.argmax(1) == ref.argmax(1)).all(), name
+
+
+def test_converted_tokenizer_matches_the_tokenizers_package(converted):
+    tokenizers = pytest.importorskip("tokenizers")
+    case, folder, out, cfg, w = converted
+    tok = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
+    inp = SHARED / "tokenizer" / (CASES[case]["vocab"] + ".inp")
+    if not TOK_TOOL or not os.path.exists(TOK_TOOL):
+        pytest.skip("EDGELLM_TOOL_tokenize_tool (tests/tools/tokenize_tool.cpp) is not built")
+    texts = inp.read_text(encoding="utf-8").split("\n__ggml_vocab_test__\n")[:-1]
+    records = b"".join(struct.pack("<I", len(t.encode())) + t.encode() for t in texts)
+    r = subprocess.run([TOK_TOOL, str(out), "0", "0"], input=records, capture_output=True)
+    assert r.returncode == 0, r.stderr.decode()
+    lines = r.stdout.decode().split("\n")
+    for i, text in enumerate(texts):
+        want = tok.encode(text, add_special_tokens=False).ids
+        assert [int(x) for x in lines[2 * i].split()] == want, repr(text)
+    meta = out
+    assert field(meta, "general.architecture") == case
+    assert field(meta, "tokenizer.ggml.pre") == ("qwen2" if case == "qwen2" else "llama-bpe")
+    src = SHARED / "tokenizer" / CASES[case]["vocab"]
+    for key in ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges",
+                "tokenizer.ggml.eos_token_id", "tokenizer.ggml.bos_token_id", "tokenizer.chat_template"):
+        assert field(meta, key) == field(src, key), key
