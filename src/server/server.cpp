@@ -455,9 +455,10 @@ std::shared_ptr<job> server::impl::start(gen_input in, std::shared_ptr<job_sync>
     // Both callbacks run on the engine thread; the job outlives them through the captures.
     r.on_token = [j](int32_t tok) {
         const std::string out = j->stops->push(j->codec->push(tok));
-        if (!out.empty()) {
+        if (!out.empty() || !j->started) {
             std::lock_guard lock(j->sync->mu);
             j->pending += out;
+            j->started = true;
             j->sync->cv.notify_all();
         }
         return !j->stops->stopped() && !j->client_gone.load();
@@ -501,6 +502,13 @@ std::vector<std::shared_ptr<job>> server::impl::start_n(const gen_input& in, int
             gen_input one = in;
             one.gp.sampling.seed = in.gp.sampling.seed + static_cast<uint64_t>(i);
             js.push_back(start(std::move(one), sync, i));
+            if (i == 0 && n > 1 && eng->params().prefix_cache) {
+                // The other choices share the prompt's KV: they start once the first has evaluated
+                // the prompt, whose full blocks are then in the prefix cache, so each of them
+                // evaluates only the prompt's last partial block.
+                std::unique_lock lock(sync->mu);
+                sync->cv.wait(lock, [&] { return js[0]->started || js[0]->done; });
+            }
         }
     } catch (...) {
         for (auto& j : js) {

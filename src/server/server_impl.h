@@ -64,6 +64,7 @@ struct job {
     std::shared_ptr<job_sync> sync = std::make_shared<job_sync>();
     std::string pending;  // text not yet sent
     bool done = false;
+    bool started = false;  // a first token was generated: the prompt is evaluated (its KV blocks cached)
     engine::sequence_result res;
     std::string finish_reason;  // "stop" | "length" | "cancelled" | "error"
     std::atomic<bool> client_gone{false};

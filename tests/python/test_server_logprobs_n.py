@@ -129,6 +129,15 @@ def test_n_choices_use_seed_plus_index_and_stream_by_index(server):
                 finish[c.index] = c.finish_reason
     assert streamed == texts and set(finish) == {0, 1, 2}
 
+    # The choices share the prompt's KV: the second and third reuse its full blocks (prefix cache).
+    long_kw = dict(kw, prompt="The dog ran to the park to play with the ball and the cat and the bird and the boy")
+    before = server.metrics()["edgellm_prefix_cache_hit_tokens_total"]
+    r = client.completions.create(n=3, seed=1000, **long_kw)
+    assert r.usage.prompt_tokens > 16
+    assert server.metrics()["edgellm_prefix_cache_hit_tokens_total"] - before >= 2 * 16 * ((r.usage.prompt_tokens - 1) // 16)
+    assert [c.text for c in sorted(r.choices, key=lambda c: c.index)] == [
+        client.completions.create(seed=1000 + i, **long_kw).choices[0].text for i in range(3)]
+
     chat = client.chat.completions.create(model="stories260K", messages=[{"role": "user", "content": "Hi"}], n=3,
                                           max_tokens=8, temperature=1.0, seed=7)
     assert [c.index for c in chat.choices] == [0, 1, 2]
