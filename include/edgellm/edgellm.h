@@ -103,6 +103,7 @@ typedef struct edgellm_model_info {
     edgellm_token bos;       /* -1 when none */
     edgellm_token eos;       /* -1 when none */
     bool has_tokenizer;      /* false: only token ids work (tokenize fails, see edgellm_last_error) */
+    bool is_encoder;         /* an embedding model (BERT-class): edgellm_embed only, no context/generation */
 } edgellm_model_info;
 
 /* Thread-safe. */
@@ -284,6 +285,31 @@ EDGELLM_API edgellm_status edgellm_sampler_create(const edgellm_model* model, co
 EDGELLM_API void edgellm_sampler_free(edgellm_sampler* s);
 /* Picks a token from logits [n_vocab] and records it as generated (penalties, grammar). */
 EDGELLM_API edgellm_status edgellm_sampler_sample(edgellm_sampler* s, const float* logits, edgellm_token* out);
+
+/* ---- embeddings ----------------------------------------------------------------------------- */
+
+typedef enum edgellm_pooling {
+    EDGELLM_POOLING_MODEL = -1, /* the model's own ({arch}.pooling_type; mean for encoders, last token for decoders) */
+    EDGELLM_POOLING_MEAN = 1,
+    EDGELLM_POOLING_CLS = 2,
+    EDGELLM_POOLING_LAST = 3
+} edgellm_pooling;
+
+typedef struct edgellm_embed_params {
+    int32_t pooling;  /* an edgellm_pooling value */
+    bool normalize;   /* L2-normalise each vector (default true) */
+    bool truncate;    /* cut inputs longer than the context (default true); false: EDGELLM_ERR_USAGE */
+    int32_t n_threads; /* 0: all cores */
+} edgellm_embed_params;
+
+EDGELLM_API edgellm_embed_params edgellm_embed_default_params(void);
+/* Thread-safe (each call has its own batch state; the model is shared read-only). One vector per
+ * text, for an encoder (BERT-class) or a decoder model, the texts batched into few forward passes.
+ * Writes n_texts * n_embd floats to `out` (row i is text i) when cap >= that; *n_embd_out is the
+ * vector length (BUFFER_TOO_SMALL with *n_embd_out set when cap is too small). */
+EDGELLM_API edgellm_status edgellm_embed(const edgellm_model* model, const char* const* texts, size_t n_texts,
+                                         const edgellm_embed_params* params, float* out, size_t cap,
+                                         int64_t* n_embd_out);
 
 /* ---- device ------------------------------------------------------------------------------- */
 

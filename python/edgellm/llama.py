@@ -78,11 +78,17 @@ class Llama:
             raise ValueError(f"chat_format '{chat_format}' is not supported; known: {', '.join(_CHAT_FORMATS)}")
         self.chat_format = chat_format
         self._template = _CHAT_FORMATS.get(chat_format) if chat_format else None
-        self._ctx = _edgellm.Context(
-            self._model, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads or 0,
-            n_threads_batch=n_threads_batch or 0, flash_attn="on" if flash_attn else "auto",
-            n_gpu_layers=layers)
-        self.context_params = self._ctx.info()
+        self._n_threads = n_threads
+        if info["is_encoder"]:
+            # An embedding model (BERT-class): embed() works, generation raises (no context).
+            self._ctx = None
+            self.context_params = {"n_ctx": info["n_ctx_train"], "n_gpu_layers": 0}
+        else:
+            self._ctx = _edgellm.Context(
+                self._model, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads or 0,
+                n_threads_batch=n_threads_batch or 0, flash_attn="on" if flash_attn else "auto",
+                n_gpu_layers=layers)
+            self.context_params = self._ctx.info()
         # What really runs on the GPU: 0 on the CPU, never the number asked for.
         self.n_gpu_layers_offloaded = self.context_params["n_gpu_layers"]
         self._seed = seed
@@ -120,6 +126,23 @@ class Llama:
             prev = list(prev_tokens)
             return self._model.detokenize(prev + tokens, special)[len(self._model.detokenize(prev, special)):]
         return self._model.detokenize(tokens, special)
+
+    def _context(self):
+        if self._model is None:
+            raise ValueError("this Llama was closed")
+        if self._ctx is None:
+            raise ValueError(f"{self.model_path} is an embedding model (an encoder): it does not generate text; "
+                             "use embed()")
+        return self._ctx
+
+    def embed(self, input, normalize=True, truncate=True):
+        """llama-cpp-python's embed(): a list of floats for a string, a list of such lists for a list
+        of strings (pooled with the model's own pooling: mean for BERT-class encoders, the last token
+        for decoders). Unlike llama-cpp-python no embedding=True is needed at construction."""
+        single = isinstance(input, str)
+        texts = [input] if single else list(input)
+        vectors = self._model.embed(texts, -1, normalize, truncate, self._n_threads or 0)
+        return vectors[0] if single else vectors
 
     def set_seed(self, seed):
         self._seed = seed
@@ -165,10 +188,11 @@ class Llama:
             return {"tokens": [], "text_offset": [], "token_logprobs": [], "top_logprobs": []}
         seq = list(prompt_tokens) + list(completion_tokens[:-1])
         with self._lock:
-            self._ctx.kv_truncate(0)
-            self._ctx.eval(seq, True)
-            rows = [self._ctx.logits(len(prompt_tokens) - 1 + i) for i in range(len(completion_tokens))]
-            self._ctx.kv_truncate(0)
+            ctx = self._context()
+            ctx.kv_truncate(0)
+            ctx.eval(seq, True)
+            rows = [ctx.logits(len(prompt_tokens) - 1 + i) for i in range(len(completion_tokens))]
+            ctx.kv_truncate(0)
         out = {"tokens": [], "text_offset": [], "token_logprobs": [], "top_logprobs": []}
         offset = len(self.detokenize(prompt_tokens).decode("utf-8", errors="ignore"))  # as llama-cpp-python
         for tok, row in zip(completion_tokens, rows):
@@ -231,11 +255,11 @@ class Llama:
             pieces.append(piece)
 
         with self._lock:
-            res = self._ctx.generate(prompt_tokens, callback=on_token, **gen)
+            res = self._context().generate(prompt_tokens, callback=on_token, **gen)
         return tokens, b"".join(pieces).decode("utf-8", errors="ignore"), res
 
     def _stream_completion(self, prompt_tokens, gen, cid, created, name, prompt_text):
-        s = TokenStream(self._ctx, self._lock, prompt_tokens, **gen)
+        s = TokenStream(self._context(), self._lock, prompt_tokens, **gen)
         if prompt_text:
             yield {"id": cid, "object": "text_completion", "created": created, "model": name,
                    "choices": [{"text": prompt_text, "index": 0, "logprobs": None, "finish_reason": None}]}
@@ -255,7 +279,7 @@ class Llama:
         gen = dict(n_predict=max(self.n_ctx() - len(tokens), 1), ignore_eos=True,
                    **self._sampling(temp, top_p, top_k, min_p, repeat_penalty, frequency_penalty, presence_penalty,
                                     seed))
-        for tok, _piece in TokenStream(self._ctx, self._lock, tokens, **gen):
+        for tok, _piece in TokenStream(self._context(), self._lock, tokens, **gen):
             if tok >= 0:
                 yield tok
 
@@ -304,7 +328,7 @@ class Llama:
             return {"id": cid, "model": name, "created": created, "object": "chat.completion.chunk",
                     "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
 
-        s = TokenStream(self._ctx, self._lock, prompt_tokens, **gen)
+        s = TokenStream(self._context(), self._lock, prompt_tokens, **gen)
         yield chunk({"role": "assistant"})
         for _tok, piece in s:
             text = piece.decode("utf-8", errors="ignore")

@@ -141,6 +141,7 @@ public:
         d["bos"] = i.bos;
         d["eos"] = i.eos;
         d["has_tokenizer"] = i.has_tokenizer;
+        d["is_encoder"] = i.is_encoder;
         return d;
     }
 
@@ -161,6 +162,35 @@ public:
         }, 64));
     }
     bool is_eog(edgellm_token t) const { return edgellm_token_is_eog(m_, t); }
+
+    // One vector per text (the C API's edgellm_embed), the GIL released while it runs.
+    std::vector<std::vector<float>> embed(const std::vector<std::string>& texts, int pooling, bool normalize,
+                                          bool truncate, int n_threads) const {
+        edgellm_embed_params p = edgellm_embed_default_params();
+        p.pooling = pooling;
+        p.normalize = normalize;
+        p.truncate = truncate;
+        p.n_threads = n_threads;
+        std::vector<const char*> ptrs;
+        for (const auto& t : texts) ptrs.push_back(t.c_str());
+        int64_t n_embd = 0;
+        std::vector<float> flat;
+        edgellm_status s;
+        {
+            py::gil_scoped_release nogil;
+            s = edgellm_embed(m_, ptrs.data(), ptrs.size(), &p, nullptr, 0, &n_embd);
+            if (s == EDGELLM_ERR_BUFFER_TOO_SMALL) {
+                flat.resize(texts.size() * static_cast<size_t>(n_embd));
+                s = edgellm_embed(m_, ptrs.data(), ptrs.size(), &p, flat.data(), flat.size(), &n_embd);
+            }
+        }
+        check(s);
+        std::vector<std::vector<float>> out(texts.size());
+        for (size_t i = 0; i < texts.size(); ++i)
+            out[i].assign(flat.begin() + static_cast<std::ptrdiff_t>(i * n_embd),
+                          flat.begin() + static_cast<std::ptrdiff_t>((i + 1) * n_embd));
+        return out;
+    }
 
     std::string chat_apply(const std::vector<std::pair<std::string, std::string>>& msgs,
                            std::optional<std::string> tmpl, bool add_generation_prompt) const {
@@ -359,6 +389,8 @@ PYBIND11_MODULE(_edgellm, m) {
         .def("detokenize", &Model::detokenize, py::arg("tokens"), py::arg("special") = false)
         .def("token_to_piece", &Model::token_to_piece, py::arg("token"), py::arg("special") = false)
         .def("is_eog", &Model::is_eog)
+        .def("embed", &Model::embed, py::arg("texts"), py::arg("pooling") = -1, py::arg("normalize") = true,
+             py::arg("truncate") = true, py::arg("n_threads") = 0)
         .def("chat_apply", &Model::chat_apply, py::arg("messages"), py::arg("template") = py::none(),
              py::arg("add_generation_prompt") = true)
         .def("chat_tokenize", &Model::chat_tokenize, py::arg("messages"), py::arg("template") = py::none())

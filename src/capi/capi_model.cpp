@@ -196,6 +196,7 @@ edgellm_status edgellm_model_get_info(const edgellm_model* model, edgellm_model_
     if (i.bos < 0) i.bos = -1;
     if (i.eos < 0) i.eos = -1;
     i.has_tokenizer = t != nullptr;
+    i.is_encoder = model->lm->get_model().is_encoder();
     *out = i;
     return EDGELLM_OK;
 }

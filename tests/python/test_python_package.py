@@ -286,3 +286,32 @@ def test_two_sessions_on_one_model_run_in_parallel_threads():
     for t in threads:
         t.join()
     assert out == alone and alone[0] != alone[1]
+
+
+def test_embed_on_an_encoder_and_a_decoder_equals_edgellm_embed(tmp_path):
+    """Llama.embed (llama-cpp-python's name) through the C API's edgellm_embed: all-MiniLM-L6-v2
+    converted by `edgellm convert`, and stories260K (a decoder: last-token pooling); the vectors
+    equal `edgellm embed --json`'s; an encoder refuses to generate with a clear error."""
+    import json
+    import numpy as np
+    gguf = tmp_path / "minilm.gguf"
+    subprocess.run([BIN, "convert", str(real_models.require("minilm")), str(gguf), "--outtype", "f32"], check=True,
+                   capture_output=True)
+    texts = ["A man is playing a guitar.", "Edge devices run small language models."]
+    for path in (gguf, require_stories()):
+        cli = json.loads(subprocess.run([BIN, "embed", "-m", str(path), "--json", "-t", "2", "-p", texts[0], "-p",
+                                         texts[1]], check=True, capture_output=True, text=True).stdout)
+        want = [np.asarray(d["embedding"]) for d in cli["data"]] if "data" in cli else None
+        llm = edgellm.Llama(model_path=str(path), verbose=False)
+        got = llm.embed(texts)
+        assert len(got) == 2 and len(got[0]) == llm.n_embd()
+        one = llm.embed(texts[0])
+        assert np.allclose(one, got[0], atol=1e-5)
+        assert abs(np.linalg.norm(got[0]) - 1) < 1e-4
+        if want is not None:
+            for g, w in zip(got, want):
+                assert float(np.dot(g, w) / (np.linalg.norm(g) * np.linalg.norm(w))) > 0.99999
+        if path == gguf:
+            with pytest.raises(ValueError, match="embedding model"):
+                llm("Hello", max_tokens=4)
+        llm.close()

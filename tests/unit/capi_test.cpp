@@ -419,3 +419,41 @@ TEST(CApi, DeviceInfoJson) {
 }
 
 }  // namespace
+
+TEST(CApi, EmbedDecoderVectorsAndErrors) {
+    EDGELLM_REQUIRE_SHARED(path, "models/stories260K.gguf");
+    model_ptr m = load(path);
+    edgellm_model_info info{};
+    ASSERT_EQ(edgellm_model_get_info(m.get(), &info), EDGELLM_OK);
+    EXPECT_FALSE(info.is_encoder);
+    const char* texts[] = {"Once upon a time", "The cat sat on the mat and looked at the bird"};
+    edgellm_embed_params p = edgellm_embed_default_params();
+    p.n_threads = 1;
+    int64_t n_embd = 0;
+    // The size query: BUFFER_TOO_SMALL with the vector length.
+    ASSERT_EQ(edgellm_embed(m.get(), texts, 2, &p, nullptr, 0, &n_embd), EDGELLM_ERR_BUFFER_TOO_SMALL);
+    ASSERT_EQ(n_embd, info.n_embd);
+    std::vector<float> both(2 * static_cast<size_t>(n_embd)), one(static_cast<size_t>(n_embd));
+    ASSERT_EQ(edgellm_embed(m.get(), texts, 2, &p, both.data(), both.size(), &n_embd), EDGELLM_OK);
+    ASSERT_EQ(edgellm_embed(m.get(), texts + 1, 1, &p, one.data(), one.size(), &n_embd), EDGELLM_OK);
+    double norm = 0;
+    for (int64_t i = 0; i < n_embd; ++i) {
+        norm += both[static_cast<size_t>(n_embd + i)] * both[static_cast<size_t>(n_embd + i)];
+        // Batched with another input or alone: the same vector.
+        EXPECT_NEAR(both[static_cast<size_t>(n_embd + i)], one[static_cast<size_t>(i)], 1e-5) << i;
+    }
+    EXPECT_NEAR(norm, 1.0, 1e-4);  // L2-normalised by default
+    p.normalize = false;
+    ASSERT_EQ(edgellm_embed(m.get(), texts + 1, 1, &p, one.data(), one.size(), &n_embd), EDGELLM_OK);
+    double raw = 0;
+    for (float v : one) raw += double(v) * v;
+    EXPECT_GT(std::abs(raw - 1.0), 1e-3);
+
+    p.pooling = 42;
+    EXPECT_EQ(edgellm_embed(m.get(), texts, 1, &p, one.data(), one.size(), &n_embd), EDGELLM_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(edgellm_last_error()).find("pooling"), std::string::npos);
+    p = edgellm_embed_default_params();
+    EXPECT_EQ(edgellm_embed(m.get(), nullptr, 1, &p, one.data(), one.size(), &n_embd), EDGELLM_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(edgellm_embed(m.get(), texts, 0, &p, one.data(), one.size(), &n_embd), EDGELLM_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(edgellm_embed(nullptr, texts, 1, &p, one.data(), one.size(), &n_embd), EDGELLM_ERR_INVALID_ARGUMENT);
+}
