@@ -49,10 +49,12 @@ def saved(c, path):
 
 def test_ctrl_c_stops_the_reply_and_the_conversation_goes_on(tmp_path):
     model = real_models.require("smollm2")
-    c = spawn(tmp_path, "--temp", "0", "-n", "600", "--show-prompt", model=model)
+    c = spawn(tmp_path, "--temp", "0", "-n", "600", "--show-prompt", "--stats", model=model)
     c.send("Write a very long story about a cat named Tom who sails around the world.\r")
     c.expect(r"\[/prompt\]")
     c.expect(r"\w+ \w+ \w+ \w+ \w+")  # a few words of the reply have streamed
+    # --stats on a terminal: the live speed in the window title while the reply streams.
+    c.expect(r"\x1b\]2;edgellm chat: \d+ tokens, [\d.]+ tokens/s\x07")
     c.sendintr()
     c.expect(r"\(stopped; the reply so far is kept\)")
     c.expect("> ")

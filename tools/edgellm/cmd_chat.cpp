@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -281,6 +282,11 @@ private:
         codec_.reset();
         std::string reply;
         bool stopped = false;
+        // With --stats on a terminal, the live decode speed goes to the window title (OSC 2) while
+        // the reply streams, so it never mixes into the text; the summary line follows the reply.
+        const bool live = stats_ && isatty(STDOUT_FILENO);
+        std::chrono::steady_clock::time_point t_first{}, last_shown{};
+        int64_t n_tokens = 0;
         auto on_token = [&](int32_t t) {
             if (take_interrupt()) {
                 stopped = true;
@@ -289,6 +295,14 @@ private:
             std::string piece = codec_.push(t);
             reply += piece;
             write_out(piece);
+            const auto now = std::chrono::steady_clock::now();
+            if (n_tokens++ == 0) t_first = last_shown = now;
+            if (live && now - last_shown > std::chrono::milliseconds(250)) {
+                last_shown = now;  // decode speed: the tokens after the first over the time since it
+                const double s = std::chrono::duration<double>(now - t_first).count();
+                write_out(fmt::format("\033]2;edgellm chat: {} tokens, {:.1f} tokens/s\007", n_tokens,
+                                      (n_tokens - 1) / s));
+            }
             return true;
         };
         // The history is sent again each turn: its KV from the last turn is reused, so only the
@@ -296,6 +310,7 @@ private:
         engine::generation_stats st = eng_.generate(prompt, gp, on_token, /*keep_kv=*/true);
         std::string tail = codec_.flush();
         reply += tail;
+        if (live) tail += "\033]2;edgellm chat\007";  // the title back once the reply is done
         write_out(tail + "\n");
         if (stopped) note("(stopped; the reply so far is kept)");
         history_.push_back({"assistant", reply, {}});
