@@ -44,6 +44,8 @@ def native_greedy(n):
 @pytest.fixture(scope="module")
 def llama_cpp_server():
     pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
+    if not os.path.exists(STORIES):  # module fixtures run before the autouse check above
+        pytest.skip(f"reference model missing: {STORIES}")
     port = free_port()
     log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"llama-cpp-server-{port}.log"), "w")
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", STORIES, "--host", "127.0.0.1",

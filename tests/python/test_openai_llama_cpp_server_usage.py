@@ -33,6 +33,8 @@ def need_bin():
 @pytest.fixture(scope="module")
 def server():
     pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
+    if not os.path.exists(STORIES):  # module fixtures run before the autouse check above
+        pytest.skip(f"reference model missing: {STORIES}")
     port = free_port()
     log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"llama-cpp-server-usage-{port}.log"), "w")
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", STORIES, "--host", "127.0.0.1",

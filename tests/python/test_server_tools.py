@@ -188,7 +188,10 @@ def test_ollama_tools_on_chat(server):
 # One native family in CI (the others: unit tests, and bench/tool_call_roundtrip.py for the table).
 @pytest.mark.parametrize("template", ["Qwen-Qwen2.5-7B-Instruct"])
 def test_native_formats_round_trip_forced_calls(template):
-    src = (SHARED / "templates" / f"{template}.jinja").read_text()
+    path = SHARED / "templates" / f"{template}.jinja"
+    if not path.exists():
+        pytest.skip(f"shared chat template missing: {path} (../shared not present)")
+    src = path.read_text()
     s = Server(SMOL, "-c", "2048", "--chat-template", src)
     try:
         client = client_of(s)
