@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -22,8 +24,8 @@ inline std::filesystem::path shared_path(const std::string& rel) {
 // A fresh temporary directory for one test, removed by the caller if it wishes.
 inline std::filesystem::path temp_dir(const std::string& tag) {
     auto p = std::filesystem::temp_directory_path() /
-             ("edgellm-test-" + tag + "-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-              "-" + std::to_string(std::rand()));
+             ("edgellm-test-" + tag + "-" + std::to_string(::getpid()) + "-" +
+              std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "-" + std::to_string(std::rand()));
     std::filesystem::create_directories(p);
     return p;
 }
