@@ -39,7 +39,10 @@ std::vector<chat_turn_sample> run_chat_turns(const chat_turns_plan& plan, const 
     const size_t n_total = pairs.size() * static_cast<size_t>(plan.n_runs * plan.n_turns);
     size_t n_done = 0;
     std::vector<chat_turn_sample> out;
-    for (const auto& [backend_name, model] : pairs) {
+    for (const auto& pair : pairs) {
+        // Named copies, not a structured binding: clang before 16 cannot capture bindings in lambdas.
+        const std::string& backend_name = pair.first;
+        const std::string& model = pair.second;
         auto fail_all = [&](const std::string& why) {
             chat_turn_sample s;
             s.backend = backend_name;
