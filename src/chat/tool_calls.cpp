@@ -344,6 +344,11 @@ std::string tool_call_grammar(tool_format f, const json& tools, const tool_choic
     if (!forced && f != tool_format::generic) return {};
     const std::vector<json> ts = allowed(tools, choice);
     std::vector<json> schemas;
+    auto wrapped = [&](const char* name_key, const char* args_key, const std::string& open, const std::string& close) {
+        for (const auto& t : ts) schemas.push_back(call_schema(t, name_key, args_key));
+        auto r = rules_for(schemas);
+        return "root ::= " + open + alternatives(r.names) + close + "\n" + r.gbnf;
+    };
     switch (f) {
         case tool_format::generic: {
             for (const auto& t : ts)
@@ -357,26 +362,13 @@ std::string tool_call_grammar(tool_format f, const json& tools, const tool_choic
             auto r = rules_for(schemas);
             return "root ::= " + alternatives(r.names) + "\n" + r.gbnf;
         }
-        case tool_format::hermes: {
-            for (const auto& t : ts) schemas.push_back(call_schema(t, "name", "arguments"));
-            auto r = rules_for(schemas);
-            return "root ::= \"<tool_call>\\n\" " + alternatives(r.names) + " \"\\n</tool_call>\"\n" + r.gbnf;
-        }
-        case tool_format::llama3: {
-            for (const auto& t : ts) schemas.push_back(call_schema(t, "name", "parameters"));
-            auto r = rules_for(schemas);
-            return "root ::= " + alternatives(r.names) + "\n" + r.gbnf;
-        }
-        case tool_format::mistral: {
-            for (const auto& t : ts) schemas.push_back(call_schema(t, "name", "arguments"));
-            auto r = rules_for(schemas);
-            return "root ::= \"[TOOL_CALLS] [\" " + alternatives(r.names) + " \"]\"\n" + r.gbnf;
-        }
-        case tool_format::command_r: {
-            for (const auto& t : ts) schemas.push_back(call_schema(t, "tool_name", "parameters"));
-            auto r = rules_for(schemas);
-            return "root ::= \"Action:\\n```json\\n[\" " + alternatives(r.names) + " \"]\\n```\"\n" + r.gbnf;
-        }
+        // One call object ({name_key: NAME, args_key: {...}}) per allowed tool, as alternatives
+        // between the format's opening and closing text (GBNF literals; empty: none).
+        case tool_format::hermes: return wrapped("name", "arguments", "\"<tool_call>\\n\" ", " \"\\n</tool_call>\"");
+        case tool_format::llama3: return wrapped("name", "parameters", "", "");
+        case tool_format::mistral: return wrapped("name", "arguments", "\"[TOOL_CALLS] [\" ", " \"]\"");
+        case tool_format::command_r:
+            return wrapped("tool_name", "parameters", "\"Action:\\n```json\\n[\" ", " \"]\\n```\"");
         case tool_format::functionary:
         case tool_format::deepseek: {
             for (const auto& t : ts) schemas.push_back(params_of(t));

@@ -115,4 +115,27 @@ void add_tensors(
     }
 }
 
+std::vector<bool> fill_vocab(const nlohmann::json& tok, const nlohmann::json& vocab, const std::string& where,
+                             std::vector<std::string>& tokens, std::vector<int32_t>& types) {
+    const int64_t n_vocab = static_cast<int64_t>(tokens.size());
+    std::vector<bool> have(tokens.size(), false);
+    for (const auto& [text, id] : vocab.items()) {
+        const int64_t i = id.get<int64_t>();
+        if (i < 0 || i >= n_vocab)
+            throw error(fmt::format("{}: token '{}' has id {} out of range", where, text, i));
+        tokens[static_cast<size_t>(i)] = text;
+        types[static_cast<size_t>(i)] = normal;
+        have[static_cast<size_t>(i)] = true;
+    }
+    if (tok.contains("added_tokens"))
+        for (const nlohmann::json& a : tok["added_tokens"]) {
+            const int64_t i = a.value("id", int64_t{-1});
+            if (i < 0 || i >= n_vocab) continue;
+            tokens[static_cast<size_t>(i)] = a.value("content", "");
+            types[static_cast<size_t>(i)] = a.value("special", false) ? control : user_defined;
+            have[static_cast<size_t>(i)] = true;
+        }
+    return have;
+}
+
 }  // namespace edgellm::convert::detail

@@ -37,6 +37,13 @@ void add_tensors(
     ggml_type outtype, convert_report& rep);
 
 // general.file_type of an --outtype.
+// Token strings and types from tokenizer.json: model.vocab entries are normal tokens,
+// added_tokens control (special) or user-defined ones. tokens/types are sized to the vocabulary
+// already (types preset to unused); a vocab id outside it is an error naming `where`. Returns
+// which ids were filled.
+std::vector<bool> fill_vocab(const nlohmann::json& tok, const nlohmann::json& vocab, const std::string& where,
+                             std::vector<std::string>& tokens, std::vector<int32_t>& types);
+
 uint32_t file_type_of(ggml_type t);
 
 // The decoder families (hf_decoder.cpp): true when `hf_arch` is one (and the file was written).

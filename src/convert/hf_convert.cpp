@@ -105,23 +105,7 @@ void write_bert_vocab(gguf::writer& w, const fs::path& dir, const json& cfg,
                                 n_vocab, n_vocab_model));
     std::vector<std::string> tokens(static_cast<size_t>(n_vocab));
     std::vector<int32_t> types(static_cast<size_t>(n_vocab), unused);
-    std::vector<bool> have(static_cast<size_t>(n_vocab), false);
-    for (const auto& [text, id] : vocab.items()) {
-        const int64_t i = id.get<int64_t>();
-        if (i < 0 || i >= n_vocab)
-            throw error(fmt::format("tokenizer.json: token '{}' has id {} out of range", text, i));
-        tokens[static_cast<size_t>(i)] = text;
-        types[static_cast<size_t>(i)] = normal;
-        have[static_cast<size_t>(i)] = true;
-    }
-    if (tok.contains("added_tokens"))
-        for (const json& a : tok["added_tokens"]) {
-            const int64_t i = a.value("id", int64_t{-1});
-            if (i < 0 || i >= n_vocab) continue;
-            tokens[static_cast<size_t>(i)] = a.value("content", "");
-            types[static_cast<size_t>(i)] = a.value("special", false) ? control : user_defined;
-            have[static_cast<size_t>(i)] = true;
-        }
+    const std::vector<bool> have = fill_vocab(tok, vocab, "tokenizer.json", tokens, types);
     std::vector<value> tok_values, type_values;
     for (int64_t i = 0; i < n_vocab; ++i) {
         std::string t = have[static_cast<size_t>(i)] ? tokens[static_cast<size_t>(i)]

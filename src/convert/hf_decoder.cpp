@@ -85,20 +85,7 @@ void write_bpe_vocab(gguf::writer& w, const fs::path& dir, const json& cfg, int6
                                 n_vocab, n_vocab_model));
     std::vector<std::string> tokens(static_cast<size_t>(n_vocab));
     std::vector<int32_t> types(static_cast<size_t>(n_vocab), unused);
-    for (const auto& [text, id] : vocab.items()) {
-        const int64_t i = id.get<int64_t>();
-        if (i < 0 || i >= n_vocab)
-            throw error(fmt::format("{}: token id {} out of range", tok_path.string(), i));
-        tokens[static_cast<size_t>(i)] = text;
-        types[static_cast<size_t>(i)] = normal;
-    }
-    if (tok.contains("added_tokens"))
-        for (const json& a : tok["added_tokens"]) {
-            const int64_t i = a.value("id", int64_t{-1});
-            if (i < 0 || i >= n_vocab) continue;
-            tokens[static_cast<size_t>(i)] = a.value("content", "");
-            types[static_cast<size_t>(i)] = a.value("special", false) ? control : user_defined;
-        }
+    fill_vocab(tok, vocab, tok_path.string(), tokens, types);
     std::vector<value> tv, ty, mv;
     for (int64_t i = 0; i < n_vocab; ++i) {
         const bool pad = types[static_cast<size_t>(i)] == unused;
