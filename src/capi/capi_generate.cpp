@@ -238,7 +238,7 @@ edgellm_status edgellm_generate(edgellm_context* ctx, const edgellm_token* promp
             r.n_gen = st.n_gen();
             r.stop_reason = user_stopped && !filter.stopped()
                                 ? EDGELLM_STOP_CANCELLED
-                                : c_stop_reason(engine::with_stop_string(st.stop, filter.stopped()));
+                                : capi::c_stop_reason(engine::with_stop_string(st.stop, filter.stopped()));
             r.prefill_ms = st.prefill_ms;
             r.decode_ms = st.decode_ms;
             r.sample_ms = st.sample_ms;
