@@ -45,6 +45,7 @@ public:
         p.n_gpu_layers = std::max(s.n_gpu_layers, 0);
         // As `run`: a request that does not fit walks the fallback chain (the rung is load_note()).
         p.fallback = s.extra.find("no_fallback") == s.extra.end();
+        p.deterministic = s.extra.find("deterministic") != s.extra.end();  // bench --deterministic
         if (auto m = s.extra.find("memory_limit"); m != s.extra.end())
             p.memory_budget_bytes = parse_size(m->second, "--memory-limit");
         auto kv = s.extra.find("kv_type");
@@ -114,18 +115,16 @@ protected:
         const bool stopped_by_string = stops.stopped();
         auto& s = result.stats;
         s.n_prompt_tokens = st.n_prompt;
-        s.n_gen_tokens = st.n_gen;
+        s.n_gen_tokens = st.n_gen();
         s.backend_prompt_ms = st.prefill_ms;
         s.backend_decode_ms = st.decode_ms;
         s.backend_load_ms = engine_->load_ms();
         s.backend_memory_bytes = st.peak_rss_bytes;
-        s.prefill_tokens_per_s = st.prefill_tokens_per_s;
-        s.decode_tokens_per_s = st.decode_tokens_per_s;
+        s.prefill_tokens_per_s = st.prefill_tokens_per_s();
+        s.decode_tokens_per_s = st.decode_tokens_per_s();
         if (draft_ && st.n_drafted > 0)
             s.draft_acceptance = static_cast<double>(st.n_accepted) / static_cast<double>(st.n_drafted);
-        result.finish_reason = stopped_by_string ? "stop"
-                               : st.stop_reason == "eos" ? "stop"
-                                                         : st.stop_reason;
+        result.finish_reason = engine::openai_finish_reason(engine::with_stop_string(st.stop, stopped_by_string));
     }
 
 private:

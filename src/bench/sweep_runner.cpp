@@ -35,7 +35,8 @@ void run_native_batch(const sweep_plan& plan, const std::string& model,
     ep.n_seq = *std::max_element(plan.sizes.begin(), plan.sizes.end());
     if (plan.settings.n_threads > 0) ep.n_threads = plan.settings.n_threads;
     if (plan.settings.n_batch > 0) ep.n_batch = plan.settings.n_batch;
-    ep.n_gpu_layers = std::max(0, plan.settings.n_gpu_layers);  // > 0 is refused: the engine is CPU-only
+    ep.n_gpu_layers = std::max(0, plan.settings.n_gpu_layers);
+    ep.deterministic = plan.settings.extra.count("deterministic") > 0;  // > 0 is refused: the engine is CPU-only
     // The prompt's length is known only once the tokenizer is loaded: the check before loading
     // counts the generated tokens, the session's own check below the exact context.
     auto ctx_for = [&plan](int64_t n_prompt, const model::model_hparams& hp) {

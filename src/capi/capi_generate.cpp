@@ -69,6 +69,20 @@ edgellm_kv_type kv_type_to_c(ggml_type t) {
         default: return EDGELLM_KV_F16;
     }
 }
+
+// The C API's name of how a generation ended (engine::generate throws on stop_reason::error).
+edgellm_stop_reason c_stop_reason(engine::stop_reason r) {
+    switch (r) {
+        case engine::stop_reason::length: return EDGELLM_STOP_LENGTH;
+        case engine::stop_reason::context: return EDGELLM_STOP_CONTEXT;
+        case engine::stop_reason::stop_string: return EDGELLM_STOP_STRING;
+        case engine::stop_reason::cancelled: return EDGELLM_STOP_CANCELLED;
+        case engine::stop_reason::none:
+        case engine::stop_reason::eos:
+        case engine::stop_reason::error: return EDGELLM_STOP_EOS;
+    }
+    return EDGELLM_STOP_EOS;
+}
 }  // namespace
 }  // namespace edgellm::capi
 
@@ -221,19 +235,16 @@ edgellm_status edgellm_generate(edgellm_context* ctx, const edgellm_token* promp
             edgellm_generate_result r{};
             r.n_prompt = st.n_prompt;
             r.n_cached = st.n_cached;
-            r.n_gen = st.n_gen;
-            r.stop_reason = filter.stopped() ? EDGELLM_STOP_STRING
-                            : user_stopped   ? EDGELLM_STOP_CANCELLED
-                            : st.stop_reason == "length" ? EDGELLM_STOP_LENGTH
-                            : st.stop_reason == "context" ? EDGELLM_STOP_CONTEXT
-                            : st.stop_reason == "cancelled" ? EDGELLM_STOP_CANCELLED
-                                                            : EDGELLM_STOP_EOS;
+            r.n_gen = st.n_gen();
+            r.stop_reason = user_stopped && !filter.stopped()
+                                ? EDGELLM_STOP_CANCELLED
+                                : capi::c_stop_reason(engine::with_stop_string(st.stop, filter.stopped()));
             r.prefill_ms = st.prefill_ms;
             r.decode_ms = st.decode_ms;
             r.sample_ms = st.sample_ms;
-            r.ttft_ms = st.ttft_ms;
-            r.prefill_tokens_per_s = st.prefill_tokens_per_s;
-            r.decode_tokens_per_s = st.decode_tokens_per_s;
+            r.ttft_ms = st.ttft_ms();
+            r.prefill_tokens_per_s = st.prefill_tokens_per_s();
+            r.decode_tokens_per_s = st.decode_tokens_per_s();
             *result = r;
         }
         return EDGELLM_OK;

@@ -32,14 +32,13 @@ batch_generation_stats generate_batch(engine& e, std::span<const std::vector<int
     batch_generation_stats st;
     st.sequences.resize(n_seq);
     std::unique_ptr<scheduler> sched = e.make_scheduler(n_seq);
-    std::vector<sequence_result> results(n_seq);
     stopwatch total;
     for (size_t s = 0; s < n_seq; ++s) {
         request r;
         r.prompt = prompts[s];
         r.gp = gp;
         r.reuse_prefix = false;  // every sweep point measures its whole prefill
-        r.on_done = [&results, s](const sequence_result& out) { results[s] = out; };
+        r.on_done = [&st, s](const sequence_result& out) { st.sequences[s] = out; };
         sched->submit(std::move(r));
         st.n_prompt += static_cast<int64_t>(prompts[s].size());
     }
@@ -62,12 +61,8 @@ batch_generation_stats generate_batch(engine& e, std::span<const std::vector<int
     st.prefill_ms = prefill_ms;
     st.decode_ms = decode_ms;
     for (size_t s = 0; s < n_seq; ++s) {
-        const sequence_result& r = results[s];
-        if (r.stop_reason == "error") throw error(fmt::format("sequence {}: {}", s, r.error));
-        st.sequences[s].tokens = r.tokens;
-        st.sequences[s].first_token_ms = r.first_token_ms;
-        st.sequences[s].latency_ms = r.latency_ms;
-        st.sequences[s].stop_reason = r.stop_reason;
+        const sequence_result& r = st.sequences[s];
+        if (r.stop == stop_reason::error) throw error(fmt::format("sequence {}: {}", s, r.error));
         st.n_gen += static_cast<int64_t>(r.tokens.size());
     }
     return st;

@@ -11,16 +11,10 @@
 
 namespace edgellm::engine {
 
-struct batch_sequence_result {
-    std::vector<int32_t>
-        tokens;  // generated ids (an EOS/EOT that ended the sequence is not included)
-    double first_token_ms = 0;  // batch start -> this sequence's first token picked
-    double latency_ms = 0;      // batch start -> this sequence's last token picked
-    std::string stop_reason;    // "eos" | "length" | "context"
-};
-
 struct batch_generation_stats {
-    std::vector<batch_sequence_result> sequences;  // in prompt order
+    // In prompt order, as the scheduler recorded them (every sequence is submitted at the batch's
+    // start, so first_token_ms and latency_ms count from there).
+    std::vector<sequence_result> sequences;
     double prefill_ms = 0;                         // the one forward pass over every prompt
     double decode_ms = 0;                          // the decode steps' forward passes
     double wall_ms = 0;                            // start -> last token of the last sequence

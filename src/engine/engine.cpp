@@ -82,6 +82,9 @@ void check_engine_params(const engine_params& p) {
         throw usage_error(fmt::format("prefill thread count must be positive, got {}", p.n_threads_batch));
     if (p.n_seq <= 0) throw usage_error(fmt::format("sequence count must be positive, got {}", p.n_seq));
     if (p.n_kv_cells < 0) throw usage_error(fmt::format("KV cache size must be positive, got {}", p.n_kv_cells));
+    if (p.n_gpu_layers > 0 && p.deterministic)  // the batch-invariant kernels are the CPU ones
+        throw usage_error(fmt::format("--deterministic runs on the CPU kernels only: drop -ngl {} or --deterministic",
+                                      p.n_gpu_layers));
     if (p.n_gpu_layers > 0)  // refused before the model is read when no GPU can be used at all
         if (const std::string why = model::gpu_offload_unavailable_reason(); !why.empty())
             throw usage_error(fmt::format("-ngl {}: {}", p.n_gpu_layers, why));
@@ -196,6 +199,7 @@ void engine::open() {
     forward_ = std::make_unique<model::forward_pass>(lm_->get_model(), params_.n_batch, params_.n_ctx, params_.n_threads);
     forward_->set_n_threads_batch(params_.n_threads_batch);
     forward_->set_flash_attn(params_.flash_attn);
+    forward_->set_deterministic(params_.deterministic);
     if (params_.n_gpu_layers > 0 && params_.fallback) {
         // The "fewer GPU layers" rung: what the device cannot hold runs on the CPU (whose copy of
         // every layer is already loaded); an unsupported model is still refused by create().
@@ -259,8 +263,8 @@ generation_stats engine::generate(std::span<const int32_t> prompt, const generat
     }
     kv_->truncate(0, std::min(r.n_cached, kv_->seq_len(0)));
     kv_tokens_.clear();
-    sequence_result res;
-    r.on_done = [&res](const sequence_result& out) { res = out; };
+    // The scheduler's record of the sequence is the stats' own (generation_stats is a view of it).
+    r.on_done = [&st](const sequence_result& out) { static_cast<sequence_result&>(st) = out; };
     scheduler_params sp;
     sp.n_batch = params_.n_batch;
     sp.max_running = 1;
@@ -270,34 +274,27 @@ generation_stats engine::generate(std::span<const int32_t> prompt, const generat
     scheduler sched(*runner_, sp);
     sched.submit(std::move(r));
     sched.run_until_idle();
-    if (res.stop_reason == "error") throw error(res.error);
-
-    st.n_prompt = res.n_prompt;
-    st.n_cached = res.n_cached;
-    st.prefill_ms = res.prefill_ms;
-    st.n_gen = static_cast<int64_t>(res.tokens.size());
-    st.n_decode = res.n_decode;
-    st.decode_ms = res.decode_ms;
-    st.sample_ms = res.sample_ms;
-    st.ttft_ms = res.first_token_ms;
-    st.stop_reason = res.stop_reason;
-    if (st.prefill_ms > 0)
-        st.prefill_tokens_per_s = 1000.0 * static_cast<double>(st.n_prompt - st.n_cached) / st.prefill_ms;
-    st.n_drafted = res.n_drafted;
-    st.n_accepted = res.n_accepted;
-    st.n_rounds = res.n_drafted > 0 ? res.n_decode : 0;
-    // Tokens per second of decoding: with drafts a pass yields several tokens.
-    if (st.decode_ms > 0)
-        st.decode_tokens_per_s = 1000.0 * static_cast<double>(res.n_drafted > 0 ? st.n_gen - 1 : st.n_decode) / st.decode_ms;
+    if (st.stop == stop_reason::error) throw error(st.error);
     st.peak_rss_bytes = peak_rss_bytes();
     if (pinned) {
         kv_tokens_.assign(prompt.begin(), prompt.end());
-        kv_tokens_.insert(kv_tokens_.end(), res.tokens.begin(), res.tokens.end());
+        kv_tokens_.insert(kv_tokens_.end(), st.tokens.begin(), st.tokens.end());
         kv_tokens_.resize(std::min(kv_tokens_.size(), static_cast<size_t>(kv_->seq_len(0))));
     } else {
         kv_->clear(0);
     }
     return st;
+}
+
+double generation_stats::prefill_tokens_per_s() const {
+    return prefill_ms > 0 ? 1000.0 * static_cast<double>(n_prompt - n_cached) / prefill_ms : 0;
+}
+
+double generation_stats::decode_tokens_per_s() const {
+    // With drafts a pass yields several tokens: count the tokens after the first (which the
+    // prefill picked); without, one per pass.
+    if (decode_ms <= 0) return 0;
+    return 1000.0 * static_cast<double>(n_drafted > 0 ? n_gen() - 1 : n_decode) / decode_ms;
 }
 
 std::vector<float> engine::all_logits(std::span<const int32_t> tokens) {

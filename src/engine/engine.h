@@ -89,31 +89,34 @@ struct engine_params {
     // Speculative decoding inside the scheduler (--spec-ngram): drafts for every session's
     // scheduler and generate().
     speculation_params spec;
+    // --deterministic: batch-invariant forward passes (model::forward_pass::set_deterministic),
+    // so a sequence's greedy output does not depend on what else runs in its batch. Slower
+    // prefill; CPU only (refused with GPU layers).
+    bool deterministic = false;
 };
 constexpr int64_t k_fallback_min_ctx = 256;
 constexpr int64_t k_default_max_ctx = 4096;
 
 
-// What one generate() call measured. Rates are 0 when nothing was timed.
-struct generation_stats {
+// What one generate() call measured: the scheduler's record of the sequence (sequence_result:
+// tokens, times, drafts, how it ended) plus the session's facts, with the rates derived from that
+// record rather than copied out of it. Rates are 0 when nothing was timed.
+struct generation_stats : sequence_result {
     double load_ms = 0;               // model open + validation + KV/scratch allocation
-    int64_t n_prompt = 0;             // prompt tokens
-    int64_t n_cached = 0;             // of those, reused from the previous call's KV (keep_kv)
-    double prefill_ms = 0;            // forward passes over the prompt
-    double prefill_tokens_per_s = 0;  // evaluated prompt tokens / prefill_ms
-    int64_t n_gen = 0;                // tokens generated (an EOS/EOT that ended the run is not counted)
-    int64_t n_decode = 0;             // single-token forward passes after the prompt
-    double decode_ms = 0;             // time in those forward passes
-    double decode_tokens_per_s = 0;   // n_decode / decode_ms
-    double sample_ms = 0;             // time spent in the sampler chain
-    double ttft_ms = 0;               // generate() start -> first token picked
     uint64_t kv_bytes = 0;            // KV cache allocation
     uint64_t model_bytes = 0;         // GGUF file size
     uint64_t peak_rss_bytes = 0;      // VmHWM of this process after the run
-    std::string stop_reason;          // "eos" | "length" | "context" | "cancelled"
-    // Speculative decoding (--spec-ngram, a draft model): tokens drafted and kept, and the
-    // decode passes that verified drafts.
-    int64_t n_drafted = 0, n_accepted = 0, n_rounds = 0;
+
+    // Tokens generated (an EOS/EOT that ended the run is not counted).
+    int64_t n_gen() const { return static_cast<int64_t>(tokens.size()); }
+    // generate() start -> first token picked.
+    double ttft_ms() const { return first_token_ms; }
+    // Evaluated prompt tokens (not the cached ones) / prefill_ms.
+    double prefill_tokens_per_s() const;
+    // Generated tokens per second of decode passes (with drafts a pass yields several tokens).
+    double decode_tokens_per_s() const;
+    // Decode passes that verified drafts (speculative decoding), 0 without drafts.
+    int64_t n_rounds() const { return n_drafted > 0 ? n_decode : 0; }
 };
 
 // Called with every generated token id; return false to stop.

@@ -96,10 +96,10 @@ void scheduler::update_kv_metrics() {
     metrics_.kv_blocks_cached = runner_.kv().n_cached_blocks();
 }
 
-void scheduler::finish(sequence& s, const std::string& reason, const std::string& err) {
+void scheduler::finish(sequence& s, stop_reason reason, const std::string& err) {
     model::kv_cache& kv = runner_.kv();
     s.done = true;
-    s.res.stop_reason = reason;
+    s.res.stop = reason;
     s.res.error = err;
     if (s.slot >= 0) {
         // Only the first n_eval positions hold KV of its tokens (not rejected drafts, nor what a
@@ -118,7 +118,7 @@ void scheduler::finish(sequence& s, const std::string& reason, const std::string
         --metrics_.waiting;
     }
     ++metrics_.requests_finished;
-    if (reason == "cancelled") ++metrics_.requests_cancelled;
+    if (reason == stop_reason::cancelled) ++metrics_.requests_cancelled;
     update_kv_metrics();
     if (s.req.on_done) s.req.on_done(s.res);
 }
@@ -245,16 +245,16 @@ step_plan scheduler::plan() {
     }
     if (!cancelled.empty()) {
         for (auto& s : running_)
-            if (cancelled.count(s->id)) finish(*s, "cancelled");
+            if (cancelled.count(s->id)) finish(*s, stop_reason::cancelled);
         for (auto& s : waiting_)
-            if (cancelled.count(s->id)) finish(*s, "cancelled");
+            if (cancelled.count(s->id)) finish(*s, stop_reason::cancelled);
         std::erase_if(running_, [](const auto& s) { return s->done; });
         std::erase_if(waiting_, [](const auto& s) { return s->done; });
     }
     admit();
     if (running_.empty()) {
         if (!waiting_.empty())  // validated to fit an empty pool: only reachable with pinned slots busy
-            for (auto& s : waiting_) finish(*s, "error", "no KV slot could be given to the request");
+            for (auto& s : waiting_) finish(*s, stop_reason::error, "no KV slot could be given to the request");
         waiting_.clear();
         out.idle = true;
         return out;
@@ -366,13 +366,13 @@ bool scheduler::emit(sequence& s, int32_t tok, std::span<const float> row) {
     const bool eog = std::find(p_.eog_ids.begin(), p_.eog_ids.end(), tok) != p_.eog_ids.end() ||
                      std::find(extra.begin(), extra.end(), tok) != extra.end();
     if (eog && !s.req.gp.ignore_eos) {
-        finish(s, "eos");
+        finish(s, stop_reason::eos);
         return false;
     }
     try {
         s.chain.accept_generated(tok);
     } catch (const std::exception& ex) {
-        finish(s, "error", ex.what());
+        finish(s, stop_reason::error, ex.what());
         return false;
     }
     s.res.tokens.push_back(tok);
@@ -387,19 +387,20 @@ bool scheduler::emit(sequence& s, int32_t tok, std::span<const float> row) {
         try {
             keep_going = s.req.on_token(tok);
         } catch (const std::exception& ex) {
-            finish(s, "error", ex.what());
+            finish(s, stop_reason::error, ex.what());
             return false;
         }
     }
-    if (!keep_going)
-        finish(s, "cancelled");
-    else if (s.chain.grammar_done())  // the grammar allows nothing more: the output is complete
-        finish(s, "eos");
-    else if (static_cast<int64_t>(s.res.tokens.size()) >= s.req.gp.n_predict)
-        finish(s, "length");
-    else if (s.n_eval >= runner_.kv().n_ctx())
-        finish(s, "context");
+    if (const stop_reason why = check_stop(s, keep_going); why != stop_reason::none) finish(s, why);
     return !s.done;
+}
+
+stop_reason scheduler::check_stop(const sequence& s, bool keep_going) const {
+    if (!keep_going) return stop_reason::cancelled;
+    if (s.chain.grammar_done()) return stop_reason::eos;  // the grammar allows nothing more: the output is complete
+    if (static_cast<int64_t>(s.res.tokens.size()) >= s.req.gp.n_predict) return stop_reason::length;
+    if (s.n_eval >= runner_.kv().n_ctx()) return stop_reason::context;
+    return stop_reason::none;
 }
 
 void scheduler::update(const step_plan& p, std::span<const float> logits, double step_ms) {
@@ -436,7 +437,7 @@ void scheduler::update(const step_plan& p, std::span<const float> logits, double
             try {
                 tok = s.chain.sample(r);
             } catch (const std::exception& ex) {  // a NaN logit, a grammar too ambiguous to follow
-                finish(s, "error", ex.what());
+                finish(s, stop_reason::error, ex.what());
                 break;
             }
             s.res.sample_ms += sw.elapsed_ms();
@@ -469,7 +470,7 @@ bool scheduler::step() {
     } catch (const std::exception& ex) {
         // A failed pass leaves the cache of these sequences undefined: end them with the reason.
         for (const planned_sequence& ps : p.seqs)
-            if (sequence* s = find_running(ps.id)) finish(*s, "error", ex.what());
+            if (sequence* s = find_running(ps.id)) finish(*s, stop_reason::error, ex.what());
         std::erase_if(running_, [](const auto& s) { return s->done; });
         return true;
     }
@@ -499,11 +500,11 @@ void scheduler::serve() {
         std::lock_guard lock(mu_);
         left.swap(incoming_);
     }
-    for (auto& s : running_) finish(*s, "cancelled");
-    for (auto& s : waiting_) finish(*s, "cancelled");
+    for (auto& s : running_) finish(*s, stop_reason::cancelled);
+    for (auto& s : waiting_) finish(*s, stop_reason::cancelled);
     for (auto& s : left) {
         waiting_.push_back(std::move(s));
-        finish(*waiting_.back(), "cancelled");
+        finish(*waiting_.back(), stop_reason::cancelled);
     }
     running_.clear();
     waiting_.clear();

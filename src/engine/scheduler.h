@@ -26,6 +26,7 @@
 #include "core/error.h"
 #include "model/forward.h"
 #include "model/kv_cache.h"
+#include "engine/stop_reason.h"
 #include "sampling/sampler.h"
 
 namespace edgellm::engine {
@@ -55,8 +56,8 @@ struct sequence_result {
     double latency_ms = 0;        // submit -> last token picked
     int64_t n_kv = 0;             // positions of its KV cache at the end (prompt + decoded tokens)
     int n_preempted = 0;          // times its KV was dropped for lack of blocks and recomputed
-    std::string stop_reason;      // "eos" | "length" | "context" | "cancelled" | "error"
-    std::string error;            // with "error": what went wrong
+    stop_reason stop = stop_reason::none;  // how it ended (stop_reason.h maps it to the APIs' names)
+    std::string error;            // with stop_reason::error: what went wrong
     int64_t n_drafted = 0;        // speculative decoding: tokens drafted for it
     int64_t n_accepted = 0;       // ... and the target kept
     std::vector<sampling::token_logprob> logprobs;  // per generated token, with gp.logprobs >= 0
@@ -209,7 +210,7 @@ public:
     // or the KV pool, bad token ids, n_predict <= 0) and queues it; queue_full when the queue
     // holds max_queue requests. Returns the request id.
     uint64_t submit(request r);
-    // Thread-safe. The sequence ends with "cancelled" at the next step (its blocks are freed).
+    // Thread-safe. The sequence ends with stop_reason::cancelled at the next step (its blocks are freed).
     void cancel(uint64_t id);
 
     // Runs one plan -> execute -> update step on the calling thread. Returns false when there
@@ -234,9 +235,13 @@ public:
 private:
     struct sequence;
     void admit();
-    void finish(sequence& s, const std::string& reason, const std::string& err = {});
+    void finish(sequence& s, stop_reason reason, const std::string& err = {});
     // One picked token (from logits row `row`): false when the sequence ended.
     bool emit(sequence& s, int32_t tok, std::span<const float> row);
+    // The one owner of the stop rules after a token was emitted (the caller's callback said
+    // `keep_going`): cancelled, a completed grammar (eos), n_predict reached (length), the
+    // context full (context); none while the sequence goes on.
+    stop_reason check_stop(const sequence& s, bool keep_going) const;
     sequence* find_running(uint64_t id);
     bool reserve_or_preempt(sequence& s, int64_t n_pos);
     void preempt(sequence& victim);

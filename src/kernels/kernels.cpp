@@ -63,6 +63,12 @@ const char* impl_name(impl i) {
 
 void set_force_reference(bool on) { force_ref_flag().store(on); }
 
+namespace {
+thread_local bool t_batch_invariant = false;
+}  // namespace
+void set_batch_invariant(bool on) { t_batch_invariant = on; }
+bool batch_invariant() { return t_batch_invariant; }
+
 void mul_mat(ggml_type wt, const void* w, int64_t n_rows, int64_t n_cols, const float* x,
              int64_t n_tokens, float* y, int n_threads) {
     check_mul_mat_args(wt, n_rows, n_cols, n_tokens);

@@ -18,6 +18,25 @@ impl active_impl();
 const char* impl_name(impl i);
 void set_force_reference(bool on);  // also forced by env EDGELLM_FORCE_REF=1
 
+// Batch-invariant products (--deterministic, as the batch-invariant kernels of SGLang / vLLM):
+// mul_mat and mul_mat_packed compute every token row with the kernel call, activation format and
+// reduction order they use for a product of one token, so a row's result does not depend on how
+// many other rows share the call (decode batches, prefill chunks). Costs the multi-token tiles'
+// speed in prefill. Set per calling thread: model::forward_pass turns it on for the passes of a
+// deterministic session (batch_invariant_scope).
+void set_batch_invariant(bool on);
+bool batch_invariant();
+class batch_invariant_scope {
+public:
+    explicit batch_invariant_scope(bool on) : prev_(batch_invariant()) { set_batch_invariant(on); }
+    ~batch_invariant_scope() { set_batch_invariant(prev_); }
+    batch_invariant_scope(const batch_invariant_scope&) = delete;
+    batch_invariant_scope& operator=(const batch_invariant_scope&) = delete;
+
+private:
+    bool prev_;
+};
+
 // y[t][r] = sum_c w[r][c] * x[t][c]
 //   w: [n_rows][n_cols] of type wt (each row row_size(wt, n_cols) bytes)
 //   x: [n_tokens][n_cols] f32, y: [n_tokens][n_rows] f32

@@ -110,6 +110,7 @@ std::span<const float> forward_pass::eval(kv_cache& kv, const batch& b) { return
 std::span<const float> forward_pass::eval_embeddings(kv_cache& kv, const batch& b) { return eval_impl(kv, b, true); }
 
 std::span<const float> forward_pass::eval_impl(kv_cache& kv, const batch& b, bool hidden) {
+    const kernels::batch_invariant_scope invariant(deterministic_);
     const model_hparams& hp = m_.hparams();
     if (!hidden && m_.is_encoder())
         throw error(fmt::format("model architecture '{}' is an encoder: it has no next-token logits (use embeddings)",
@@ -256,7 +257,9 @@ void forward_pass::attend(int il, const kv_cache& kv, const batch& b, size_t beg
     for (int64_t t = 0; t < n;) {
         int64_t run = 1;
         while (t + run < n && b.seq_ids[begin + t + run] == b.seq_ids[begin + t]) ++run;
-        const bool flash = flash_attn_ == flash_attn_mode::on || (flash_attn_ == flash_attn_mode::automatic && run > 1);
+        // Deterministic: the per-token kernel for every token, as a lone decode token gets.
+        const bool flash = !deterministic_ && (flash_attn_ == flash_attn_mode::on ||
+                                               (flash_attn_ == flash_attn_mode::automatic && run > 1));
         for (int64_t i = 0; i < run; ++i) {
             const int64_t pos = b.positions[begin + t + i];
             // Causal: positions 0..pos; bidirectional (encoders): the whole sequence, all of it

@@ -72,6 +72,12 @@ public:
     int threads_for(int64_t n_tokens) const { return n_tokens > 1 ? n_threads_batch() : n_threads_; }
     flash_attn_mode flash_attn() const { return flash_attn_; }
     void set_flash_attn(flash_attn_mode m) { flash_attn_ = m; }
+    // Batch-invariant passes (--deterministic): every token's logits are computed exactly as if it
+    // were alone in the step (the one-token matrix kernels, kernels::batch_invariant, and the
+    // per-token attention kernel whatever flash_attn says), so concurrent greedy output equals
+    // single-stream output. CPU layers only: engine refuses it with GPU layers.
+    bool deterministic() const { return deterministic_; }
+    void set_deterministic(bool on) { deterministic_ = on; }
     // Runs the last layers (and maybe the output layer) on a GPU; the KV cache passed to eval()
     // must then hold one sequence. Null: everything on the CPU.
     void set_gpu(std::unique_ptr<gpu_layers> g) { gpu_ = std::move(g); }
@@ -108,6 +114,7 @@ private:
     int n_threads_;
     int n_threads_batch_ = 0;
     flash_attn_mode flash_attn_ = flash_attn_mode::automatic;
+    bool deterministic_ = false;
     std::unique_ptr<gpu_layers> gpu_;
     // Scratch, each [n_batch][width]:
     std::vector<float> x_;       // [n_batch][n_embd] residual stream

@@ -36,7 +36,7 @@ gen_input ollama_input(const json& body) {
 void add_stats(json& out, const job& j) {
     const auto ns = [](double ms) { return static_cast<int64_t>(ms * 1e6); };
     const engine::sequence_result& r = j.res;
-    out["done_reason"] = j.finish_reason;
+    out["done_reason"] = engine::ollama_done_reason(j.stop);
     out["total_duration"] = ns(r.latency_ms > 0 ? r.latency_ms : r.queue_ms + r.prefill_ms);
     out["load_duration"] = 0;  // the model stays loaded; the queue wait is queue_duration
     out["queue_duration"] = ns(r.queue_ms);
@@ -106,7 +106,7 @@ void server::impl::add_ollama_routes() {
                              },
                              [name](const job& jj) {
                                  json out = {{"model", name}, {"created_at", rfc3339_now()}, {"response", ""}, {"done", true}};
-                                 if (jj.finish_reason == "error") out["error"] = jj.res.error;
+                                 if (jj.stop == engine::stop_reason::error) out["error"] = jj.res.error;
                                  add_stats(out, jj);
                                  return out.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
                              });
@@ -162,7 +162,7 @@ void server::impl::add_ollama_routes() {
                                              {"created_at", rfc3339_now()},
                                              {"message", {{"role", "assistant"}, {"content", ""}}},
                                              {"done", true}};
-                                 if (jj.finish_reason == "error") out["error"] = jj.res.error;
+                                 if (jj.stop == engine::stop_reason::error) out["error"] = jj.res.error;
                                  add_stats(out, jj);
                                  return pre + out.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
                              });

@@ -136,9 +136,9 @@ json chat_message_of(const tool_reply& r) {
     return m;
 }
 
-// "tool_calls" when a reply that ended on its own made calls.
-std::string chat_finish_reason(const tool_reply& r, const std::string& finish) {
-    return !r.calls.empty() && finish == "stop" ? "tool_calls" : finish;
+// The finish_reason of a chat reply: "tool_calls" when a reply that ended on its own made calls.
+std::string chat_finish_reason(const tool_reply& r, engine::stop_reason stop) {
+    return engine::openai_finish_reason(stop, !r.calls.empty());
 }
 
 // The streamed deltas of a buffered tool reply, as OpenAI streams them: the text, then per call
@@ -192,7 +192,7 @@ void server::impl::add_openai_routes() {
                           for (const auto& jj : all) {
                               const tool_reply r = split_reply(ts, jj->pending);
                               json c = {{"index", jj->index}, {"message", chat_message_of(r)}, {"logprobs", nullptr},
-                                        {"finish_reason", chat_finish_reason(r, jj->finish_reason)}};
+                                        {"finish_reason", chat_finish_reason(r, jj->stop)}};
                               if (want_lp) c["logprobs"] = {{"content", chat_logprobs(tok, jj->logprobs)}};
                               choices.push_back(std::move(c));
                           }
@@ -232,13 +232,13 @@ void server::impl::add_openai_routes() {
                               [chunk, role, held, ts](const job& jj) {
                                   const int i = jj.index;
                                   std::string out = role(i);
-                                  std::string finish = jj.finish_reason;
+                                  std::string finish = engine::openai_finish_reason(jj.stop);
                                   if (ts.active) {
                                       const tool_reply r = split_reply(ts, (*held)[i]);
                                       for (json& d : tool_deltas(r)) out += sse(chunk(i, std::move(d), nullptr));
-                                      finish = chat_finish_reason(r, finish);
+                                      finish = chat_finish_reason(r, jj.stop);
                                   }
-                                  if (jj.finish_reason == "error")
+                                  if (jj.stop == engine::stop_reason::error)
                                       out += sse(json{{"error", {{"message", jj.res.error}, {"type", "server_error"}}}});
                                   return out + sse(chunk(i, json::object(), finish));
                               },
@@ -294,7 +294,7 @@ void server::impl::add_openai_routes() {
                           for (const auto& jj : all) {
                               size_t offset = 0;
                               json lp = want_lp ? completion_logprobs(tok, jj->logprobs, offset) : json();
-                              json one = chunk(jj->index, jj->pending, jj->finish_reason, std::move(lp));
+                              json one = chunk(jj->index, jj->pending, engine::openai_finish_reason(jj->stop), std::move(lp));
                               if (out.is_null()) out = std::move(one);
                               else out["choices"].push_back(std::move(one["choices"][0]));
                           }
@@ -311,9 +311,9 @@ void server::impl::add_openai_routes() {
                               },
                               [chunk](const job& jj) {
                                   std::string out;
-                                  if (jj.finish_reason == "error")
+                                  if (jj.stop == engine::stop_reason::error)
                                       out += sse(json{{"error", {{"message", jj.res.error}, {"type", "server_error"}}}});
-                                  return out + sse(chunk(jj.index, "", jj.finish_reason, nullptr));
+                                  return out + sse(chunk(jj.index, "", engine::openai_finish_reason(jj.stop), nullptr));
                               },
                               [chunk, js, usage, id, created, name] {
                                   std::string out;

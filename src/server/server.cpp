@@ -475,12 +475,7 @@ std::shared_ptr<job> server::impl::start(gen_input in, std::shared_ptr<job_sync>
         j->pending += tail;
         j->res = res;
         j->res.logprobs.clear();  // the job has its own copy
-        if (j->stops->stopped() || res.stop_reason == "eos")
-            j->finish_reason = "stop";
-        else if (res.stop_reason == "length" || res.stop_reason == "context")
-            j->finish_reason = "length";
-        else
-            j->finish_reason = res.stop_reason;
+        j->stop = engine::with_stop_string(res.stop, j->stops->stopped());
         j->done = true;
         j->sync->cv.notify_all();
     };
@@ -528,7 +523,7 @@ bool all_done(const std::vector<std::shared_ptr<job>>& js) {
 }
 const job* failed(const std::vector<std::shared_ptr<job>>& js) {
     for (const auto& j : js)
-        if (j->finish_reason == "error") return j.get();
+        if (j->stop == engine::stop_reason::error) return j.get();
     return nullptr;
 }
 }  // namespace

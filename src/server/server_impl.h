@@ -66,7 +66,9 @@ struct job {
     bool done = false;
     bool started = false;  // a first token was generated: the prompt is evaluated (its KV blocks cached)
     engine::sequence_result res;
-    std::string finish_reason;  // "stop" | "length" | "cancelled" | "error"
+    // How it ended, stop strings included (engine::with_stop_string); the routes name it with
+    // engine::openai_finish_reason / engine::ollama_done_reason.
+    engine::stop_reason stop = engine::stop_reason::none;
     std::atomic<bool> client_gone{false};
     double t_start_ms = 0;
     // With gp.logprobs >= 0: a record per generated token (engine thread appends under the

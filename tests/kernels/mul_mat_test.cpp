@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <tuple>
 
@@ -105,6 +106,54 @@ TEST(MulMatDispatch, PublicEntryUsesBestTableAndForceReferenceIsExact) {
     EXPECT_NE(kernels::active_impl(), kernels::impl::reference);
     kernels::mul_mat(ggml_type::q4_k, w.data(), n_rows, n_cols, x.data(), n_tokens, y.data(), 2);
     EXPECT_LE(nmse(y.data(), y_ref.data(), y.size()), tolerance(ggml_type::q4_k));
+}
+
+// --deterministic: with kernels::batch_invariant on, each token row of a product of N tokens is
+// bit-identical to the product of that token alone, for every op table, the public entry and the
+// packed (repacked) product, on odd token counts and row counts with a packed tail.
+TEST(MulMatBatchInvariant, EveryRowEqualsItsOneTokenProductBitForBit) {
+    const ggml_type types[] = {ggml_type::f32, ggml_type::f16,  ggml_type::bf16, ggml_type::q4_0, ggml_type::q4_1,
+                               ggml_type::q8_0, ggml_type::q4_k, ggml_type::q5_k, ggml_type::q6_k};
+    const int64_t n_rows = 43;  // five packed groups of 8 and a tail of 3
+    for (const ggml_type type : types) {
+        SCOPED_TRACE(type_name(type));
+        const int64_t bs = type_traits(type).block_size;
+        const int64_t n_cols = bs == 1 ? 2 * 32 + 5 : (bs >= 256 ? 2 : 9) * bs;
+        const auto w = test::random_weights(type, n_rows, n_cols, 11);
+        std::vector<uint8_t> packed(kernels::packed_size(type, n_rows, n_cols));
+        if (!packed.empty()) kernels::pack_weights(type, w.data(), n_rows, n_cols, packed.data(), 2);
+        const kernels::batch_invariant_scope on(true);
+        ASSERT_TRUE(kernels::batch_invariant());
+        for (const int64_t n_tokens : {2, 3, 5, 17}) {
+            SCOPED_TRACE(n_tokens);
+            const auto x = test::random_floats(size_t(n_cols * n_tokens), uint32_t(n_tokens));
+            // name, product of `n` tokens from x0 into y
+            std::vector<std::pair<std::string, std::function<void(const float*, int64_t, float*)>>> paths;
+            for (const auto& table : test::available_tables())
+                paths.emplace_back(table.name, [&, ops = table.ops](const float* x0, int64_t n, float* y) {
+                    kernels::cpu::mul_mat(*ops, type, w.data(), n_rows, n_cols, x0, n, y, 3);
+                });
+            paths.emplace_back("public", [&](const float* x0, int64_t n, float* y) {
+                kernels::mul_mat(type, w.data(), n_rows, n_cols, x0, n, y, 3);
+            });
+            if (!packed.empty())
+                paths.emplace_back("packed", [&](const float* x0, int64_t n, float* y) {
+                    kernels::mul_mat_packed(type, packed.data(), n_rows, n_cols, x0, n, y, 3);
+                });
+            for (const auto& [name, product] : paths) {
+                SCOPED_TRACE(name);
+                std::vector<float> all(static_cast<size_t>(n_rows * n_tokens));
+                std::vector<float> one(static_cast<size_t>(n_rows));
+                product(x.data(), n_tokens, all.data());
+                for (int64_t t = 0; t < n_tokens; ++t) {
+                    product(x.data() + t * n_cols, 1, one.data());
+                    EXPECT_EQ(0, std::memcmp(one.data(), all.data() + t * n_rows, one.size() * sizeof(float)))
+                        << "token " << t << " of " << n_tokens;
+                }
+            }
+        }
+    }
+    EXPECT_FALSE(kernels::batch_invariant()) << "the scope restores the previous setting";
 }
 
 TEST(MulMatDispatch, RejectsColumnsNotMultipleOfBlock) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -50,8 +51,8 @@ TEST(EngineGolden, Stories260KGreedyFromBosMatchesReference) {
         return true;
     });
     EXPECT_EQ(got, want);
-    EXPECT_EQ(st.stop_reason, "length");
-    EXPECT_EQ(st.n_gen, 256);
+    EXPECT_EQ(st.stop, edgellm::engine::stop_reason::length);
+    EXPECT_EQ(st.n_gen(), 256);
     EXPECT_EQ(st.n_prompt, 1);
     EXPECT_GT(st.kv_bytes, 0u);
     EXPECT_GT(st.peak_rss_bytes, 0u);
@@ -196,12 +197,12 @@ TEST(EngineGenerate, StopsAtContextEndAndOnCallback) {
     gp.ignore_eos = true;
     gp.sampling.temperature = 0;
     auto st = eng.generate(std::vector<int32_t>{1, 3, 5}, gp, nullptr);
-    EXPECT_EQ(st.stop_reason, "context");
-    EXPECT_EQ(st.n_gen, 8);  // positions 3..9 are decoded, plus the token sampled after the last
+    EXPECT_EQ(st.stop, edgellm::engine::stop_reason::context);
+    EXPECT_EQ(st.n_gen(), 8);  // positions 3..9 are decoded, plus the token sampled after the last
     int seen = 0;
     st = eng.generate(std::vector<int32_t>{1}, gp, [&](int32_t) { return ++seen < 4; });
-    EXPECT_EQ(st.stop_reason, "cancelled");
-    EXPECT_EQ(st.n_gen, 4);
+    EXPECT_EQ(st.stop, edgellm::engine::stop_reason::cancelled);
+    EXPECT_EQ(st.n_gen(), 4);
 }
 
 TEST(EngineErrors, GpuLayersAreRefusedNotIgnored) {
@@ -521,6 +522,85 @@ TEST(EngineErrors, LoadForRefusesBeforeRepackingAndSessionsKeepAnExplicitBudget)
     EXPECT_THROW(engine::engine(lm, sp), usage_error);
     sp.memory_budget_bytes = 1ull << 30;
     EXPECT_NO_THROW(engine::engine(lm, sp));
+}
+
+}  // namespace
+}  // namespace edgellm::test
+
+namespace edgellm::test {
+namespace {
+
+// --deterministic: a sequence's logits are bit-identical whether its prompt is evaluated alone in
+// one pass or in chunks beside another sequence's prefill and decode tokens, and its decode step
+// alone or in a batch (quantized weights, so the packed and tiled products are in play).
+TEST(EngineDeterministic, LogitsOfASequenceDoNotDependOnItsBatch) {
+    for (const ggml_type wt : {ggml_type::q4_0, ggml_type::q8_0}) {
+        SCOPED_TRACE(type_name(wt));
+        tiny_model_spec spec;
+        spec.weight_type = wt;
+        engine::engine_params ep;
+        ep.model_path = tiny_model("deterministic_" + std::string(type_name(wt)), spec).string();
+        ep.n_threads = 2;
+        ep.n_seq = 2;
+        ep.deterministic = true;
+        engine::engine eng(ep);
+        model::forward_pass& f = eng.forward();
+        model::kv_cache& kv = eng.kv_mut();
+        const size_t n_vocab = static_cast<size_t>(eng.hparams().n_vocab);
+        const std::vector<int32_t> a = {1, 5, 17, 33, 2, 60, 9, 9, 41, 12, 3, 66, 0};
+        const std::vector<int32_t> b = {2, 9, 4, 4, 61, 30, 7, 1, 1, 5, 8};
+        const int32_t next = 14;  // a token decoded after a's prompt
+        auto copy = [](std::span<const float> s) { return std::vector<float>(s.begin(), s.end()); };
+
+        // Alone: a's prompt in one pass, then one decode step.
+        kv.clear_all();
+        model::batch bt;
+        for (size_t i = 0; i < a.size(); ++i) bt.add(a[i], int64_t(i), 0, i + 1 == a.size());
+        const auto prefill_alone = copy(f.eval(kv, bt));
+        bt.clear();
+        bt.add(next, int64_t(a.size()), 0, true);
+        const auto decode_alone = copy(f.eval(kv, bt));
+
+        // Batched: b's prompt first, then a's prompt in chunks of 5 beside b's decode tokens, then
+        // a's decode step beside b's.
+        kv.clear_all();
+        bt.clear();
+        for (size_t i = 0; i < b.size(); ++i) bt.add(b[i], int64_t(i), 1, false);
+        f.eval(kv, bt);
+        int64_t b_pos = int64_t(b.size());
+        std::vector<float> prefill_batched;
+        for (size_t i0 = 0; i0 < a.size(); i0 += 5) {
+            bt.clear();
+            bt.add(int32_t(3 + i0), b_pos++, 1, true);
+            const size_t i1 = std::min(a.size(), i0 + 5);
+            for (size_t i = i0; i < i1; ++i) bt.add(a[i], int64_t(i), 0, i + 1 == a.size());
+            const auto out = copy(f.eval(kv, bt));
+            if (i1 == a.size()) prefill_batched.assign(out.begin() + n_vocab, out.end());  // after b's row
+        }
+        bt.clear();
+        bt.add(7, b_pos, 1, true);
+        bt.add(next, int64_t(a.size()), 0, true);
+        const auto decode_batched = copy(f.eval(kv, bt));
+
+        ASSERT_EQ(prefill_batched.size(), n_vocab);
+        EXPECT_EQ(0, std::memcmp(prefill_alone.data(), prefill_batched.data(), n_vocab * sizeof(float)))
+            << "prompt logits differ by up to " << max_abs_diff(prefill_alone.data(), prefill_batched.data(), n_vocab);
+        EXPECT_EQ(0, std::memcmp(decode_alone.data(), decode_batched.data() + n_vocab, n_vocab * sizeof(float)))
+            << "decode logits differ by up to " << max_abs_diff(decode_alone.data(), decode_batched.data() + n_vocab, n_vocab);
+    }
+}
+
+TEST(EngineDeterministic, RefusedWithGpuLayers) {
+    engine::engine_params ep;
+    ep.model_path = tiny_model("deterministic_gpu").string();
+    ep.deterministic = true;
+    ep.n_gpu_layers = 1;
+    try {
+        engine::engine e(ep);
+        FAIL() << "--deterministic with GPU layers was accepted";
+    } catch (const usage_error& e) {
+        EXPECT_NE(std::string(e.what()).find("--deterministic runs on the CPU kernels only"), std::string::npos) << e.what();
+    }
 }
 
 }  // namespace

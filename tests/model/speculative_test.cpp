@@ -84,7 +84,7 @@ std::vector<int32_t> greedy(engine::engine& e, const std::vector<int32_t>& promp
         out.push_back(t);
         return true;
     });
-    if (reason) *reason = st.stop_reason;
+    if (reason) *reason = engine::name(st.stop);
     return out;
 }
 
@@ -149,7 +149,7 @@ TEST(SpeculativeGreedy, StopsLikePlainDecodingAtTheContextEnd) {
     EXPECT_EQ(reason, "context");
     engine::generation_stats st;
     EXPECT_EQ(speculative(target, draft, k_prompt, 100, 8, &st), want);
-    EXPECT_EQ(st.stop_reason, "context");
+    EXPECT_EQ(st.stop, edgellm::engine::stop_reason::context);
 }
 
 TEST(SpeculativeErrors, DifferentVocabulariesAndBadDraftLengthsAreRefused) {

@@ -85,7 +85,7 @@ TEST_F(BatchGenerate, GreedyTokensEqualSingleSequenceGeneration) {
             EXPECT_EQ(st.sequences[s].tokens, want)
                 << "sequence " << s << " ignore_eos " << ignore_eos;
             if (ignore_eos) {
-                EXPECT_EQ(st.sequences[s].stop_reason, "length");
+                EXPECT_EQ(st.sequences[s].stop, edgellm::engine::stop_reason::length);
             }
             EXPECT_GE(st.sequences[s].latency_ms, st.sequences[s].first_token_ms);
             EXPECT_LE(st.sequences[s].latency_ms, st.wall_ms);

@@ -217,7 +217,7 @@ TEST(PrefixCache, ASmallPoolEvictsCachedPrefixesAndPreemptsWithoutChangingOutput
     sch.run_until_idle();
     int64_t reused = 0;
     for (int i = 0; i < 9; ++i) {
-        EXPECT_EQ(out[i].stop_reason, "length") << "request " << i << ": " << out[i].error;
+        EXPECT_EQ(out[i].stop, edgellm::engine::stop_reason::length) << "request " << i << ": " << out[i].error;
         EXPECT_EQ(out[i].tokens, uncached(prompts[static_cast<size_t>(i)], 16)) << "request " << i;
         reused += out[i].n_cached;
     }

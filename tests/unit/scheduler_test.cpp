@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 
 #include "engine/scheduler.h"
 #include "sampling/grammar.h"
@@ -124,7 +125,7 @@ TEST(Scheduler, SingleSequenceGeneratesUntilLength) {
     sch.run_until_idle();
     ASSERT_EQ(out.count(0), 1u);
     EXPECT_EQ(out[0].tokens, counting(3, 5));
-    EXPECT_EQ(out[0].stop_reason, "length");
+    EXPECT_EQ(out[0].stop, edgellm::engine::stop_reason::length);
     EXPECT_EQ(out[0].n_decode, 4);
     EXPECT_EQ(fr.kv().n_used_blocks(), 0) << "blocks go back when the sequence ends";
     EXPECT_EQ(fr.steps.size(), 5u);  // one prefill pass + 4 decode passes
@@ -150,11 +151,11 @@ TEST(Scheduler, GrammarsArePerSequenceAndEndTheSequenceWhenComplete) {
     sch.submit(greedy({1, 2, 3}, 4, out, 2));
     sch.run_until_idle();
     EXPECT_EQ(out[0].tokens, (std::vector<int32_t>{2, 0, 1}));
-    EXPECT_EQ(out[0].stop_reason, "eos");
+    EXPECT_EQ(out[0].stop, edgellm::engine::stop_reason::eos);
     EXPECT_EQ(out[1].tokens, (std::vector<int32_t>{4, 6}));  // ties between g and h: the lower id
-    EXPECT_EQ(out[1].stop_reason, "eos");
+    EXPECT_EQ(out[1].stop, edgellm::engine::stop_reason::eos);
     EXPECT_EQ(out[2].tokens, counting(3, 4));
-    EXPECT_EQ(out[2].stop_reason, "length");
+    EXPECT_EQ(out[2].stop, edgellm::engine::stop_reason::length);
     // Without the vocabulary a grammar cannot be followed: refused at submit.
     scheduler bare(fr, scheduler_params{});
     request r = greedy({1}, 2, out, 3);
@@ -176,7 +177,7 @@ TEST(Scheduler, EndOfGenerationStopsWithoutEmittingTheToken) {
     };
     sch.submit(std::move(r));
     sch.run_until_idle();
-    EXPECT_EQ(out[0].stop_reason, "eos");
+    EXPECT_EQ(out[0].stop, edgellm::engine::stop_reason::eos);
     EXPECT_EQ(out[0].tokens, (std::vector<int32_t>{3, 4, 5}));
     EXPECT_EQ(streamed, out[0].tokens);
 }
@@ -250,7 +251,7 @@ TEST(Scheduler, CancelFreesTheSequenceBlocks) {
     EXPECT_EQ(fr.kv().n_used_blocks(), 3);  // 21 positions -> 2 blocks, 2 positions -> 1 block
     sch.cancel(a);
     sch.step();
-    EXPECT_EQ(out[0].stop_reason, "cancelled");
+    EXPECT_EQ(out[0].stop, edgellm::engine::stop_reason::cancelled);
     EXPECT_EQ(fr.kv().n_used_blocks(), 1);
     sch.run_until_idle();
     EXPECT_EQ(fr.kv().n_used_blocks(), 0);
@@ -266,7 +267,7 @@ TEST(Scheduler, CallbackReturningFalseCancels) {
     r.on_token = [&](int32_t) { return ++n < 3; };
     sch.submit(std::move(r));
     sch.run_until_idle();
-    EXPECT_EQ(out[0].stop_reason, "cancelled");
+    EXPECT_EQ(out[0].stop, edgellm::engine::stop_reason::cancelled);
     EXPECT_EQ(out[0].tokens.size(), 3u);
     EXPECT_EQ(fr.kv().n_used_blocks(), 0);
 }
@@ -282,8 +283,8 @@ TEST(Scheduler, OutOfBlocksPreemptsTheNewestAndItResumesWithTheSameOutput) {
     ASSERT_EQ(out.size(), 2u);
     EXPECT_EQ(out[0].tokens, counting(2, 28));
     EXPECT_EQ(out[1].tokens, counting(10, 28));
-    EXPECT_EQ(out[0].stop_reason, "length");
-    EXPECT_EQ(out[1].stop_reason, "length");
+    EXPECT_EQ(out[0].stop, edgellm::engine::stop_reason::length);
+    EXPECT_EQ(out[1].stop, edgellm::engine::stop_reason::length);
     EXPECT_GE(sch.metrics().preemptions.load(), 1u);
     EXPECT_EQ(out[0].n_preempted, 0) << "the oldest sequence keeps running";
     EXPECT_GE(out[1].n_preempted, 1);
@@ -296,7 +297,7 @@ TEST(Scheduler, ContextLimitEndsTheSequence) {
     scheduler sch(fr, scheduler_params{});
     sch.submit(greedy({1, 2, 3}, 100, out, 0));
     sch.run_until_idle();
-    EXPECT_EQ(out[0].stop_reason, "context");
+    EXPECT_EQ(out[0].stop, edgellm::engine::stop_reason::context);
     EXPECT_EQ(out[0].tokens.size(), 6u);  // positions 3..7 decoded, the 6th token has no room
 }
 
@@ -373,6 +374,39 @@ TEST(Scheduler, ServeRunsOnItsOwnThreadAndStops) {
     loop.join();
     ASSERT_EQ(done.load(), 4);
     for (int i = 0; i < 4; ++i) EXPECT_EQ(out[i].tokens, counting(i, 5));
+}
+
+}  // namespace
+}  // namespace edgellm
+
+namespace edgellm {
+namespace {
+
+// The one mapping of how a sequence ended to the APIs' names (engine/stop_reason.h): OpenAI's
+// finish_reason is one of its own values for every reason (a cancellation or a shutdown cuts
+// the reply short: "length", never "cancelled"), tool calls only on a reply that ended on its
+// own, a stop string the caller matched wins over the cancellation the scheduler saw.
+TEST(StopReason, OneMappingToTheApisFinishReasons) {
+    using engine::stop_reason;
+    const std::set<std::string> openai = {"stop", "length", "tool_calls", "error"};
+    for (stop_reason r : {stop_reason::none, stop_reason::eos, stop_reason::stop_string, stop_reason::length,
+                          stop_reason::context, stop_reason::cancelled, stop_reason::error}) {
+        SCOPED_TRACE(engine::name(r));
+        EXPECT_TRUE(openai.count(engine::openai_finish_reason(r)));
+        EXPECT_TRUE(openai.count(engine::openai_finish_reason(r, true)));
+        EXPECT_STREQ(engine::ollama_done_reason(r), engine::openai_finish_reason(r));
+    }
+    EXPECT_STREQ(engine::openai_finish_reason(stop_reason::eos), "stop");
+    EXPECT_STREQ(engine::openai_finish_reason(stop_reason::stop_string), "stop");
+    EXPECT_STREQ(engine::openai_finish_reason(stop_reason::eos, true), "tool_calls");
+    EXPECT_STREQ(engine::openai_finish_reason(stop_reason::length, true), "length");
+    EXPECT_STREQ(engine::openai_finish_reason(stop_reason::context), "length");
+    EXPECT_STREQ(engine::openai_finish_reason(stop_reason::cancelled), "length");
+    EXPECT_STREQ(engine::name(stop_reason::eos), "eos");
+    EXPECT_STREQ(engine::name(stop_reason::context), "context");
+    EXPECT_EQ(engine::with_stop_string(stop_reason::cancelled, true), stop_reason::stop_string);
+    EXPECT_EQ(engine::with_stop_string(stop_reason::error, true), stop_reason::error);
+    EXPECT_EQ(engine::with_stop_string(stop_reason::length, false), stop_reason::length);
 }
 
 }  // namespace

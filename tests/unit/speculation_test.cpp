@@ -86,7 +86,7 @@ TEST(Speculation, GreedyOutputEqualsPlainDecodingForEveryDraftLengthAndBatchSize
                     const run_result spec = run(ps, parallel, {ngram, draft_max, 1, nullptr}, periodic, 40);
                     for (int i = 0; i < 4; ++i) {
                         EXPECT_EQ(spec.out.at(i).tokens, plain.out.at(i).tokens) << "request " << i;
-                        EXPECT_EQ(spec.out.at(i).stop_reason, "length");
+                        EXPECT_EQ(spec.out.at(i).stop, edgellm::engine::stop_reason::length);
                     }
                     EXPECT_GT(spec.drafted, 0u);
                     if (periodic) {
@@ -182,7 +182,7 @@ TEST(Speculation, PreemptionWithDraftsKeepsTheOutput) {
     const auto [spec, spec_preemptions] = go({1, 8, 1, nullptr});
     for (int i = 0; i < 2; ++i) {
         EXPECT_EQ(spec.at(i).tokens, plain.at(i).tokens);
-        EXPECT_EQ(spec.at(i).stop_reason, "length");
+        EXPECT_EQ(spec.at(i).stop, edgellm::engine::stop_reason::length);
     }
     EXPECT_GE(plain_preemptions, 1u);
     EXPECT_LE(spec_preemptions, plain_preemptions);
@@ -246,9 +246,9 @@ TEST(Speculation, StopRulesHoldInsideARoundOfAcceptedDrafts) {
         sch.submit(std::move(ignoring));
         sch.run_until_idle();
         EXPECT_EQ(out[0].tokens, counting_from(3, std::min(n_predict, 11)));  // 4 .. 14, then 15 ends it
-        EXPECT_EQ(out[0].stop_reason, n_predict <= 11 ? "length" : "eos");
+        EXPECT_EQ(out[0].stop, n_predict <= 11 ? edgellm::engine::stop_reason::length : edgellm::engine::stop_reason::eos);
         EXPECT_EQ(out[1].tokens.size(), static_cast<size_t>(n_predict));
-        EXPECT_EQ(out[1].stop_reason, "length");
+        EXPECT_EQ(out[1].stop, edgellm::engine::stop_reason::length);
         EXPECT_EQ(fr.kv().n_used_blocks(), 0);
     }
 }

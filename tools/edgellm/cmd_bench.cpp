@@ -38,6 +38,7 @@ struct bench_options {
     int draft_max = 16;
     std::string memory_limit;  // native, prompt mode: budget for weights + KV (the fallback chain applies)
     bool no_fallback = false;
+    bool deterministic = false;
     std::string prompts_file;
     std::optional<int> n_runs;  // default: 3 (prompts, sweeps) or 5 (micro, like llama-bench)
     int n_warmup = 1;
@@ -202,6 +203,7 @@ backends::backend_settings single_settings(const bench_options& o) {
         s.extra["memory_limit"] = o.memory_limit;
     }
     if (o.no_fallback) s.extra["no_fallback"] = "1";
+    if (o.deterministic) s.extra["deterministic"] = "1";
     return s;
 }
 
@@ -300,6 +302,9 @@ void run_bench(bench_options o) {
     if ((micro || sweep) && (!o.memory_limit.empty() || o.no_fallback))
         throw usage_error("--memory-limit and --no-fallback apply to prompt mode (the micro tests and sweeps size "
                           "their own context)");
+    if (micro && o.deterministic)
+        throw usage_error("--deterministic applies to prompt mode and sweeps (the native backend), not to micro "
+                          "tests (-p/-pg)");
     if (!micro && !o.depth.empty())
         throw usage_error("-d (context depth) applies to micro tests; add -p N or -pg N,M");
     if (o.n_runs && *o.n_runs <= 0)
@@ -385,6 +390,9 @@ void add_options(CLI::App& cmd, bench_options& o) {
                    "native backend, prompt mode: memory the weights + KV cache may take (e.g. 6G); what does not "
                    "fit takes the fallback chain as in `run`, and the rung taken is reported");
     cmd.add_flag("--no-fallback", o.no_fallback, "native backend: refuse a request that does not fit instead of falling back");
+    cmd.add_flag("--deterministic", o.deterministic,
+                 "native backend: batch-invariant kernels (a sequence's output does not depend on its batch; "
+                 "prompt mode and sweeps)");
     cmd.add_option("--synth", o.synth,
                    "synthetic model used without -m, SHAPE:TYPE (default tiny:q4_0; small:q4_0 is "
                    "SmolLM-135M-sized)");

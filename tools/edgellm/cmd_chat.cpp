@@ -315,8 +315,8 @@ private:
         if (stopped) note("(stopped; the reply so far is kept)");
         history_.push_back({"assistant", reply, {}});
         last_stats_ = fmt::format("[{} prompt tokens ({} reused from the cache), {} generated, {:.1f} tokens/s, stop: {}]",
-                                  st.n_prompt, st.n_cached, st.n_gen, st.decode_tokens_per_s,
-                                  stopped ? std::string("interrupted") : st.stop_reason);
+                                  st.n_prompt, st.n_cached, st.n_gen(), st.decode_tokens_per_s(),
+                                  stopped ? std::string("interrupted") : std::string(engine::name(st.stop)));
         if (stats_) note(last_stats_);
     }
 

@@ -158,19 +158,19 @@ void run(const run_options& o) {
         j["load_ms"] = st.load_ms;
         j["n_prompt"] = st.n_prompt;
         j["prefill_ms"] = st.prefill_ms;
-        j["prefill_tokens_per_s"] = st.prefill_tokens_per_s;
-        j["n_gen"] = st.n_gen;
+        j["prefill_tokens_per_s"] = st.prefill_tokens_per_s();
+        j["n_gen"] = st.n_gen();
         j["n_decode"] = st.n_decode;
         j["decode_ms"] = st.decode_ms;
-        j["decode_tokens_per_s"] = st.decode_tokens_per_s;
+        j["decode_tokens_per_s"] = st.decode_tokens_per_s();
         j["sample_ms"] = st.sample_ms;
-        j["ttft_ms"] = st.ttft_ms;
+        j["ttft_ms"] = st.ttft_ms();
         j["kv_bytes"] = st.kv_bytes;
         j["model_bytes"] = st.model_bytes;
         j["weight_bytes"] = eng.get_model().weights().n_matrix_bytes;
         j["packed_bytes"] = eng.get_model().packed_bytes();
         j["peak_rss_bytes"] = st.peak_rss_bytes;
-        j["stop_reason"] = st.stop_reason;
+        j["stop_reason"] = engine::name(st.stop);
         if (!eng.params().fallback_note.empty()) j["fallback"] = eng.params().fallback_note;
         if (ep.spec.enabled()) {
             j["spec_ngram"] = ep.spec.ngram;
@@ -184,7 +184,7 @@ void run(const run_options& o) {
             j["draft_max"] = o.draft.spec.draft_max;
             j["n_drafted"] = st.n_drafted;
             j["n_accepted"] = st.n_accepted;
-            j["n_rounds"] = st.n_rounds;
+            j["n_rounds"] = st.n_rounds();
             j["acceptance"] = st.n_drafted ? static_cast<double>(st.n_accepted) / static_cast<double>(st.n_drafted) : 0.0;
         }
         j["tokens"] = generated;
@@ -203,8 +203,8 @@ void run(const run_options& o) {
                              "kv cache: {} ({}, {} positions)\n"
                              "peak rss: {} (model file {})\n",
                              o.session.model, hp.arch, hp.n_layer, eng.params().n_threads, st.load_ms, st.n_prompt,
-                             st.prefill_ms, st.prefill_tokens_per_s, st.n_gen, st.n_decode, st.decode_ms,
-                             st.decode_tokens_per_s, st.stop_reason, format_bytes(st.kv_bytes),
+                             st.prefill_ms, st.prefill_tokens_per_s(), st.n_gen(), st.n_decode, st.decode_ms,
+                             st.decode_tokens_per_s(), engine::name(st.stop), format_bytes(st.kv_bytes),
                              type_name(eng.kv().type()), eng.params().n_ctx, format_bytes(st.peak_rss_bytes),
                              format_bytes(st.model_bytes))
                      .c_str());
@@ -219,7 +219,7 @@ void run(const run_options& o) {
         std::fprintf(stderr, "draft: %s, %lld of %lld drafted tokens accepted (%.1f %%), %lld verification passes\n",
                      o.draft.model.c_str(), static_cast<long long>(st.n_accepted), static_cast<long long>(st.n_drafted),
                      st.n_drafted ? 100.0 * static_cast<double>(st.n_accepted) / static_cast<double>(st.n_drafted) : 0.0,
-                     static_cast<long long>(st.n_rounds));
+                     static_cast<long long>(st.n_rounds()));
 }
 
 void setup(CLI::App& app) {

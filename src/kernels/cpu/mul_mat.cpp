@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/kernels.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/thread_pool.h"
 #include "quant/quant.h"
@@ -63,8 +64,11 @@ const uint8_t* prepare_activations(const isa_ops& ops, act_format f, const float
 void mul_mat(const isa_ops& ops, ggml_type wt, const void* w, int64_t n_rows, int64_t n_cols,
              const float* x, int64_t n_tokens, float* y, int n_threads) {
     const isa_ops& gen = generic_ops();
+    // Batch-invariant: every token row through the one-token kernel (no batch kernel, no
+    // multi-token tiles), so its result is the same whatever the number of tokens.
+    const bool invariant = batch_invariant();
     mul_mat_kernel k = ops.mul_mat_for ? ops.mul_mat_for(wt) : mul_mat_kernel{};
-    if (n_tokens > 1 && ops.mul_mat_batch_for)
+    if (n_tokens > 1 && !invariant && ops.mul_mat_batch_for)
         if (const mul_mat_kernel kb = ops.mul_mat_batch_for(wt); kb.dot) k = kb;
     if (!k.dot) k = gen.mul_mat_for(wt);
     const auto dot_f32 = ops.dot_f32 ? ops.dot_f32 : gen.dot_f32;
@@ -106,7 +110,7 @@ void mul_mat(const isa_ops& ops, ggml_type wt, const void* w, int64_t n_rows, in
             const int n_tile = int(std::min<int64_t>(k_max_tile_tokens, n_tokens - t0));
             const uint8_t* a = act + size_t(t0) * a_row_bytes;
             float* yt = y + t0 * n_rows;
-            if (n_tile > 1 && k.dot_n[n_tile - 1]) {
+            if (n_tile > 1 && !invariant && k.dot_n[n_tile - 1]) {
                 for (int64_t r = r0; r < r1; ++r)
                     k.dot_n[n_tile - 1](wb + size_t(r) * w_row_bytes, a, a_row_bytes, n_cols, yt + r, size_t(n_rows));
                 continue;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/kernels.h"
 #include "kernels/cpu/packed_q4_k.h"
 #include "kernels/cpu/packed_q6_k.h"
 #include "kernels/cpu/packed_q8_0.h"
@@ -62,10 +63,20 @@ void mul_mat_packed(const isa_ops& ops, const packed_layout& l, packed_gemm_fn g
         const int64_t per_item =
             n_tokens <= k_stream_tokens ? std::max<int64_t>(1, (n_groups + 4 * nt - 1) / (4 * nt)) : 1;
         const int64_t n_items = (n_groups + per_item - 1) / per_item;
+        // Batch-invariant: the gemm of one token for each token (the group stays in cache), so a
+        // row's sums do not depend on the gemm's multi-token tiling.
+        const bool invariant = batch_invariant() && n_tokens > 1;
         parallel_for(nt, n_items, [&](int64_t item, int) {
             const int64_t g0 = item * per_item, g1 = std::min(n_groups, g0 + per_item);
-            for (int64_t g = g0; g < g1; ++g)
+            for (int64_t g = g0; g < g1; ++g) {
+                if (invariant) {
+                    for (int64_t t = 0; t < n_tokens; ++t)
+                        gemm(wb + size_t(g) * gb, act + size_t(t) * a_row_bytes, a_row_bytes, 1, n_cols,
+                             y + t * n_rows + g * k_pack_rows, size_t(n_rows));
+                    continue;
+                }
                 gemm(wb + size_t(g) * gb, act, a_row_bytes, n_tokens, n_cols, y + g * k_pack_rows, size_t(n_rows));
+            }
         });
     }
     const int64_t n_tail = n_rows % k_pack_rows;
