@@ -159,18 +159,20 @@ void write_special_tokens(gguf::writer& w, const fs::path& dir, const json& cfg,
             if (tokens[i] == text) return static_cast<int32_t>(i);
         return std::nullopt;
     };
+    const auto name_of = [&](const std::string& key) -> std::string {
+        if (!tok_cfg.is_object() || !tok_cfg.contains(key)) return "";
+        const json& v = tok_cfg[key];
+        if (v.is_string()) return v.get<std::string>();
+        if (v.is_object() && v.contains("content") && v["content"].is_string())
+            return v["content"].get<std::string>();
+        return "";
+    };
     for (const auto& [kind, key] :
          {std::pair{"bos", "bos_token_id"}, std::pair{"eos", "eos_token_id"},
           std::pair{"unk", "unknown_token_id"}, std::pair{"pad", "padding_token_id"}}) {
         std::optional<int32_t> id;
-        const std::string name_key = std::string(kind) + "_token";
-        if (tok_cfg.is_object() && tok_cfg.contains(name_key)) {
-            const json& v = tok_cfg[name_key];
-            if (v.is_string())
-                id = find(v.get<std::string>());
-            else if (v.is_object() && v.contains("content") && v["content"].is_string())
-                id = find(v["content"].get<std::string>());
-        }
+        if (const std::string name = name_of(std::string(kind) + "_token"); !name.empty())
+            id = find(name);
         const std::string cfg_key = std::string(kind) + "_token_id";
         if (!id && cfg.contains(cfg_key) && cfg[cfg_key].is_number_integer())
             id = cfg[cfg_key].get<int32_t>();
@@ -178,10 +180,39 @@ void write_special_tokens(gguf::writer& w, const fs::path& dir, const json& cfg,
             w.set(std::string("tokenizer.ggml.") + key,
                   value::make_u32(static_cast<uint32_t>(*id)));
     }
-    for (const char* flag : {"add_bos_token", "add_eos_token"})
+    // add_bos / add_eos: tokenizer.json's TemplateProcessing (its single-sequence template
+    // starting with the BOS or CLS token, ending with the EOS token), overridden by
+    // tokenizer_config.json's add_bos_token / add_eos_token, as SpecialVocab decides.
+    std::optional<bool> add_bos, add_eos;
+    const json tok = read_json(dir / "tokenizer.json", false);
+    if (tok.is_object() && tok.contains("post_processor") && tok["post_processor"].is_object()) {
+        const json& pp = tok["post_processor"];
+        const json procs = pp.contains("processors") && pp["processors"].is_array()
+                               ? pp["processors"]
+                               : json::array({pp});
+        const auto special = [](const json& e) {
+            return e.is_object() && e.contains("SpecialToken") && e["SpecialToken"].is_object()
+                       ? e["SpecialToken"].value("id", std::string())
+                       : std::string();
+        };
+        for (const json& p : procs) {
+            if (!p.is_object() || p.value("type", "") != "TemplateProcessing" ||
+                !p.contains("single") || !p["single"].is_array() || p["single"].size() < 2)
+                continue;
+            const std::string first = special(p["single"].front()),
+                              last = special(p["single"].back());
+            if (!first.empty())
+                add_bos = first == name_of("bos_token") || first == name_of("cls_token");
+            if (!last.empty()) add_eos = last == name_of("eos_token");
+        }
+    }
+    for (const auto& [flag, from_template] :
+         {std::pair{"add_bos_token", add_bos}, std::pair{"add_eos_token", add_eos}}) {
+        std::optional<bool> v = from_template;
         if (tok_cfg.is_object() && tok_cfg.contains(flag) && tok_cfg[flag].is_boolean())
-            w.set(std::string("tokenizer.ggml.") + flag,
-                  value::make_bool(tok_cfg[flag].get<bool>()));
+            v = tok_cfg[flag].get<bool>();
+        if (v) w.set(std::string("tokenizer.ggml.") + flag, value::make_bool(*v));
+    }
     std::string tmpl;
     if (tok_cfg.is_object() && tok_cfg.contains("chat_template") &&
         tok_cfg["chat_template"].is_string())

@@ -206,8 +206,10 @@ bool convert_decoder(const fs::path& dir, const json& cfg, const std::string& hf
             rope_scaling.is_object()
                 ? rope_scaling.value("rope_type", rope_scaling.value("type", ""))
                 : "";
-        if (type == "linear" && rope_scaling.contains("factor") &&
-            rope_scaling["factor"].is_number())
+        if (type == "default") {
+            // transformers' "no scaling" spelled out; llama.cpp writes nothing for it either
+        } else if (type == "linear" && rope_scaling.contains("factor") &&
+                   rope_scaling["factor"].is_number())
             linear_factor = rope_scaling["factor"].get<float>();
         else
             throw error(

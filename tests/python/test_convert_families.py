@@ -368,3 +368,29 @@ def test_convert_family_errors_are_clear(root, tmp_path):
     r = subprocess.run([BIN, "convert", str(folder), str(out)], capture_output=True, text=True)
     assert r.returncode != 0 and "rope_scaling" in r.stderr and "longrope" in r.stderr, r.stderr
     assert not out.exists()
+
+
+def test_add_bos_follows_the_post_processor_unless_tokenizer_config_says(tmp_path):
+    """As gguf-py's SpecialVocab: a TemplateProcessing that starts with the BOS token (Llama 3's
+    tokenizer.json) sets add_bos_token; tokenizer_config.json's own flag overrides it."""
+    folder = tmp_path / "hf"
+    write_folder(folder, "qwen3")
+    tok = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    tcfg = json.loads((folder / "tokenizer_config.json").read_text())
+    tcfg.pop("add_bos_token", None)
+    bos = tcfg["bos_token"]
+    tok["post_processor"] = {"type": "Sequence", "processors": [
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
+        {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": bos, "type_id": 0}},
+                                                  {"Sequence": {"id": "A", "type_id": 0}}],
+         "pair": [], "special_tokens": {}}]}
+    (folder / "tokenizer.json").write_text(json.dumps(tok, ensure_ascii=False), encoding="utf-8")
+    for flag, want in ((None, True), (False, False)):
+        if flag is not None:
+            tcfg["add_bos_token"] = flag
+        (folder / "tokenizer_config.json").write_text(json.dumps(tcfg))
+        out = tmp_path / f"bos-{flag}.gguf"
+        r = subprocess.run([BIN, "convert", str(folder), str(out)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert field(out, "tokenizer.ggml.add_bos_token") is want, flag
+        assert field(out, "tokenizer.ggml.add_eos_token") is None  # the template ends with $A
