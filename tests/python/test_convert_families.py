@@ -255,7 +255,7 @@ def test_converted_family_logits_match_the_hf_forward_pass_and_llama_cpp(convert
     case, folder, out, cfg, w = converted
     ref = reference_logits(case, cfg, w, IDS)
     llm = llama_cpp.Llama(model_path=str(out), n_ctx=64, n_batch=64, logits_all=True, n_threads=2, verbose=False,
-                          type_k=0, type_v=0)  # f32 KV: its f16 default costs ~2e-3 (gemma's stays: ggml's f16 GELU table)
+                          type_k=0, type_v=0)  # f32 KV: its f16 default costs ~2e-3 (gemma's ~1.5e-3 stays: its GELU FFN)
     llm.eval(IDS)
     lcpp = np.array(llm.scores[: len(IDS)], dtype=np.float64)
     llm.close()
@@ -394,3 +394,62 @@ def test_add_bos_follows_the_post_processor_unless_tokenizer_config_says(tmp_pat
         assert r.returncode == 0, r.stderr
         assert field(out, "tokenizer.ggml.add_bos_token") is want, flag
         assert field(out, "tokenizer.ggml.add_eos_token") is None  # the template ends with $A
+
+
+def _tensor_shapes(path):
+    """{name: dims} of a GGUF's tensor infos (after the metadata, parsed with struct)."""
+    data = Path(path).read_bytes()
+    n_tensors, n_kv = struct.unpack_from("<QQ", data, 8)
+    off = 24
+    sizes = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+
+    def skip_value(t):
+        nonlocal off
+        if t == 8:
+            off += 8 + struct.unpack_from("<Q", data, off)[0]
+        elif t == 9:
+            et, n = struct.unpack_from("<IQ", data, off)
+            off += 12
+            if et in sizes:
+                off += n * sizes[et]
+            else:
+                for _ in range(n):
+                    skip_value(et)
+        else:
+            off += sizes[t]
+
+    for _ in range(n_kv):
+        skip_value(8)
+        (t,) = struct.unpack_from("<I", data, off)
+        off += 4
+        skip_value(t)
+    shapes = {}
+    for _ in range(n_tensors):
+        n = struct.unpack_from("<Q", data, off)[0]
+        name = data[off + 8:off + 8 + n].decode()
+        off += 8 + n
+        (nd,) = struct.unpack_from("<I", data, off)
+        shapes[name] = list(struct.unpack_from(f"<{nd}Q", data, off + 4))
+        off += 4 + 8 * nd + 4 + 8
+    return shapes
+
+
+def test_gemma3_drops_embedding_rows_past_the_vocabulary(tmp_path):
+    """Gemma 3 checkpoints carry more embedding rows than the vocabulary (the multimodal 4B: 262208
+    for 262144 tokens); llama.cpp's converter drops the extra rows, so does ours. Gemma 2 has no
+    such rule: a mismatch there is refused naming both sizes."""
+    for case in ("gemma3", "gemma2"):
+        folder = tmp_path / case / "hf"
+        cfg, w = write_folder(folder, case)
+        n_vocab = cfg["vocab_size"]
+        w["model.embed_tokens.weight"] = np.concatenate([w["model.embed_tokens.weight"], np.ones((8, N_EMBD))])
+        write_safetensors(folder / "model.safetensors", w)
+        out = tmp_path / f"{case}.gguf"
+        r = subprocess.run([BIN, "convert", str(folder), str(out), "--outtype", "f32"], capture_output=True, text=True)
+        if case == "gemma3":
+            assert r.returncode == 0, r.stderr
+            assert _tensor_shapes(out)["token_embd.weight"] == [N_EMBD, n_vocab]
+            assert len(field(out, "tokenizer.ggml.tokens")) == n_vocab
+        else:
+            assert r.returncode != 0 and f"{n_vocab} tokens" in r.stderr and f"{n_vocab + 8} rows" in r.stderr, r.stderr
+            assert not out.exists()
