@@ -1,66 +1,44 @@
 #!/usr/bin/env python3
-"""Embeddings throughput, edgellm vs llama.cpp, on the same GGUF and thread count.
+"""Embeddings throughput, edgellm vs llama.cpp, on the same GGUF, thread count and inputs.
 
-Inputs are N sentences of mixed lengths (8 to ~120 tokens) built from a fixed word list. edgellm is
-timed by `edgellm embed -f FILE` (its own wall time over tokenisation, the batched forward passes
-and pooling, printed on stderr; model loading excluded); llama.cpp by wall-clock time around
-llama-cpp-python's Llama.embed(list) (which also tokenises, batches up to n_batch tokens per
-llama_decode and pools), model loading excluded. llama.cpp's batch is --llama-batch tokens (default
-512, its best here: its encoder attention masks over the whole ubatch). Each side runs --runs times; the best run is
-reported. Prints a Markdown table: inputs/s and tokens/s.
+The in-process rows come from `edgellm bench --embed` (the workload's one owner: N inputs of 6 to
+96 words drawn with a fixed seed, edgellm's embedder vs llama-cpp-python's Llama.embed(list),
+model loading excluded, a warm-up call then the best of --runs; llama.cpp's n_batch = n_ubatch =
+n_ctx = 512, its best here, since its non-causal attention masks over the whole ubatch). With --llama-server this script
+also times one /v1/embeddings request carrying every input (the inputs bench used, saved with
+--embed-save-inputs) against `edgellm serve` and llama-server --embeddings. Prints a Markdown table:
+inputs/s and tokens/s.
 
   python3 bench/compare_embeddings.py --bin build/bin/edgellm --model minilm.gguf --threads 2
 """
 import argparse
+import json
 import os
-import random
-import re
 import subprocess
 import sys
 import tempfile
 import time
 
-WORDS = ("the a of model vector search query document retrieval answer cat dog runs quickly embedding "
-         "sentence meaning similar different network language small edge device memory fast slow city "
-         "river mountain music history science market price people time world data").split()
 
-
-def make_inputs(n, seed=1):
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.choice([6, 12, 24, 48, 96]))) + "." for _ in range(n)]
-
-
-def bench_edgellm(bin_path, model, texts, threads, runs):
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-        f.write("\n".join(texts) + "\n")
-        path = f.name
-    best = None
-    try:
-        for _ in range(runs):
-            r = subprocess.run([bin_path, "embed", "-m", model, "-f", path, "-t", str(threads)], capture_output=True,
-                               text=True, check=True)
-            m = re.search(r"(\d+) inputs, (\d+) tokens in ([\d.]+) ms", r.stderr)
-            n_in, n_tok, ms = int(m.group(1)), int(m.group(2)), float(m.group(3))
-            if best is None or ms < best[2]:
-                best = (n_in, n_tok, ms)
-    finally:
-        os.unlink(path)
-    return best
-
-
-def bench_llama_cpp(model, texts, threads, runs, n_batch):
-    import llama_cpp
-    llm = llama_cpp.Llama(model_path=model, embedding=True, n_ctx=n_batch, n_batch=n_batch, n_ubatch=n_batch,
-                          n_threads=threads, n_threads_batch=threads, verbose=False)
-    n_tok = sum(len(llm.tokenize(t.encode())) for t in texts)
-    best = None
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        llm.embed(texts)
-        ms = (time.perf_counter() - t0) * 1e3
-        best = ms if best is None else min(best, ms)
-    llm.close()
-    return len(texts), n_tok, best
+def bench_in_process(bin_path, model, threads, n_inputs, runs, inputs_path):
+    """`edgellm bench --embed` for native and llama_cpp_python: rows (name, inputs, tokens, ms)."""
+    with tempfile.TemporaryDirectory() as d:
+        report = os.path.join(d, "embed.json")
+        r = subprocess.run([bin_path, "bench", "--embed", "-m", model, "--backends", "native", "llama_cpp_python",
+                            "-t", str(threads), "--embed-inputs", str(n_inputs), "--runs",
+                            str(runs), "--json", report, "--embed-save-inputs", inputs_path, "-q"],
+                           capture_output=True, text=True)
+        if r.returncode != 0 and not os.path.exists(report):
+            sys.exit(f"edgellm bench --embed failed:\n{r.stderr}")
+        rows = []
+        for x in json.load(open(report))["results"]:
+            name = {"native": "edgellm (bench --embed, native)",
+                    "llama_cpp_python": "llama.cpp (llama-cpp-python embed, n_batch 512)"}[x["backend"]]
+            if "error" in x:
+                print(f"{x['backend']}: {x['error']}", file=sys.stderr)
+                continue
+            rows.append((name, x["n_inputs"], x["n_tokens"], x["best_ms"]))
+        return rows
 
 
 def _serve_and_time(cmd, port, texts, runs):
@@ -119,23 +97,18 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--inputs", type=int, default=256)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--llama-batch", type=int, default=512,
-                    help="llama.cpp's n_batch = n_ubatch = n_ctx: tokens per llama_decode. Its non-causal attention "
-                         "masks over the whole ubatch, so larger batches cost it quadratically more")
     ap.add_argument("--llama-server", default="",
                     help="also time one /v1/embeddings request with every input against `edgellm serve` and this "
                          "llama-server binary (--embeddings, 16 slots, -b/-ub 512: its best of 256, 512, 2048 here)")
     a = ap.parse_args()
-    texts = make_inputs(a.inputs)
-    rows = [("edgellm", *bench_edgellm(a.bin, a.model, texts, a.threads, a.runs))]
-    try:
-        rows.append((f"llama.cpp (llama-cpp-python embed, n_batch {a.llama_batch})",
-                     *bench_llama_cpp(a.model, texts, a.threads, a.runs, a.llama_batch)))
-    except ImportError:
-        print("llama-cpp-python is not installed: llama.cpp row skipped", file=sys.stderr)
+    with tempfile.NamedTemporaryFile("r", suffix=".txt") as f:
+        rows = bench_in_process(a.bin, a.model, a.threads, a.inputs, a.runs, f.name)
+        texts = [line for line in open(f.name, encoding="utf-8").read().split("\n") if line]
     if a.llama_server:
         rows += bench_servers(a.bin, a.llama_server, a.model, texts, a.threads, a.runs)
-    print(f"model {os.path.basename(a.model)}, {a.threads} threads, {a.inputs} inputs, best of {a.runs}\n")
+    load = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else ["?"]
+    print(f"model {os.path.basename(a.model)}, {a.threads} threads, {a.inputs} inputs, best of {a.runs}, "
+          f"load average after the runs {' '.join(load)}\n")
     print("| engine | inputs | tokens | ms | inputs/s | tokens/s |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, n_in, n_tok, ms in rows:

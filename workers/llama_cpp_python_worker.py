@@ -29,7 +29,23 @@ def load(model, settings):
         kw["n_batch"] = settings["n_batch"]
     if settings.get("n_gpu_layers", -1) >= 0:
         kw["n_gpu_layers"] = settings["n_gpu_layers"]
+    if settings.get("embedding") == "1":
+        # Embeddings: n_batch tokens per llama_decode (default 512: llama.cpp masks an encoder's
+        # attention over the whole ubatch, so larger ones cost it quadratically more), the context
+        # as large (one sequence per input must fit a batch).
+        n = settings.get("n_batch", 0) if settings.get("n_batch", 0) > 0 else 512
+        kw.update(embedding=True, n_batch=n, n_ubatch=n, n_ctx=max(n, settings.get("n_ctx", 0)))
     _llm = Llama(**kw)
+
+
+def embed(texts):
+    """Llama.embed(list) (tokenises, batches up to n_batch tokens per decode, pools, normalises),
+    timed; the token count is taken before, outside the timing."""
+    n_tok = sum(len(_llm.tokenize(t.encode("utf-8"))) for t in texts)
+    t0 = time.perf_counter()
+    vecs = _llm.embed(texts)
+    ms = (time.perf_counter() - t0) * 1000
+    return {"n_inputs": len(vecs), "n_tokens": n_tok, "n_embd": len(vecs[0]) if vecs else 0, "ms": ms}
 
 
 def generate(msg, emit):

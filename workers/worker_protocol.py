@@ -1,7 +1,7 @@
 """JSON-lines protocol shared by edgellm's Python workers (see src/backends/python_worker_backend.cpp).
 
 A worker module provides REQUIRED (import names), versions(), load(model, settings) and
-generate(request, emit) -> dict of statistics. This file runs the loop; it imports nothing heavy.
+generate(request, emit) -> dict of statistics, and optionally embed(texts) -> dict of statistics. This file runs the loop; it imports nothing heavy.
 """
 import importlib
 import json
@@ -49,6 +49,10 @@ def serve(worker):
                 t0 = time.perf_counter()
                 worker.load(msg.get("model", ""), msg.get("settings", {}))
                 _send({"ok": True, "load_ms": (time.perf_counter() - t0) * 1000})
+            elif op == "embed":
+                if not hasattr(worker, "embed"):
+                    raise NotImplementedError("this worker does not support embeddings")
+                _send(worker.embed(msg.get("texts", [])))
             elif op == "generate":
                 stats = worker.generate(msg, lambda piece: _send({"piece": piece}) if piece else None)
                 out = {"done": True}

@@ -11,6 +11,11 @@
 
 namespace edgellm::backends {
 
+embed_stats backend::embed(const std::vector<std::string>&) {
+    throw usage_error(fmt::format("backend {} does not support embeddings (native and llama_cpp_python do)",
+                                  name()));
+}
+
 generation_result backend::generate(const generation_request& req, const token_callback& on_piece,
                                     const std::atomic<bool>* cancel) {
     generation_result result;

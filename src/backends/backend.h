@@ -96,6 +96,15 @@ struct backend_settings {
     std::map<std::string, std::string> extra;  // backend-specific options ("binary", "preset" ...)
 };
 
+// One embeddings call (`edgellm bench --embed`): what a backend embedded and how long the work
+// took, model loading excluded.
+struct embed_stats {
+    int64_t n_inputs = 0;
+    int64_t n_tokens = 0;  // tokens the inputs ran as, special tokens included
+    int64_t n_embd = 0;
+    double ms = 0;
+};
+
 class backend {
 public:
     virtual ~backend() = default;
@@ -118,6 +127,12 @@ public:
     // `cancel` (may be null) is polled between pieces.
     generation_result generate(const generation_request& req, const token_callback& on_piece,
                                const std::atomic<bool>* cancel = nullptr);
+
+    // Embeds every text (the backend's default pooling, L2-normalised) in as few calls as the
+    // backend batches them. Needs a load with settings.extra["embedding"] = "1" (which loads the
+    // model for embeddings: an encoder, or a decoder's hidden states). Backends without
+    // embeddings throw usage_error naming themselves.
+    virtual embed_stats embed(const std::vector<std::string>& texts);
 
 protected:
     // Backends implement this: stream pieces through `emit` (which records timings and returns

@@ -9,6 +9,8 @@
 #include "backends/factories.h"
 #include "core/error.h"
 #include "core/units.h"
+#include "core/timing.h"
+#include "engine/embed.h"
 #include "engine/engine.h"
 #include "engine/speculative.h"
 #include "engine/text.h"
@@ -37,6 +39,16 @@ public:
 
     void load(const backend_settings& s) override {
         if (s.model.empty()) throw usage_error("native: no model given (use -m / --model-path MODEL.gguf)");
+        if (auto e = s.extra.find("embedding"); e != s.extra.end() && e->second == "1") {
+            // Embeddings: the model and an embedder over it (as `edgellm embed`), no generation engine.
+            const double t0 = now_ms();
+            const int nt = s.n_threads > 0 ? s.n_threads
+                                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+            embedder_ = std::make_unique<engine::embedder>(engine::loaded_model::load(s.model, /*repack=*/true, nt),
+                                                           nt, s.n_ctx, s.n_batch > 0 ? s.n_batch : 2048);
+            load_ms_ = now_ms() - t0;
+            return;
+        }
         engine::engine_params p;
         p.model_path = s.model;
         if (s.n_ctx > 0) p.n_ctx = s.n_ctx;
@@ -70,7 +82,19 @@ public:
 
     std::string load_note() const override { return engine_ ? engine_->params().fallback_note : std::string(); }
 
+    embed_stats embed(const std::vector<std::string>& texts) override {
+        if (!embedder_) throw error("native: embed called without a load for embeddings");
+        const engine::embed_result r = embedder_->embed(texts, engine::embed_options{});
+        embed_stats st;
+        st.n_inputs = static_cast<int64_t>(r.vectors.size());
+        for (int64_t n : r.n_tokens) st.n_tokens += n;
+        st.n_embd = r.n_embd;
+        st.ms = r.ms;
+        return st;
+    }
+
     void unload() override {
+        embedder_.reset();
         tokenizer_ = nullptr;
         chat_template_.reset();
         draft_.reset();
@@ -129,6 +153,7 @@ protected:
 
 private:
     std::unique_ptr<engine::engine> engine_;
+    std::unique_ptr<engine::embedder> embedder_;
     std::optional<chat::chat_template> chat_template_;  // for chat requests, chosen at the first one
     std::unique_ptr<engine::engine> draft_;  // speculative decoding (extra "model_draft")
     engine::speculative_params spec_;

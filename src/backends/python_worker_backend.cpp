@@ -2,6 +2,7 @@
 // from workers/ runs in its own process and speaks JSON lines over stdin/stdout:
 //   -> {"op":"load", "model":..., "settings":{...}}        <- {"ok":true, "load_ms":...}
 //   -> {"op":"generate", "prompt"|"messages", "params"}     <- {"piece":"..."}* then {"done":true, ...}
+//   -> {"op":"embed", "texts":[...]}                        <- {"n_inputs", "n_tokens", "n_embd", "ms"}
 //   any failure                                             <- {"error":"..."}
 // `python3 WORKER --check` prints {"available":bool, "missing":[...], "versions":{...}}.
 #include <nlohmann/json.hpp>
@@ -124,6 +125,18 @@ public:
         }
     }
     ~python_worker_backend() override { unload(); }
+
+    embed_stats embed(const std::vector<std::string>& texts) override {
+        if (proc_.pid() <= 0) throw error(worker_ + ": embed called before load");
+        send({{"op", "embed"}, {"texts", texts}});
+        const json j = receive(settings_.timeout_s);
+        embed_stats st;
+        st.n_inputs = j.value("n_inputs", int64_t{0});
+        st.n_tokens = j.value("n_tokens", int64_t{0});
+        st.n_embd = j.value("n_embd", int64_t{0});
+        st.ms = j.value("ms", 0.0);
+        return st;
+    }
 
 protected:
     void do_generate(const generation_request& req, const std::function<bool(std::string_view)>& emit,

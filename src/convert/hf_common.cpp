@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <iterator>
 
 #include "core/error.h"
 #include "quant/quant.h"
@@ -85,7 +86,8 @@ void add_tensors(
     gguf::writer& w, const safetensors_set& st,
     const std::function<std::string(const std::string&)>& map,
     const std::function<void(const std::string& gguf_name, std::vector<float>& data)>& transform,
-    ggml_type outtype, convert_report& rep) {
+    ggml_type outtype, convert_report& rep,
+    const std::function<int64_t(const std::string& gguf_name)>& max_rows) {
     for (const auto& [name, t] : st.tensors()) {
         const std::string gname = map(name);
         if (gname.empty()) {
@@ -98,14 +100,19 @@ void add_tensors(
         const ggml_type type = tensor_type(gname, t, outtype);
         std::vector<int64_t> ne(t.shape.rbegin(),
                                 t.shape.rend());  // GGUF lists the contiguous dim first
+        // Rows past max_rows (Gemma 3's out-of-vocabulary embedding rows) are dropped.
+        int64_t n_rows = ne.size() == 2 ? ne[1] : 1;
+        if (max_rows && ne.size() == 2) {
+            const int64_t m = max_rows(gname);
+            if (m > 0 && m < n_rows) ne[1] = n_rows = m;
+        }
         const st_tensor* tp = &t;
-        w.add_tensor_lazy(gname, type, ne, [tp, type, gname, transform](uint8_t* dst, size_t size) {
+        w.add_tensor_lazy(gname, type, ne, [tp, type, gname, transform, n_rows](uint8_t* dst, size_t size) {
             std::vector<float> f = safetensors_set::to_f32(*tp);
             if (transform) transform(gname, f);
             const int64_t n_cols = tp->shape.back();
             const size_t rs = row_size(type, n_cols);
-            const int64_t n_rows = static_cast<int64_t>(f.size()) / n_cols;
-            if (rs * static_cast<size_t>(n_rows) != size)
+            if (static_cast<int64_t>(f.size()) / n_cols < n_rows || rs * static_cast<size_t>(n_rows) != size)
                 throw error("internal: tensor size mismatch");
             for (int64_t r = 0; r < n_rows; ++r)
                 quantize_row(type, f.data() + r * n_cols, dst + static_cast<size_t>(r) * rs,
@@ -136,6 +143,85 @@ std::vector<bool> fill_vocab(const nlohmann::json& tok, const nlohmann::json& vo
             have[static_cast<size_t>(i)] = true;
         }
     return have;
+}
+
+}  // namespace edgellm::convert::detail
+
+namespace edgellm::convert::detail {
+
+void write_special_tokens(gguf::writer& w, const fs::path& dir, const json& cfg,
+                          const std::vector<std::string>& tokens) {
+    using gguf::value;
+    const json tok_cfg = read_json(dir / "tokenizer_config.json", false);
+    const int64_t n_vocab = static_cast<int64_t>(tokens.size());
+    const auto find = [&](const std::string& text) -> std::optional<int32_t> {
+        for (size_t i = 0; i < tokens.size(); ++i)
+            if (tokens[i] == text) return static_cast<int32_t>(i);
+        return std::nullopt;
+    };
+    const auto name_of = [&](const std::string& key) -> std::string {
+        if (!tok_cfg.is_object() || !tok_cfg.contains(key)) return "";
+        const json& v = tok_cfg[key];
+        if (v.is_string()) return v.get<std::string>();
+        if (v.is_object() && v.contains("content") && v["content"].is_string())
+            return v["content"].get<std::string>();
+        return "";
+    };
+    for (const auto& [kind, key] :
+         {std::pair{"bos", "bos_token_id"}, std::pair{"eos", "eos_token_id"},
+          std::pair{"unk", "unknown_token_id"}, std::pair{"pad", "padding_token_id"}}) {
+        std::optional<int32_t> id;
+        if (const std::string name = name_of(std::string(kind) + "_token"); !name.empty())
+            id = find(name);
+        const std::string cfg_key = std::string(kind) + "_token_id";
+        if (!id && cfg.contains(cfg_key) && cfg[cfg_key].is_number_integer())
+            id = cfg[cfg_key].get<int32_t>();
+        if (id && *id >= 0 && *id < n_vocab)
+            w.set(std::string("tokenizer.ggml.") + key,
+                  value::make_u32(static_cast<uint32_t>(*id)));
+    }
+    // add_bos / add_eos: tokenizer.json's TemplateProcessing (its single-sequence template
+    // starting with the BOS or CLS token, ending with the EOS token), overridden by
+    // tokenizer_config.json's add_bos_token / add_eos_token, as SpecialVocab decides.
+    std::optional<bool> add_bos, add_eos;
+    const json tok = read_json(dir / "tokenizer.json", false);
+    if (tok.is_object() && tok.contains("post_processor") && tok["post_processor"].is_object()) {
+        const json& pp = tok["post_processor"];
+        const json procs = pp.contains("processors") && pp["processors"].is_array()
+                               ? pp["processors"]
+                               : json::array({pp});
+        const auto special = [](const json& e) {
+            return e.is_object() && e.contains("SpecialToken") && e["SpecialToken"].is_object()
+                       ? e["SpecialToken"].value("id", std::string())
+                       : std::string();
+        };
+        for (const json& p : procs) {
+            if (!p.is_object() || p.value("type", "") != "TemplateProcessing" ||
+                !p.contains("single") || !p["single"].is_array() || p["single"].size() < 2)
+                continue;
+            const std::string first = special(p["single"].front()),
+                              last = special(p["single"].back());
+            if (!first.empty())
+                add_bos = first == name_of("bos_token") || first == name_of("cls_token");
+            if (!last.empty()) add_eos = last == name_of("eos_token");
+        }
+    }
+    for (const auto& [flag, from_template] :
+         {std::pair{"add_bos_token", add_bos}, std::pair{"add_eos_token", add_eos}}) {
+        std::optional<bool> v = from_template;
+        if (tok_cfg.is_object() && tok_cfg.contains(flag) && tok_cfg[flag].is_boolean())
+            v = tok_cfg[flag].get<bool>();
+        if (v) w.set(std::string("tokenizer.ggml.") + flag, value::make_bool(*v));
+    }
+    std::string tmpl;
+    if (tok_cfg.is_object() && tok_cfg.contains("chat_template") &&
+        tok_cfg["chat_template"].is_string())
+        tmpl = tok_cfg["chat_template"].get<std::string>();
+    else if (fs::exists(dir / "chat_template.jinja")) {
+        std::ifstream in(dir / "chat_template.jinja");
+        tmpl.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    if (!tmpl.empty()) w.set("tokenizer.chat_template", value::make_string(tmpl));
 }
 
 }  // namespace edgellm::convert::detail

@@ -224,13 +224,15 @@ convert_report convert_hf(const std::string& hf_dir, const std::string& out_path
                                                      "DistilBertForMaskedLM",
                                                      "DistilBertForSequenceClassification",
                                                      "distilbert"};
-    if (!bert_names.count(rep.hf_architecture))
+    if (!bert_names.count(rep.hf_architecture)) {
+        std::string known =
+            "BertModel, BertForMaskedLM, BertForSequenceClassification, DistilBertModel, "
+            "DistilBertForSequenceClassification";
+        for (const std::string& a : decoder_architectures()) known += ", " + a;
         throw usage_error(fmt::format(
-            "architecture '{}' is not supported by edgellm convert (supported: BertModel, "
-            "BertForMaskedLM, BertForSequenceClassification, DistilBertModel, "
-            "DistilBertForSequenceClassification, LlamaForCausalLM, MistralForCausalLM, "
-            "Qwen2ForCausalLM)",
-            rep.hf_architecture.empty() ? "(none in config.json)" : rep.hf_architecture));
+            "architecture '{}' is not supported by edgellm convert (supported: {})",
+            rep.hf_architecture.empty() ? "(none in config.json)" : rep.hf_architecture, known));
+    }
     const uint32_t ftype = file_type_of(o.outtype);
     const bool distil =
         rep.hf_architecture.rfind("DistilBert", 0) == 0 || rep.hf_architecture == "distilbert";

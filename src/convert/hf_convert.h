@@ -1,8 +1,8 @@
 // `edgellm convert`: a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) to
 // GGUF with the tensor names, metadata keys and tokenizer fields llama.cpp's convert_hf_to_gguf.py
 // writes, so llama.cpp and edgellm read the result alike. Architectures: BERT and DistilBERT
-// encoders and their sequence classifiers, Llama / Mistral, Qwen2. The file is written to OUT.tmp
-// and renamed: never half-written.
+// encoders and their sequence classifiers, Llama / Mistral, Qwen2 / Qwen3, Gemma / Gemma 2 /
+// Gemma 3 (text), Phi-3. The file is written to OUT.tmp and renamed: never half-written.
 #pragma once
 #include <cstdint>
 #include <string>

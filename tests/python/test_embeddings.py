@@ -213,3 +213,40 @@ def test_decoder_embeddings_match_llama_cpp():
     # one pass gives.
     steps = _embed(model, [text, "hi"], "--no-normalize", "-b", "4")["data"]
     np.testing.assert_allclose(steps[0]["embedding"], got[-1], rtol=1e-3, atol=1e-3)
+
+
+def test_bench_embed_reports_inputs_and_tokens_per_second(gguf_f32, tmp_path):
+    """`edgellm bench --embed`: every backend embeds the same inputs; the token count equals what
+    `edgellm embed` reports for those inputs, and the rates are the counts over the best run."""
+    report, saved = tmp_path / "embed.json", tmp_path / "inputs.txt"
+    backends = ["native"]
+    try:
+        import llama_cpp  # noqa: F401
+        backends.append("llama_cpp_python")
+    except ImportError:
+        pass
+    r = _run("bench", "--embed", "-m", gguf_f32, "--backends", *backends, "-t", "2", "--embed-inputs", "4",
+             "--runs", "2", "--warmup", "0", "--json", report, "--embed-save-inputs", saved, "-q")
+    assert "inputs/s" in r.stdout and "tokens/s" in r.stdout, r.stdout
+    texts = saved.read_text().splitlines()
+    assert len(texts) == 4 and len({len(t.split()) for t in texts}) > 1  # mixed lengths
+    n_tokens = sum(d["n_tokens"] for d in _embed(gguf_f32, texts)["data"])
+    j = json.loads(report.read_text())
+    assert j["mode"] == "embed" and [x["backend"] for x in j["results"]] == backends
+    for x in j["results"]:
+        assert "error" not in x, x
+        assert x["n_inputs"] == 4 and x["n_embd"] == 384 and len(x["runs_ms"]) == 2
+        assert x["n_tokens"] == n_tokens, x  # llama.cpp's tokenizer counts the same tokens
+        assert x["best_ms"] == min(x["runs_ms"]) > 0
+        assert x["tokens_per_s"] == pytest.approx(n_tokens / x["best_ms"] * 1e3)
+        assert x["inputs_per_s"] == pytest.approx(4 / x["best_ms"] * 1e3)
+
+
+def test_bench_embed_bad_input_is_a_clear_error(gguf_f32, tmp_path):
+    for args, want in ((["bench", "--embed"], "needs a model"),
+                       (["bench", "--embed", "-m", gguf_f32, "--csv", tmp_path / "x.csv"], "not CSV"),
+                       (["bench", "--embed", "-m", gguf_f32, "--embed-inputs", "0"], "--embed-inputs"),
+                       (["bench", "--embed", "-m", gguf_f32, "--embed-file", tmp_path / "none.txt"], "cannot be read"),
+                       (["bench", "--embed", "-m", gguf_f32, "-p", "64"], "workload of its own")):
+        r = _run(*args, check=False)
+        assert r.returncode != 0 and want in r.stderr, (args, r.stderr)

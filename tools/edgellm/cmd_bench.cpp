@@ -2,17 +2,20 @@
 // latency, memory), llama-bench style micro tests (-p/-n/-pg lists), batch and concurrency
 // sweeps, with console, JSON, CSV, Markdown and HTML reports; `--compare A B`.
 #include <fmt/format.h>
+
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <tuple>
 
 #include "bench/chat_turns.h"
+#include "bench/embed_bench.h"
 #include "bench/compare.h"
 #include "bench/html_report.h"
 #include "bench/micro_runner.h"
@@ -51,6 +54,9 @@ struct bench_options {
     uint64_t seed = 42;
     bool chat = false;  // prompt mode: each prompt as a user chat message
     int chat_turns = 0;  // > 0: the multi-turn chat workload (bench/chat_turns.h)
+    bool embed = false;  // the embeddings throughput workload (bench/embed_bench.h)
+    int embed_inputs = 128;
+    std::string embed_file, embed_save;
     int n_ctx = 0;
     std::string url;
     std::vector<std::string> served;  // BACKEND=NAME
@@ -287,8 +293,52 @@ void run_chat_turns(const bench_options& o) {
         throw error("bench: no turn succeeded (see the errors above)");
 }
 
+// --embed: embeddings throughput, inputs/s and tokens/s per backend (its own table).
+void run_embed(const bench_options& o) {
+    if (!o.n_prompt.empty() || !o.pg.empty() || !o.batch_sizes.empty() || !o.concurrency.empty() || o.chat ||
+        o.chat_turns != 0 || !o.prompts_file.empty())
+        throw usage_error("--embed is a workload of its own: it does not combine with -p/-pg, sweeps, --chat, "
+                          "--chat-turns or --prompts (give the inputs with --embed-file)");
+    if (!o.csv_path.empty() || !o.html_path.empty())
+        throw usage_error("--embed writes a console table, Markdown (--md) or JSON (--json); not CSV or HTML");
+    if (o.models.empty()) throw usage_error("--embed needs a model: -m MODEL.gguf (an encoder or a decoder)");
+    bench::embed_plan plan;
+    plan.backends = o.backends;
+    plan.models = o.models;
+    plan.pair_models = o.pair;
+    plan.n_runs = o.n_runs.value_or(3);
+    if (plan.n_runs < 1) throw usage_error(fmt::format("--runs must be at least 1, got {}", plan.n_runs));
+    plan.n_warmup = o.n_warmup;
+    plan.settings = single_settings(o);
+    if (!o.embed_file.empty()) {
+        std::ifstream in(o.embed_file);
+        if (!in) throw usage_error(fmt::format("--embed-file '{}' cannot be read", o.embed_file));
+        for (std::string line; std::getline(in, line);)
+            if (!line.empty()) plan.inputs.push_back(line);
+        if (plan.inputs.empty()) throw usage_error(fmt::format("--embed-file '{}' has no lines", o.embed_file));
+    } else {
+        if (o.embed_inputs < 1)
+            throw usage_error(fmt::format("--embed-inputs must be at least 1, got {}", o.embed_inputs));
+        plan.inputs = bench::embed_inputs(o.embed_inputs, o.seed);
+    }
+    if (!o.embed_save.empty()) {
+        std::string text;
+        for (const auto& t : plan.inputs) text += t + "\n";
+        bench::write_output(o.embed_save, text);
+    }
+    progress_display display(!o.quiet && isatty(fileno(stderr)));
+    auto samples = bench::run_embed_benchmark(plan, [&](const bench::progress_event& e) { display(e); });
+    display.clear();
+    if (o.md_path != "-" && o.json_path != "-") std::fputs(bench::render_embed(samples, plan).c_str(), stdout);
+    if (!o.md_path.empty()) bench::write_output(o.md_path, bench::render_embed(samples, plan, true));
+    if (!o.json_path.empty()) bench::write_output(o.json_path, bench::embed_json(samples, plan));
+    if (std::none_of(samples.begin(), samples.end(), [](const auto& s) { return s.error.empty(); }))
+        throw error("bench: no backend embedded the inputs (see the errors above)");
+}
+
 void run_bench(bench_options o) {
     if (!o.compare_paths.empty()) return run_compare(o);
+    if (o.embed) return run_embed(o);
     if (o.chat_turns != 0) return run_chat_turns(o);
     const bool micro = !o.n_prompt.empty() || !o.pg.empty();
     const bool sweep = !o.batch_sizes.empty() || !o.concurrency.empty();
@@ -365,6 +415,8 @@ void add_options(CLI::App& cmd, bench_options& o) {
         "--served-model openai=m\n"
         "  edgellm bench --backends llama_cpp ollama -m model.gguf llama2:7b-chat --pair\n"
         "  edgellm bench --compare before.json after.json --threshold 5\n"
+        "  edgellm bench --embed -m minilm.gguf --backends native llama_cpp_python -t 2   (embeddings "
+        "inputs/s, tokens/s)\n"
         "Micro tests (llama-bench style; every flag takes a comma list, every combination runs):\n"
         "  edgellm bench -m model.gguf -p 512 -n 128                (pp512 and tg128, 5 "
         "repetitions)\n"
@@ -417,7 +469,15 @@ void add_options(CLI::App& cmd, bench_options& o) {
     cmd.add_option("--chat-turns", o.chat_turns,
                    "multi-turn chat workload: N user turns per conversation, each request resending the history "
                    "(as chat UIs do); reports the time to first token of every turn (--runs conversations)");
-    cmd.add_option("-s,--seed", o.seed, "sampling seed (default 42)");
+    cmd.add_flag("--embed", o.embed,
+                 "embeddings workload: --embed-inputs texts of mixed lengths embedded by each backend (native, "
+                 "llama_cpp_python); reports inputs/s and tokens/s, model loading excluded");
+    cmd.add_option("--embed-inputs", o.embed_inputs,
+                   "--embed: how many generated inputs (6 to 96 words each, drawn with --seed; default 128)");
+    cmd.add_option("--embed-file", o.embed_file, "--embed: the inputs, one per line, instead of generated ones");
+    cmd.add_option("--embed-save-inputs", o.embed_save,
+                   "--embed: also write the inputs used, one per line (to time other tools on the same set)");
+    cmd.add_option("-s,--seed", o.seed, "sampling seed (default 42; --embed: the inputs' seed)");
     cmd.add_option("-t,--threads", o.threads,
                    "threads (default: backend/device default; a list in micro mode)");
     cmd.add_option("-b,--batch-size", o.batch, "tokens per prefill step (a list in micro mode)");

@@ -26,11 +26,13 @@ void setup_convert(CLI::App& app) {
         "  edgellm convert ./all-MiniLM-L6-v2 minilm-q8.gguf --outtype q8_0\n"
         "The folder needs config.json, model.safetensors (or shards with "
         "model.safetensors.index.json)\n"
-        "and tokenizer.json. Architectures: BertModel / BertForMaskedLM / "
-        "BertForSequenceClassification\n"
-        "(BERT, MiniLM, BGE), DistilBertModel / DistilBertForSequenceClassification, "
-        "LlamaForCausalLM /\n"
-        "MistralForCausalLM, Qwen2ForCausalLM (byte-level BPE tokenizers).\n"
+        "and tokenizer.json (tokenizer.model for SentencePiece models). Architectures: "
+        "BertModel /\n"
+        "BertForMaskedLM / BertForSequenceClassification (BERT, MiniLM, BGE), DistilBertModel /\n"
+        "DistilBertForSequenceClassification, LlamaForCausalLM / MistralForCausalLM, "
+        "Qwen2ForCausalLM,\n"
+        "Qwen3ForCausalLM, GemmaForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
+        "Phi3ForCausalLM.\n"
         "Tensor names and metadata match llama.cpp's convert_hf_to_gguf.py. The file is written\n"
         "to OUT.tmp and renamed, so a failed conversion leaves nothing at OUT.");
     cmd->add_option("hf_dir", fl->hf_dir, "Hugging Face model folder")->required();
