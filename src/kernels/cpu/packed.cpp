@@ -17,8 +17,10 @@ namespace edgellm::kernels::cpu {
 const packed_layout* packed_layout_for(ggml_type t) {
     switch (t) {
         case ggml_type::q4_0: return &packed_q4_0_layout();
+        case ggml_type::q5_0: return &packed_q5_0_layout();
         case ggml_type::q8_0: return &packed_q8_0_layout();
         case ggml_type::q4_k: return &packed_q4_k_layout();
+        case ggml_type::q5_k: return &packed_q5_k_layout();
         case ggml_type::q6_k: return &packed_q6_k_layout();
         default: return nullptr;
     }
