@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <tuple>
 
@@ -118,8 +119,8 @@ std::string pk_name(const ::testing::TestParamInfo<pk_param>& info) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, PackedMulMat, ::testing::ValuesIn(pk_params()), pk_name);
 
-// Rows whose every quant bit is set (Q4_0 / Q4_K: q = 15, Q5_0 / Q5_K: q = 31; K scales and mins
-// 63) with block scales 1: the largest unsigned weights the gemms see, against activations of +-1
+// Rows whose every quant bit is set (Q4_0 / Q4_K: q = 15, Q5_0 / Q5_K: q = 31, Q3_K: q = 7; K
+// scales and mins 63, Q3_K's signed scales 31) with block scales 1: the largest unsigned weights the gemms see, against activations of +-1
 // (quantized to exactly +-127). Summing too many maddubs pairs in i16 would saturate and be off
 // by thousands; the exact answer is an integer the gemm must reproduce to f32 rounding.
 std::vector<uint8_t> saturated_rows(ggml_type t, int64_t n_rows, int64_t n_cols) {
@@ -130,6 +131,7 @@ std::vector<uint8_t> saturated_rows(ggml_type t, int64_t n_rows, int64_t n_cols)
         switch (t) {
             case ggml_type::q4_0:
             case ggml_type::q5_0: std::memcpy(&w[at], &one, 2); break;
+            case ggml_type::q3_k: std::memcpy(&w[at + offsetof(q3_k_block, d)], &one, 2); break;
             case ggml_type::q4_k:
             case ggml_type::q5_k:
                 std::memcpy(&w[at], &one, 2);
@@ -142,7 +144,7 @@ std::vector<uint8_t> saturated_rows(ggml_type t, int64_t n_rows, int64_t n_cols)
 }
 
 TEST(PackedMulMatExtremes, LargestWeightsAndActivationsDoNotSaturate) {
-    for (auto type : {ggml_type::q4_0, ggml_type::q5_0, ggml_type::q4_k, ggml_type::q5_k}) {
+    for (auto type : {ggml_type::q4_0, ggml_type::q5_0, ggml_type::q3_k, ggml_type::q4_k, ggml_type::q5_k}) {
         const auto* l = packed_layout_for(type);
         if (!l) continue;
         SCOPED_TRACE(type_name(type));

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/packed_q3_k.h"
 #include "kernels/cpu/packed_q4_k.h"
 #include "kernels/cpu/packed_q6_k.h"
 #include "kernels/cpu/packed_q8_0.h"
@@ -19,6 +20,7 @@ const packed_layout* packed_layout_for(ggml_type t) {
         case ggml_type::q4_0: return &packed_q4_0_layout();
         case ggml_type::q5_0: return &packed_q5_0_layout();
         case ggml_type::q8_0: return &packed_q8_0_layout();
+        case ggml_type::q3_k: return &packed_q3_k_layout();
         case ggml_type::q4_k: return &packed_q4_k_layout();
         case ggml_type::q5_k: return &packed_q5_k_layout();
         case ggml_type::q6_k: return &packed_q6_k_layout();
