@@ -23,7 +23,7 @@ using test::tolerance;
 
 const ggml_type k_all_types[] = {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q5_0, ggml_type::q5_1,
                                  ggml_type::q8_0, ggml_type::q2_k, ggml_type::q3_k, ggml_type::q4_k,
-                                 ggml_type::q5_k, ggml_type::q6_k, ggml_type::f16,  ggml_type::f32};
+                                 ggml_type::q5_k, ggml_type::q6_k, ggml_type::f16,  ggml_type::bf16, ggml_type::f32};
 
 std::vector<ggml_type> packed_types() {
     std::vector<ggml_type> out;
@@ -103,11 +103,14 @@ std::vector<pk_param> pk_params() {
     const std::pair<int, int> rows_tokens[] = {{8, 1}, {16, 2}, {17, 3}, {33, 5}, {127, 8}, {129, 9}, {64, 13}, {1023, 1}};
     std::vector<pk_param> out;
     for (auto t : packed_types()) {
-        for (int nb : {1, 3, 9})
+        // F16 / BF16 (1-element blocks): 37, 101, 293 columns hit the 32-column blocks' and the
+        // 16-lane loops' tails; 549 = 17 * 32 + 5.
+        const bool per_element = type_traits(t).block_size == 1;
+        for (int nb : per_element ? std::vector<int>{37, 101, 293} : std::vector<int>{1, 3, 9})
             for (auto [r, tok] : rows_tokens) out.emplace_back(t, nb, r, tok);
         // 17-block rows (an odd count past the 16 a 512-bit loop might assume) with odd row counts.
-        out.emplace_back(t, 17, 17, 5);
-        out.emplace_back(t, 17, 25, 1);
+        out.emplace_back(t, per_element ? 549 : 17, 17, 5);
+        out.emplace_back(t, per_element ? 549 : 17, 25, 1);
     }
     return out;
 }

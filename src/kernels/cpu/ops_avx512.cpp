@@ -15,6 +15,7 @@
 
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/packed.h"
+#include "kernels/cpu/packed_f16.h"
 #include "kernels/cpu/packed_q3_k.h"
 #include "kernels/cpu/packed_q4_k.h"
 #include "kernels/cpu/packed_q6_k.h"
@@ -223,6 +224,8 @@ packed_gemm_fn packed_gemm_for(ggml_type t) {
         case ggml_type::q4_k: return packed_q4_k_gemm_avx512;
         case ggml_type::q5_k: return packed_q5_k_gemm_avx512;
         case ggml_type::q6_k: return packed_q6_k_gemm_avx512;
+        case ggml_type::f16: return packed_f16_gemm_avx512;
+        case ggml_type::bf16: return packed_bf16_gemm_avx512;
         default: return avx2_ops()->packed_gemm_for(t);
     }
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/packed_f16.h"
 #include "kernels/cpu/packed_q3_k.h"
 #include "kernels/cpu/packed_q4_k.h"
 #include "kernels/cpu/packed_q6_k.h"
@@ -24,6 +25,8 @@ const packed_layout* packed_layout_for(ggml_type t) {
         case ggml_type::q4_k: return &packed_q4_k_layout();
         case ggml_type::q5_k: return &packed_q5_k_layout();
         case ggml_type::q6_k: return &packed_q6_k_layout();
+        case ggml_type::f16: return &packed_f16_layout();
+        case ggml_type::bf16: return &packed_bf16_layout();
         default: return nullptr;
     }
 }
