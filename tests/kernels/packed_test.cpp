@@ -122,8 +122,8 @@ std::string pk_name(const ::testing::TestParamInfo<pk_param>& info) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, PackedMulMat, ::testing::ValuesIn(pk_params()), pk_name);
 
-// Rows whose every quant bit is set (Q4_0 / Q4_K: q = 15, Q5_0 / Q5_K: q = 31, Q3_K: q = 7; K
-// scales and mins 63, Q3_K's signed scales 31) with block scales 1: the largest unsigned weights the gemms see, against activations of +-1
+// Rows whose every quant bit is set (Q4_0 / Q4_K: q = 15, Q5_0 / Q5_K: q = 31, Q3_K: q = 7, Q2_K:
+// q = 3; K scales and mins 63, Q3_K's signed scales 31, Q2_K's 15) with block scales 1: the largest unsigned weights the gemms see, against activations of +-1
 // (quantized to exactly +-127). Summing too many maddubs pairs in i16 would saturate and be off
 // by thousands; the exact answer is an integer the gemm must reproduce to f32 rounding.
 std::vector<uint8_t> saturated_rows(ggml_type t, int64_t n_rows, int64_t n_cols) {
@@ -135,6 +135,10 @@ std::vector<uint8_t> saturated_rows(ggml_type t, int64_t n_rows, int64_t n_cols)
             case ggml_type::q4_0:
             case ggml_type::q5_0: std::memcpy(&w[at], &one, 2); break;
             case ggml_type::q3_k: std::memcpy(&w[at + offsetof(q3_k_block, d)], &one, 2); break;
+            case ggml_type::q2_k:
+                std::memcpy(&w[at + offsetof(q2_k_block, d)], &one, 2);
+                std::memcpy(&w[at + offsetof(q2_k_block, dmin)], &one, 2);
+                break;
             case ggml_type::q4_k:
             case ggml_type::q5_k:
                 std::memcpy(&w[at], &one, 2);
@@ -147,7 +151,7 @@ std::vector<uint8_t> saturated_rows(ggml_type t, int64_t n_rows, int64_t n_cols)
 }
 
 TEST(PackedMulMatExtremes, LargestWeightsAndActivationsDoNotSaturate) {
-    for (auto type : {ggml_type::q4_0, ggml_type::q5_0, ggml_type::q3_k, ggml_type::q4_k, ggml_type::q5_k}) {
+    for (auto type : {ggml_type::q4_0, ggml_type::q5_0, ggml_type::q2_k, ggml_type::q3_k, ggml_type::q4_k, ggml_type::q5_k}) {
         const auto* l = packed_layout_for(type);
         if (!l) continue;
         SCOPED_TRACE(type_name(type));

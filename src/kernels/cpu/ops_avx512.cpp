@@ -220,6 +220,7 @@ packed_gemm_fn packed_gemm_for(ggml_type t) {
         case ggml_type::q4_0: return packed_q4_0_gemm_avx512;
         case ggml_type::q5_0: return packed_q5_0_gemm_avx512;
         case ggml_type::q8_0: return packed_q8_0_gemm_avx512;
+        case ggml_type::q2_k: return packed_q2_k_gemm_avx512;
         case ggml_type::q3_k: return packed_q3_k_gemm_avx512;
         case ggml_type::q4_k: return packed_q4_k_gemm_avx512;
         case ggml_type::q5_k: return packed_q5_k_gemm_avx512;
