@@ -80,7 +80,11 @@ uint64_t model::repack(int n_threads) {
         for (auto* experts : {&l.moe.gate, &l.moe.up, &l.moe.down})
             for (matrix& m : *experts) todo.push_back(&m);
     }
-    if (w_.output.data != w_.token_embd.data) todo.push_back(&w_.output);
+    // A tied output (Gemma, SmolLM2: no output.weight) is packed too: it is the largest matrix of a
+    // small model and read whole every decode step. token_embd keeps pointing at the file rows;
+    // their pages are dropped with the output's, and the embedding lookup faults back only the
+    // rows it reads (one per token), so the process still holds one copy of the matrix.
+    todo.push_back(&w_.output);
     // One buffer for all of them, each matrix at a 64-byte boundary.
     constexpr size_t k_align = 64;
     std::vector<size_t> sizes;

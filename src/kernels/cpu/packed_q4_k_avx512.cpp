@@ -33,51 +33,52 @@ void gemm_tile(const uint8_t* g, const q8_k_block* const* a, int64_t nb, float* 
     __m256 acc[T];
     for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b, g += block_bytes) {
-        const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
-        const __m256 dmin8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16)));
-        __m256i ms[T];
-        for (int t = 0; t < T; ++t) ms[t] = _mm256_setzero_si256();
-        for (int s = 0; s < 8; ++s) {
-            const __m256i m = row_i32(g + k_q4_k_mins_at + 8 * s);
-            const __m256i mp = _mm256_or_si256(m, _mm256_slli_epi32(m, 16));
-            for (int t = 0; t < T; ++t) ms[t] = _mm256_add_epi32(ms[t], _mm256_madd_epi16(mp, bcast4(a[t][b].bsums + 2 * s)));
+        // Mins first, folded into acc at once, so only acc, si and one sub-block sum per token
+        // stay live below (3 * 8 of the 32 registers; keeping lo and hi sums and the mins live
+        // as well spilled to the stack).
+        {
+            const __m256 dmin8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16)));
+            __m256i ms[T];
+            for (int t = 0; t < T; ++t) ms[t] = _mm256_setzero_si256();
+            for (int s = 0; s < 8; ++s) {
+                const __m256i m = row_i32(g + k_q4_k_mins_at + 8 * s);
+                const __m256i mp = _mm256_or_si256(m, _mm256_slli_epi32(m, 16));
+                for (int t = 0; t < T; ++t) ms[t] = _mm256_add_epi32(ms[t], _mm256_madd_epi16(mp, bcast4(a[t][b].bsums + 2 * s)));
+            }
+            for (int t = 0; t < T; ++t)
+                acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms[t]), _mm256_mul_ps(dmin8, _mm256_set1_ps(a[t][b].d)), acc[t]);
         }
         __m256i si[T];
         for (int t = 0; t < T; ++t) si[t] = _mm256_setzero_si256();
-        const uint8_t* q = g + k_q4_k_q_at;
-        auto half_pair = [&](auto jc) {
-            constexpr int j = decltype(jc)::value;
-            __m256i lo[T], hi[T];
-            for (int t = 0; t < T; ++t) lo[t] = hi[t] = _mm256_setzero_si256();
-            for (int c = 0; c < 8; ++c, q += 32) {
-                const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-                __m256i wl = _mm256_and_si256(w, m4);
-                __m256i wh = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
-                if constexpr (Q5) {
-                    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + k_q5_k_qh_at + 32 * c));
-                    wl = _mm256_or_si256(wl, hbit4<2 * j>(h));
-                    wh = _mm256_or_si256(wh, hbit4<2 * j + 1>(h));
-                }
-                for (int t = 0; t < T; ++t) {
-                    const int8_t* x = a[t][b].qs + 64 * j + 4 * c;
-                    lo[t] = _mm256_dpbusd_epi32(lo[t], wl, bcast4(x));
-                    hi[t] = _mm256_dpbusd_epi32(hi[t], wh, bcast4(x + 32));
-                }
+        // Sub-block 2j + hi: the low (hi = 0) or high (hi = 1) nibbles of the 8 chunks of pair j.
+        auto sub_block = [&](auto jc, auto hic) {
+            constexpr int j = decltype(jc)::value, hi = decltype(hic)::value;
+            const uint8_t* q = g + k_q4_k_q_at + 256 * j;
+            __m256i sb[T];
+            for (int t = 0; t < T; ++t) sb[t] = _mm256_setzero_si256();
+            for (int c = 0; c < 8; ++c) {
+                const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * c));
+                __m256i v = _mm256_and_si256(hi ? _mm256_srli_epi16(w, 4) : w, m4);
+                if constexpr (Q5)
+                    v = _mm256_or_si256(v, hbit4<2 * j + hi>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + k_q5_k_qh_at + 32 * c))));
+                for (int t = 0; t < T; ++t) sb[t] = _mm256_dpbusd_epi32(sb[t], v, bcast4(a[t][b].qs + 64 * j + 32 * hi + 4 * c));
             }
-            const __m256i sc_lo = row_i32(g + k_q4_k_scales_at + 8 * (2 * j));
-            const __m256i sc_hi = row_i32(g + k_q4_k_scales_at + 8 * (2 * j + 1));
-            for (int t = 0; t < T; ++t)
-                si[t] = _mm256_add_epi32(si[t], _mm256_add_epi32(_mm256_mullo_epi32(lo[t], sc_lo), _mm256_mullo_epi32(hi[t], sc_hi)));
+            const __m256i sc = row_i32(g + k_q4_k_scales_at + 8 * (2 * j + hi));
+            for (int t = 0; t < T; ++t) si[t] = _mm256_add_epi32(si[t], _mm256_mullo_epi32(sb[t], sc));
         };
-        half_pair(std::integral_constant<int, 0>{});
-        half_pair(std::integral_constant<int, 1>{});
-        half_pair(std::integral_constant<int, 2>{});
-        half_pair(std::integral_constant<int, 3>{});
-        for (int t = 0; t < T; ++t) {
-            const __m256 da = _mm256_set1_ps(a[t][b].d);
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si[t]), _mm256_mul_ps(d8, da), acc[t]);
-            acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms[t]), _mm256_mul_ps(dmin8, da), acc[t]);
-        }
+        using c0 = std::integral_constant<int, 0>;
+        using c1 = std::integral_constant<int, 1>;
+        sub_block(c0{}, c0{});
+        sub_block(c0{}, c1{});
+        sub_block(c1{}, c0{});
+        sub_block(c1{}, c1{});
+        sub_block(std::integral_constant<int, 2>{}, c0{});
+        sub_block(std::integral_constant<int, 2>{}, c1{});
+        sub_block(std::integral_constant<int, 3>{}, c0{});
+        sub_block(std::integral_constant<int, 3>{}, c1{});
+        const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
+        for (int t = 0; t < T; ++t)
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si[t]), _mm256_mul_ps(d8, _mm256_set1_ps(a[t][b].d)), acc[t]);
     }
     for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + size_t(t) * y_stride, acc[t]);
 }
