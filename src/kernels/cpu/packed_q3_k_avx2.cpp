@@ -48,12 +48,14 @@ void gemm_tile(const uint8_t* g, const q8_k_block* const* a, int64_t nb, float* 
                 const __m256i offs = _mm256_mullo_epi16(sp, m_4);
                 for (int t = 0; t < T; ++t) si[t] = _mm256_add_epi32(si[t], _mm256_madd_epi16(offs, bcast4(a[t][b].bsums + 2 * hj)));
             }
-            for (int i = 0; i < 2; ++i) {
+            auto sub_block = [&](auto ic) {
+                constexpr int i = decltype(ic)::value;
                 // Row r's scale of sub-block 2hj + i in both i16 lanes 2r, 2r+1.
                 const __m256i sc = i == 0 ? _mm256_blend_epi16(sp, _mm256_slli_epi32(sp, 16), 0xAA)
                                           : _mm256_blend_epi16(_mm256_srli_epi32(sp, 16), sp, 0xAA);
                 __m256i s16[T];
                 for (int t = 0; t < T; ++t) s16[t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
                 for (int c = 4 * i; c < 4 * i + 4; ++c) {
                     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + q_at + 256 * h + 32 * c));
                     __m256i v = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
@@ -65,7 +67,9 @@ void gemm_tile(const uint8_t* g, const q8_k_block* const* a, int64_t nb, float* 
                         s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(v, bcast4(a[t][b].qs + 128 * h + 32 * j + 4 * c)));
                 }
                 for (int t = 0; t < T; ++t) si[t] = _mm256_add_epi32(si[t], _mm256_madd_epi16(s16[t], sc));
-            }
+            };
+            sub_block(std::integral_constant<int, 0>{});
+            sub_block(std::integral_constant<int, 1>{});
         };
         stretch(std::integral_constant<int, 0>{});
         stretch(std::integral_constant<int, 1>{});

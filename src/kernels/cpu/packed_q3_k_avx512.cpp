@@ -46,11 +46,13 @@ void gemm_tile(const uint8_t* g, const q8_k_block* const* a, int64_t nb, float* 
                 const __m256i offs = _mm256_mullo_epi16(sp, m_4);
                 for (int t = 0; t < T; ++t) si[t] = _mm256_dpwssd_epi32(si[t], offs, bcast4(a[t][b].bsums + 2 * hj));
             }
-            for (int i = 0; i < 2; ++i) {
+            auto sub_block = [&](auto ic) {
+                constexpr int i = decltype(ic)::value;
                 // Row r's scale of sub-block 2hj + i as an i32.
                 const __m256i sc = i == 0 ? _mm256_srai_epi32(_mm256_slli_epi32(sp, 16), 16) : _mm256_srai_epi32(sp, 16);
                 __m256i s[T];
                 for (int t = 0; t < T; ++t) s[t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
                 for (int c = 4 * i; c < 4 * i + 4; ++c) {
                     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + q_at + 256 * h + 32 * c));
                     __m256i v = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
@@ -62,7 +64,9 @@ void gemm_tile(const uint8_t* g, const q8_k_block* const* a, int64_t nb, float* 
                         s[t] = _mm256_dpbusd_epi32(s[t], v, bcast4(a[t][b].qs + 128 * h + 32 * j + 4 * c));
                 }
                 for (int t = 0; t < T; ++t) si[t] = _mm256_add_epi32(si[t], _mm256_mullo_epi32(s[t], sc));
-            }
+            };
+            sub_block(std::integral_constant<int, 0>{});
+            sub_block(std::integral_constant<int, 1>{});
         };
         stretch(std::integral_constant<int, 0>{});
         stretch(std::integral_constant<int, 1>{});
