@@ -3,6 +3,7 @@
 // mul_mat), on odd shapes (tail rows, 1 block), with guard bytes and 1 vs 3 threads identical.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -174,6 +175,30 @@ TEST(PackedMulMatExtremes, LargestWeightsAndActivationsDoNotSaturate) {
             for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], y_ref[i], 1e-5 * std::abs(y_ref[i]) + 1e-3) << "output " << i;
         }
     }
+}
+
+// model::repack packs a large matrix in slices of whole groups (dropping each slice's file pages
+// as it goes): packing rows [r0, r1) at byte packed_size(type, r0) must give the same bytes as
+// packing the whole matrix, the last slice bringing the tail rows.
+TEST(PackedDispatch, PackingInSlicesOfGroupsEqualsPackingTheWholeMatrix) {
+    int n_checked = 0;
+    for (auto type : packed_types()) {
+        const int64_t n_rows = 45, n_cols = type_traits(type).block_size == 1 ? 101 : 2 * type_traits(type).block_size;
+        if (kernels::packed_size(type, n_rows, n_cols) == 0) continue;  // no gemm on this CPU
+        SCOPED_TRACE(type_name(type));
+        ++n_checked;
+        const auto w = test::random_weights(type, n_rows, n_cols, 11);
+        const size_t rb = row_size(type, n_cols);
+        std::vector<uint8_t> whole(kernels::packed_size(type, n_rows, n_cols)), sliced(whole.size(), 0xAB);
+        kernels::pack_weights(type, w.data(), n_rows, n_cols, whole.data(), 1);
+        for (int64_t r0 = 0; r0 < n_rows; r0 += 16) {  // slices 16, 16, 13 (8 + 5 tail rows)
+            const int64_t n = std::min<int64_t>(16, n_rows - r0);
+            const size_t at = r0 == 0 ? 0 : kernels::packed_size(type, r0, n_cols);
+            kernels::pack_weights(type, w.data() + rb * size_t(r0), n, n_cols, sliced.data() + at, 1);
+        }
+        EXPECT_EQ(0, std::memcmp(whole.data(), sliced.data(), whole.size()));
+    }
+    if (n_checked == 0) GTEST_SKIP() << "no packed gemm on this CPU";
 }
 
 TEST(PackedDispatch, SizeIsZeroWhenNotPackedAndPublicProductMatches) {
