@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "kernels/kernels.h"
 #include "quant/quant.h"
 
@@ -80,7 +82,11 @@ uint64_t model::repack(int n_threads) {
         for (auto* experts : {&l.moe.gate, &l.moe.up, &l.moe.down})
             for (matrix& m : *experts) todo.push_back(&m);
     }
-    if (w_.output.data != w_.token_embd.data) todo.push_back(&w_.output);
+    // A tied output (Gemma, SmolLM2: no output.weight) is packed too: it is the largest matrix of a
+    // small model and read whole every decode step. token_embd keeps pointing at the file rows;
+    // their pages are dropped with the output's, and the embedding lookup faults back only the
+    // rows it reads (one per token), so the process still holds one copy of the matrix.
+    todo.push_back(&w_.output);
     // One buffer for all of them, each matrix at a 64-byte boundary.
     constexpr size_t k_align = 64;
     std::vector<size_t> sizes;
@@ -96,10 +102,21 @@ uint64_t model::repack(int n_threads) {
         matrix& m = *todo[i];
         if (sizes[i] == 0) continue;
         uint8_t* dst = packed_.data() + offset;
-        kernels::pack_weights(m.type, m.data, m.n_rows, m.n_cols, dst, n_threads);
-        // The original rows are not read again: let their pages go, so the process holds one
-        // copy of each matrix, not two.
-        file_.drop_pages(m.data, row_size(m.type, m.n_cols) * size_t(m.n_rows));
+        // In slices of whole 8-row groups (the packed bytes of rows [r0, r1) are those of the
+        // groups r0 / 8 .. r1 / 8, the last slice adding the tail rows): the original rows are
+        // not read again, so each slice's file pages are let go as soon as it is packed, and the
+        // process holds one copy of the weights, not two, even while packing a large output
+        // matrix (Gemma 3's 262,144-row one is 170 MiB).
+        const size_t rb = row_size(m.type, m.n_cols);
+        const int64_t slice = std::max<int64_t>(8, int64_t((size_t(16) << 20) / rb) / 8 * 8);
+        const auto* src = static_cast<const uint8_t*>(m.data);
+        for (int64_t r0 = 0; r0 < m.n_rows; r0 += slice) {
+            const int64_t n = m.n_rows - r0 - slice < 8 ? m.n_rows - r0 : slice;  // no slice of under 8 rows
+            const size_t at = r0 == 0 ? 0 : kernels::packed_size(m.type, r0, m.n_cols);
+            kernels::pack_weights(m.type, src + rb * size_t(r0), n, m.n_cols, dst + at, n_threads);
+            file_.drop_pages(src + rb * size_t(r0), rb * size_t(n));
+            if (n != slice) break;
+        }
         m.data = dst;
         m.packed = true;
         offset += (sizes[i] + k_align - 1) / k_align * k_align;

@@ -3,6 +3,9 @@
 // mul_mat), on odd shapes (tail rows, 1 block), with guard bytes and 1 vs 3 threads identical.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <tuple>
 
@@ -21,7 +24,7 @@ using test::tolerance;
 
 const ggml_type k_all_types[] = {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q5_0, ggml_type::q5_1,
                                  ggml_type::q8_0, ggml_type::q2_k, ggml_type::q3_k, ggml_type::q4_k,
-                                 ggml_type::q5_k, ggml_type::q6_k, ggml_type::f16,  ggml_type::f32};
+                                 ggml_type::q5_k, ggml_type::q6_k, ggml_type::f16,  ggml_type::bf16, ggml_type::f32};
 
 std::vector<ggml_type> packed_types() {
     std::vector<ggml_type> out;
@@ -31,7 +34,7 @@ std::vector<ggml_type> packed_types() {
 }
 
 TEST(Packed, TheCommonDecodeTypesHaveALayout) {
-    for (auto t : {ggml_type::q4_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k})
+    for (auto t : {ggml_type::q4_0, ggml_type::q5_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k})
         EXPECT_NE(packed_layout_for(t), nullptr) << type_traits(t).name;
 }
 
@@ -100,9 +103,16 @@ TEST_P(PackedMulMat, RoundTripsAndEveryGemmMatchesReference) {
 std::vector<pk_param> pk_params() {
     const std::pair<int, int> rows_tokens[] = {{8, 1}, {16, 2}, {17, 3}, {33, 5}, {127, 8}, {129, 9}, {64, 13}, {1023, 1}};
     std::vector<pk_param> out;
-    for (auto t : packed_types())
-        for (int nb : {1, 3, 9})
+    for (auto t : packed_types()) {
+        // F16 / BF16 (1-element blocks): 37, 101, 293 columns hit the 32-column blocks' and the
+        // 16-lane loops' tails; 549 = 17 * 32 + 5.
+        const bool per_element = type_traits(t).block_size == 1;
+        for (int nb : per_element ? std::vector<int>{37, 101, 293} : std::vector<int>{1, 3, 9})
             for (auto [r, tok] : rows_tokens) out.emplace_back(t, nb, r, tok);
+        // 17-block rows (an odd count past the 16 a 512-bit loop might assume) with odd row counts.
+        out.emplace_back(t, per_element ? 549 : 17, 17, 5);
+        out.emplace_back(t, per_element ? 549 : 17, 25, 1);
+    }
     return out;
 }
 
@@ -112,6 +122,84 @@ std::string pk_name(const ::testing::TestParamInfo<pk_param>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, PackedMulMat, ::testing::ValuesIn(pk_params()), pk_name);
+
+// Rows whose every quant bit is set (Q4_0 / Q4_K: q = 15, Q5_0 / Q5_K: q = 31, Q3_K: q = 7, Q2_K:
+// q = 3; K scales and mins 63, Q3_K's signed scales 31, Q2_K's 15) with block scales 1: the largest unsigned weights the gemms see, against activations of +-1
+// (quantized to exactly +-127). Summing too many maddubs pairs in i16 would saturate and be off
+// by thousands; the exact answer is an integer the gemm must reproduce to f32 rounding.
+std::vector<uint8_t> saturated_rows(ggml_type t, int64_t n_rows, int64_t n_cols) {
+    std::vector<uint8_t> w(row_size(t, n_cols) * size_t(n_rows), 0xFF);
+    const uint16_t one = 0x3C00;  // f16 1.0
+    const size_t bb = type_traits(t).type_size;
+    for (size_t at = 0; at < w.size(); at += bb) {
+        switch (t) {
+            case ggml_type::q4_0:
+            case ggml_type::q5_0: std::memcpy(&w[at], &one, 2); break;
+            case ggml_type::q3_k: std::memcpy(&w[at + offsetof(q3_k_block, d)], &one, 2); break;
+            case ggml_type::q2_k:
+                std::memcpy(&w[at + offsetof(q2_k_block, d)], &one, 2);
+                std::memcpy(&w[at + offsetof(q2_k_block, dmin)], &one, 2);
+                break;
+            case ggml_type::q4_k:
+            case ggml_type::q5_k:
+                std::memcpy(&w[at], &one, 2);
+                std::memcpy(&w[at + 2], &one, 2);
+                break;
+            default: ADD_FAILURE() << "no saturated block for " << type_name(t);
+        }
+    }
+    return w;
+}
+
+TEST(PackedMulMatExtremes, LargestWeightsAndActivationsDoNotSaturate) {
+    for (auto type : {ggml_type::q4_0, ggml_type::q5_0, ggml_type::q2_k, ggml_type::q3_k, ggml_type::q4_k, ggml_type::q5_k}) {
+        const auto* l = packed_layout_for(type);
+        if (!l) continue;
+        SCOPED_TRACE(type_name(type));
+        const int64_t n_rows = 16, n_cols = 3 * type_traits(type).block_size * (type_traits(type).block_size == 32 ? 8 : 1);
+        const int64_t n_tokens = 9;
+        const auto w = saturated_rows(type, n_rows, n_cols);
+        std::vector<float> x(size_t(n_cols * n_tokens));
+        for (int64_t t = 0; t < n_tokens; ++t)
+            for (int64_t c = 0; c < n_cols; ++c) x[size_t(t * n_cols + c)] = (t % 2 ? -1.0f : 1.0f);
+        std::vector<uint8_t> packed(kernels::cpu::packed_bytes(*l, n_rows, n_cols));
+        kernels::cpu::pack_matrix(*l, w.data(), n_rows, n_cols, packed.data(), 1);
+        std::vector<float> y_ref(size_t(n_rows * n_tokens));
+        kernels::ref::mul_mat(type, w.data(), n_rows, n_cols, x.data(), n_tokens, y_ref.data());
+        for (const auto& table : test::available_tables()) {
+            const auto gemm = table.ops->packed_gemm_for ? table.ops->packed_gemm_for(type) : nullptr;
+            if (!gemm) continue;
+            SCOPED_TRACE(table.name);
+            std::vector<float> y(y_ref.size());
+            kernels::cpu::mul_mat_packed(*table.ops, *l, gemm, packed.data(), n_rows, n_cols, x.data(), n_tokens, y.data(), 1);
+            for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], y_ref[i], 1e-5 * std::abs(y_ref[i]) + 1e-3) << "output " << i;
+        }
+    }
+}
+
+// model::repack packs a large matrix in slices of whole groups (dropping each slice's file pages
+// as it goes): packing rows [r0, r1) at byte packed_size(type, r0) must give the same bytes as
+// packing the whole matrix, the last slice bringing the tail rows.
+TEST(PackedDispatch, PackingInSlicesOfGroupsEqualsPackingTheWholeMatrix) {
+    int n_checked = 0;
+    for (auto type : packed_types()) {
+        const int64_t n_rows = 45, n_cols = type_traits(type).block_size == 1 ? 101 : 2 * type_traits(type).block_size;
+        if (kernels::packed_size(type, n_rows, n_cols) == 0) continue;  // no gemm on this CPU
+        SCOPED_TRACE(type_name(type));
+        ++n_checked;
+        const auto w = test::random_weights(type, n_rows, n_cols, 11);
+        const size_t rb = row_size(type, n_cols);
+        std::vector<uint8_t> whole(kernels::packed_size(type, n_rows, n_cols)), sliced(whole.size(), 0xAB);
+        kernels::pack_weights(type, w.data(), n_rows, n_cols, whole.data(), 1);
+        for (int64_t r0 = 0; r0 < n_rows; r0 += 16) {  // slices 16, 16, 13 (8 + 5 tail rows)
+            const int64_t n = std::min<int64_t>(16, n_rows - r0);
+            const size_t at = r0 == 0 ? 0 : kernels::packed_size(type, r0, n_cols);
+            kernels::pack_weights(type, w.data() + rb * size_t(r0), n, n_cols, sliced.data() + at, 1);
+        }
+        EXPECT_EQ(0, std::memcmp(whole.data(), sliced.data(), whole.size()));
+    }
+    if (n_checked == 0) GTEST_SKIP() << "no packed gemm on this CPU";
+}
 
 TEST(PackedDispatch, SizeIsZeroWhenNotPackedAndPublicProductMatches) {
     EXPECT_EQ(kernels::packed_size(ggml_type::f32, 64, 64), 0u) << "f32 has no packed layout";

@@ -329,6 +329,9 @@ class EngineRepack : public ::testing::TestWithParam<ggml_type> {};
 TEST_P(EngineRepack, RepackedWeightsMatchTheFileLayout) {
     tiny_model_spec s;
     s.weight_type = GetParam();
+    // Tied embeddings (Gemma, SmolLM2) for some types: the output projection is packed while the
+    // embedding lookup reads token_embd's file rows.
+    s.tied = s.weight_type == ggml_type::q8_0 || s.weight_type == ggml_type::q5_0 || s.weight_type == ggml_type::q6_k;
     const bool k_quant = type_traits(s.weight_type).block_size == 256;
     s.n_embd = k_quant ? 256 : 128;
     s.n_ff = k_quant ? 256 : 96;
@@ -341,6 +344,9 @@ TEST_P(EngineRepack, RepackedWeightsMatchTheFileLayout) {
     engine::engine plain(ep);
     EXPECT_EQ(plain.get_model().packed_bytes(), 0u);
     if (packed.get_model().packed_bytes() == 0) GTEST_SKIP() << "this CPU has no packed kernels";
+    const auto& pw = packed.get_model().weights();
+    EXPECT_TRUE(pw.output.packed) << "the output projection (tied: " << s.tied << ") is repacked";
+    EXPECT_FALSE(pw.token_embd.packed);
     const auto a = packed.all_logits(k_prompt);
     const auto b = plain.all_logits(k_prompt);
     ASSERT_EQ(a.size(), b.size());
@@ -366,7 +372,8 @@ TEST_P(EngineRepack, RepackedWeightsMatchTheFileLayout) {
         }
     }
 }
-INSTANTIATE_TEST_SUITE_P(PackedTypes, EngineRepack, ::testing::Values(ggml_type::q4_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k),
+INSTANTIATE_TEST_SUITE_P(PackedTypes, EngineRepack, ::testing::Values(ggml_type::q4_0, ggml_type::q5_0, ggml_type::q8_0, ggml_type::q2_k, ggml_type::q3_k, ggml_type::q4_k, ggml_type::q5_k,
+                                                                 ggml_type::q6_k, ggml_type::f16, ggml_type::bf16),
                          [](const auto& info) { return std::string(type_name(info.param)); });
 
 }  // namespace

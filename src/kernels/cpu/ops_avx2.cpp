@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/packed.h"
+#include "kernels/cpu/packed_q3_k.h"
 #include "kernels/cpu/packed_q4_k.h"
 #include "kernels/cpu/packed_q6_k.h"
 #include "kernels/cpu/packed_q8_0.h"
@@ -171,8 +172,12 @@ namespace {
 packed_gemm_fn packed_gemm_for(ggml_type t) {
     switch (t) {
         case ggml_type::q4_0: return packed_q4_0_gemm_avx2;
+        case ggml_type::q5_0: return packed_q5_0_gemm_avx2;
         case ggml_type::q8_0: return packed_q8_0_gemm_avx2;
+        case ggml_type::q2_k: return packed_q2_k_gemm_avx2;
+        case ggml_type::q3_k: return packed_q3_k_gemm_avx2;
         case ggml_type::q4_k: return packed_q4_k_gemm_avx2;
+        case ggml_type::q5_k: return packed_q5_k_gemm_avx2;
         case ggml_type::q6_k: return packed_q6_k_gemm_avx2;
         default: return nullptr;
     }

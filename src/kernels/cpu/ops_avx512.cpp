@@ -15,6 +15,8 @@
 
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/packed.h"
+#include "kernels/cpu/packed_f16.h"
+#include "kernels/cpu/packed_q3_k.h"
 #include "kernels/cpu/packed_q4_k.h"
 #include "kernels/cpu/packed_q6_k.h"
 #include "kernels/cpu/packed_q8_0.h"
@@ -216,9 +218,15 @@ mul_mat_kernel mul_mat_batch_for(ggml_type t) {
 packed_gemm_fn packed_gemm_for(ggml_type t) {
     switch (t) {
         case ggml_type::q4_0: return packed_q4_0_gemm_avx512;
+        case ggml_type::q5_0: return packed_q5_0_gemm_avx512;
         case ggml_type::q8_0: return packed_q8_0_gemm_avx512;
+        case ggml_type::q2_k: return packed_q2_k_gemm_avx512;
+        case ggml_type::q3_k: return packed_q3_k_gemm_avx512;
         case ggml_type::q4_k: return packed_q4_k_gemm_avx512;
+        case ggml_type::q5_k: return packed_q5_k_gemm_avx512;
         case ggml_type::q6_k: return packed_q6_k_gemm_avx512;
+        case ggml_type::f16: return packed_f16_gemm_avx512;
+        case ggml_type::bf16: return packed_bf16_gemm_avx512;
         default: return avx2_ops()->packed_gemm_for(t);
     }
 }

@@ -152,6 +152,8 @@ packed_gemm_fn packed_gemm_for(ggml_type t) {
         case ggml_type::q8_0: return packed_q8_0_gemm_neon;
         case ggml_type::q4_k: return packed_q4_k_gemm_neon;
         case ggml_type::q6_k: return packed_q6_k_gemm_neon;
+        case ggml_type::q5_0: return packed_q5_0_gemm_neon;
+        case ggml_type::q5_k: return packed_q5_k_gemm_neon;
         default: return nullptr;
     }
 }

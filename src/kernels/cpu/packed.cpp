@@ -6,11 +6,13 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/kernels.h"
+#include "kernels/cpu/packed_f16.h"
+#include "kernels/cpu/packed_q3_k.h"
 #include "kernels/cpu/packed_q4_k.h"
 #include "kernels/cpu/packed_q6_k.h"
 #include "kernels/cpu/packed_q8_0.h"
 #include "kernels/cpu/thread_pool.h"
+#include "kernels/kernels.h"
 #include "quant/quant.h"
 
 namespace edgellm::kernels::cpu {
@@ -18,9 +20,15 @@ namespace edgellm::kernels::cpu {
 const packed_layout* packed_layout_for(ggml_type t) {
     switch (t) {
         case ggml_type::q4_0: return &packed_q4_0_layout();
+        case ggml_type::q5_0: return &packed_q5_0_layout();
         case ggml_type::q8_0: return &packed_q8_0_layout();
+        case ggml_type::q2_k: return &packed_q2_k_layout();
+        case ggml_type::q3_k: return &packed_q3_k_layout();
         case ggml_type::q4_k: return &packed_q4_k_layout();
+        case ggml_type::q5_k: return &packed_q5_k_layout();
         case ggml_type::q6_k: return &packed_q6_k_layout();
+        case ggml_type::f16: return &packed_f16_layout();
+        case ggml_type::bf16: return &packed_bf16_layout();
         default: return nullptr;
     }
 }

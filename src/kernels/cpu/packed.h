@@ -35,6 +35,13 @@ void packed_q4_0_gemm_avx2(const void* group, const void* act, size_t act_stride
                            float* y, size_t y_stride);
 void packed_q4_0_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                              float* y, size_t y_stride);
+// Q5_0: the Q4_0 layout plus a 32-byte vector of fifth bits per block column (packed_q5_0.cpp);
+// its gemms share the Q4_0 ones' code (packed_q4_0_<isa>.cpp).
+const packed_layout& packed_q5_0_layout();
+void packed_q5_0_gemm_avx2(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride);
+void packed_q5_0_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                             float* y, size_t y_stride);
 
 // Packs a whole matrix (groups, then the tail rows copied) into dst of packed_bytes() bytes.
 size_t packed_bytes(const packed_layout& l, int64_t n_rows, int64_t n_cols);

@@ -1,11 +1,13 @@
-// AVX-512 VNNI gemm over Q4_0 x8 groups (packed_q4_0.cpp): as the AVX2 one, but vpdpbusd adds each
-// 4-byte product sum straight into the row's i32 lane, seeded with the -8 * sum(a) offset.
+// AVX-512 VNNI gemms over Q4_0 and Q5_0 x8 groups (packed_q4_0.cpp, packed_q5_0.cpp): as the AVX2
+// ones, but vpdpbusd adds each 4-byte product sum straight into the row's i32 lane, seeded with
+// the -8 * sum(a) (Q5_0: -16 * sum(a)) offset, so Q5_0 needs no widening steps.
 #pragma GCC target("avx512vnni")
 #include <immintrin.h>
 
 #include <cstring>
 
 #include "kernels/cpu/packed.h"
+#include "kernels/cpu/packed_hbits_x86.h"
 #include "kernels/cpu/packed_tiles.h"
 
 namespace edgellm::kernels::cpu {
@@ -17,41 +19,65 @@ inline __m256i bcast4(const int8_t* p) {
     return _mm256_set1_epi32(v);
 }
 
-template <int T>
+template <int T, bool Q5>
 void gemm_tile(const uint8_t* g, const act_q8_32* const* a, int64_t nb, float* y, size_t y_stride) {
+    constexpr size_t block_bytes = Q5 ? 176 : 144;
+    constexpr int offset = Q5 ? -16 : -8;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256 acc[T];
     for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b, g += 144) {
+    for (int64_t b = 0; b < nb; ++b, g += block_bytes) {
         const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
         __m256i s[T];
-        for (int t = 0; t < T; ++t) s[t] = _mm256_set1_epi32(-8 * a[t][b].sum);
-        for (int k = 0; k < 4; ++k) {
+        for (int t = 0; t < T; ++t) s[t] = _mm256_set1_epi32(offset * a[t][b].sum);
+        [[maybe_unused]] __m256i qh;
+        if constexpr (Q5) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 144));
+        auto chunk = [&](auto kc) {
+            constexpr int k = decltype(kc)::value;
             const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 16 + 32 * k));
-            const __m256i lo = _mm256_and_si256(c, m4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
+            __m256i lo = _mm256_and_si256(c, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
+            if constexpr (Q5) {
+                lo = _mm256_or_si256(lo, hbit4<2 * k>(qh));
+                hi = _mm256_or_si256(hi, hbit4<2 * k + 1>(qh));
+            }
             for (int t = 0; t < T; ++t) {
                 const int8_t* q = a[t][b].qs;
                 s[t] = _mm256_dpbusd_epi32(s[t], lo, bcast4(q + 4 * k));
                 s[t] = _mm256_dpbusd_epi32(s[t], hi, bcast4(q + 16 + 4 * k));
             }
-        }
+        };
+        chunk(std::integral_constant<int, 0>{});
+        chunk(std::integral_constant<int, 1>{});
+        chunk(std::integral_constant<int, 2>{});
+        chunk(std::integral_constant<int, 3>{});
         for (int t = 0; t < T; ++t)
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[t]), _mm256_mul_ps(d8, _mm256_set1_ps(a[t][b].d)), acc[t]);
     }
     for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + size_t(t) * y_stride, acc[t]);
 }
 
+template <bool Q5>
+void gemm(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols, float* y,
+          size_t y_stride) {
+    const auto* g = static_cast<const uint8_t*>(group);
+    const int64_t nb = n_cols / 32;
+    for_each_token_tile<8, act_q8_32>(act, act_stride, n_tokens, y, y_stride,
+                                      [&](auto width, const act_q8_32* const* a, float* yt) {
+                                          gemm_tile<decltype(width)::value, Q5>(g, a, nb, yt, y_stride);
+                                      });
+}
+
 }  // namespace
 
 void packed_q4_0_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                              float* y, size_t y_stride) {
-    const auto* g = static_cast<const uint8_t*>(group);
-    const int64_t nb = n_cols / QK4_0;
-    for_each_token_tile<8, act_q8_32>(act, act_stride, n_tokens, y, y_stride,
-                                  [&](auto width, const act_q8_32* const* a, float* yt) {
-                                      gemm_tile<decltype(width)::value>(g, a, nb, yt, y_stride);
-                                  });
+    gemm<false>(group, act, act_stride, n_tokens, n_cols, y, y_stride);
+}
+
+void packed_q5_0_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                             float* y, size_t y_stride) {
+    gemm<true>(group, act, act_stride, n_tokens, n_cols, y, y_stride);
 }
 
 }  // namespace edgellm::kernels::cpu

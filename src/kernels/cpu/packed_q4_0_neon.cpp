@@ -1,7 +1,10 @@
-// NEON + dotprod gemm over Q4_0 x8 groups (packed_q4_0.cpp). In each 32-byte chunk k, bytes
-// 16*h .. 16*h+15 hold rows 4h..4h+3, 4 bytes per row, so one sdot by lane k of the activation
-// vector (vdotq_laneq_s32) adds 4 products into each of 4 rows' i32 lanes. The -8 offset of the
-// nibbles is folded in by seeding those lanes with -8 * sum(activations) of the block.
+// NEON + dotprod gemms over Q4_0 and Q5_0 x8 groups (packed_q4_0.cpp, packed_q5_0.cpp). In each
+// 32-byte chunk k, bytes 16*h .. 16*h+15 hold rows 4h..4h+3, 4 bytes per row, so one sdot by lane
+// k of the activation vector (vdotq_laneq_s32) adds 4 products into each of 4 rows' i32 lanes.
+// The -8 (Q5_0: -16) offset is folded in by seeding those lanes with -8 (-16) * sum(activations)
+// of the block. Q5_0 ORs each nibble with its fifth bit (bit 2k / 2k + 1 of the block's qh
+// vector, whose halves line up with the chunk's), moved to bit 4 by a per-byte shift; values
+// 0..31 stay within the signed bytes sdot takes.
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
@@ -11,15 +14,34 @@
 namespace edgellm::kernels::cpu {
 namespace {
 
-constexpr size_t k_block_bytes = 16 + 128;
+// Bit P of every byte moved to bit 4 (0x10 or 0).
+template <int P>
+inline uint8x16_t hbit4(uint8x16_t h) {
+    const uint8x16_t m = vdupq_n_u8(0x10);
+    if constexpr (P < 4) {
+        return vandq_u8(vshlq_n_u8(h, 4 - P), m);
+    } else if constexpr (P == 4) {
+        return vandq_u8(h, m);
+    } else {
+        return vandq_u8(vshrq_n_u8(h, P - 4), m);
+    }
+}
 
 // The lane index of vdotq_laneq_s32 must be a constant: one unrolled step per chunk K.
-template <int K, int T>
+template <int K, int T, bool Q5>
 inline void chunk_step(const uint8_t* g, const int8x16_t* a_lo, const int8x16_t* a_hi, int32x4_t (*s)[2]) {
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
     const uint8x16_t c0 = vld1q_u8(g + 16 + 32 * K), c1 = vld1q_u8(g + 16 + 32 * K + 16);
-    const int8x16_t lo0 = vreinterpretq_s8_u8(vandq_u8(c0, m4)), lo1 = vreinterpretq_s8_u8(vandq_u8(c1, m4));
-    const int8x16_t hi0 = vreinterpretq_s8_u8(vshrq_n_u8(c0, 4)), hi1 = vreinterpretq_s8_u8(vshrq_n_u8(c1, 4));
+    uint8x16_t ul0 = vandq_u8(c0, m4), ul1 = vandq_u8(c1, m4), uh0 = vshrq_n_u8(c0, 4), uh1 = vshrq_n_u8(c1, 4);
+    if constexpr (Q5) {
+        const uint8x16_t h0 = vld1q_u8(g + 144), h1 = vld1q_u8(g + 144 + 16);
+        ul0 = vorrq_u8(ul0, hbit4<2 * K>(h0));
+        ul1 = vorrq_u8(ul1, hbit4<2 * K>(h1));
+        uh0 = vorrq_u8(uh0, hbit4<2 * K + 1>(h0));
+        uh1 = vorrq_u8(uh1, hbit4<2 * K + 1>(h1));
+    }
+    const int8x16_t lo0 = vreinterpretq_s8_u8(ul0), lo1 = vreinterpretq_s8_u8(ul1);
+    const int8x16_t hi0 = vreinterpretq_s8_u8(uh0), hi1 = vreinterpretq_s8_u8(uh1);
     for (int t = 0; t < T; ++t) {
         s[t][0] = vdotq_laneq_s32(s[t][0], lo0, a_lo[t], K);
         s[t][1] = vdotq_laneq_s32(s[t][1], lo1, a_lo[t], K);
@@ -29,11 +51,13 @@ inline void chunk_step(const uint8_t* g, const int8x16_t* a_lo, const int8x16_t*
 }
 
 // T tokens (<= 4: 4 x (2 i32 + 2 f32 + 2 activation) vectors stay within the 32 registers).
-template <int T>
+template <int T, bool Q5>
 void gemm_tile(const uint8_t* g, const act_q8_32* const* a, int64_t nb, float* y, size_t y_stride) {
+    constexpr size_t block_bytes = Q5 ? 176 : 144;
+    constexpr int offset = Q5 ? -16 : -8;
     float32x4_t acc[T][2];
     for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = vdupq_n_f32(0.0f);
-    for (int64_t b = 0; b < nb; ++b, g += k_block_bytes) {
+    for (int64_t b = 0; b < nb; ++b, g += block_bytes) {
         const float32x4_t d_lo = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const uint16_t*>(g))));
         const float32x4_t d_hi = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const uint16_t*>(g) + 4)));
         int8x16_t a_lo[T], a_hi[T];
@@ -41,12 +65,12 @@ void gemm_tile(const uint8_t* g, const act_q8_32* const* a, int64_t nb, float* y
         for (int t = 0; t < T; ++t) {
             a_lo[t] = vld1q_s8(a[t][b].qs);
             a_hi[t] = vld1q_s8(a[t][b].qs + 16);
-            s[t][0] = s[t][1] = vdupq_n_s32(-8 * a[t][b].sum);
+            s[t][0] = s[t][1] = vdupq_n_s32(offset * a[t][b].sum);
         }
-        chunk_step<0, T>(g, a_lo, a_hi, s);
-        chunk_step<1, T>(g, a_lo, a_hi, s);
-        chunk_step<2, T>(g, a_lo, a_hi, s);
-        chunk_step<3, T>(g, a_lo, a_hi, s);
+        chunk_step<0, T, Q5>(g, a_lo, a_hi, s);
+        chunk_step<1, T, Q5>(g, a_lo, a_hi, s);
+        chunk_step<2, T, Q5>(g, a_lo, a_hi, s);
+        chunk_step<3, T, Q5>(g, a_lo, a_hi, s);
         for (int t = 0; t < T; ++t) {
             const float da = a[t][b].d;
             acc[t][0] = vfmaq_f32(acc[t][0], vcvtq_f32_s32(s[t][0]), vmulq_n_f32(d_lo, da));
@@ -61,13 +85,26 @@ void gemm_tile(const uint8_t* g, const act_q8_32* const* a, int64_t nb, float* y
 
 }  // namespace
 
+namespace {
+template <bool Q5>
+void gemm(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols, float* y,
+          size_t y_stride) {
+    const auto* g = static_cast<const uint8_t*>(group);
+    const int64_t nb = n_cols / 32;
+    for_each_token_tile<4, act_q8_32>(act, act_stride, n_tokens, y, y_stride, [&](auto width, const act_q8_32* const* a, float* yt) {
+        gemm_tile<decltype(width)::value, Q5>(g, a, nb, yt, y_stride);
+    });
+}
+}  // namespace
+
 void packed_q4_0_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                            float* y, size_t y_stride) {
-    const auto* g = static_cast<const uint8_t*>(group);
-    const int64_t nb = n_cols / QK4_0;
-    for_each_token_tile<4, act_q8_32>(act, act_stride, n_tokens, y, y_stride, [&](auto width, const act_q8_32* const* a, float* yt) {
-        gemm_tile<decltype(width)::value>(g, a, nb, yt, y_stride);
-    });
+    gemm<false>(group, act, act_stride, n_tokens, n_cols, y, y_stride);
+}
+
+void packed_q5_0_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride) {
+    gemm<true>(group, act, act_stride, n_tokens, n_cols, y, y_stride);
 }
 
 }  // namespace edgellm::kernels::cpu

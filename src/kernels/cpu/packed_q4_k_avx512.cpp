@@ -2,11 +2,14 @@
 // each 4-byte product sum straight into the row's i32 lane per sub-block, then one i32 multiply
 // by the rows' scales. 8-token tiles (the 32 vector registers hold 16 sub-block sums).
 // i32 bounds: a sub-block sum is at most 32 * 15 * 128 = 61440, times a scale <= 63, 8 summed.
+// Q5_K (Q5 = true, same code): each nibble vector ORed with its fifth bit from the chunk's qh
+// vector; sums at most 32 * 31 * 128 * 63 * 8 < 2^26.
 #pragma GCC target("avx512vnni")
 #include <immintrin.h>
 
 #include <cstring>
 
+#include "kernels/cpu/packed_hbits_x86.h"
 #include "kernels/cpu/packed_q4_k.h"
 #include "kernels/cpu/packed_tiles.h"
 
@@ -23,60 +26,85 @@ inline __m256i row_i32(const uint8_t* p) {
     return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
 }
 
-template <int T>
+template <int T, bool Q5>
 void gemm_tile(const uint8_t* g, const q8_k_block* const* a, int64_t nb, float* y, size_t y_stride) {
+    constexpr size_t block_bytes = Q5 ? k_q5_k_group_block_bytes : k_q4_k_group_block_bytes;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256 acc[T];
     for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b, g += k_q4_k_group_block_bytes) {
-        const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
-        const __m256 dmin8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16)));
-        __m256i ms[T];
-        for (int t = 0; t < T; ++t) ms[t] = _mm256_setzero_si256();
-        for (int s = 0; s < 8; ++s) {
-            const __m256i m = row_i32(g + k_q4_k_mins_at + 8 * s);
-            const __m256i mp = _mm256_or_si256(m, _mm256_slli_epi32(m, 16));
-            for (int t = 0; t < T; ++t) ms[t] = _mm256_add_epi32(ms[t], _mm256_madd_epi16(mp, bcast4(a[t][b].bsums + 2 * s)));
+    for (int64_t b = 0; b < nb; ++b, g += block_bytes) {
+        // Mins first, folded into acc at once, so only acc, si and one sub-block sum per token
+        // stay live below (3 * 8 of the 32 registers; keeping lo and hi sums and the mins live
+        // as well spilled to the stack).
+        {
+            const __m256 dmin8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16)));
+            __m256i ms[T];
+            for (int t = 0; t < T; ++t) ms[t] = _mm256_setzero_si256();
+            for (int s = 0; s < 8; ++s) {
+                const __m256i m = row_i32(g + k_q4_k_mins_at + 8 * s);
+                const __m256i mp = _mm256_or_si256(m, _mm256_slli_epi32(m, 16));
+                for (int t = 0; t < T; ++t) ms[t] = _mm256_add_epi32(ms[t], _mm256_madd_epi16(mp, bcast4(a[t][b].bsums + 2 * s)));
+            }
+            for (int t = 0; t < T; ++t)
+                acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms[t]), _mm256_mul_ps(dmin8, _mm256_set1_ps(a[t][b].d)), acc[t]);
         }
         __m256i si[T];
         for (int t = 0; t < T; ++t) si[t] = _mm256_setzero_si256();
-        const uint8_t* q = g + k_q4_k_q_at;
-        for (int j = 0; j < 4; ++j) {
-            __m256i lo[T], hi[T];
-            for (int t = 0; t < T; ++t) lo[t] = hi[t] = _mm256_setzero_si256();
-            for (int c = 0; c < 8; ++c, q += 32) {
-                const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-                const __m256i wl = _mm256_and_si256(w, m4);
-                const __m256i wh = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
-                for (int t = 0; t < T; ++t) {
-                    const int8_t* x = a[t][b].qs + 64 * j + 4 * c;
-                    lo[t] = _mm256_dpbusd_epi32(lo[t], wl, bcast4(x));
-                    hi[t] = _mm256_dpbusd_epi32(hi[t], wh, bcast4(x + 32));
-                }
+        // Sub-block 2j + hi: the low (hi = 0) or high (hi = 1) nibbles of the 8 chunks of pair j.
+        auto sub_block = [&](auto jc, auto hic) {
+            constexpr int j = decltype(jc)::value, hi = decltype(hic)::value;
+            const uint8_t* q = g + k_q4_k_q_at + 256 * j;
+            __m256i sb[T];
+            for (int t = 0; t < T; ++t) sb[t] = _mm256_setzero_si256();
+            for (int c = 0; c < 8; ++c) {
+                const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * c));
+                __m256i v = _mm256_and_si256(hi ? _mm256_srli_epi16(w, 4) : w, m4);
+                if constexpr (Q5)
+                    v = _mm256_or_si256(v, hbit4<2 * j + hi>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + k_q5_k_qh_at + 32 * c))));
+                for (int t = 0; t < T; ++t) sb[t] = _mm256_dpbusd_epi32(sb[t], v, bcast4(a[t][b].qs + 64 * j + 32 * hi + 4 * c));
             }
-            const __m256i sc_lo = row_i32(g + k_q4_k_scales_at + 8 * (2 * j));
-            const __m256i sc_hi = row_i32(g + k_q4_k_scales_at + 8 * (2 * j + 1));
-            for (int t = 0; t < T; ++t)
-                si[t] = _mm256_add_epi32(si[t], _mm256_add_epi32(_mm256_mullo_epi32(lo[t], sc_lo), _mm256_mullo_epi32(hi[t], sc_hi)));
-        }
-        for (int t = 0; t < T; ++t) {
-            const __m256 da = _mm256_set1_ps(a[t][b].d);
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si[t]), _mm256_mul_ps(d8, da), acc[t]);
-            acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms[t]), _mm256_mul_ps(dmin8, da), acc[t]);
-        }
+            const __m256i sc = row_i32(g + k_q4_k_scales_at + 8 * (2 * j + hi));
+            for (int t = 0; t < T; ++t) si[t] = _mm256_add_epi32(si[t], _mm256_mullo_epi32(sb[t], sc));
+        };
+        using c0 = std::integral_constant<int, 0>;
+        using c1 = std::integral_constant<int, 1>;
+        sub_block(c0{}, c0{});
+        sub_block(c0{}, c1{});
+        sub_block(c1{}, c0{});
+        sub_block(c1{}, c1{});
+        sub_block(std::integral_constant<int, 2>{}, c0{});
+        sub_block(std::integral_constant<int, 2>{}, c1{});
+        sub_block(std::integral_constant<int, 3>{}, c0{});
+        sub_block(std::integral_constant<int, 3>{}, c1{});
+        const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
+        for (int t = 0; t < T; ++t)
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si[t]), _mm256_mul_ps(d8, _mm256_set1_ps(a[t][b].d)), acc[t]);
     }
     for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + size_t(t) * y_stride, acc[t]);
 }
 
 }  // namespace
 
-void packed_q4_k_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
-                             float* y, size_t y_stride) {
+namespace {
+template <bool Q5>
+void gemm(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols, float* y,
+          size_t y_stride) {
     const auto* g = static_cast<const uint8_t*>(group);
     const int64_t nb = n_cols / QK_K;
     for_each_token_tile<8, q8_k_block>(act, act_stride, n_tokens, y, y_stride, [&](auto width, const q8_k_block* const* a, float* yt) {
-        gemm_tile<decltype(width)::value>(g, a, nb, yt, y_stride);
+        gemm_tile<decltype(width)::value, Q5>(g, a, nb, yt, y_stride);
     });
+}
+}  // namespace
+
+void packed_q4_k_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                             float* y, size_t y_stride) {
+    gemm<false>(group, act, act_stride, n_tokens, n_cols, y, y_stride);
+}
+
+void packed_q5_k_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                             float* y, size_t y_stride) {
+    gemm<true>(group, act, act_stride, n_tokens, n_cols, y, y_stride);
 }
 
 }  // namespace edgellm::kernels::cpu

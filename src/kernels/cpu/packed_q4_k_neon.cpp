@@ -10,6 +10,9 @@
 // fits the 32 registers; the f32 accumulators are touched once per half and super-block.
 // i32 bounds: a sub-block dot is at most 32 * 15 * 128 = 61440, times a scale <= 63, 8 summed:
 // 2^25; the mins term is at most 8 * 63 * 4096 (an i16 bsums pair is at most 32 * 128).
+// Q5_K (Q5 = true, same code, packed_q4_k.cpp's Q5_K x8): each nibble is ORed with its fifth bit,
+// bit 2j + H of the chunk's qh vector moved to bit 4 by a per-byte shift (vshlq_u8 by 4 - 2j - H);
+// values 0..31 stay within the signed bytes sdot takes, sums within 2^26.
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
@@ -43,14 +46,18 @@ inline int32x4_t dot4(int32x4_t acc, const int8x16_t* w, int8x16_t x) {
 
 // One sub-block, 4 rows: nibble H of the 8 chunks at q (32 bytes apart, already at the half)
 // against each token's 32 activations at x[t], added into sub[t].
-template <int H, int T>
-inline void sub_block_dots(const uint8_t* q, const int8_t* const* x, int32x4_t* sub) {
+// Q5: qh (the chunks' fifth-bit vectors, 32 bytes apart, already at the half) and shift (the
+// per-byte shift that brings bit 2j + H to bit 4).
+template <int H, int T, bool Q5>
+inline void sub_block_dots(const uint8_t* q, const int8_t* const* x, int32x4_t* sub, const uint8_t* qh, int8x16_t shift) {
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
     for (int k = 0; k < 2; ++k) {
         int8x16_t w[4];
         for (int c = 0; c < 4; ++c) {
-            const uint8x16_t v = vld1q_u8(q + 32 * (4 * k + c));
-            w[c] = vreinterpretq_s8_u8(H ? vshrq_n_u8(v, 4) : vandq_u8(v, m4));
+            uint8x16_t v = vld1q_u8(q + 32 * (4 * k + c));
+            v = H ? vshrq_n_u8(v, 4) : vandq_u8(v, m4);
+            if constexpr (Q5) v = vorrq_u8(v, vandq_u8(vshlq_u8(vld1q_u8(qh + 32 * (4 * k + c)), shift), vdupq_n_u8(0x10)));
+            w[c] = vreinterpretq_s8_u8(v);
         }
         for (int t = 0; t < T; ++t) sub[t] = dot4(sub[t], w, vld1q_s8(x[t] + 16 * k));
     }
@@ -67,11 +74,12 @@ inline float32x4_t f16x4(const uint8_t* p) {
 }
 
 // T tokens (<= 4); acc[t][h]: rows 4h..4h+3 of token t.
-template <int T>
+template <int T, bool Q5>
 void gemm_tile(const uint8_t* g, const q8_k_block* const* a, int64_t nb, float* y, size_t y_stride) {
+    constexpr size_t block_bytes = Q5 ? k_q5_k_group_block_bytes : k_q4_k_group_block_bytes;
     float32x4_t acc[T][2];
     for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = vdupq_n_f32(0.0f);
-    for (int64_t b = 0; b < nb; ++b, g += k_q4_k_group_block_bytes) {
+    for (int64_t b = 0; b < nb; ++b, g += block_bytes) {
         // Mins: pairs lane s = bsums[2s] + bsums[2s + 1], the sum of sub-block s's activations.
         int16x8_t mn[8];
         for (int s = 0; s < 8; ++s) mn[s] = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(g + k_q4_k_mins_at + 8 * s)));
@@ -87,6 +95,7 @@ void gemm_tile(const uint8_t* g, const q8_k_block* const* a, int64_t nb, float* 
             for (int t = 0; t < T; ++t) si[t] = vdupq_n_s32(0);
             for (int j = 0; j < 4; ++j) {
                 const uint8_t* q = g + k_q4_k_q_at + 256 * j + 16 * h;
+                const uint8_t* qh = g + k_q5_k_qh_at + 16 * h;  // read only for Q5_K
                 const int8_t* x[T];
                 int32x4_t sub[T];
                 // Sub-block 2j: low nibbles, activations 64j .. 64j + 31.
@@ -94,7 +103,7 @@ void gemm_tile(const uint8_t* g, const q8_k_block* const* a, int64_t nb, float* 
                     x[t] = a[t][b].qs + 64 * j;
                     sub[t] = vdupq_n_s32(0);
                 }
-                sub_block_dots<0, T>(q, x, sub);
+                sub_block_dots<0, T, Q5>(q, x, sub, qh, vdupq_n_s8(int8_t(4 - 2 * j)));
                 const int32x4_t sc_lo = row_bytes_i32(g + k_q4_k_scales_at + 8 * (2 * j), h);
                 for (int t = 0; t < T; ++t) {
                     si[t] = vmlaq_s32(si[t], sub[t], sc_lo);
@@ -102,7 +111,7 @@ void gemm_tile(const uint8_t* g, const q8_k_block* const* a, int64_t nb, float* 
                     x[t] += 32;
                     sub[t] = vdupq_n_s32(0);
                 }
-                sub_block_dots<1, T>(q, x, sub);
+                sub_block_dots<1, T, Q5>(q, x, sub, qh, vdupq_n_s8(int8_t(3 - 2 * j)));
                 const int32x4_t sc_hi = row_bytes_i32(g + k_q4_k_scales_at + 8 * (2 * j + 1), h);
                 for (int t = 0; t < T; ++t) si[t] = vmlaq_s32(si[t], sub[t], sc_hi);
             }
@@ -118,13 +127,26 @@ void gemm_tile(const uint8_t* g, const q8_k_block* const* a, int64_t nb, float* 
 
 }  // namespace
 
-void packed_q4_k_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
-                           float* y, size_t y_stride) {
+namespace {
+template <bool Q5>
+void gemm(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols, float* y,
+          size_t y_stride) {
     const auto* g = static_cast<const uint8_t*>(group);
     const int64_t nb = n_cols / QK_K;
     for_each_token_tile<4, q8_k_block>(act, act_stride, n_tokens, y, y_stride, [&](auto width, const q8_k_block* const* a, float* yt) {
-        gemm_tile<decltype(width)::value>(g, a, nb, yt, y_stride);
+        gemm_tile<decltype(width)::value, Q5>(g, a, nb, yt, y_stride);
     });
+}
+}  // namespace
+
+void packed_q4_k_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride) {
+    gemm<false>(group, act, act_stride, n_tokens, n_cols, y, y_stride);
+}
+
+void packed_q5_k_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride) {
+    gemm<true>(group, act, act_stride, n_tokens, n_cols, y, y_stride);
 }
 
 }  // namespace edgellm::kernels::cpu
