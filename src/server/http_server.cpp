@@ -218,6 +218,7 @@ struct session : std::enable_shared_from_this<session> {
     state st = state::idle;
     bool over_limit = false;  // answered 503 once its request line is read
     std::atomic<bool> sock_closed{false};
+    clock_type::time_point linger_until;
 
     session(server::impl& s, tcp::socket so, std::string a)
         : srv(s), sock(std::move(so)), timer(s.io), addr(std::move(a)) {}
@@ -292,12 +293,16 @@ struct session : std::enable_shared_from_this<session> {
             // destroy the answer before it is read.
             beast::error_code ec;
             self->sock.shutdown(tcp::socket::shutdown_send, ec);
+            self->linger_until = clock_type::now() + std::chrono::seconds(3);
             self->linger_then_close();
         });
     }
+    // Reads and drops what the client still sends for a while (at most 3 s, 0.5 s of silence).
     void linger_then_close() {
-        auto junk = std::make_shared<std::array<char, 4096>>();
-        arm(std::chrono::milliseconds(500));
+        auto junk = std::make_shared<std::array<char, 65536>>();
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(linger_until - clock_type::now());
+        if (left.count() <= 0) return close();
+        arm(std::min(left, std::chrono::milliseconds(500)));
         sock.async_read_some(asio::buffer(*junk), [self = shared_from_this(), junk](beast::error_code ec, size_t) {
             if (ec || self->st == state::closed) return self->close();
             self->linger_then_close();
