@@ -248,6 +248,10 @@ def test_d2_d3_d11_hostile_bodies_and_headers_are_refused_and_memory_returned(sr
         r = requests.post(srv.url + "/api/show", data=big, timeout=60)
         assert r.status_code == 200, r.text
     growth = rss_mb(srv.proc) - before
+    if "libasan" in Path(f"/proc/{srv.proc.pid}/maps").read_text():
+        # ASan's allocator keeps freed memory in quarantine (256 MB): RSS says nothing there.
+        print(f"RSS growth under ASan (not checked): {growth:.0f} MB")
+        return
     # Before: +224 MB (chunked 64 MB), 1 GB (the bomb), +107 MB (headers), never returned.
     assert growth < 50, f"RSS grew {growth:.0f} MB"
 
