@@ -498,6 +498,7 @@ struct session : std::enable_shared_from_this<session> {
         if (!res.provider) {
             head += fmt::format("Content-Length: {}\r\n", res.body.size());
             if (!keep_alive) head += "Connection: close\r\n";
+            else if (http10) head += "Connection: keep-alive\r\n";  // HTTP/1.0 closes unless told
             head += "\r\n";
             auto data = std::make_shared<std::string>(std::move(head));
             if (!head_only) *data += res.body;

@@ -274,6 +274,18 @@ def test_d6_pipelined_requests_are_all_answered(srv):
     assert out.index('{"status":"ok"}') < out.index('"version"') < out.rindex('{"status":"ok"}')
 
 
+def test_http10_keep_alive_is_honoured(srv):
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as c:
+        for _ in range(2):  # both on one connection
+            c.sendall(b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            data = b""
+            while not data.endswith(b'{"status":"ok"}'):
+                chunk = c.recv(4096)
+                assert chunk, data
+                data += chunk
+            assert data.startswith(b"HTTP/1.1 200") and b"Connection: keep-alive" in data, data
+
+
 @pytest.mark.parametrize("request_bytes,what", [
     (b"POST /api/show HTTP/1.1\r\nHost: localhost\r\nContent-Length: 59xyz\r\n\r\n{}", "bad Content-Length"),
     (b"POST /api/show HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", "two Content-Lengths"),
