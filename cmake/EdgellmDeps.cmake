@@ -9,6 +9,10 @@ pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
 # cpp-httplib is header-only in Debian; its .pc lives under the cpp-httplib name.
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+# The server's HTTP layer: Boost.Beast and Asio (header-only, libboost1.81-dev), zlib for
+# gzip/deflate request bodies.
+find_package(Boost 1.81 REQUIRED CONFIG)
+find_package(ZLIB REQUIRED)
 # SHA-256 for the model store (libssl-dev; cpp-httplib's HTTPS client needs it anyway).
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 if(EDGELLM_BUILD_TESTS)

@@ -44,6 +44,6 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS OFF)  # dpkg-shlibdeps is not always installed; deps listed by hand
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libc6, libstdc++6, libgomp1, libfmt9, libpcre2-8-0, libutf8proc2, libcpp-httplib0.11, libssl3, libedit2")
+    "libc6, libstdc++6, libgomp1, libfmt9, libpcre2-8-0, libutf8proc2, libcpp-httplib0.11, zlib1g, libssl3, libedit2")
 set(CPACK_GENERATOR DEB)
 include(CPack)

@@ -12,7 +12,7 @@ for a in "$@"; do
 done
 
 pkgs=(build-essential cmake ninja-build pkg-config git
-      libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libfmt-dev libpcre2-dev libutf8proc-dev
+      libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libboost1.81-dev zlib1g-dev libfmt-dev libpcre2-dev libutf8proc-dev
       libgtest-dev libgmock-dev libbenchmark-dev libomp-dev ccache libssl-dev libedit-dev
       pybind11-dev  # the Python module (python/): built when found
       python3 python3-pip)  # python3 + pip: scripts/fetch-models.sh (the demo's real model)

@@ -65,7 +65,7 @@ engine::embed_result server::impl::run_embeddings(const std::vector<std::string>
 }
 
 void server::impl::add_embed_routes() {
-    const auto ollama_embed = [this](const httplib::Request& req, httplib::Response& res) {
+    const auto ollama_embed = [this](const http::request& req, http::response& res) {
         const json body = parse_body(req);
         check_model(body, api::ollama, /*required=*/true);
         if (!body.contains("input"))
@@ -95,7 +95,7 @@ void server::impl::add_embed_routes() {
     post("/api/embed", api::ollama, wrap(api::ollama, ollama_embed));
 
     post("/api/embeddings", api::ollama,
-         wrap(api::ollama, [this](const httplib::Request& req, httplib::Response& res) {
+         wrap(api::ollama, [this](const http::request& req, http::response& res) {
              const json body = parse_body(req);
              check_model(body, api::ollama, /*required=*/true);
              const std::optional<std::string> prompt = opt_string(body, "prompt");
@@ -108,7 +108,7 @@ void server::impl::add_embed_routes() {
          }));
 
     post("/v1/embeddings", api::openai,
-         wrap(api::openai, [this](const httplib::Request& req, httplib::Response& res) {
+         wrap(api::openai, [this](const http::request& req, http::response& res) {
              const json body = parse_body(req);
              check_model(body, api::openai, /*required=*/false);
              if (!body.contains("input")) throw http_error(400, "'input' is required");

@@ -63,7 +63,7 @@ json ollama_message(const tool_reply& r) {
 void server::impl::add_ollama_routes() {
     // /api/generate: a prompt, formatted with the model's own chat template when it has one
     // (as Ollama does), raw otherwise or with "raw": true.
-    post("/api/generate", api::ollama, wrap(api::ollama, [this](const httplib::Request& req, httplib::Response& res) {
+    post("/api/generate", api::ollama, wrap(api::ollama, [this](const http::request& req, http::response& res) {
                   const json body = parse_body(req);
                   check_model(body, api::ollama, /*required=*/true);
                   gen_input in = ollama_input(body);
@@ -112,7 +112,7 @@ void server::impl::add_ollama_routes() {
                              });
               }));
 
-    post("/api/chat", api::ollama, wrap(api::ollama, [this](const httplib::Request& req, httplib::Response& res) {
+    post("/api/chat", api::ollama, wrap(api::ollama, [this](const http::request& req, http::response& res) {
                   const json body = parse_body(req);
                   check_model(body, api::ollama, /*required=*/true);
                   gen_input in = ollama_input(body);
@@ -168,7 +168,7 @@ void server::impl::add_ollama_routes() {
                              });
               }));
 
-    http.Get("/api/tags", wrap(api::ollama, [this](const httplib::Request&, httplib::Response& res) {
+    http_srv->route("GET", "/api/tags", wrap(api::ollama, [this](const http::request&, http::response& res) {
                  const uint64_t size = lm->get_model().file().file_size();
                  json m = {{"name", p.model_name + ":latest"},
                            {"model", p.model_name + ":latest"},
@@ -184,7 +184,7 @@ void server::impl::add_ollama_routes() {
                  res.set_content(json{{"models", models}}.dump(), "application/json");
              }));
 
-    http.Get("/api/ps", wrap(api::ollama, [this](const httplib::Request&, httplib::Response& res) {
+    http_srv->route("GET", "/api/ps", wrap(api::ollama, [this](const http::request&, http::response& res) {
                  const uint64_t size = lm->get_model().file().file_size() + (eng ? eng->kv().size_bytes() : 0);
                  json m = {{"name", p.model_name + ":latest"},
                            {"model", p.model_name + ":latest"},
@@ -196,7 +196,7 @@ void server::impl::add_ollama_routes() {
                  res.set_content(json{{"models", json::array({m})}}.dump(), "application/json");
              }));
 
-    post("/api/show", api::ollama, wrap(api::ollama, [this](const httplib::Request& req, httplib::Response& res) {
+    post("/api/show", api::ollama, wrap(api::ollama, [this](const http::request& req, http::response& res) {
                   json body = parse_body(req);
                   // Older clients send "name" instead of "model".
                   if (!body.contains("model") && body.contains("name")) body["model"] = body["name"];
@@ -224,7 +224,7 @@ void server::impl::add_ollama_routes() {
                   res.set_content(out.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
               }));
 
-    http.Get("/api/version", wrap(api::ollama, [](const httplib::Request&, httplib::Response& res) {
+    http_srv->route("GET", "/api/version", wrap(api::ollama, [](const http::request&, http::response& res) {
                  res.set_content(json{{"version", EDGELLM_VERSION}}.dump(), "application/json");
              }));
 }

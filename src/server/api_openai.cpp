@@ -168,7 +168,7 @@ bool include_usage(const json& body) {
 }  // namespace
 
 void server::impl::add_openai_routes() {
-    post("/v1/chat/completions", api::openai, wrap(api::openai, [this](const httplib::Request& req, httplib::Response& res) {
+    post("/v1/chat/completions", api::openai, wrap(api::openai, [this](const http::request& req, http::response& res) {
                   const json body = parse_body(req);
                   check_model(body, api::openai, /*required=*/false);
                   const bool has_max = body.contains("max_tokens") || body.contains("max_completion_tokens");
@@ -255,7 +255,7 @@ void server::impl::add_openai_routes() {
                               });
               }));
 
-    post("/v1/completions", api::openai, wrap(api::openai, [this](const httplib::Request& req, httplib::Response& res) {
+    post("/v1/completions", api::openai, wrap(api::openai, [this](const http::request& req, http::response& res) {
                   const json body = parse_body(req);
                   check_model(body, api::openai, /*required=*/false);
                   int n = 1;
@@ -324,7 +324,7 @@ void server::impl::add_openai_routes() {
                               });
               }));
 
-    http.Get("/v1/models", wrap(api::openai, [this](const httplib::Request&, httplib::Response& res) {
+    http_srv->route("GET", "/v1/models", wrap(api::openai, [this](const http::request&, http::response& res) {
                  json m = {{"id", p.model_name}, {"object", "model"}, {"created", started_unix}, {"owned_by", "edgellm"}};
                  res.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(), "application/json");
              }));

@@ -55,7 +55,7 @@ json store_tags() {
 }
 
 void server::impl::add_store_routes() {
-    post("/api/pull", api::ollama, wrap(api::ollama, [this](const httplib::Request& req, httplib::Response& res) {
+    post("/api/pull", api::ollama, wrap(api::ollama, [this](const http::request& req, http::response& res) {
               const json body = parse_body(req);
               const std::string ref = model_field(body);
               store::pull_options o;
@@ -71,7 +71,7 @@ void server::impl::add_store_routes() {
                   return;
               }
               res.set_chunked_content_provider(
-                  "application/x-ndjson", [ref, o](size_t, httplib::DataSink& sink) {
+                  "application/x-ndjson", [ref, o](http::data_sink& sink) {
                       using clock = std::chrono::steady_clock;
                       auto last = clock::now() - std::chrono::seconds(1);
                       std::string last_status;
@@ -104,7 +104,7 @@ void server::impl::add_store_routes() {
                   });
           }));
 
-    http.Delete("/api/delete", wrap(api::ollama, [](const httplib::Request& req, httplib::Response& res) {
+    http_srv->route("DELETE", "/api/delete", wrap(api::ollama, [](const http::request& req, http::response& res) {
                     const std::string name = model_field(parse_body(req));
                     store::model_store st;
                     if (!st.remove(name)) throw http_error(404, fmt::format("model '{}' not found", name));

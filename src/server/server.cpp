@@ -97,7 +97,46 @@ std::vector<std::string> opt_strings(const json& obj, const char* key) {
     return out;
 }
 
-json parse_body(const httplib::Request& req) {
+namespace {
+// The most keys one object of a request body may have. ordered_json (which keeps the key order
+// JSON schemas and tool arguments need) inserts in linear time, so an object of n keys costs n^2:
+// 200,000 keys were 33 s of a core. 10,000 keys cost a few milliseconds.
+constexpr size_t k_max_object_keys = 10000;
+
+// The most members of any object in a JSON text, by one linear scan (commas at each object's
+// own level, outside strings); exact for valid JSON, and malformed text is the parser's to refuse.
+size_t max_object_members(std::string_view text) {
+    std::vector<std::pair<bool, size_t>> open;  // (is an object, members so far)
+    bool in_string = false, escaped = false;
+    size_t worst = 0;
+    for (const char c : text) {
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+            continue;
+        }
+        switch (c) {
+            case '"': in_string = true; break;
+            case '{': open.emplace_back(true, 1); worst = std::max<size_t>(worst, 1); break;
+            case '[': open.emplace_back(false, 0); break;
+            case '}':
+            case ']':
+                if (!open.empty()) open.pop_back();
+                break;
+            case ',':
+                if (!open.empty() && open.back().first) worst = std::max(worst, ++open.back().second);
+                break;
+            default: break;
+        }
+    }
+    return worst;
+}
+}  // namespace
+
+json parse_body(const http::request& req) {
+    if (max_object_members(req.body) > k_max_object_keys)
+        throw http_error(400, fmt::format("an object in the request body has more than {} keys", k_max_object_keys));
     json body;
     try {
         body = json::parse(req.body);
@@ -241,15 +280,21 @@ server::impl::impl(std::shared_ptr<const engine::loaded_model> encoder, std::str
 void server::impl::init_http(int n_threads) {
     if (p.model_name.empty()) p.model_name = std::filesystem::path(model_path).stem().string();
     started_unix = unix_now();
-    http.new_task_queue = [n_threads] { return new httplib::ThreadPool(static_cast<size_t>(n_threads)); };
-    http.set_payload_max_length(p.max_body_bytes);
-    // Without TCP_NODELAY every request on a kept-alive connection waits ~40 ms (Nagle against
-    // the client's delayed ACK); the openai and ollama clients keep connections alive.
-    http.set_tcp_nodelay(true);
-    http.set_keep_alive_max_count(1000);
+    http::limits lim;
+    lim.max_body = p.max_body_bytes;
+    lim.max_decompressed = p.max_decompressed_bytes;
+    lim.max_header_count = p.max_header_count;
+    lim.max_header_bytes = p.max_header_bytes;
+    lim.read_timeout_s = p.read_timeout_s;
+    lim.idle_timeout_s = p.idle_timeout_s;
+    lim.max_connections = p.max_connections;
+    lim.max_connections_per_client = p.max_connections_per_client;
+    lim.shutdown_timeout_s = p.shutdown_timeout_s;
+    lim.n_workers = n_threads;
+    http_srv = std::make_unique<http::server>(lim);
     // Host and Origin checks before any route (CSRF and DNS rebinding; see access.h), and CORS
     // preflight answers for the origins that pass.
-    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    http_srv->set_pre_routing([this](const http::request& req, http::response& res) {
         const api a = req.path.rfind("/v1/", 0) == 0 ? api::openai : api::ollama;
         auto refuse = [&](const std::string& msg) {
             ++http_requests;
@@ -258,7 +303,7 @@ void server::impl::init_http(int n_threads) {
             res.status = 403;
             res.set_content(error_json(a, 403, msg, "permission_error").dump(-1, ' ', false, json::error_handler_t::replace),
                             "application/json");
-            return httplib::Server::HandlerResponse::Handled;
+            return true;
         };
         const std::string host = req.get_header_value("Host");
         if (!host_allowed(host, p.host))
@@ -278,16 +323,22 @@ void server::impl::init_http(int n_threads) {
                 res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
                 res.set_header("Access-Control-Max-Age", "600");
                 res.status = 204;
-                return httplib::Server::HandlerResponse::Handled;
+                return true;
             }
         }
-        return httplib::Server::HandlerResponse::Unhandled;
+        return false;
     });
-    // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which lets a second server
-    // bind the same port silently instead of failing.
-    http.set_socket_options([](socket_t sock) {
-        int yes = 1;
-        setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    // The layer's own errors (malformed requests, limits, unknown routes), in the route's API shape.
+    http_srv->set_error_renderer([this](const http::request& req, http::response& res, const http::layer_error& e) {
+        ++http_requests;
+        ++http_errors;
+        const api a = req.path.rfind("/v1/", 0) == 0 ? api::openai : api::ollama;
+        const std::string what = req.method.empty() ? e.message : fmt::format("{} {}: {}", req.method, req.path, e.message);
+        if (e.status != 404) log::info("HTTP {}: {}", e.status, what);
+        const char* type = e.status == 503 ? "server_busy" : e.status >= 500 ? "server_error" : "invalid_request_error";
+        res.status = e.status;
+        res.set_content(error_json(a, e.status, what, type).dump(-1, ' ', false, json::error_handler_t::replace),
+                        "application/json");
     });
     add_common_routes();
     add_ollama_routes();
@@ -310,9 +361,9 @@ constexpr auto k_keepalive_interval = std::chrono::milliseconds(1000);
 
 }  // namespace
 
-httplib::Server::Handler server::impl::wrap(api a, std::function<void(const httplib::Request&, httplib::Response&)> fn,
+http::handler server::impl::wrap(api a, std::function<void(const http::request&, http::response&)> fn,
                                             bool needs_auth) {
-    return [this, a, fn = std::move(fn), needs_auth](const httplib::Request& req, httplib::Response& res) {
+    return [this, a, fn = std::move(fn), needs_auth](const http::request& req, http::response& res) {
         ++http_requests;
         int status = 500;
         std::string msg, type = "server_error";
@@ -346,32 +397,11 @@ httplib::Server::Handler server::impl::wrap(api a, std::function<void(const http
     };
 }
 
-void server::impl::post(const std::string& path, api a, httplib::Server::Handler handler) {
-    // A content-reader route: the body is read here whatever its Content-Type, so a JSON body
-    // sent as application/x-www-form-urlencoded (curl -d) is not parsed, or limited, as a form.
-    http.Post(path, [this, a, handler](const httplib::Request& req, httplib::Response& res,
-                                       const httplib::ContentReader& reader) {
-        httplib::Request full = req;
-        bool too_big = false;
-        const bool read = reader([&](const char* data, size_t n) {
-            if (full.body.size() + n > p.max_body_bytes) {
-                too_big = true;
-                return false;
-            }
-            full.body.append(data, n);
-            return true;
-        });
-        // httplib refuses a Content-Length above the limit before reading any of it.
-        if (!read && !too_big && req.get_header_value<uint64_t>("Content-Length") > p.max_body_bytes) too_big = true;
-        if (!too_big) {
-            handler(full, res);
-            return;
-        }
-        ++http_requests;
-        ++http_errors;
-        res.status = 413;
-        res.set_content(error_json(a, 413, body_too_large_message(), "invalid_request_error").dump(), "application/json");
-    });
+void server::impl::post(const std::string& path, api a, http::handler handler) {
+    // The HTTP layer reads every body in full, up to --max-body, whatever its Content-Type (a JSON
+    // body sent as application/x-www-form-urlencoded by curl -d is not parsed, or limited, as a form).
+    (void)a;
+    http_srv->route("POST", path, std::move(handler));
 }
 
 std::string server::impl::body_too_large_message() const {
@@ -528,12 +558,17 @@ const job* failed(const std::vector<std::shared_ptr<job>>& js) {
 }
 }  // namespace
 
-void server::impl::respond_job(httplib::Response& res, const std::shared_ptr<job>& j, api a,
+void server::impl::end_by_server(const jobs& js) {
+    for (const auto& j : js)
+        if (!j->ended_by_server.exchange(true)) sched->cancel(j->id);
+}
+
+void server::impl::respond_job(http::response& res, const std::shared_ptr<job>& j, api a,
                                std::function<json(const job& j)> body) {
     respond_jobs(res, {j}, a, [body = std::move(body)](const jobs& js) { return body(*js[0]); });
 }
 
-void server::impl::respond_jobs(httplib::Response& res, jobs js, api a, std::function<json(const jobs& js)> body) {
+void server::impl::respond_jobs(http::response& res, jobs js, api a, std::function<json(const jobs& js)> body) {
     const std::shared_ptr<job_sync> sync = js[0]->sync;
     bool done = false;
     {
@@ -546,6 +581,7 @@ void server::impl::respond_jobs(httplib::Response& res, jobs js, api a, std::fun
             sched->cancel(j->id);
         }
     };
+    auto end_all = [this](const jobs& all) { end_by_server(all); };
     if (done) {
         if (const job* f = failed(js)) throw http_error(500, "generation failed: " + f->res.error, "server_error");
         res.set_content(body(js).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
@@ -554,7 +590,8 @@ void server::impl::respond_jobs(httplib::Response& res, jobs js, api a, std::fun
     // The status line is sent with the first space, so a later failure is reported in the body.
     res.set_chunked_content_provider(
         "application/json",
-        [js, sync, a, body = std::move(body), cancel_all](size_t, httplib::DataSink& sink) {
+        [js, sync, a, body = std::move(body), cancel_all, end_all](http::data_sink& sink) {
+            if (sink.stopping()) end_all(js);  // the server is shutting down: the reply so far, as "length"
             bool finished = false;
             {
                 std::unique_lock lock(sync->mu);
@@ -578,7 +615,7 @@ void server::impl::respond_jobs(httplib::Response& res, jobs js, api a, std::fun
         });
 }
 
-void server::impl::stream_job(httplib::Response& res, const std::shared_ptr<job>& j, const char* content_type,
+void server::impl::stream_job(http::response& res, const std::shared_ptr<job>& j, const char* content_type,
                           std::function<std::string(const std::string& piece)> chunk,
                           std::function<std::string(const job& j)> last) {
     stream_jobs(
@@ -589,7 +626,7 @@ void server::impl::stream_job(httplib::Response& res, const std::shared_ptr<job>
         std::move(last), [] { return std::string(); });
 }
 
-void server::impl::stream_jobs(httplib::Response& res, jobs js, const char* content_type,
+void server::impl::stream_jobs(http::response& res, jobs js, const char* content_type,
                                std::function<std::string(const job& j, const std::string& piece, lp_span lps)> chunk,
                                std::function<std::string(const job& j)> last, std::function<std::string()> end) {
     const std::shared_ptr<job_sync> sync = js[0]->sync;
@@ -600,15 +637,18 @@ void server::impl::stream_jobs(httplib::Response& res, jobs js, const char* cont
         }
     };
     auto closed = std::make_shared<std::vector<bool>>(js.size(), false);  // last() sent
+    auto end_all = [this](const jobs& all) { end_by_server(all); };
     res.set_chunked_content_provider(
         content_type,
-        [js, sync, closed, cancel_all, chunk = std::move(chunk), last = std::move(last),
-         end = std::move(end)](size_t, httplib::DataSink& sink) {
+        [js, sync, closed, cancel_all, end_all, chunk = std::move(chunk), last = std::move(last),
+         end = std::move(end)](http::data_sink& sink) {
             struct taken {
                 std::string piece;
                 std::vector<sampling::token_logprob> lps;
                 bool done = false;
             };
+            // The server is shutting down: each job ends now and its final record follows.
+            if (sink.stopping()) end_all(js);
             std::vector<taken> t(js.size());
             bool all = true;
             {
@@ -714,15 +754,15 @@ std::string server::impl::metrics_text() const {
 }
 
 void server::impl::add_common_routes() {
-    http.Get("/health", wrap(api::plain, [](const httplib::Request&, httplib::Response& res) {
+    http_srv->route("GET", "/health", wrap(api::plain, [](const http::request&, http::response& res) {
                  res.set_content(R"({"status":"ok"})", "application/json");
              }, /*needs_auth=*/false));
-    http.Get("/metrics", wrap(api::plain, [this](const httplib::Request&, httplib::Response& res) {
+    http_srv->route("GET", "/metrics", wrap(api::plain, [this](const http::request&, http::response& res) {
                  res.set_content(metrics_text(), "text/plain; version=0.0.4");
              }));
     // A browser (Accept: text/html) gets the chat page; curl and Ollama clients probing GET / get
     // the one line they expect. The page holds no secret, so it needs no key; its API calls do.
-    http.Get("/", wrap(api::plain, [this](const httplib::Request& req, httplib::Response& res) {
+    http_srv->route("GET", "/", wrap(api::plain, [this](const http::request& req, http::response& res) {
                  if (!p.webui || req.get_header_value("Accept").find("text/html") == std::string::npos) {
                      res.set_content("edgellm is running (Ollama and OpenAI APIs)", "text/plain");
                      return;
@@ -738,21 +778,13 @@ void server::impl::add_common_routes() {
                  res.set_content(page.data(), page.size(), "text/html; charset=utf-8");
              }, /*needs_auth=*/false));
     if (p.webui) {
-        http.Get("/webui.js", wrap(api::plain, [](const httplib::Request&, httplib::Response& res) {
+        http_srv->route("GET", "/webui.js", wrap(api::plain, [](const http::request&, http::response& res) {
                      res.set_header("X-Content-Type-Options", "nosniff");
                      res.set_header("Cache-Control", "no-cache");
                      const auto js = assets::webui_js();
                      res.set_content(js.data(), js.size(), "text/javascript; charset=utf-8");
                  }, /*needs_auth=*/false));
     }
-    http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-        if (!res.body.empty()) return;
-        const std::string what = res.status == 404   ? "no such route"
-                                 : res.status == 413 ? body_too_large_message()
-                                                     : fmt::format("HTTP status {}", res.status);
-        json body = {{"error", fmt::format("{} {}: {}", req.method, req.path, what)}};
-        res.set_content(body.dump(), "application/json");
-    });
 }
 
 // ---- public ----
@@ -770,8 +802,7 @@ server::~server() {
 }
 
 int server::bind() {
-    const int port = impl_->p.port == 0 ? impl_->http.bind_to_any_port(impl_->p.host)
-                                        : (impl_->http.bind_to_port(impl_->p.host, impl_->p.port) ? impl_->p.port : -1);
+    const int port = impl_->http_srv->bind(impl_->p.host, impl_->p.port);
     if (port < 0)
         throw usage_error(fmt::format("cannot listen on {}:{} (address in use, or not an address of this machine)",
                                       impl_->p.host, impl_->p.port));
@@ -781,18 +812,20 @@ int server::bind() {
 
 void server::listen() {
     if (!impl_->sched) {  // embeddings only: requests run on the HTTP threads
-        impl_->http.listen_after_bind();
+        impl_->http_srv->listen();
         return;
     }
     impl_->engine_thread = std::thread([this] { impl_->sched->serve(); });
-    impl_->http.listen_after_bind();
+    // Returns once stop() has drained every connection: the scheduler runs until then, so
+    // streams end with their final records.
+    impl_->http_srv->listen();
     impl_->sched->stop();
     impl_->engine_thread.join();
 }
 
 void server::stop() {
-    impl_->http.stop();
-    if (impl_->sched) impl_->sched->stop();
+    impl_->http_srv->stop();
+    // The scheduler stops when listen() has drained the connections (or now, if it never ran).
 }
 
 }  // namespace edgellm::server

@@ -1,7 +1,7 @@
 // `edgellm serve`: an HTTP server answering the Ollama and OpenAI APIs over one loaded model.
 // HTTP threads only parse, enqueue and stream; one engine thread runs the continuous-batching
 // scheduler, so every request shares the batched forward passes and the paged KV cache.
-// This directory is the only place that includes cpp-httplib.
+// Only src/server/http_server.cpp knows the HTTP library (Boost.Beast); the routes see server/http.h.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -22,7 +22,16 @@ struct server_params {
     std::string model_name;          // name clients use; default: the file name without .gguf
     size_t max_queue = 64;           // requests waiting for a slot; more get 503
     bool webui = true;               // GET / answers browsers with the chat page (--no-webui: off)
-    size_t max_body_bytes = 32u << 20;  // request bodies above this get 413 (--max-body)
+    size_t max_body_bytes = 32u << 20;  // request bodies above this get 413 (--max-body), chunked too
+    // The HTTP layer's other limits (docs/server.md, "Limits and security"); each is a flag.
+    size_t max_decompressed_bytes = 32u << 20;  // a gzip/deflate body inflated: 413 (--max-decompressed)
+    size_t max_header_count = 100;              // header fields: 431 (--max-header-count)
+    size_t max_header_bytes = 64u << 10;        // request line + headers: 431 (--max-header-bytes)
+    double read_timeout_s = 30;                 // a request's first byte to its last: closed (--read-timeout)
+    double idle_timeout_s = 5;                  // a kept-alive connection between requests (--idle-timeout)
+    size_t max_connections = 1024;              // open connections: 503 beyond (--max-connections)
+    size_t max_connections_per_client = 256;    // per client address: 503 beyond (--max-connections-per-client)
+    double shutdown_timeout_s = 5;              // stop(): streams end with a final record, all closed within (--shutdown-timeout)
     int n_http_threads = 0;          // 0: enough for every slot and the queue
     std::string chat_template;       // built-in name or Jinja2 source overriding the model's
     engine::speculative_params spec;  // with a draft model: tokens drafted per round
@@ -45,8 +54,10 @@ public:
     // Binds the address; throws usage_error when it cannot (port in use, bad host). Returns the
     // bound port (useful with port 0).
     int bind();
-    // Serves until stop() (blocks); starts the engine thread.
+    // Serves until stop() has drained the connections (blocks); starts the engine thread.
     void listen();
+    // Graceful: no new connections; streams end with their final record; returns at once, and
+    // listen() returns within shutdown_timeout_s.
     void stop();
 
 private:

@@ -2,7 +2,6 @@
 // between an HTTP thread and the engine thread), request-field readers that turn wrong types
 // into 400s, and the error type handlers throw.
 #pragma once
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include <atomic>
@@ -21,6 +20,7 @@
 #include "engine/engine.h"
 #include "engine/scheduler.h"
 #include "engine/text.h"
+#include "server/http.h"
 #include "server/server.h"
 
 namespace edgellm::server {
@@ -70,6 +70,8 @@ struct job {
     // engine::openai_finish_reason / engine::ollama_done_reason.
     engine::stop_reason stop = engine::stop_reason::none;
     std::atomic<bool> client_gone{false};
+    // Ended by the server's shutdown (not by the client): reported as "length", the text cut short.
+    std::atomic<bool> ended_by_server{false};
     double t_start_ms = 0;
     // With gp.logprobs >= 0: a record per generated token (engine thread appends under the
     // lock); `logprobs_sent` is how many a stream has sent (HTTP thread only).
@@ -111,10 +113,10 @@ struct server::impl {
                                         const std::vector<std::vector<int32_t>>* ids, const engine::embed_options& o);
     int embed_threads() const;
     // Wraps a handler: auth, error shaping (400/401/404/503/500), request counting.
-    httplib::Server::Handler wrap(api a, std::function<void(const httplib::Request&, httplib::Response&)> fn,
+    http::handler wrap(api a, std::function<void(const http::request&, http::response&)> fn,
                                   bool needs_auth = true);
     // Registers a POST route (a wrap()ped handler) that reads the body itself, up to --max-body.
-    void post(const std::string& path, api a, httplib::Server::Handler handler);
+    void post(const std::string& path, api a, http::handler handler);
     std::string body_too_large_message() const;
 
     // Queues a generation; throws http_error 503 when the queue is full, 400 for a bad request.
@@ -126,17 +128,20 @@ struct server::impl {
     using jobs = std::vector<std::shared_ptr<job>>;
     // 400 when the model cannot generate (an encoder served alone).
     void require_generation() const;
+    // Ends the jobs still generating because the server is shutting down: each finishes as
+    // "length" with the text so far, and its stream sends its final record.
+    void end_by_server(const jobs& js);
     // Non-streaming response: `body` renders the finished job. A job that ends within
     // k_blocking_wait is answered plainly (any error with its status); a longer one is answered
     // as a chunked body that sends a JSON-neutral space every second while it waits, so a client
     // that has gone is noticed (the write fails) and its sequence is cancelled.
-    void respond_job(httplib::Response& res, const std::shared_ptr<job>& j, api a,
+    void respond_job(http::response& res, const std::shared_ptr<job>& j, api a,
                      std::function<json(const job& j)> body);
     // The same for the jobs of one request: `body` renders them once all have finished.
-    void respond_jobs(httplib::Response& res, jobs js, api a, std::function<json(const jobs& js)> body);
+    void respond_jobs(http::response& res, jobs js, api a, std::function<json(const jobs& js)> body);
     // Streams a job: `chunk` formats each text piece, `last` the closing record(s); pieces are
     // written as they come, a disconnect cancels the sequence.
-    void stream_job(httplib::Response& res, const std::shared_ptr<job>& j, const char* content_type,
+    void stream_job(http::response& res, const std::shared_ptr<job>& j, const char* content_type,
                 std::function<std::string(const std::string& piece)> chunk,
                 std::function<std::string(const job& j)> last);
     // Streams the jobs of one request: `chunk(j, piece, lps)` per text piece of job j with the
@@ -144,7 +149,7 @@ struct server::impl {
     // job when it has finished (after its last chunk), `end()` once after all; a disconnect
     // cancels every one.
     using lp_span = std::span<const sampling::token_logprob>;
-    void stream_jobs(httplib::Response& res, jobs js, const char* content_type,
+    void stream_jobs(http::response& res, jobs js, const char* content_type,
                      std::function<std::string(const job& j, const std::string& piece, lp_span lps)> chunk,
                      std::function<std::string(const job& j)> last, std::function<std::string()> end);
 
@@ -174,7 +179,7 @@ struct server::impl {
     std::mutex embed_mu;
     std::string model_path;
     server_params p;
-    httplib::Server http;
+    std::unique_ptr<http::server> http_srv;  // made by init_http
     std::thread engine_thread;
     std::optional<chat::chat_template> tmpl;  // built on first use
     std::mutex tmpl_mu;
@@ -194,7 +199,7 @@ std::optional<std::string> opt_string(const json& obj, const char* key);
 // A string or an array of strings ("stop").
 std::vector<std::string> opt_strings(const json& obj, const char* key);
 // The request body as a JSON object (400 for malformed JSON or a non-object).
-json parse_body(const httplib::Request& req);
+json parse_body(const http::request& req);
 // Messages [{role, content}] of a chat request.
 std::vector<chat::chat_message> parse_messages(const json& body);
 // Sampling options shared by both APIs, from an object holding them (Ollama "options", OpenAI body).

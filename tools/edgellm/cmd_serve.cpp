@@ -29,6 +29,8 @@ struct serve_options {
     int64_t n_ctx_seq = 0;
     draft_flags draft;  // speculative decoding
     std::string max_body = "32MiB";
+    std::string max_decompressed = "32MiB";
+    std::string max_header_bytes = "64KiB";
     std::string models_dir;  // the model store (--models-dir); "" = $EDGELLM_MODELS or the default
     std::string api_key_file;
 };
@@ -52,6 +54,18 @@ void serve(serve_options& o) {
     }
     o.server.max_body_bytes = parse_size(o.max_body, "--max-body");
     if (o.server.max_body_bytes == 0) throw usage_error("--max-body must be positive");
+    o.server.max_decompressed_bytes = parse_size(o.max_decompressed, "--max-decompressed");
+    o.server.max_header_bytes = parse_size(o.max_header_bytes, "--max-header-bytes");
+    if (o.server.max_decompressed_bytes == 0) throw usage_error("--max-decompressed must be positive");
+    if (o.server.max_header_bytes < 1024) throw usage_error("--max-header-bytes must be at least 1KiB");
+    if (o.server.max_header_count < 8) throw usage_error("--max-header-count must be at least 8");
+    for (const auto& [v, name] : {std::pair{o.server.read_timeout_s, "--read-timeout"},
+                                  std::pair{o.server.idle_timeout_s, "--idle-timeout"},
+                                  std::pair{o.server.shutdown_timeout_s, "--shutdown-timeout"}})
+        if (!(v >= 0 && v <= 86400)) throw usage_error(fmt::format("{} must be 0..86400 seconds, got {}", name, v));
+    if (o.server.read_timeout_s <= 0) throw usage_error("--read-timeout must be positive");
+    if (o.server.max_connections == 0 || o.server.max_connections_per_client == 0)
+        throw usage_error("--max-connections and --max-connections-per-client must be positive");
     const bool spec = o.draft.given();
     const int n_parallel = o.n_parallel.value_or(4);
     if (n_parallel <= 0) throw usage_error(fmt::format("--parallel must be at least 1, got {}", n_parallel));
@@ -163,6 +177,24 @@ void setup(CLI::App& app) {
     cmd->add_option("--max-queue", opts->server.max_queue, "requests that may wait for a slot (default 64)");
     cmd->add_option("--max-body", opts->max_body,
                     "largest request body accepted, in bytes or with a unit (default 32MiB; larger ones get 413)");
+    cmd->add_option("--max-decompressed", opts->max_decompressed,
+                    "largest gzip/deflate request body once inflated (default 32MiB; larger ones get 413)");
+    cmd->add_option("--max-header-count", opts->server.max_header_count,
+                    "most header fields in a request (default 100; more get 431)");
+    cmd->add_option("--max-header-bytes", opts->max_header_bytes,
+                    "largest request line + headers (default 64KiB; larger get 431)");
+    cmd->add_option("--read-timeout", opts->server.read_timeout_s,
+                    "seconds from a request's first byte to its last, headers and body (default 30; then the "
+                    "connection is closed); also the most a response write may wait for a client");
+    cmd->add_option("--idle-timeout", opts->server.idle_timeout_s,
+                    "seconds a kept-alive connection may wait for its next request (default 5)");
+    cmd->add_option("--max-connections", opts->server.max_connections,
+                    "open connections in all (default 1024; more get 503)");
+    cmd->add_option("--max-connections-per-client", opts->server.max_connections_per_client,
+                    "open connections from one client address (default 256; more get 503)");
+    cmd->add_option("--shutdown-timeout", opts->server.shutdown_timeout_s,
+                    "seconds SIGTERM/SIGINT waits for running requests: streams end with their final record a "
+                    "second before, then every connection closes (default 5)");
     cmd->add_option("--api-key", opts->server.api_key,
                     "require 'Authorization: Bearer KEY' on every route but / and /health (visible in ps: prefer "
                     "--api-key-file or EDGELLM_API_KEY)");
