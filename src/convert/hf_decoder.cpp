@@ -188,6 +188,17 @@ bool convert_decoder(const fs::path& dir, const json& cfg, const std::string& hf
         throw error(
             fmt::format("config.json: rope_scaling {} is not supported by edgellm convert yet",
                         cfg["rope_scaling"].dump()));
+    // RoPE: top-level rope_theta (transformers 4), or rope_parameters {rope_theta, rope_type}
+    // (transformers 5 writes only this); a scaled rope_type is not supported yet.
+    float rope_theta = cfg.value("rope_theta", 10000.0f);
+    if (cfg.contains("rope_parameters") && cfg["rope_parameters"].is_object()) {
+        const auto& rp = cfg["rope_parameters"];
+        const std::string type = rp.value("rope_type", std::string("default"));
+        if (type != "default")
+            throw error(fmt::format("config.json: rope_parameters {} (rope_type '{}') is not supported by edgellm "
+                                    "convert yet (default only)", rp.dump(), type));
+        if (!cfg.contains("rope_theta")) rope_theta = rp.value("rope_theta", rope_theta);
+    }
     const std::string act = cfg.value("hidden_act", "silu");
     if (act != "silu")
         throw error(fmt::format("config.json: hidden_act '{}' is not supported (silu)", act));
@@ -217,7 +228,7 @@ bool convert_decoder(const fs::path& dir, const json& cfg, const std::string& hf
     w.set(arch + ".feed_forward_length", u32(config_int(cfg, "intermediate_size")));
     w.set(arch + ".attention.head_count", u32(n_head));
     w.set(arch + ".attention.head_count_kv", u32(n_head_kv));
-    w.set(arch + ".rope.freq_base", value::make_f32(cfg.value("rope_theta", 10000.0f)));
+    w.set(arch + ".rope.freq_base", value::make_f32(rope_theta));
     w.set(arch + ".attention.layer_norm_rms_epsilon",
           value::make_f32(cfg.value("rms_norm_eps", 1e-6f)));
     if (head_dim != n_embd / n_head) {
