@@ -67,6 +67,8 @@ void run_with_backend(const backend_run_options& o) {
                             {"total_ms", st.total_ms},
                             {"finish_reason", r.finish_reason},
                             {"text", r.text}};
+        if (!r.prompt_tokens.empty()) j["prompt_tokens"] = r.prompt_tokens;
+        if (!r.tokens.empty()) j["tokens"] = r.tokens;
         if (st.backend_prompt_ms) j["backend_prompt_ms"] = *st.backend_prompt_ms;
         if (st.backend_decode_ms) j["backend_decode_ms"] = *st.backend_decode_ms;
         if (st.server_prefill_tokens_per_s) j["server_prefill_tokens_per_s"] = *st.server_prefill_tokens_per_s;
