@@ -28,8 +28,9 @@ MISSING = [pip for mod, pip in PACKAGES.items() if importlib.util.find_spec(mod)
 if MISSING:
     _msg = (f"python backends' packages are not installed ({', '.join(MISSING)}): "
             "scripts/install-deps.sh --test --python-backends")
-    if os.environ.get("EDGELLM_REQUIRE_PYTHON_BACKENDS") == "1":
-        raise RuntimeError(_msg)
+    if os.environ.get("EDGELLM_REQUIRE_PYTHON_BACKENDS") == "1":  # worded apart from CTest's skip pattern
+        raise RuntimeError(f"EDGELLM_REQUIRE_PYTHON_BACKENDS=1 but {', '.join(MISSING)} cannot be found: "
+                           "scripts/install-deps.sh --python-backends")
     pytest.skip(_msg, allow_module_level=True)
 if not BIN or not os.path.exists(BIN):
     pytest.skip("EDGELLM_BIN (the edgellm CLI) is not built", allow_module_level=True)
