@@ -79,13 +79,15 @@ class _Streamer:
 def generate(msg, emit):
     import torch
     p = msg.get("params", {})
-    if "messages" in msg and getattr(_tok, "chat_template", None):
+    templated = "messages" in msg and bool(getattr(_tok, "chat_template", None))
+    if templated:
         text = _tok.apply_chat_template(msg["messages"], tokenize=False, add_generation_prompt=True)
     elif "messages" in msg:
         text = "\n".join(f"{m['role']}: {m['content']}" for m in msg["messages"]) + "\nassistant:"
     else:
         text = msg.get("prompt", "")
-    inputs = _tok(text, return_tensors="pt").to(_model.device)
+    # The chat template writes the BOS itself: tokenizing its text must not add a second one.
+    inputs = _tok(text, return_tensors="pt", add_special_tokens=not templated).to(_model.device)
     prompt_ids = inputs["input_ids"][0].tolist()
     if "seed" in p:
         torch.manual_seed(int(p["seed"]))

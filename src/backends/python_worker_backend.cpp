@@ -2,8 +2,11 @@
 // from workers/ runs in its own process and speaks JSON lines over stdin/stdout:
 //   -> {"op":"load", "model":..., "settings":{...}}        <- {"ok":true, "load_ms":...}
 //   -> {"op":"generate", "prompt"|"messages", "params"}     <- {"piece":"..."}* then {"done":true, ...}
+//      (done: n_prompt_tokens, n_gen_tokens, prompt_token_ids, token_ids, prompt_ms, decode_ms,
+//       n_decode_tokens, finish_reason; each optional)
 //   any failure                                             <- {"error":"..."}
-// `python3 WORKER --check` prints {"available":bool, "missing":[...], "versions":{...}}.
+// `python3 WORKER --check` prints {"available":bool, "missing":[PyPI names], "errors":{name: why},
+// "versions":{...}, "python": interpreter}.
 #include <nlohmann/json.hpp>
 
 #include <chrono>

@@ -113,6 +113,21 @@ def test_greedy_token_ids_match_across_native_transformers_and_onnxruntime_genai
     assert n_compared >= len(PROMPTS), splits
 
 
+def test_chat_prompts_match_between_the_python_backends(models):
+    """--chat: each worker formats the message with the folder's chat template (the Llama 3 one
+    of the shared vocab); one BOS, the same prompt ids and the same greedy tokens in both."""
+    out = {}
+    for b, form in (("transformers", "hf"), ("onnxruntime_genai", "onnx")):
+        r = edgellm("run", "--backend", b, "-m", str(models[form]), "-p", "Hello there", "--chat", "-n", "8",
+                    "--temp", "0", "--json")
+        assert r.returncode == 0, f"{b}: {r.stderr}"
+        out[b] = json.loads(r.stdout)
+    tf, ort = out["transformers"], out["onnxruntime_genai"]
+    assert tf["prompt_tokens"][:2] == [128000, 128006], tf["prompt_tokens"][:4]  # BOS once, then a header
+    assert tf["prompt_tokens"] == ort["prompt_tokens"]
+    assert tf["tokens"] == ort["tokens"]
+
+
 def test_bench_compares_the_three_forms_in_one_table(models, tmp_path):
     # One measured run per prompt: the rules on impossible figures apply; the spread rule (std >
     # mean over repeated runs) is for benchmarks on a quiet machine, not for a shared CI box.
