@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Installs what edgellm needs on Debian/Ubuntu: build tools and libraries (apt), and with
-# --test the Python test oracles (pip) and a real llama-server (scripts/build-llama-cpp.sh).
+# Installs what edgellm needs on Debian/Ubuntu: build tools and libraries (apt), with --test the
+# Python test oracles (pip) and a real llama-server (scripts/build-llama-cpp.sh), and with
+# --python-backends the packages of the transformers and onnxruntime_genai backends (torch,
+# transformers, onnxruntime-genai: ~2.5 GB of wheels, see docs/backends.md).
 # Safe to run again; skips what is already there.
 set -euo pipefail
 want_test=0
+want_backends=0
 for a in "$@"; do
   case "$a" in
     --test) want_test=1 ;;
-    *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+    --python-backends) want_backends=1 ;;
+    *) echo "usage: $0 [--test] [--python-backends]" >&2; exit 2 ;;
   esac
 done
 
@@ -66,4 +70,26 @@ if [ "$want_test" = 1 ]; then
   echo "install-deps: building llama-server and llama-bench (scripts/build-llama-cpp.sh; several minutes the first time)"
   llama_bin="$(PYTHON="$py" "$here/scripts/build-llama-cpp.sh")"
   echo "install-deps: llama-server is $llama_bin/llama-server (tests find it there, or set EDGELLM_LLAMA_SERVER)"
+fi
+
+if [ "$want_backends" = 1 ]; then
+  here="$(cd "$(dirname "$0")/.." && pwd)"
+  py="${PYTHON:-python3}"
+  # PyPI's torch for Linux x86_64 is the CUDA build and pulls ~3 GB of CUDA packages. Installed
+  # with --no-deps plus only the CUDA runtime libraries its shared objects are linked against
+  # (tests/python/requirements-torch-cpu.txt), it imports and runs on a CPU-only machine.
+  # The wheels are kept in a wheel cache of our own ($EDGELLM_WHEEL_CACHE, default
+  # ~/.cache/edgellm/wheels): pip's HTTP cache does not keep them here (PyPI's large files come
+  # back uncacheable), so `pip download` fills the folder once and installs read it offline.
+  if ! "$py" -c "import torch, transformers, onnxruntime_genai, onnx_ir" 2>/dev/null; then
+    wheels="${EDGELLM_WHEEL_CACHE:-$HOME/.cache/edgellm/wheels}"
+    mkdir -p "$wheels"
+    echo "install-deps: installing the Python backends' packages (torch, transformers, onnxruntime-genai; ~2.5 GB of wheels, cached in $wheels)"
+    echo "install-deps: (pip may say torch requires triton, cuda-bindings and cuda-toolkit: left out on purpose, see tests/python/requirements-torch-cpu.txt)"
+    "$py" -m pip download -q --no-deps -d "$wheels" -r "$here/tests/python/requirements-torch-cpu.txt"
+    "$py" -m pip download -q -d "$wheels" -r "$here/tests/python/requirements-backends.txt"
+    "$py" -m pip install -q --no-index --find-links "$wheels" --no-deps -r "$here/tests/python/requirements-torch-cpu.txt"
+    "$py" -m pip install -q --no-index --find-links "$wheels" -r "$here/tests/python/requirements-backends.txt"
+    "$py" -c "import torch, transformers, onnxruntime_genai; print('install-deps: torch', torch.__version__, '/ transformers', transformers.__version__, '/ onnxruntime-genai', onnxruntime_genai.__version__)"
+  fi
 fi

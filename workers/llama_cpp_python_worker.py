@@ -6,7 +6,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import worker_protocol  # noqa: E402
 
-REQUIRED = ["llama_cpp"]
+REQUIRED = [("llama_cpp", "llama-cpp-python")]
 _llm = None
 
 

@@ -73,6 +73,10 @@ struct generation_result {
     std::string text;
     std::string finish_reason;  // "stop" | "length" | "cancelled" | backend-specific
     generation_stats stats;
+    // The token ids of the prompt and of the generated tokens, when the backend tells them
+    // (native, the Python workers); empty otherwise. Comparing backends on one model compares these.
+    std::vector<int32_t> prompt_tokens;
+    std::vector<int32_t> tokens;
 };
 
 // Receives each streamed piece of text as it arrives; return false to cancel.

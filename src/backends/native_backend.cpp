@@ -129,7 +129,9 @@ protected:
         engine::text_codec codec(engine_->shared_model());
         codec.prime(prompt);  // a continuation keeps its leading space ("Once upon a" -> " time")
         engine::stop_filter stops(req.stop);
+        result.prompt_tokens = prompt;
         auto on_token = [&](int32_t tok) {
+            result.tokens.push_back(tok);
             const std::string out = stops.push(codec.push(tok));
             if (!out.empty() && !emit(out)) return false;
             return !stops.stopped();

@@ -2,13 +2,20 @@
 // from workers/ runs in its own process and speaks JSON lines over stdin/stdout:
 //   -> {"op":"load", "model":..., "settings":{...}}        <- {"ok":true, "load_ms":...}
 //   -> {"op":"generate", "prompt"|"messages", "params"}     <- {"piece":"..."}* then {"done":true, ...}
+//      (done: n_prompt_tokens, n_gen_tokens, prompt_token_ids, token_ids, prompt_ms, decode_ms,
+//       n_decode_tokens, finish_reason; each optional)
 //   -> {"op":"embed", "texts":[...]}                        <- {"n_inputs", "n_tokens", "n_embd", "ms"}
 //   any failure                                             <- {"error":"..."}
-// `python3 WORKER --check` prints {"available":bool, "missing":[...], "versions":{...}}.
+// `python3 WORKER --check` prints {"available":bool, "missing":[PyPI names], "errors":{name: why},
+// "versions":{...}, "python": interpreter}.
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
+#include <fstream>
+#include <thread>
 
 #include "backends/factories.h"
 #include "core/error.h"
@@ -42,6 +49,29 @@ std::optional<std::string> find_worker_script(const std::string& worker) {
         if (fs::exists(p)) return fs::weakly_canonical(p).string();
     }
     return std::nullopt;
+}
+
+// "exit status 3", "killed by signal 9": how the worker ended (child_process reports a signal
+// as 128 + its number, as shells do).
+std::string describe_exit(std::optional<int> status) {
+    if (!status) return "still running, but its output closed";
+    if (*status > 128) return "killed by signal " + std::to_string(*status - 128);
+    return "exit status " + std::to_string(*status);
+}
+
+// The last `n_lines` lines of the worker's stderr log (its traceback), for the error message.
+std::string log_tail(const std::string& path, size_t n_lines) {
+    std::ifstream in(path);
+    std::deque<std::string> lines;
+    for (std::string line; std::getline(in, line);) {
+        lines.push_back(line.substr(0, 400));
+        if (lines.size() > n_lines) lines.pop_front();
+    }
+    if (lines.empty()) return "  (nothing)";
+    std::string out;
+    for (const auto& l : lines) out += "  " + l + "\n";
+    out.pop_back();
+    return out;
 }
 
 json parse_worker_line(const std::string& line, const std::string& worker) {
@@ -79,11 +109,23 @@ public:
                     v += (v.empty() ? "" : ", ") + k + " " + (val.is_string() ? val.get<std::string>() : val.dump());
                 return {true, v, ""};
             }
-            std::string missing;
+            // The PyPI packages whose import failed, and why (installed but failing to import,
+            // e.g. torch without its CUDA runtime libraries, is not the same as absent).
+            std::string missing, why;
             const json missing_list = j.value("missing", json::array());
-            for (const auto& m : missing_list)
-                if (m.is_string()) missing += (missing.empty() ? "" : " ") + m.get<std::string>();
-            return {false, "missing Python packages: " + missing, "pip install " + missing};
+            const json errors = j.value("errors", json::object());
+            for (const auto& m : missing_list) {
+                if (!m.is_string()) continue;
+                const auto name = m.get<std::string>();
+                missing += (missing.empty() ? "" : " ") + name;
+                const std::string err = errors.contains(name) && errors[name].is_string() ? errors[name].get<std::string>() : "";
+                if (!err.empty() && err.find("No module named") == std::string::npos)
+                    why += "; " + name + " is installed but fails to import: " + err.substr(0, 300);
+            }
+            const std::string python = j.value("python", *py);
+            return {false, "missing Python packages for " + python + ": " + missing + why,
+                    "scripts/install-deps.sh --test --python-backends (the CPU set, see docs/backends.md), or " + python +
+                        " -m pip install " + missing + "; EDGELLM_PYTHON picks another interpreter"};
         } catch (const std::exception& e) {
             return {false, std::string("worker check failed: ") + e.what(), ""};
         }
@@ -141,7 +183,7 @@ public:
 protected:
     void do_generate(const generation_request& req, const std::function<bool(std::string_view)>& emit,
                      generation_result& result) override {
-        if (proc_.pid() <= 0) throw error(worker_ + ": generate called before load");
+        if (proc_.pid() <= 0) throw error(worker_ + ": the worker is not running (not loaded, or it exited: see " + log_path_ + ")");
         json params = {{"n_predict", req.n_predict}, {"temperature", req.temperature}, {"top_k", req.top_k},
                        {"top_p", req.top_p}, {"min_p", req.min_p}, {"repeat_penalty", req.repeat_penalty}};
         if (req.seed) params["seed"] = *req.seed;
@@ -170,6 +212,12 @@ protected:
                 if (j.contains("decode_ms")) s.backend_decode_ms = j["decode_ms"].get<double>();
                 if (j.contains("memory_bytes")) s.backend_memory_bytes = j["memory_bytes"].get<uint64_t>();
                 if (j.contains("gpu_memory_bytes")) s.backend_gpu_memory_bytes = j["gpu_memory_bytes"].get<uint64_t>();
+                // The worker's decode_ms covers the tokens after the first (n_decode_tokens).
+                if (j.contains("n_decode_tokens") && s.backend_decode_ms && *s.backend_decode_ms > 0 &&
+                    j["n_decode_tokens"].get<int64_t>() > 0)
+                    s.server_decode_tokens_per_s = j["n_decode_tokens"].get<double>() * 1000.0 / *s.backend_decode_ms;
+                if (j.contains("token_ids")) result.tokens = j["token_ids"].get<std::vector<int32_t>>();
+                if (j.contains("prompt_token_ids")) result.prompt_tokens = j["prompt_token_ids"].get<std::vector<int32_t>>();
                 result.finish_reason = j.value("finish_reason", std::string("stop"));
                 return;
             }
@@ -187,9 +235,10 @@ private:
             throw error(worker_ + " worker: " + e.what());
         }
         if (!line) {
-            proc_.running();
-            throw error(worker_ + " worker exited unexpectedly (status " +
-                        std::to_string(proc_.exit_status().value_or(-1)) + "); see " + log_path_);
+            // Its output closed: give the process a moment to end so its status is known.
+            for (int i = 0; i < 50 && proc_.running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            throw error(worker_ + " worker exited unexpectedly (" + describe_exit(proc_.exit_status()) +
+                        "); its log " + log_path_ + " ends with:\n" + log_tail(log_path_, 12));
         }
         return parse_worker_line(*line, worker_);
     }

@@ -227,6 +227,29 @@ bool convert_decoder(const fs::path& dir, const json& cfg, const std::string& hf
     if (gemma ? (act != "gelu_pytorch_tanh" && act != "gelu") : act != "silu")
         throw error(fmt::format("config.json: hidden activation '{}' is not supported for {} ({})",
                                 act, hf_arch, gemma ? "gelu_pytorch_tanh" : "silu"));
+    // RoPE base: top-level rope_theta (transformers 4), or rope_parameters (transformers 5 writes
+    // only that): {rope_theta, rope_type}, or per layer type {full_attention: {...},
+    // sliding_attention: {...}} (Gemma 3). A scaled rope_type there is not supported yet.
+    std::optional<float> rope_theta, rope_theta_swa;
+    if (cfg.contains("rope_theta") && cfg["rope_theta"].is_number()) rope_theta = cfg["rope_theta"].get<float>();
+    if (cfg.contains("rope_parameters") && cfg["rope_parameters"].is_object()) {
+        const json& rp = cfg["rope_parameters"];
+        const auto read = [](const json& p, std::optional<float>& theta) {
+            if (!p.is_object()) return;
+            const std::string type = p.value("rope_type", std::string("default"));
+            if (type != "default")
+                throw error(fmt::format("config.json: rope_parameters {} (rope_type '{}') is not supported by "
+                                        "edgellm convert yet (default only)", p.dump(), type));
+            if (!theta && p.contains("rope_theta") && p["rope_theta"].is_number())
+                theta = p["rope_theta"].get<float>();
+        };
+        if (rp.contains("full_attention") || rp.contains("sliding_attention")) {
+            if (rp.contains("full_attention")) read(rp["full_attention"], rope_theta);
+            if (rp.contains("sliding_attention")) read(rp["sliding_attention"], rope_theta_swa);
+        } else {
+            read(rp, rope_theta);
+        }
+    }
     const int64_t n_layer = config_int(cfg, "num_hidden_layers"),
                   n_embd = config_int(cfg, "hidden_size");
     const int64_t n_head = config_int(cfg, "num_attention_heads");
@@ -267,9 +290,11 @@ bool convert_decoder(const fs::path& dir, const json& cfg, const std::string& hf
     // Gemma and Gemma 2's converters write no RoPE base (llama.cpp's default 10000 is theirs).
     if (arch != "gemma" && arch != "gemma2")
         w.set(arch + ".rope.freq_base",
-              f32("rope_theta", arch == "gemma3" ? 1000000.0f : 10000.0f));
+              value::make_f32(rope_theta.value_or(arch == "gemma3" ? 1000000.0f : 10000.0f)));
     if (arch == "gemma3" && cfg.contains("rope_local_base_freq"))
         w.set(arch + ".rope.freq_base_swa", f32("rope_local_base_freq", 10000.0f));
+    else if (arch == "gemma3" && rope_theta_swa)
+        w.set(arch + ".rope.freq_base_swa", value::make_f32(*rope_theta_swa));
     if (linear_factor) {
         w.set(arch + ".rope.scaling.type", value::make_string("linear"));
         w.set(arch + ".rope.scaling.factor", value::make_f32(*linear_factor));

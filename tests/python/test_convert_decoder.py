@@ -4,7 +4,6 @@
 # the logits of edgellm and of llama.cpp on the converted GGUF both match a numpy forward pass of
 # the HF model (HF's rotate-half RoPE layout, so a wrong Q/K permutation or a dropped bias shows),
 # and edgellm's token ids equal the `tokenizers` package's on the vocab's reference strings.
-import functools
 import json
 import os
 import struct
@@ -12,6 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from hf_folder_util import field, write_tokenizer
 
 np = pytest.importorskip("numpy")
 
@@ -33,53 +34,6 @@ N_EMBD, N_HEAD, N_HEAD_KV, N_FF, N_LAYER = 64, 4, 2, 96, 2
 IDS = [1, 300, 301, 302, 5000, 17, 42, 1234, 999, 7]
 
 
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
-
-
-@functools.lru_cache(maxsize=4)
-def read_kv(path):
-    """A GGUF file's metadata as {key: value}, parsed here with struct (gguf-py's reader takes
-    ~10 s on a 150k-token vocab on the CI machine; this takes well under one)."""
-    data = Path(path).read_bytes()
-    assert data[:4] == b"GGUF"
-    n_kv = struct.unpack_from("<Q", data, 16)[0]
-    off = 24
-
-    def string():
-        nonlocal off
-        n = struct.unpack_from("<Q", data, off)[0]
-        off += 8 + n
-        return data[off - n:off].decode("utf-8", errors="surrogateescape")
-
-    def value(t):
-        nonlocal off
-        if t == 8:
-            return string()
-        if t == 9:
-            et, n = struct.unpack_from("<IQ", data, off)
-            off += 12
-            if et in _SCALARS:
-                size = struct.calcsize(_SCALARS[et])
-                off += n * size
-                return list(struct.unpack_from("<" + _SCALARS[et][1] * n, data, off - n * size))
-            return [value(et) for _ in range(n)]
-        v = struct.unpack_from(_SCALARS[t], data, off)[0]
-        off += struct.calcsize(_SCALARS[t])
-        return v
-
-    out = {}
-    for _ in range(n_kv):
-        key = string()
-        (t,) = struct.unpack_from("<I", data, off)
-        off += 4
-        out[key] = value(t)
-    return out
-
-
-def field(path, key):
-    return read_kv(str(path)).get(key)
-
-
 def write_safetensors(path, tensors):
     header, offset, blobs = {}, 0, []
     for name, a in tensors.items():
@@ -97,33 +51,7 @@ def write_safetensors(path, tensors):
 
 def write_folder(folder, case, seed=3):
     c = CASES[case]
-    r = SHARED / "tokenizer" / c["vocab"]
-    tokens, types = field(r, "tokenizer.ggml.tokens"), field(r, "tokenizer.ggml.token_type")
-    n_vocab = len(tokens)
-    vocab = {t: i for i, (t, ty) in enumerate(zip(tokens, types)) if ty == 1}
-    added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
-              "special": ty == 3} for i, (t, ty) in enumerate(zip(tokens, types)) if ty in (3, 4)]
-    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
-    tok = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
-           "normalizer": {"type": "NFC"} if c["nfc"] else None,
-           "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-               {"type": "Split", "pattern": {"Regex": c["regex"]}, "behavior": "Isolated", "invert": False},
-               byte_level]},
-           "post_processor": byte_level, "decoder": byte_level,
-           "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "",
-                     "end_of_word_suffix": "", "fuse_unk": False, "byte_fallback": False,
-                     "ignore_merges": c["ignore_merges"], "vocab": vocab,
-                     "merges": list(field(r, "tokenizer.ggml.merges"))}}
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "tokenizer.json").write_text(json.dumps(tok, ensure_ascii=False), encoding="utf-8")
-    tcfg = {"add_bos_token": bool(field(r, "tokenizer.ggml.add_bos_token"))}
-    for kind in ("bos", "eos"):
-        i = field(r, f"tokenizer.ggml.{kind}_token_id")
-        if i is not None:
-            tcfg[f"{kind}_token"] = tokens[i]
-    if field(r, "tokenizer.chat_template"):
-        tcfg["chat_template"] = field(r, "tokenizer.chat_template")
-    (folder / "tokenizer_config.json").write_text(json.dumps(tcfg), encoding="utf-8")
+    n_vocab = write_tokenizer(folder, SHARED / "tokenizer" / c["vocab"], c["regex"], c["nfc"], c["ignore_merges"])
     cfg = {"architectures": [c["hf"]], "hidden_size": N_EMBD, "intermediate_size": N_FF,
            "num_hidden_layers": N_LAYER, "num_attention_heads": N_HEAD, "num_key_value_heads": N_HEAD_KV,
            "max_position_embeddings": 512, "rms_norm_eps": 1e-6, "rope_theta": c["theta"], "vocab_size": n_vocab,
@@ -241,3 +169,24 @@ def test_converted_tokenizer_matches_the_tokenizers_package(converted):
     for key in ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges",
                 "tokenizer.ggml.eos_token_id", "tokenizer.ggml.bos_token_id", "tokenizer.chat_template"):
         assert field(meta, key) == field(src, key), key
+
+
+def test_rope_theta_from_transformers_5_rope_parameters(tmp_path):
+    """transformers 5 writes rope_parameters {rope_theta, rope_type} and no top-level rope_theta:
+    convert reads the theta from there (it fell back to 10000 before), and refuses a scaled type."""
+    if not (SHARED / "tokenizer" / CASES["llama"]["vocab"]).exists():
+        pytest.skip(f"shared vocab {CASES['llama']['vocab']} missing")
+    folder = tmp_path / "hf"
+    cfg, _ = write_folder(folder, "llama")
+    theta = cfg.pop("rope_theta")
+    cfg["rope_parameters"] = {"rope_theta": theta, "rope_type": "default"}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    out = tmp_path / "m.gguf"
+    r = subprocess.run([BIN, "convert", str(folder), str(out), "--outtype", "f32"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert field(out, "llama.rope.freq_base") == theta == 500000.0
+    cfg["rope_parameters"] = {"rope_theta": theta, "rope_type": "llama3", "factor": 8.0}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    r = subprocess.run([BIN, "convert", str(folder), str(tmp_path / "n.gguf"), "--outtype", "f32"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "rope_type 'llama3'" in r.stderr, r.stderr

@@ -187,6 +187,7 @@ void run(const run_options& o) {
             j["n_rounds"] = st.n_rounds();
             j["acceptance"] = st.n_drafted ? static_cast<double>(st.n_accepted) / static_cast<double>(st.n_drafted) : 0.0;
         }
+        j["prompt_tokens"] = prompt;
         j["tokens"] = generated;
         j["text"] = text;
         // Generated text may end inside a multi-byte character (byte tokens): replace, never throw.

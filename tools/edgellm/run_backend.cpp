@@ -24,11 +24,17 @@ void run_with_backend(const backend_run_options& o) {
     s.n_gpu_layers = o.n_gpu_layers;
     s.timeout_s = o.timeout_s;
     s.extra = o.extra;
-    auto avail = b->check_available(s);
-    if (!avail.available)
-        throw error(fmt::format("backend '{}' is not available: {}{}", info.name, avail.reason,
-                                avail.hint.empty() ? "" : "\n  how to get it: " + avail.hint));
-    b->load(s);
+    // Load first and ask why only when that fails: a Python worker's availability check imports
+    // its packages in a process of its own (torch: seconds), which a successful load makes moot.
+    try {
+        b->load(s);
+    } catch (const error&) {
+        const auto avail = b->check_available(s);
+        if (!avail.available)
+            throw error(fmt::format("backend '{}' is not available: {}{}", info.name, avail.reason,
+                                    avail.hint.empty() ? "" : "\n  how to get it: " + avail.hint));
+        throw;
+    }
 
     backends::generation_request req;
     if (o.chat) {
@@ -67,6 +73,8 @@ void run_with_backend(const backend_run_options& o) {
                             {"total_ms", st.total_ms},
                             {"finish_reason", r.finish_reason},
                             {"text", r.text}};
+        if (!r.prompt_tokens.empty()) j["prompt_tokens"] = r.prompt_tokens;
+        if (!r.tokens.empty()) j["tokens"] = r.tokens;
         if (st.backend_prompt_ms) j["backend_prompt_ms"] = *st.backend_prompt_ms;
         if (st.backend_decode_ms) j["backend_decode_ms"] = *st.backend_decode_ms;
         if (st.server_prefill_tokens_per_s) j["server_prefill_tokens_per_s"] = *st.server_prefill_tokens_per_s;
@@ -96,7 +104,7 @@ void run_with_backend(const backend_run_options& o) {
         std::fprintf(stderr, "%s",
                      fmt::format("\nbackend: {} ({})\nload: {:.1f} ms\nprompt: {}\n"
                                  "generated: {}, total {:.1f} ms, finish: {}\n{}",
-                                 info.name, avail.reason, b->load_ms(), prompt, generated, st.total_ms,
+                                 info.name, b->description(), b->load_ms(), prompt, generated, st.total_ms,
                                  r.finish_reason, mem.empty() ? "" : mem + "\n")
                          .c_str());
     }
