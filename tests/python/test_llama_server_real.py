@@ -215,9 +215,11 @@ def test_bench_reports_sane_llama_cpp_figures(path):
     ratio = llama / native
     # A 260K-parameter model decodes a token in well under a millisecond: edgellm's clock on a
     # streamed HTTP response then times the HTTP path rather than llama.cpp, so the speed
-    # comparison is made on SmolLM2 only.
+    # comparison is made on SmolLM2 only. The bound is an order-of-magnitude sanity check (the bench
+    # once reported 333,397 tok/s for llama_cpp), not a speed target: since the tied output matrix
+    # is packed, native decodes SmolLM2 2.5-3.5x faster than llama-server here, so 0.3 is too tight.
     if path == SMOLLM2:
-        assert 0.3 <= ratio <= 3, f"llama_cpp decode {llama:.1f} tok/s vs native {native:.1f} tok/s"
+        assert 0.1 <= ratio <= 10, f"llama_cpp decode {llama:.1f} tok/s vs native {native:.1f} tok/s"
     # The server's own decode figure is an extra, and present.
     assert groups["llama_cpp"]["server_decode_tokens_per_s"]["n"] > 0
     # Whatever is ranked best is a valid cell.
