@@ -96,3 +96,32 @@ def write_tokenizer(folder, vocab_gguf, regex, nfc=False, ignore_merges=False, b
         tcfg["chat_template"] = field(r, "tokenizer.chat_template")
     (folder / "tokenizer_config.json").write_text(json.dumps(tcfg), encoding="utf-8")
     return len(tokens)
+
+
+def logits_both_engines(tool, gguf, ids, workdir, **llama_kwargs):
+    """Logits of `ids` (all positions, float64) from edgellm (tests/tools/engine_logits, 2 threads,
+    -c 64) and from llama-cpp-python (logits_all) on the same GGUF: (edgellm, llama.cpp)."""
+    import subprocess
+
+    import llama_cpp
+    import numpy as np
+    llm = llama_cpp.Llama(model_path=str(gguf), n_ctx=64, n_batch=64, logits_all=True, n_threads=2, verbose=False,
+                          **llama_kwargs)
+    llm.eval(ids)
+    lcpp = np.array(llm.scores[: len(ids)], dtype=np.float64)
+    llm.close()
+    out = Path(workdir) / "logits.f32"
+    r = subprocess.run([tool, str(gguf), " ".join(map(str, ids)), str(out), "2", "64"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    got = np.fromfile(out, dtype=np.float32).reshape(len(ids), -1).astype(np.float64)
+    return got, lcpp
+
+
+def assert_close_to_reference(case, ref, engines, bound=0.005):
+    """Each engine's logits within `bound` of the reference's spread, with the same argmax everywhere."""
+    import numpy as np
+    for name, x in engines:
+        err = np.abs(x - ref).max() / ref.std()
+        print(f"{case}: {name} vs numpy HF forward: max error {err:.2e} of the logit spread")
+        assert err < bound, (name, err)
+        assert (x.argmax(1) == ref.argmax(1)).all(), name

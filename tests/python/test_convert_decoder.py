@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_folder_util import field, write_tokenizer
+from hf_folder_util import assert_close_to_reference, field, logits_both_engines, write_tokenizer
 
 np = pytest.importorskip("numpy")
 
@@ -132,19 +132,8 @@ def test_converted_decoder_logits_match_the_hf_forward_pass_and_llama_cpp(conver
         pytest.skip("EDGELLM_TOOL_engine_logits (tests/tools/engine_logits.cpp) is not built")
     case, folder, out, cfg, w = converted
     ref = reference_logits(cfg, w, IDS)
-    llm = llama_cpp.Llama(model_path=str(out), n_ctx=64, n_batch=64, logits_all=True, n_threads=2, verbose=False)
-    llm.eval(IDS)
-    lcpp = np.array(llm.scores[: len(IDS)], dtype=np.float64)
-    llm.close()
-    logits = folder.parent / "logits.f32"
-    r = subprocess.run([TOOL, str(out), " ".join(map(str, IDS)), str(logits), "2", "64"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    got = np.fromfile(logits, dtype=np.float32).reshape(len(IDS), -1).astype(np.float64)
-    for name, x in (("edgellm", got), ("llama.cpp", lcpp)):
-        err = np.abs(x - ref).max() / ref.std()
-        print(f"{case}: {name} vs numpy HF forward: max error {err:.2e} of the logit spread")
-        assert err < 0.005, (name, err)
-        assert (x.argmax(1) == ref.argmax(1)).all(), name
+    got, lcpp = logits_both_engines(TOOL, out, IDS, folder.parent)
+    assert_close_to_reference(case, ref, (("edgellm", got), ("llama.cpp", lcpp)))
 
 
 def test_converted_tokenizer_matches_the_tokenizers_package(converted):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from hf_folder_util import assert_close_to_reference, logits_both_engines
 from test_convert_decoder import field, write_safetensors
 
 np = pytest.importorskip("numpy")
@@ -254,20 +255,9 @@ def test_converted_family_logits_match_the_hf_forward_pass_and_llama_cpp(convert
         pytest.skip("EDGELLM_TOOL_engine_logits (tests/tools/engine_logits.cpp) is not built")
     case, folder, out, cfg, w = converted
     ref = reference_logits(case, cfg, w, IDS)
-    llm = llama_cpp.Llama(model_path=str(out), n_ctx=64, n_batch=64, logits_all=True, n_threads=2, verbose=False,
-                          type_k=0, type_v=0)  # f32 KV: its f16 default costs ~2e-3 (gemma's ~1.5e-3 stays: its GELU FFN)
-    llm.eval(IDS)
-    lcpp = np.array(llm.scores[: len(IDS)], dtype=np.float64)
-    llm.close()
-    logits = folder.parent / "logits.f32"
-    r = subprocess.run([TOOL, str(out), " ".join(map(str, IDS)), str(logits), "2", "64"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    got = np.fromfile(logits, dtype=np.float32).reshape(len(IDS), -1).astype(np.float64)
-    for name, x in (("edgellm", got), ("llama.cpp", lcpp)):
-        err = np.abs(x - ref).max() / ref.std()
-        print(f"{case}: {name} vs numpy HF forward: max error {err:.2e} of the logit spread")
-        assert err < 0.005, (name, err)
-        assert (x.argmax(1) == ref.argmax(1)).all(), name
+    # f32 KV in llama.cpp: its f16 default costs ~2e-3 (gemma's ~1.5e-3 stays: its GELU FFN)
+    got, lcpp = logits_both_engines(TOOL, out, IDS, folder.parent, type_k=0, type_v=0)
+    assert_close_to_reference(case, ref, (("edgellm", got), ("llama.cpp", lcpp)))
 
 
 def test_converted_family_metadata_is_llama_cpps(converted):
