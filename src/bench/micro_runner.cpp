@@ -334,6 +334,7 @@ bench_report run_micro_benchmark(
     report.settings.n_threads = plan.n_threads.size() == 1 ? plan.n_threads[0] : 0;
     report.settings.n_ctx = plan.settings.n_ctx;
     report.settings.n_gpu_layers = plan.n_gpu_layers.size() == 1 ? plan.n_gpu_layers[0] : 0;
+    report.settings.options = plan.settings.extra;
 
     native_micro native(plan, plan.seed);
     backend_micro other(plan, create);

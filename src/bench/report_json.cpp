@@ -248,7 +248,8 @@ json report_to_json(const bench_report& report) {
     j["settings"] = {{"mode", st.mode},         {"backends", st.backends},   {"models", st.models},
                      {"prompt_set", st.prompt_set}, {"n_runs", st.n_runs},     {"n_warmup", st.n_warmup},
                      {"n_predict", st.n_predict}, {"n_threads", st.n_threads}, {"n_ctx", st.n_ctx},
-                     {"n_gpu_layers", st.n_gpu_layers}, {"seed", st.seed},     {"temperature", st.temperature}};
+                     {"n_gpu_layers", st.n_gpu_layers}, {"seed", st.seed},     {"temperature", st.temperature},
+                     {"options", st.options}};
     j["samples"] = json::array();
     for (const auto& s : report.samples) j["samples"].push_back(sample_json(s));
     j["micro"] = json::array();
@@ -341,6 +342,14 @@ bench_report report_from_json(const json& j) {
         st.n_gpu_layers = s.integer_or<int>("n_gpu_layers", 0);
         st.seed = s.integer_or<uint64_t>("seed", 0);
         st.temperature = s.num_or("temperature", 0.0);
+        if (s.has("options")) {
+            const json& o = s.at("options");
+            if (!o.is_object()) throw error(fmt::format("bench report: {} must be an object", s.path("options")));
+            for (const auto& [k, v] : o.items()) {
+                if (!v.is_string()) throw error(fmt::format("bench report: {}.{} must be a string", s.path("options"), k));
+                st.options[k] = v.get<std::string>();
+            }
+        }
     }
     const json& samples = top.array("samples");
     for (size_t i = 0; i < samples.size(); ++i)

@@ -193,13 +193,22 @@ std::string build_line(const bench_report& r) {
                        b.compiler, b.build_type, cuda_state(b));
 }
 
+// " | deterministic | model_draft d.gguf | ..." for the backend options a report's runs used
+// (flags show as their name alone).
+std::string options_text(const std::map<std::string, std::string>& options) {
+    std::string out;
+    for (const auto& [k, v] : options) out += v == "1" ? fmt::format(" | {}", k) : fmt::format(" | {} {}", k, v);
+    return out;
+}
+
 std::string settings_line(const bench_report& r) {
     const auto& s = r.settings;
     return fmt::format("mode {} | {} run(s) after {} warm-up | n_predict {} | prompts {} | threads {} | ngl {} | "
                        "seed {} | temp {}",
                        s.mode, s.n_runs, s.n_warmup, s.n_predict, s.prompt_set.empty() ? "-" : s.prompt_set,
                        s.n_threads ? std::to_string(s.n_threads) : "auto",
-                       s.n_gpu_layers < 0 ? std::string("default") : std::to_string(s.n_gpu_layers), s.seed, s.temperature);
+                       s.n_gpu_layers < 0 ? std::string("default") : std::to_string(s.n_gpu_layers), s.seed, s.temperature) +
+           options_text(s.options);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,6 +52,10 @@ struct bench_settings {
     int n_gpu_layers = 0;
     uint64_t seed = 0;
     double temperature = 0.0;
+    // The backend options the runs used, beyond the fields above (backend_settings::extra:
+    // "deterministic", "model_draft", "draft_max", "memory_limit", "no_fallback" ...), so a
+    // report says how its figures were obtained.
+    std::map<std::string, std::string> options;
 };
 
 // One point of the resource monitor's time series, relative to the start of the run. The

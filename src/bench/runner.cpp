@@ -378,6 +378,7 @@ bench_report run_prompt_benchmark(
     st.n_gpu_layers = plan.settings.n_gpu_layers;
     st.seed = plan.seed;
     st.temperature = plan.temperature;
+    st.options = plan.settings.extra;
 
     progress_event ev;
     const auto combos = backend_model_pairs(plan.backends, plan.models, plan.pair_models);

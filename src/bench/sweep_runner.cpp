@@ -165,6 +165,7 @@ bench_report run_sweep_benchmark(const sweep_plan& plan, const progress_callback
     report.settings.n_gpu_layers = plan.settings.n_gpu_layers;
     report.settings.seed = plan.seed;
     report.settings.temperature = plan.temperature;
+    report.settings.options = plan.settings.extra;
 
     const auto combos = backend_model_pairs(plan.backends, plan.models, plan.pair_models);
     const size_t n_total = combos.size() * plan.sizes.size() * static_cast<size_t>(plan.n_runs);

@@ -103,6 +103,25 @@ TEST(BenchJson, RoundTripKeepsEverySample) {
     EXPECT_EQ(render_json(back), render_json(r));
 }
 
+TEST(BenchJson, OptionsAreKeptAndShownOnTheSettingsLine) {
+    bench_report r = small_report();
+    r.settings.options = {{"deterministic", "1"}, {"model_draft", "d.gguf"}};
+    bench_report back = report_from_json(report_to_json(r));
+    EXPECT_EQ(back.settings.options, r.settings.options);
+    const std::string text = render_console(r);
+    EXPECT_NE(text.find("| deterministic |"), std::string::npos) << text;
+    EXPECT_NE(text.find("| model_draft d.gguf"), std::string::npos) << text;
+    auto j = report_to_json(r);
+    j["settings"]["options"]["deterministic"] = 1;
+    try {
+        report_from_json(j);
+        FAIL() << "a non-string option was accepted";
+    } catch (const error& e) {
+        EXPECT_NE(std::string(e.what()).find("$.settings.options.deterministic must be a string"), std::string::npos)
+            << e.what();
+    }
+}
+
 TEST(BenchJson, NaNBecomesNull) {
     bench_report r;
     run_sample s;
