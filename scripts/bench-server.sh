@@ -14,15 +14,7 @@ ctx="${CTX:-4096}" out="${OUT:-$here/out/server-bench}"
 mkdir -p "$out"
 name="$(basename "$model" .gguf)"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() {  # url pid
-  for _ in $(seq 1 600); do
-    kill -0 "$2" 2>/dev/null || { echo "server exited" >&2; return 1; }
-    curl -sf "$1/health" >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  echo "server did not come up" >&2; return 1
-}
+. "$here/scripts/lib-server.sh"
 sweep() {  # label url
   "$bin" bench --backends openai --url "$2/v1" -m "$name" --concurrency "$conc" -n "$n" --runs "$runs" \
     --temp 0 -q --json "$out/$1.json" --md "$out/$1.md" | tee "$out/$1.txt"
