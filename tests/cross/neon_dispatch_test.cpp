@@ -50,14 +50,16 @@ TEST(NeonDispatch, DotprodCpuUsesTheNeonTable) {
     bool listed = false;
     for (const auto& t : test::available_tables()) listed = listed || t.name == "neon";
     EXPECT_TRUE(listed) << "the kernel tests would not compare the NEON table with the reference";
-    // Q4_0, Q8_0, Q4_K, Q6_K, Q3_K and Q2_K weights are repacked on this CPU (the NEON packed
-    // gemms are the ones mul_mat_packed uses).
+    // Q4_0, Q8_0, Q4_K, Q6_K, Q3_K, Q2_K, F16 and BF16 weights are repacked on this CPU (the
+    // NEON packed gemms are the ones mul_mat_packed uses).
     EXPECT_GT(kernels::packed_size(ggml_type::q4_0, 16, 64), 0u);
     EXPECT_GT(kernels::packed_size(ggml_type::q8_0, 16, 64), 0u);
     EXPECT_GT(kernels::packed_size(ggml_type::q4_k, 16, QK_K), 0u);
     EXPECT_GT(kernels::packed_size(ggml_type::q6_k, 16, QK_K), 0u);
     EXPECT_GT(kernels::packed_size(ggml_type::q3_k, 16, QK_K), 0u);
     EXPECT_GT(kernels::packed_size(ggml_type::q2_k, 16, QK_K), 0u);
+    EXPECT_GT(kernels::packed_size(ggml_type::f16, 16, 100), 0u);
+    EXPECT_GT(kernels::packed_size(ggml_type::bf16, 16, 100), 0u);
     std::printf("active kernel implementation: %s\n", kernels::impl_name(kernels::active_impl()));
 }
 
@@ -272,7 +274,7 @@ TEST(NoDotprod, CpuWithoutDotprodUsesTheGenericTable) {
     EXPECT_EQ(kernels::cpu::neon_ops(), nullptr);
     EXPECT_EQ(kernels::active_impl(), kernels::impl::generic);
     for (const ggml_type t : {ggml_type::q4_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k, ggml_type::q3_k,
-                             ggml_type::q2_k})
+                             ggml_type::q2_k, ggml_type::f16, ggml_type::bf16})
         EXPECT_EQ(kernels::packed_size(t, 16, QK_K), 0u) << type_name(t);
     std::printf("active kernel implementation: %s\n", kernels::impl_name(kernels::active_impl()));
 }
