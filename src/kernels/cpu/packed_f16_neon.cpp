@@ -50,8 +50,10 @@ void gemm_tile(const uint8_t* g, const float* const* x, int64_t n_cols, float* y
             const int64_t c = b * k_f16_block_cols + k;
             float32x4_t xv[T];
             for (int t = 0; t < T; ++t) xv[t] = vld1q_f32(x[t] + c);
+#pragma GCC unroll 8
             for (int r = 0; r < R; ++r) {
                 const float32x4_t w = widen4<BF16>(g + 64 * r + 2 * k);
+#pragma GCC unroll 4
                 for (int t = 0; t < T; ++t) acc[r][t] = vfmaq_f32(acc[r][t], w, xv[t]);
             }
         }
@@ -66,12 +68,18 @@ void gemm_tile(const uint8_t* g, const float* const* x, int64_t n_cols, float* y
             for (int t = 0; t < T; ++t) acc[r][t] = vfmaq_f32(acc[r][t], w, xv[t]);
         }
     }
+    float sum[R][T];
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
-        for (int t = 0; t < T; ++t) {
-            float s = vaddvq_f32(acc[r][t]);
-            for (int64_t e = k; e < tail; ++e) s += widen1<BF16>(g + 2 * (r * tail + e)) * x[t][c0 + e];
-            y[size_t(t) * y_stride + r] = s;
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) sum[r][t] = vaddvq_f32(acc[r][t]);
+    for (; k < tail; ++k)
+        for (int r = 0; r < R; ++r) {
+            const float w = widen1<BF16>(g + 2 * (r * tail + k));
+            for (int t = 0; t < T; ++t) sum[r][t] += w * x[t][c0 + k];
         }
+    for (int t = 0; t < T; ++t)
+        for (int r = 0; r < R; ++r) y[size_t(t) * y_stride + r] = sum[r][t];
 }
 
 template <bool BF16>
