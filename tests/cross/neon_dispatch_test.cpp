@@ -9,6 +9,7 @@
 #include "kernel_test_util.h"
 #include "kernels/cpu/packed.h"
 #include "kernels/cpu/packed_neon.h"
+#include "kernels/cpu/packed_q3_k.h"
 #include "kernels/cpu/packed_q4_k.h"
 #include "kernels/cpu/packed_q6_k.h"
 #include "kernels/cpu/packed_q8_0.h"
@@ -50,12 +51,16 @@ TEST(NeonDispatch, DotprodCpuUsesTheNeonTable) {
     bool listed = false;
     for (const auto& t : test::available_tables()) listed = listed || t.name == "neon";
     EXPECT_TRUE(listed) << "the kernel tests would not compare the NEON table with the reference";
-    // Q4_0, Q8_0, Q4_K and Q6_K weights are repacked on this CPU (the NEON packed gemms are the
-    // ones mul_mat_packed uses).
+    // Q4_0, Q8_0, Q4_K, Q6_K, Q3_K, Q2_K, F16 and BF16 weights are repacked on this CPU (the
+    // NEON packed gemms are the ones mul_mat_packed uses).
     EXPECT_GT(kernels::packed_size(ggml_type::q4_0, 16, 64), 0u);
     EXPECT_GT(kernels::packed_size(ggml_type::q8_0, 16, 64), 0u);
     EXPECT_GT(kernels::packed_size(ggml_type::q4_k, 16, QK_K), 0u);
     EXPECT_GT(kernels::packed_size(ggml_type::q6_k, 16, QK_K), 0u);
+    EXPECT_GT(kernels::packed_size(ggml_type::q3_k, 16, QK_K), 0u);
+    EXPECT_GT(kernels::packed_size(ggml_type::q2_k, 16, QK_K), 0u);
+    EXPECT_GT(kernels::packed_size(ggml_type::f16, 16, 100), 0u);
+    EXPECT_GT(kernels::packed_size(ggml_type::bf16, 16, 100), 0u);
     std::printf("active kernel implementation: %s\n", kernels::impl_name(kernels::active_impl()));
 }
 
@@ -262,6 +267,111 @@ TEST(NeonDispatch, PackedQ4_KGemmEqualsTheIntegerDot) {
             }
 }
 
+// The Q3_K and Q2_K gemms against the exact integer form of the product, per super-block and
+// token: Q3_K d * d_a * sum_s sc[s] * dot(q2 + 4 * hbit - 4, a_s); Q2_K d * d_a * sum_s
+// (sc[s] & 15) * dot(q, a_s) - dmin * d_a * sum_s (sc[s] >> 4) * sum(a_s), in double. Random
+// weights; random 2-bit and high bits with every scale at an end of its range (Q3_K -32 / 31,
+// Q2_K scales and mins 0 / 15) against +-127; and (Q3_K) every weight -4 with scales -32. Each
+// token's outputs must also be bit-identical to a 1-token call (tile independence).
+class PackedLowBitK : public ::testing::TestWithParam<ggml_type> {};
+
+TEST_P(PackedLowBitK, GemmEqualsTheIntegerDot) {
+    if (!kernels::cpu::neon_ops()) GTEST_SKIP() << "this CPU lacks dotprod/fp16";
+    const ggml_type type = GetParam();
+    const bool q2 = type == ggml_type::q2_k;
+    const auto& l = q2 ? kernels::cpu::packed_q2_k_layout() : kernels::cpu::packed_q3_k_layout();
+    const auto gemm = q2 ? kernels::cpu::packed_q2_k_gemm_neon : kernels::cpu::packed_q3_k_gemm_neon;
+    const size_t bb = type_traits(type).type_size;
+    for (const int mode : {0, 1, 2})
+        for (const int n_blocks : {1, 3})
+            for (const int n_tokens : {1, 2, 3, 5, 9}) {
+                if (q2 && mode == 2) continue;
+                SCOPED_TRACE("mode " + std::to_string(mode) + " blocks " + std::to_string(n_blocks) + " tokens " +
+                             std::to_string(n_tokens));
+                const int64_t n_cols = int64_t(QK_K) * n_blocks;
+                auto w = test::random_weights(type, 8, n_cols, uint32_t(n_blocks * 29 + n_tokens + 100 * mode));
+                auto x = test::random_floats(size_t(n_cols * n_tokens), uint32_t(n_tokens + 17));
+                if (mode > 0) {
+                    uint32_t state = 12345;
+                    for (int64_t i = 0; i < 8 * n_blocks; ++i) {
+                        uint8_t* blk = w.data() + size_t(i) * bb;
+                        const uint8_t scale_byte = (i % 3 == 0) ? 0x00 : 0xFF;
+                        if (q2) {
+                            auto& b = *reinterpret_cast<q2_k_block*>(blk);
+                            for (auto& v : b.qs) v = uint8_t((state = state * 1103515245u + 12345u) >> 24);
+                            std::memset(b.scales, scale_byte, sizeof b.scales);
+                            b.d = fp32_to_fp16(0.001f);
+                            b.dmin = fp32_to_fp16(0.002f);
+                        } else {
+                            auto& b = *reinterpret_cast<q3_k_block*>(blk);
+                            for (auto& v : b.qs) v = mode == 2 ? 0 : uint8_t((state = state * 1103515245u + 12345u) >> 24);
+                            for (auto& v : b.hmask) v = mode == 2 ? 0 : uint8_t((state = state * 1103515245u + 12345u) >> 24);
+                            std::memset(b.scales, mode == 2 ? 0x00 : scale_byte, sizeof b.scales);
+                            b.d = fp32_to_fp16(0.001f);
+                        }
+                    }
+                    for (size_t i = 0; i < x.size(); ++i) x[i] = (i / 7) % 2 ? 1.0f : -1.0f;
+                }
+                const auto act = q8_k_rows(x, n_tokens, n_cols);
+                const auto group = pack_group(l, type, w, n_cols);
+                const size_t act_stride = n_blocks * sizeof(q8_k_block);
+                test::guarded_buffer y(size_t(8 * n_tokens));
+                gemm(group.data(), act.data(), act_stride, n_tokens, n_cols, y.data(), 8);
+                EXPECT_TRUE(y.guards_intact());
+                for (int t = 0; t < n_tokens; ++t) {
+                    float y1[8];
+                    gemm(group.data(), act.data() + t * n_blocks, act_stride, 1, n_cols, y1, 8);
+                    EXPECT_EQ(0, std::memcmp(y1, y.data() + t * 8, sizeof y1)) << "token " << t << " depends on its tile";
+                    for (int r = 0; r < 8; ++r) {
+                        double want = 0.0, scale = 0.0;  // scale: sum of |terms|, which the f32 rounding follows
+                        for (int b = 0; b < n_blocks; ++b) {
+                            const uint8_t* blk = w.data() + size_t(r * n_blocks + b) * bb;
+                            const q8_k_block& ab = act[size_t(t * n_blocks + b)];
+                            int8_t sc3[16];
+                            if (!q2) q3_k_scales(reinterpret_cast<const q3_k_block*>(blk)->scales, sc3);
+                            int64_t si = 0, ms = 0;
+                            for (int s = 0; s < 16; ++s) {
+                                int64_t dot = 0, sum = 0;
+                                for (int e = 0; e < 16; ++e) {
+                                    const int n = 16 * s + e, h = n / 128, j = (n % 128) / 32, lo = n % 32;
+                                    int v;
+                                    if (q2) {
+                                        v = (reinterpret_cast<const q2_k_block*>(blk)->qs[32 * h + lo] >> (2 * j)) & 3;
+                                    } else {
+                                        const auto* b3 = reinterpret_cast<const q3_k_block*>(blk);
+                                        v = ((b3->qs[32 * h + lo] >> (2 * j)) & 3) + 4 * ((b3->hmask[lo] >> (4 * h + j)) & 1) - 4;
+                                    }
+                                    dot += int64_t(v) * ab.qs[n];
+                                    sum += ab.qs[n];
+                                }
+                                if (q2) {
+                                    const uint8_t sb = reinterpret_cast<const q2_k_block*>(blk)->scales[s];
+                                    si += (sb & 15) * dot;
+                                    ms += (sb >> 4) * sum;
+                                } else {
+                                    si += sc3[s] * dot;
+                                }
+                            }
+                            fp16_bits d, dmin = 0;
+                            if (q2) {
+                                d = reinterpret_cast<const q2_k_block*>(blk)->d;
+                                dmin = reinterpret_cast<const q2_k_block*>(blk)->dmin;
+                            } else {
+                                d = reinterpret_cast<const q3_k_block*>(blk)->d;
+                            }
+                            const double dd = double(fp16_to_fp32(d)) * ab.d, dm = double(fp16_to_fp32(dmin)) * ab.d;
+                            want += dd * double(si) - dm * double(ms);
+                            scale += std::fabs(dd * double(si)) + std::fabs(dm * double(ms));
+                        }
+                        EXPECT_NEAR(y.data()[t * 8 + r], want, 1e-6 * scale + 1e-30) << "token " << t << " row " << r;
+                    }
+                }
+            }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, PackedLowBitK, ::testing::Values(ggml_type::q3_k, ggml_type::q2_k),
+                         [](const ::testing::TestParamInfo<ggml_type>& i) { return std::string(type_name(i.param)); });
+
 // Run only on a core without dotprod (the cross script runs it alone under -cpu cortex-a72, as a
 // Raspberry Pi 4): the dispatcher must fall back to the generic table, which has no packed gemms,
 // so nothing is repacked.
@@ -269,7 +379,8 @@ TEST(NoDotprod, CpuWithoutDotprodUsesTheGenericTable) {
     ASSERT_FALSE(cpu_has_dotprod()) << "this check is for a CPU without dotprod/fp16 (qemu -cpu cortex-a72)";
     EXPECT_EQ(kernels::cpu::neon_ops(), nullptr);
     EXPECT_EQ(kernels::active_impl(), kernels::impl::generic);
-    for (const ggml_type t : {ggml_type::q4_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k})
+    for (const ggml_type t : {ggml_type::q4_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k, ggml_type::q3_k,
+                             ggml_type::q2_k, ggml_type::f16, ggml_type::bf16})
         EXPECT_EQ(kernels::packed_size(t, 16, QK_K), 0u) << type_name(t);
     std::printf("active kernel implementation: %s\n", kernels::impl_name(kernels::active_impl()));
 }

@@ -112,6 +112,12 @@ std::vector<pk_param> pk_params() {
         // 17-block rows (an odd count past the 16 a 512-bit loop might assume) with odd row counts.
         out.emplace_back(t, per_element ? 549 : 17, 17, 5);
         out.emplace_back(t, per_element ? 549 : 17, 25, 1);
+        // F16 / BF16: no column tail (64 = 2 blocks), and a tail only (31 < 32: 7 steps of 4 and 3
+        // single columns).
+        if (per_element) {
+            out.emplace_back(t, 64, 17, 4);
+            out.emplace_back(t, 31, 9, 2);
+        }
     }
     return out;
 }

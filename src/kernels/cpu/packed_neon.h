@@ -24,5 +24,16 @@ void packed_q5_k_gemm_neon(const void* group, const void* act, size_t act_stride
                            float* y, size_t y_stride);
 void packed_q6_k_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                            float* y, size_t y_stride);
+// One Q3_K / Q2_K x8 group (packed_q3_k.cpp, packed_q2_k.cpp) times n_tokens q8_k rows
+// (packed_q3_k_neon.cpp).
+void packed_q3_k_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride);
+void packed_q2_k_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride);
+// One F16 / BF16 x8 group (packed_f16.cpp) times n_tokens f32 rows (packed_f16_neon.cpp).
+void packed_f16_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                          float* y, size_t y_stride);
+void packed_bf16_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride);
 
 }  // namespace edgellm::kernels::cpu
