@@ -73,3 +73,14 @@ def test_device_shows_the_kv_type_rung_run_takes():
     assert plan["rung"] == "smaller KV type and context"
     assert plan["tried"] == ["F16 x 512", "F16 x 256", "Q8_0 x 512"]
     assert plan["kv_bytes"] == 12240 * 256
+
+
+@pytest.mark.skipif(not STORIES.exists(), reason=f"reference model missing: {STORIES}")
+def test_device_fixture_plans_gpu_layers_with_the_fixtures_memory():
+    # Under --root the plan takes the fixture's GPU (NVML fixture) instead of this machine's.
+    fixtures = Path(os.environ.get("EDGELLM_SOURCE_DIR", Path(__file__).resolve().parents[2])) / "tests/fixtures/devices"
+    free = json.loads((fixtures / "x86-rtx" / "nvml.json").read_text())["gpus"][0]["memory_free_bytes"]
+    rc, plan = device_plan(STORIES, "--root", str(fixtures / "x86-rtx"), "-ngl", "99")
+    assert rc == 0 and plan["gpu_free_bytes"] == free and plan["n_gpu_layers"] == 99 and plan["gpu_bytes"] > 0
+    rc, plan = device_plan(STORIES, "--root", str(fixtures / "arm-cpu-only"), "-ngl", "4")
+    assert rc == 1 and plan["error"].startswith("-ngl 4: the device has no NVIDIA GPU"), plan
