@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "core/timing.h"
 #include "core/units.h"
-#include "device/cpu_info.h"
+#include "engine/load_plan.h"
 #include "model/gpu_layers.h"
 #include "store/store.h"
 
@@ -73,100 +73,18 @@ std::shared_ptr<const sampling::token_vocab> loaded_model::grammar_vocab() const
     return vocab_;
 }
 
-namespace {
-void check_engine_params(const engine_params& p) {
-    if (p.n_ctx < 0) throw usage_error(fmt::format("context size must be positive, got {}", p.n_ctx));
-    if (p.n_batch <= 0) throw usage_error(fmt::format("batch size must be positive, got {}", p.n_batch));
-    if (p.n_threads < 0) throw usage_error(fmt::format("thread count must be positive, got {}", p.n_threads));
-    if (p.n_threads_batch < 0)
-        throw usage_error(fmt::format("prefill thread count must be positive, got {}", p.n_threads_batch));
-    if (p.n_seq <= 0) throw usage_error(fmt::format("sequence count must be positive, got {}", p.n_seq));
-    if (p.n_kv_cells < 0) throw usage_error(fmt::format("KV cache size must be positive, got {}", p.n_kv_cells));
-    if (p.n_gpu_layers > 0 && p.deterministic)  // the batch-invariant kernels are the CPU ones
-        throw usage_error(fmt::format("--deterministic runs on the CPU kernels only: drop -ngl {} or --deterministic",
-                                      p.n_gpu_layers));
-    if (p.n_gpu_layers > 0)  // refused before the model is read when no GPU can be used at all
-        if (const std::string why = model::gpu_offload_unavailable_reason(); !why.empty())
-            throw usage_error(fmt::format("-ngl {}: {}", p.n_gpu_layers, why));
-}
-
-// The context a session uses: the requested one, or the model's trained context capped.
-int64_t resolve_ctx(const engine_params& p, const model::model_hparams& hp) {
-    // Sliding-window layers mask keys older than the window (forward_pass::attend), so the context
-    // is limited by the trained context only.
-    const int64_t n_ctx = p.n_ctx == 0 ? std::min(hp.n_ctx_train, k_default_max_ctx) : p.n_ctx;
-    if (n_ctx > hp.n_ctx_train)
-        throw usage_error(
-            fmt::format("context size {} exceeds the model's maximum of {} tokens", n_ctx, hp.n_ctx_train));
-    return n_ctx;
-}
-
-// Refuses (usage_error) a KV cache, plus the weights unless they are already resident, that
-// does not fit the budget: the explicit one (which always counts the weights), else what this
-// machine and cgroup have available now.
-void check_memory(const model::model& m, const engine_params& p, bool weights_resident) {
-    uint64_t budget = p.memory_budget_bytes;
-    const bool explicit_budget = budget != 0;
-    if (!explicit_budget)
-        budget = device::usable_memory_bytes(device::read_memory_info("/"), device::read_cgroup_limits("/"));
-    if (budget == 0) return;  // unknown (no /proc/meminfo): nothing to check against
-    const uint64_t weights = weights_resident && !explicit_budget ? 0 : m.file().file_size();
-    const uint64_t kv = model::kv_cache::bytes_for(m.hparams(), p.n_ctx, p.kv_type, p.n_seq, p.n_kv_cells);
-    if (weights + kv <= budget) return;
-    if (weights == 0)
-        throw usage_error(fmt::format("not enough memory: a KV cache of {} tokens needs {}, but only {} is available "
-                                      "besides the loaded model; use a smaller context (-c)",
-                                      p.n_ctx, format_bytes(kv), format_bytes(budget)));
-    throw usage_error(fmt::format(
-        "not enough memory: the model needs {} for its weights plus {} for a KV cache of {} tokens, but only {} "
-        "is available; use a smaller model or quantization, or a smaller context (-c)",
-        format_bytes(weights), format_bytes(kv), p.n_ctx, format_bytes(budget)));
-}
-}  // namespace
-
 std::shared_ptr<const loaded_model> load_model_for(engine_params& p,
                                                    const std::function<void(engine_params&, const model::model_hparams&)>& adjust) {
     check_engine_params(p);
     // A stored model's name (`edgellm pull`) stands for its file everywhere a model is loaded.
     p.model_path = store::resolve_model(p.model_path);
-    // The memory check runs on the mapped file, before the (slow, memory-hungry) repacking.
+    // Open (mmap + hyperparameters) -> plan -> materialise: the plan (context, KV type, GPU layers,
+    // fallback rung, or the refusal) is made on the mapped file, before the slow, memory-hungry
+    // repacking.
     return loaded_model::load(p.model_path, p.repack, p.n_threads, [&](const model::model& m) {
         if (adjust) adjust(p, m.hparams());
         check_engine_params(p);
-        p.n_ctx = resolve_ctx(p, m.hparams());
-        if (!p.fallback) {
-            check_memory(m, p, /*weights_resident=*/false);
-            return;
-        }
-        // The fallback chain, each rung checked on the mapped file before any repacking.
-        const engine_params asked = p;
-        std::vector<std::string> tried;
-        std::string first_error;
-        std::vector<ggml_type> kv_types = {asked.kv_type};
-        for (ggml_type t : {ggml_type::q8_0, ggml_type::q4_0})
-            if (model::kv_cache::bytes_for(m.hparams(), 1, t, 1, 0) < model::kv_cache::bytes_for(m.hparams(), 1, asked.kv_type, 1, 0) &&
-                m.hparams().head_dim % type_traits(t).block_size == 0)
-                kv_types.push_back(t);
-        for (ggml_type kv : kv_types) {
-            for (int64_t ctx = asked.n_ctx;; ctx = std::max(k_fallback_min_ctx, ctx / 2)) {
-                p.kv_type = kv;
-                p.n_ctx = ctx;
-                try {
-                    check_memory(m, p, /*weights_resident=*/false);
-                    if (kv != asked.kv_type || ctx != asked.n_ctx)
-                        p.fallback_note = fmt::format("fallback: {} KV cache, context {} (asked: {}, {}; {} did not fit)",
-                                                      type_name(kv), ctx, type_name(asked.kv_type), asked.n_ctx,
-                                                      fmt::join(tried, ", "));
-                    return;
-                } catch (const usage_error& e) {
-                    if (first_error.empty()) first_error = e.what();
-                    tried.push_back(fmt::format("{} x {}", type_name(kv), ctx));
-                }
-                if (ctx <= k_fallback_min_ctx || ctx <= 1) break;
-            }
-        }
-        throw usage_error(fmt::format("{} (fallback tried, every rung too big: {})",
-                                      first_error, fmt::join(tried, ", ")));
+        apply_load_plan(plan_load(p, load_plan_model_of(m), available_memory(p, /*weights_resident=*/false)), p);
     });
 }
 
@@ -181,8 +99,8 @@ engine::engine(std::shared_ptr<const loaded_model> m, const engine_params& p) : 
     stopwatch sw;
     if (!lm_) throw usage_error("engine: no model");
     check_engine_params(params_);
-    params_.n_ctx = resolve_ctx(params_, lm_->hparams());
-    check_memory(lm_->get_model(), params_, /*weights_resident=*/true);
+    apply_load_plan(plan_load(params_, load_plan_model_of(lm_->get_model()), available_memory(params_, /*weights_resident=*/true)),
+                    params_);
     open();
     load_ms_ = sw.elapsed_ms();
 }
@@ -194,25 +112,12 @@ void engine::open() {
                                       lm_->hparams().arch));
     if (params_.n_threads == 0) params_.n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const model::model_hparams& hp = lm_->hparams();
-    params_.n_batch = std::min(params_.n_batch, params_.n_ctx * params_.n_seq);
+    // The plan (apply_load_plan) has set the context, KV type, batch and GPU layers.
     kv_ = std::make_unique<model::kv_cache>(hp, params_.n_ctx, params_.kv_type, params_.n_seq, params_.n_kv_cells);
     forward_ = std::make_unique<model::forward_pass>(lm_->get_model(), params_.n_batch, params_.n_ctx, params_.n_threads);
     forward_->set_n_threads_batch(params_.n_threads_batch);
     forward_->set_flash_attn(params_.flash_attn);
     forward_->set_deterministic(params_.deterministic);
-    if (params_.n_gpu_layers > 0 && params_.fallback) {
-        // The "fewer GPU layers" rung: what the device cannot hold runs on the CPU (whose copy of
-        // every layer is already loaded); an unsupported model is still refused by create().
-        const model::model& m = lm_->get_model();
-        const model::gpu_layer_choice c = model::choose_gpu_layers(
-            params_.n_gpu_layers, hp.n_layer, model::gpu_free_memory(), [&](int n) {
-                return model::gpu_layers_device_bytes(m, n, params_.n_ctx, params_.kv_type, params_.n_batch);
-            });
-        if (!c.note.empty()) {
-            params_.fallback_note += (params_.fallback_note.empty() ? "" : "; ") + c.note;
-            params_.n_gpu_layers = c.n_gpu_layers;
-        }
-    }
     if (params_.n_gpu_layers > 0)
         forward_->set_gpu(model::gpu_layers::create(lm_->get_model(), params_.n_gpu_layers, params_.n_ctx,
                                                     params_.kv_type, params_.n_seq, params_.n_batch));

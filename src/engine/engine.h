@@ -74,12 +74,10 @@ struct engine_params {
     // Memory the weights plus the KV cache may take; 0: what this machine (and cgroup) has
     // available now. Loading more is refused with a clear error instead of paging or an OOM kill.
     uint64_t memory_budget_bytes = 0;
-    // When the request does not fit: walk the fallback chain instead of refusing at once. Host
-    // memory (weights + KV): the context is halved down to k_fallback_min_ctx, then the same with
-    // a Q8_0 and a Q4_0 KV cache (when the heads are whole blocks); only when nothing fits is the
-    // load refused, naming every rung tried. GPU memory (-ngl): 3/4, 1/2, 1/4 of the layers, then
-    // none, by model::choose_gpu_layers (a model the GPU path does not run is still refused). The
-    // rungs taken are in `fallback_note` (empty when the request fitted as asked).
+    // When the request does not fit: walk the fallback chain instead of refusing at once (the
+    // rungs are engine::plan_load's, src/engine/load_plan.h: the context halved down to
+    // k_fallback_min_ctx, then the same with a Q8_0 and a Q4_0 KV cache, then fewer GPU layers).
+    // The rungs taken are in `fallback_note` (empty when the request fitted as asked).
     bool fallback = false;
     std::string fallback_note;
     // Automatic prefix caching in the paged KV cache (model::kv_cache): requests reuse the KV
@@ -122,10 +120,11 @@ struct generation_stats : sequence_result {
 // Called with every generated token id; return false to stop.
 using token_callback = std::function<bool(int32_t token)>;
 
-// Loads p.model_path for sessions with parameters p, refusing (usage_error) before the slow and
-// memory-hungry repacking when the weights plus their KV cache exceed the memory budget. p is
-// completed in place: `adjust` may set fields from the model's hyperparameters first (the server
-// sizes its KV pool from the trained context), then n_ctx 0 becomes the model's default.
+// Loads p.model_path for sessions with parameters p: opens the file, plans (engine::plan_load:
+// context, KV type, GPU layers, fallback rung; usage_error when nothing fits) before the slow and
+// memory-hungry repacking, then repacks. p is completed in place: `adjust` may set fields from the
+// model's hyperparameters first (the server sizes its KV pool from the trained context), then the
+// plan's choice and note are applied (apply_load_plan).
 std::shared_ptr<const loaded_model> load_model_for(
     engine_params& p, const std::function<void(engine_params&, const model::model_hparams&)>& adjust = {});
 
@@ -136,8 +135,9 @@ public:
     // edgellm::usage_error for bad parameters (context above the model's maximum, ...) and
     // edgellm::error for a bad model file.
     explicit engine(const engine_params& p);
-    // A session on a model that is already loaded (p.model_path and p.repack are ignored); only
-    // its KV cache is checked against the memory still available.
+    // A session on a model that is already loaded (p.model_path and p.repack are ignored),
+    // planned by engine::plan_load with the weights resident: without an explicit budget only its
+    // KV cache is checked against the memory still available.
     engine(std::shared_ptr<const loaded_model> m, const engine_params& p);
 
     const std::shared_ptr<const loaded_model>& shared_model() const { return lm_; }

@@ -56,25 +56,40 @@ std::string gpu_unsupported_feature(const model& m) {
     return {};
 }
 
-uint64_t gpu_layers_device_bytes(const model& m, int n_gpu_layers, int64_t n_ctx, ggml_type kv_type, int64_t n_batch) {
-    const model_hparams& hp = m.hparams();
+gpu_weight_bytes gpu_weight_bytes_of(const model& m) {
     const model_weights& w = m.weights();
+    auto matrix_bytes = [](const matrix& mt) { return static_cast<uint64_t>(mt.n_rows) * row_size(mt.type, mt.n_cols); };
+    gpu_weight_bytes b;
+    b.layers.reserve(w.layers.size());
+    for (const layer_weights& lw : w.layers) {
+        uint64_t n = 0;
+        for (const matrix* mt : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.ffn_gate, &lw.ffn_up, &lw.ffn_down})
+            n += matrix_bytes(*mt);
+        b.layers.push_back(n);
+    }
+    b.output = matrix_bytes(w.output);
+    return b;
+}
+
+uint64_t gpu_layers_device_bytes(const model_hparams& hp, const gpu_weight_bytes& w, int n_gpu_layers, int64_t n_ctx,
+                                 ggml_type kv_type, int64_t n_batch) {
     const int64_t first = hp.n_layer - std::min<int64_t>(std::max(n_gpu_layers, 0), hp.n_layer);
     const bool output = n_gpu_layers > hp.n_layer;
     const uint64_t kv_elem = kv_type == ggml_type::f16 ? 2 : 4;  // the device KV cache is F16 or F32
-    auto matrix_bytes = [](const matrix& mt) { return static_cast<uint64_t>(mt.n_rows) * row_size(mt.type, mt.n_cols); };
     uint64_t need = 0;
-    for (int il = first; il < hp.n_layer; ++il) {
-        const layer_weights& lw = w.layers[static_cast<size_t>(il)];
-        for (const matrix* mt : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.ffn_gate, &lw.ffn_up, &lw.ffn_down})
-            need += matrix_bytes(*mt);
+    for (int64_t il = first; il < hp.n_layer; ++il) {
+        if (il < static_cast<int64_t>(w.layers.size())) need += w.layers[static_cast<size_t>(il)];
         need += 2 * static_cast<uint64_t>(n_ctx * hp.kv_dim()) * kv_elem;
     }
-    if (output) need += matrix_bytes(w.output) + static_cast<uint64_t>(n_batch * hp.n_vocab) * 4;
+    if (output) need += w.output + static_cast<uint64_t>(n_batch * hp.n_vocab) * 4;
     if (first < hp.n_layer || output)  // activations of one step
         need += static_cast<uint64_t>(n_batch) * 4 *
                 static_cast<uint64_t>(3 * hp.n_embd + 2 * hp.q_dim() + 2 * hp.kv_dim() + 2 * hp.n_ff);
     return need;
+}
+
+uint64_t gpu_layers_device_bytes(const model& m, int n_gpu_layers, int64_t n_ctx, ggml_type kv_type, int64_t n_batch) {
+    return gpu_layers_device_bytes(m.hparams(), gpu_weight_bytes_of(m), n_gpu_layers, n_ctx, kv_type, n_batch);
 }
 
 gpu_layer_choice choose_gpu_layers(int asked, int n_layer, uint64_t free_bytes, const std::function<uint64_t(int)>& need) {

@@ -57,6 +57,15 @@ std::string gpu_unsupported_feature(const model& m);
 // and one step's activations. create() refuses a placement whose bytes the device lacks; the
 // engine's fallback chain uses it to pick fewer layers first. Defined in every build.
 uint64_t gpu_layers_device_bytes(const model& m, int n_gpu_layers, int64_t n_ctx, ggml_type kv_type, int64_t n_batch);
+// The same from plain numbers (the load plan works on them, engine/load_plan.h): the GGUF-layout
+// bytes of each layer's offloaded matrices and of the output matrix, read from the model once.
+struct gpu_weight_bytes {
+    std::vector<uint64_t> layers;  // [n_layer] attn_q/k/v/output + ffn_gate/up/down
+    uint64_t output = 0;
+};
+gpu_weight_bytes gpu_weight_bytes_of(const model& m);
+uint64_t gpu_layers_device_bytes(const model_hparams& hp, const gpu_weight_bytes& w, int n_gpu_layers, int64_t n_ctx,
+                                 ggml_type kv_type, int64_t n_batch);
 // Free memory of the CUDA device, 0 without one (or without CUDA in this build).
 uint64_t gpu_free_memory();
 

@@ -272,6 +272,19 @@ TEST(EngineFallback, EachRungIsTakenWhenTheOneBeforeDoesNotFit) {
         EXPECT_NE(m.find("every rung too big"), std::string::npos) << m;
         EXPECT_NE(m.find("Q4_0 x 256"), std::string::npos) << m;
     }
+    // A session on a model already loaded plans the same way (engine::plan_load): the same rung.
+    {
+        engine::engine_params lp = ep;
+        lp.memory_budget_bytes = 0;
+        auto lm = engine::load_model_for(lp);
+        engine::engine_params sp = ep;
+        sp.memory_budget_bytes = weights + kv(ggml_type::f16, 256);
+        engine::engine e(lm, sp);
+        EXPECT_EQ(e.params().n_ctx, 256);
+        EXPECT_EQ(e.kv().type(), ggml_type::f16);
+        EXPECT_EQ(e.params().fallback_note.rfind("fallback: F16 KV cache, context 256 (asked: F16, 1024;", 0), 0u)
+            << e.params().fallback_note;
+    }
     ep.fallback = false;  // without the chain: refused at once
     ep.memory_budget_bytes = weights + kv(ggml_type::f16, 512);
     EXPECT_THROW(engine::engine{ep}, usage_error);

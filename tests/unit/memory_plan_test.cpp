@@ -1,18 +1,15 @@
-// Memory planner and progressive fallback: model facts from a real GGUF, planner numbers
-// against hand-computed cases (discrete GPU, partial offload, CPU only, smaller context,
-// Jetson unified memory), the fallback sequence under capped pools, and the pools themselves.
+// Memory planner: model facts from a real GGUF, planner numbers against hand-computed cases
+// (discrete GPU, partial offload, CPU only, smaller context, Jetson unified memory). The loader's
+// fallback chain is engine::plan_load (tests/unit/load_plan_test.cpp).
 #include "device/memory_plan.h"
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <fstream>
-#include <thread>
 #include <tuple>
 
 #include "core/error.h"
 #include "device/device.h"
-#include "device/fallback.h"
 #include "test_util.h"
 
 using namespace edgellm;
@@ -198,157 +195,3 @@ TEST(MemoryPlan, OrinNanoFixtureKeepsTheSystemReserveInOnePool) {
     EXPECT_THROW(plan_memory(m, capped, {}), usage_error);
 }
 
-TEST(Fallback, SequenceGoesFullGpuFewerLayersCpuThenSmallerContext) {
-    fallback_options o;
-    o.n_layer = 22;
-    o.n_ctx = 4096;
-    o.min_ctx = 256;
-    auto seq = fallback_sequence(o);
-    std::vector<std::tuple<std::string, int, int64_t>> got;
-    for (const auto& a : seq) got.emplace_back(a.stage, a.choice.n_gpu_layers, a.choice.n_ctx);
-    std::vector<std::tuple<std::string, int, int64_t>> want = {
-        {"full GPU", 22, 4096},         {"fewer GPU layers", 16, 4096},
-        {"fewer GPU layers", 11, 4096}, {"fewer GPU layers", 5, 4096},
-        {"CPU only", 0, 4096},          {"smaller context", 0, 2048},
-        {"smaller context", 0, 1024},   {"smaller context", 0, 512},
-        {"smaller context", 0, 256}};
-    EXPECT_EQ(got, want);
-    o.has_gpu = false;
-    o.n_ctx = 300;  // odd size: halves to 150, below the minimum, so only 256 follows
-    seq = fallback_sequence(o);
-    ASSERT_EQ(seq.size(), 2u);
-    EXPECT_EQ(seq[0].stage, "CPU only");
-    EXPECT_EQ(seq[1].choice.n_ctx, 256);
-}
-
-TEST(Fallback, GpuCapForcesFewerLayersAndEveryAttemptIsReported) {
-    auto m = tiny_llama();
-    memory_pool gpu("GPU memory", 1 * k_gib);
-    memory_pool host("host RAM");
-    fallback_options o;
-    o.n_layer = m.n_layer;
-    o.n_ctx = 4096;
-    std::vector<load_attempt> seen;
-    o.on_attempt = [&](const load_attempt& a) { seen.push_back(a); };
-    std::vector<reservation> loaded;
-    fallback_report r = load_with_fallback(
-        o, [&](const load_choice& c) { loaded = simulate_load(m, c, 512, gpu, host); });
-    // 22, 16 and 11 layers overflow 1 GiB; 5 layers (520 MiB + 294.1 MiB scratch) fit.
-    ASSERT_EQ(r.attempts.size(), 4u);
-    EXPECT_EQ(seen.size(), 4u);
-    for (int i = 0; i < 3; ++i) {
-        EXPECT_FALSE(r.attempts[i].ok);
-        EXPECT_NE(r.attempts[i].failure.find("GPU memory: cannot take"), std::string::npos)
-            << r.attempts[i].failure;
-    }
-    EXPECT_TRUE(r.attempts[3].ok);
-    EXPECT_EQ(r.final_choice.n_gpu_layers, 5);
-    EXPECT_EQ(r.final_choice.n_ctx, 4096);
-    // Failed attempts gave their bytes back; the loaded one holds exactly its estimate.
-    memory_usage u = estimate_usage(m, 5, 4096, 512);
-    EXPECT_EQ(gpu.used_bytes(), u.gpu_total());
-    EXPECT_EQ(host.used_bytes(), u.host_total());
-    EXPECT_NE(r.summary(22).find("final: 5/22 layers on GPU, ctx 4096"), std::string::npos);
-    loaded.clear();
-    EXPECT_EQ(gpu.used_bytes(), 0u);
-}
-
-TEST(Fallback, HostCapForcesSmallerContextOnCpu) {
-    auto m = tiny_llama();
-    memory_pool host("host RAM", 2600 * k_mib);
-    fallback_options o;
-    o.n_layer = m.n_layer;
-    o.n_ctx = 4096;
-    o.has_gpu = false;
-    fallback_report r =
-        load_with_fallback(o, [&](const load_choice& c) { simulate_load(m, c, 512, host, host); });
-    ASSERT_EQ(r.attempts.size(), 2u);
-    EXPECT_EQ(r.attempts[0].stage, "CPU only");
-    EXPECT_FALSE(r.attempts[0].ok);
-    EXPECT_EQ(r.final_choice.n_ctx, 2048);
-    EXPECT_EQ(r.final_choice.n_gpu_layers, 0);
-}
-
-TEST(Fallback, NothingFitsListsEveryAttempt) {
-    auto m = tiny_llama();
-    memory_pool gpu("GPU memory", 512 * k_mib);
-    memory_pool host("host RAM", 1 * k_gib);
-    fallback_options o;
-    o.n_layer = m.n_layer;
-    o.n_ctx = 1024;
-    try {
-        load_with_fallback(o, [&](const load_choice& c) { simulate_load(m, c, 512, gpu, host); });
-        FAIL() << "expected usage_error";
-    } catch (const usage_error& e) {
-        std::string msg = e.what();
-        EXPECT_NE(msg.find("any configuration (7 attempts)"), std::string::npos) << msg;
-        EXPECT_NE(msg.find("CPU only (0/22 layers on GPU, ctx 1024): host RAM: cannot take"),
-                  std::string::npos)
-            << msg;
-        EXPECT_NE(msg.find("ctx 256"), std::string::npos) << msg;
-    }
-    EXPECT_EQ(gpu.used_bytes(), 0u);
-    EXPECT_EQ(host.used_bytes(), 0u);
-}
-
-TEST(Fallback, OtherErrorsStopAtOnce) {
-    fallback_options o;
-    o.n_layer = 4;
-    int calls = 0;
-    EXPECT_THROW(load_with_fallback(o,
-                                    [&](const load_choice&) {
-                                        ++calls;
-                                        throw format_error("tensor", 123, "corrupt file");
-                                    }),
-                 format_error);
-    EXPECT_EQ(calls, 1);
-}
-
-TEST(MemoryPool, CapRefusesAndReleasesReturnBytes) {
-    memory_pool pool("test", 1000);
-    {
-        auto a = pool.reserve(600, "a");
-        EXPECT_EQ(pool.used_bytes(), 600u);
-        EXPECT_THROW(pool.reserve(401, "b"), out_of_memory_error);
-        auto b = pool.reserve(400, "b");
-        EXPECT_EQ(pool.used_bytes(), 1000u);
-        try {
-            pool.reserve(1, "one more byte");
-        } catch (const out_of_memory_error& e) {
-            EXPECT_EQ(e.requested_bytes(), 1u);
-            EXPECT_EQ(e.used_bytes(), 1000u);
-            EXPECT_EQ(e.cap_bytes(), 1000u);
-            EXPECT_NE(std::string(e.what()).find("one more byte"), std::string::npos);
-        }
-        reservation moved = std::move(a);
-        EXPECT_EQ(pool.used_bytes(), 1000u);
-    }
-    EXPECT_EQ(pool.used_bytes(), 0u);
-    EXPECT_EQ(pool.peak_bytes(), 1000u);
-    EXPECT_THROW(pool.reserve(UINT64_MAX, "huge"), out_of_memory_error);
-    auto buf = pool.allocate(777, "real");
-    ASSERT_TRUE(buf.data);
-    EXPECT_EQ(buf.data[776], 0);
-    EXPECT_EQ(pool.used_bytes(), 777u);
-}
-
-TEST(MemoryPool, ConcurrentReservationsNeverExceedTheCap) {
-    memory_pool pool("shared", 10'000);
-    std::atomic<int> refused{0};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < 4; ++t) {
-        threads.emplace_back([&] {
-            for (int i = 0; i < 2000; ++i) {
-                try {
-                    auto r = pool.reserve(3'001);
-                    EXPECT_LE(pool.used_bytes(), 10'000u);
-                } catch (const out_of_memory_error&) {
-                    ++refused;
-                }
-            }
-        });
-    }
-    for (auto& th : threads) th.join();
-    EXPECT_EQ(pool.used_bytes(), 0u);
-    EXPECT_LE(pool.peak_bytes(), 9'003u);  // at most three 3001-byte reservations at once
-}
