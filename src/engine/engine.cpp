@@ -111,7 +111,7 @@ void check_memory(const model::model& m, const engine_params& p, bool weights_re
         budget = device::usable_memory_bytes(device::read_memory_info("/"), device::read_cgroup_limits("/"));
     if (budget == 0) return;  // unknown (no /proc/meminfo): nothing to check against
     const uint64_t weights = weights_resident && !explicit_budget ? 0 : m.file().file_size();
-    const uint64_t kv = model::kv_cache::bytes_for(m.hparams(), p.n_ctx, p.kv_type, p.n_seq, p.n_kv_cells);
+    const uint64_t kv = model::kv_cache::bytes_for(m.hparams(), p.n_ctx, p.kv_type, p.n_seq, p.n_kv_cells, p.swa_full);
     if (weights + kv <= budget) return;
     if (weights == 0)
         throw usage_error(fmt::format("not enough memory: a KV cache of {} tokens needs {}, but only {} is available "
@@ -195,7 +195,8 @@ void engine::open() {
     if (params_.n_threads == 0) params_.n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const model::model_hparams& hp = lm_->hparams();
     params_.n_batch = std::min(params_.n_batch, params_.n_ctx * params_.n_seq);
-    kv_ = std::make_unique<model::kv_cache>(hp, params_.n_ctx, params_.kv_type, params_.n_seq, params_.n_kv_cells);
+    kv_ = std::make_unique<model::kv_cache>(hp, params_.n_ctx, params_.kv_type, params_.n_seq, params_.n_kv_cells,
+                                            params_.swa_full);
     forward_ = std::make_unique<model::forward_pass>(lm_->get_model(), params_.n_batch, params_.n_ctx, params_.n_threads);
     forward_->set_n_threads_batch(params_.n_threads_batch);
     forward_->set_flash_attn(params_.flash_attn);
