@@ -105,7 +105,13 @@ void scheduler::finish(sequence& s, stop_reason reason, const std::string& err) 
     if (s.slot >= 0) {
         // Only the first n_eval positions hold KV of its tokens (not rejected drafts, nor what a
         // failed pass wrote); their full blocks stay in the prefix cache once released.
-        if (kv.seq_len(s.slot) > s.n_eval) kv.truncate(s.slot, s.n_eval);
+        if (kv.seq_len(s.slot) > s.n_eval) {
+            // A window-sized cache may not roll back past a long failed pass: then nothing is kept.
+            if (kv.can_truncate(s.slot, s.n_eval))
+                kv.truncate(s.slot, s.n_eval);
+            else
+                kv.clear(s.slot);
+        }
         s.res.n_kv = kv.seq_len(s.slot);
         if (s.req.slot < 0) {  // pinned slots keep their KV for the caller
             kv.cache_blocks(s.slot, s.tokens);
