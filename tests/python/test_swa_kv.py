@@ -34,3 +34,21 @@ def test_gemma3_window_sized_kv_generates_what_the_full_cache_does():
         # -c 2048: 3 full layers x 2048 + 15 window layers x 1104 positions, 1 KiB each (F16).
         assert full["kv_bytes"] == 18 * 2048 * 1024
         assert win["kv_bytes"] == (3 * 2048 + 15 * 1104) * 1024
+
+
+def test_gemma3_memory_plan_counts_the_kv_the_engine_allocates():
+    model = real_models.require("gemma3")
+    out = subprocess.run([BIN, "device", "-m", str(model), "-c", "32768", "--json"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)["plan"]
+    out = subprocess.run([BIN, "run", "-m", str(model), "-c", "32768", "-p", "Hello", "-n", "1", "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    kv = json.loads(out.stdout)["kv_bytes"]
+    # 96 MiB for the 3 global layers + 15 window layers x 1104 positions x 1 KiB (llama.cpp: 111 MiB).
+    assert kv == 117620736
+    if plan["gpu"]["kv_bytes"] == 0:  # a CPU-only plan: the engine's cache exactly
+        assert plan["host"]["kv_bytes"] == kv
+    else:  # GPU layers keep the whole context
+        assert plan["host"]["kv_bytes"] + plan["gpu"]["kv_bytes"] > kv
