@@ -313,5 +313,34 @@ TEST(SwaKv, SchedulerOutputEqualsTheFullCache) {
     EXPECT_GT(cached, 0) << "the second turn reused the first turn's KV";
 }
 
+// A pinned slot (the GPU path's chat) whose cached prefix lies behind the window: the
+// window-sized cache cannot roll back to it, so the prompt runs whole, with the same output.
+TEST(SwaKv, APinnedSlotBehindTheWindowRunsItsPromptWhole) {
+    std::map<bool, std::map<int, sequence_result>> out;
+    for (bool swa_full : {true, false}) {
+        window_runner fr(1, 1024, swa_full);
+        scheduler sch(fr, scheduler_params{});
+        auto first = tokens_from(40, 700);
+        request a = greedy(first, 10, out[swa_full], 0);
+        a.slot = 0;
+        sch.submit(std::move(a));
+        sch.run_until_idle();
+        auto second = first;
+        second.resize(300);
+        const auto tail = tokens_from(41, 50);
+        second.insert(second.end(), tail.begin(), tail.end());
+        request b = greedy(second, 10, out[swa_full], 1);
+        b.slot = 0;
+        b.n_cached = 300;
+        sch.submit(std::move(b));
+        sch.run_until_idle();
+        EXPECT_EQ(fr.kv().can_truncate(0, 100), swa_full);
+    }
+    EXPECT_EQ(out[true].at(1).n_cached, 300);
+    EXPECT_EQ(out[false].at(1).n_cached, 0) << "the window before position 300 is gone: nothing reused";
+    for (int i : {0, 1}) EXPECT_EQ(out[false].at(i).tokens, out[true].at(i).tokens) << "request " << i;
+    EXPECT_EQ(out[false].at(1).tokens.size(), 10u);
+}
+
 }  // namespace
 }  // namespace edgellm
