@@ -293,6 +293,11 @@ edgellm_status edgellm_kv_truncate(edgellm_context* ctx, int64_t n) {
     const int64_t len = ctx->eng->kv().seq_len(0);
     if (n < 0 || n > len)
         return fail(EDGELLM_ERR_INVALID_ARGUMENT, fmt::format("kv_truncate: {} is outside 0..{}", n, len));
+    if (!ctx->eng->kv().can_truncate(0, n))
+        return fail(EDGELLM_ERR_INVALID_ARGUMENT,
+                    fmt::format("kv_truncate: the model's sliding-window layers no longer hold what {} positions "
+                                "need (a window-sized cache rolls back {} positions past its last step at most)",
+                                n, model::k_kv_swa_slack));
     return guard([&] {
         ctx->eng->kv_mut().truncate(0, n);
         ctx->n_outputs = 0;

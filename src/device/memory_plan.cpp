@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/units.h"
 #include "device/device.h"
+#include "model/kv_cache.h"
 
 namespace edgellm::device {
 
@@ -29,6 +30,19 @@ uint64_t model_memory_facts::kv_bytes_per_token_per_layer() const {
 uint64_t model_memory_facts::kv_bytes(int n_layers, int64_t n_ctx) const {
     return kv_bytes_per_token_per_layer() * static_cast<uint64_t>(std::max(n_layers, 0)) *
            static_cast<uint64_t>(std::max<int64_t>(n_ctx, 0));
+}
+
+uint64_t model_memory_facts::host_kv_bytes(int n_layers, int64_t n_ctx) const {
+    n_ctx = std::max<int64_t>(n_ctx, 0);
+    uint64_t positions = 0;
+    for (int il = 0; il < std::max(n_layers, 0); ++il) {
+        const int64_t w = il < static_cast<int>(layer_window.size()) ? layer_window[static_cast<size_t>(il)] : 0;
+        // The same count as the engine's cache (kv_cache::swa_seq_blocks), never above n_ctx.
+        positions += static_cast<uint64_t>(
+            w > 0 && n_ctx > 0 ? std::min(n_ctx, model::kv_cache::swa_seq_blocks(w, n_ctx) * model::k_kv_block_size)
+                               : n_ctx);
+    }
+    return kv_bytes_per_token_per_layer() * positions;
 }
 
 uint64_t scratch_bytes(const model_memory_facts& m, int64_t n_ctx, int64_t n_batch) {
@@ -57,7 +71,7 @@ memory_usage estimate_usage(const model_memory_facts& m, int n_gpu_layers, int64
     const bool all_on_gpu = m.n_layer > 0 && u.n_gpu_layers == m.n_layer;
     (all_on_gpu ? u.gpu_weight_bytes : u.host_weight_bytes) += m.output_bytes;
     u.gpu_kv_bytes = m.kv_bytes(u.n_gpu_layers, n_ctx);
-    u.host_kv_bytes = m.kv_bytes(m.n_layer - u.n_gpu_layers, n_ctx);
+    u.host_kv_bytes = m.host_kv_bytes(m.n_layer - u.n_gpu_layers, n_ctx);
     const uint64_t scratch = scratch_bytes(m, n_ctx, n_batch);
     if (u.n_gpu_layers > 0) u.gpu_scratch_bytes = scratch;
     // With every layer on the GPU the host only gathers embedding rows and receives logits.

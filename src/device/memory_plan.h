@@ -32,11 +32,17 @@ struct model_memory_facts {
     uint64_t output_bytes = 0;          // output + output_norm: on the GPU once every layer is
     uint64_t other_bytes = 0;           // tensors outside the layers (rope tables ...): host
     double kv_bytes_per_element = 2.0;  // F16 cache by default; 1.0625 for Q8_0
+    // [n_layer] or empty: the sliding window of each layer in the engine's window-sized KV cache
+    // (0: the layer keeps the whole context); such a layer's host KV holds about its window
+    // (model::kv_cache::swa_seq_blocks), GPU layers keep the whole context.
+    std::vector<int64_t> layer_window;
 
     uint64_t total_weight_bytes() const;
     // K and V bytes one token takes in one layer.
     uint64_t kv_bytes_per_token_per_layer() const;
     uint64_t kv_bytes(int n_layers, int64_t n_ctx) const;
+    // KV bytes of the first n_layers layers in host memory (windowed layers: their window pool).
+    uint64_t host_kv_bytes(int n_layers, int64_t n_ctx) const;
 };
 
 // Reads a GGUF file (metadata + tensor table) with gguf::file::open. Throws edgellm::error

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "device/memory_plan.h"
 #include "gguf/gguf.h"
+#include "model/kv_cache.h"
 #include "model/model.h"
 
 namespace edgellm::device {
@@ -79,6 +80,10 @@ model_memory_facts model_facts_from_gguf(const std::string& path) {
             m.head_dim_k = hp.head_dim;
             m.head_dim_v = hp.head_dim_v;
             m.values_in_keys = hp.kv_rows_per_token() == 1;
+            if (model::kv_cache::windowed_for(hp, /*swa_full=*/false)) {
+                m.layer_window.assign(static_cast<size_t>(m.n_layer), 0);
+                for (int il = 0; il < m.n_layer; ++il) m.layer_window[static_cast<size_t>(il)] = hp.window(il);
+            }
         } catch (const error&) {
         }
     }

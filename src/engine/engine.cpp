@@ -113,7 +113,8 @@ void engine::open() {
     if (params_.n_threads == 0) params_.n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const model::model_hparams& hp = lm_->hparams();
     // The plan (apply_load_plan) has set the context, KV type, batch and GPU layers.
-    kv_ = std::make_unique<model::kv_cache>(hp, params_.n_ctx, params_.kv_type, params_.n_seq, params_.n_kv_cells);
+    kv_ = std::make_unique<model::kv_cache>(hp, params_.n_ctx, params_.kv_type, params_.n_seq, params_.n_kv_cells,
+                                            params_.swa_full);
     forward_ = std::make_unique<model::forward_pass>(lm_->get_model(), params_.n_batch, params_.n_ctx, params_.n_threads);
     forward_->set_n_threads_batch(params_.n_threads_batch);
     forward_->set_flash_attn(params_.flash_attn);

@@ -66,6 +66,9 @@ struct engine_params {
     ggml_type kv_type = ggml_type::f16;
     int n_seq = 1;            // sequences the KV cache holds at once
     int64_t n_kv_cells = 0;   // KV pool size in positions shared by the sequences; 0: n_seq * n_ctx
+    // --swa-full: sliding-window layers (Gemma 2/3, Mistral) keep every position as the other
+    // layers do, instead of a window-sized pool (model::kv_cache; the default).
+    bool swa_full = false;
     bool repack = true;       // convert weights to the CPU kernels' packed layout at load
     // Layers whose weights and KV go to a CUDA GPU (-ngl; the last ones, and the output layer
     // when more than the layer count, as llama.cpp): model::gpu_layers. Refused with the reason

@@ -99,7 +99,7 @@ load_plan plan_load(const engine_params& p, const load_plan_model& m, const load
     auto fits = [&](ggml_type kv, int64_t ctx) {
         plan.kv_type = kv;
         plan.n_ctx = ctx;
-        plan.kv_bytes = model::kv_cache::bytes_for(hp, ctx, kv, p.n_seq, p.n_kv_cells);
+        plan.kv_bytes = model::kv_cache::bytes_for(hp, ctx, kv, p.n_seq, p.n_kv_cells, p.swa_full);
         return memory_refusal(plan, ctx);
     };
     if (!p.fallback) {

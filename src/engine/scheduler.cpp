@@ -32,6 +32,7 @@ scheduler::scheduler(step_runner& runner, scheduler_params p) : runner_(runner),
     if (p_.max_running <= 0 || p_.max_running > n_slots) p_.max_running = n_slots;
     for (int s = n_slots - 1; s >= 0; --s) free_slots_.push_back(s);
     metrics_.kv_blocks_total = runner_.kv().n_blocks();
+    metrics_.kv_bytes = runner_.kv().size_bytes();
     update_kv_metrics();
 }
 
@@ -104,7 +105,13 @@ void scheduler::finish(sequence& s, stop_reason reason, const std::string& err) 
     if (s.slot >= 0) {
         // Only the first n_eval positions hold KV of its tokens (not rejected drafts, nor what a
         // failed pass wrote); their full blocks stay in the prefix cache once released.
-        if (kv.seq_len(s.slot) > s.n_eval) kv.truncate(s.slot, s.n_eval);
+        if (kv.seq_len(s.slot) > s.n_eval) {
+            // A window-sized cache may not roll back past a long failed pass: then nothing is kept.
+            if (kv.can_truncate(s.slot, s.n_eval))
+                kv.truncate(s.slot, s.n_eval);
+            else
+                kv.clear(s.slot);
+        }
         s.res.n_kv = kv.seq_len(s.slot);
         if (s.req.slot < 0) {  // pinned slots keep their KV for the caller
             kv.cache_blocks(s.slot, s.tokens);
@@ -173,6 +180,8 @@ void scheduler::admit() {
         if (s.req.slot >= 0 && s.res.n_preempted == 0 && s.n_eval == 0) {
             // At least the last prompt token is evaluated again: its logits pick the first token.
             keep = std::clamp<int64_t>(s.req.n_cached, 0, std::min(kv.seq_len(slot), s.n_prompt - 1));
+            // A window-sized cache cannot roll back past its sliding window: the prompt then runs whole.
+            if (!kv.can_truncate(slot, keep)) keep = 0;
             s.res.n_cached = keep;
         }
         kv.truncate(slot, std::min(kv.seq_len(slot), keep));

@@ -194,6 +194,7 @@ struct scheduler_metrics {
     std::atomic<int64_t> last_batch_seqs{0};    // sequences in the last forward pass
     std::atomic<int64_t> kv_blocks_used{0};
     std::atomic<int64_t> kv_blocks_total{0};
+    std::atomic<uint64_t> kv_bytes{0};              // the KV cache's allocation (window-sized pools included)
     std::atomic<int64_t> kv_blocks_cached{0};       // blocks holding a registered prefix
     std::atomic<uint64_t> prefix_hit_tokens{0};     // prompt tokens taken from the prefix cache
     std::atomic<uint64_t> prefix_hit_blocks{0};     // ... in blocks

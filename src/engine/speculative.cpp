@@ -103,6 +103,8 @@ public:
             size_t common = 0;
             const size_t lim = std::min({h.size(), static_cast<size_t>(kv.seq_len(w.slot)), w.tokens.size() - 1});
             while (common < lim && h[common] == w.tokens[common]) ++common;
+            // A window-sized cache may not roll back that far: then the draft starts over.
+            if (!kv.can_truncate(w.slot, static_cast<int64_t>(common))) common = 0;
             kv.truncate(w.slot, static_cast<int64_t>(common));
             h.assign(w.tokens.begin(), w.tokens.end());
             for (size_t p = common; p < w.tokens.size(); ++p)

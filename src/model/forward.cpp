@@ -142,8 +142,19 @@ std::span<const float> forward_pass::eval_impl(kv_cache& kv, const batch& b, boo
     std::vector<float>& buf = hidden ? hidden_ : logits_;
     if (buf.size() < n_out * static_cast<size_t>(width)) buf.resize(n_out * static_cast<size_t>(width));
     float* out = buf.data();
-    for (size_t begin = 0; begin < b.size(); begin += static_cast<size_t>(n_batch_)) {
-        const size_t end = std::min(b.size(), begin + static_cast<size_t>(n_batch_));
+    // A window-sized cache holds k_kv_swa_step new positions per sequence and step at most: longer
+    // inputs run in steps of that size, each reserving its window blocks (which releases the
+    // blocks the step's queries no longer see).
+    const size_t step = static_cast<size_t>(kv.windowed() ? std::min(n_batch_, k_kv_swa_step) : n_batch_);
+    for (size_t begin = 0; begin < b.size(); begin += step) {
+        const size_t end = std::min(b.size(), begin + step);
+        if (kv.windowed()) {
+            std::map<int32_t, int64_t> step_end;
+            for (size_t i = begin; i < end; ++i) step_end[b.seq_ids[i]] = b.positions[i] + 1;
+            for (const auto& [seq, n_pos] : step_end)
+                if (!kv.reserve(seq, n_pos))
+                    throw error(fmt::format("KV cache is full: no sliding-window block left for sequence {}", seq));
+        }
         eval_step(kv, b, begin, end, out, hidden);
         for (size_t i = begin; i < end; ++i) out += (hidden || b.want_logits[i]) ? width : 0;
     }

@@ -741,6 +741,9 @@ std::string server::impl::metrics_text() const {
     add("edgellm_kv_blocks_used", "gauge", "KV cache blocks held by sequences.", m.kv_blocks_used.load());
     add("edgellm_kv_blocks_total", "gauge", "KV cache blocks in the pool.", m.kv_blocks_total.load());
     add("edgellm_kv_block_size", "gauge", "Positions per KV cache block.", model::k_kv_block_size);
+    add("edgellm_kv_cache_bytes", "gauge",
+        "KV cache allocation in bytes (sliding-window layers: their window-sized pool unless --swa-full).",
+        m.kv_bytes.load());
     add("edgellm_kv_blocks_cached", "gauge", "KV cache blocks holding a reusable prompt prefix (prefix cache).",
         m.kv_blocks_cached.load());
     add("edgellm_prefix_cache_hit_tokens_total", "counter", "Prompt tokens whose KV was reused from the prefix cache.",

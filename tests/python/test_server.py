@@ -158,6 +158,8 @@ def test_eight_concurrent_streams_each_equal_single_stream_greedy(stories):
     assert got == want
     m = stories.wait_idle()
     assert m["edgellm_kv_blocks_used"] == 0
+    # stories260K has no sliding window: one pool of 5 layers, K and V rows of 32 F16 per position.
+    assert m["edgellm_kv_cache_bytes"] == m["edgellm_kv_blocks_total"] * 16 * 5 * 2 * 32 * 2
 
 
 def test_synth_model_greedy_equals_run(synth):

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "device/device.h"
+#include "model/kv_cache.h"
 #include "test_util.h"
 
 using namespace edgellm;
@@ -195,3 +196,27 @@ TEST(MemoryPlan, OrinNanoFixtureKeepsTheSystemReserveInOnePool) {
     EXPECT_THROW(plan_memory(m, capped, {}), usage_error);
 }
 
+TEST(MemoryPlan, SlidingWindowLayersCountTheEnginesWindowPool) {
+    // Gemma-3-270M's KV geometry: 18 layers, every 6th global, a 512 window, one 256-wide KV head.
+    model::model_hparams hp;
+    hp.n_layer = 18;
+    hp.n_head = 4;
+    hp.n_head_kv = 1;
+    hp.head_dim = 256;
+    hp.n_embd = 640;
+    hp.n_swa = 512;
+    hp.swa_pattern = 6;
+    model_memory_facts m;
+    m.n_layer = 18;
+    m.n_head_kv = 1;
+    m.head_dim_k = m.head_dim_v = 256;
+    for (int il = 0; il < 18; ++il) m.layer_window.push_back(hp.window(il));
+    // The planner's host KV is what the engine's cache allocates.
+    EXPECT_EQ(m.host_kv_bytes(18, 32768), model::kv_cache::bytes_for(hp, 32768, ggml_type::f16, 1, 0));
+    EXPECT_LT(m.host_kv_bytes(18, 32768), m.kv_bytes(18, 32768) / 5);
+    // GPU layers (the last ones) keep the whole context; the host keeps the first 12.
+    const memory_usage u = estimate_usage(m, 6, 32768, 512);
+    EXPECT_EQ(u.gpu_kv_bytes, m.kv_bytes(6, 32768));
+    EXPECT_EQ(u.host_kv_bytes, m.host_kv_bytes(12, 32768));
+    EXPECT_EQ(u.host_kv_bytes, (2 * 32768 + 10 * 1104) * 1024u);
+}

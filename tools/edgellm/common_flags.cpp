@@ -43,6 +43,9 @@ void session_flags::add_to(CLI::App* cmd, const std::string& ctx_help) {
     cmd->add_flag("--deterministic", deterministic,
                   "batch-invariant kernels: a sequence's output does not depend on what else is in its batch, so "
                   "concurrent greedy requests give exactly their single-stream text (slower prompt processing; CPU only)");
+    cmd->add_flag("--swa-full", swa_full,
+                  "sliding-window layers (Gemma 2/3, Mistral) keep every position of the context instead of only "
+                  "about their window (more memory; as llama.cpp's --swa-full)");
     cmd->add_flag("--no-prefix-cache", no_prefix_cache,
                   "do not reuse the KV cache of a prompt prefix an earlier request or chat turn left (automatic "
                   "prefix caching is on by default, off with GPU layers)");
@@ -63,6 +66,7 @@ engine::engine_params session_flags::params() const {
     ep.repack = !no_repack;
     ep.prefix_cache = !no_prefix_cache;
     ep.deterministic = deterministic;
+    ep.swa_full = swa_full;
     if (n_gpu_layers < -1) throw usage_error(fmt::format("-ngl must be >= 0, got {}", n_gpu_layers));
     ep.n_gpu_layers = std::max(n_gpu_layers, 0);
     if (!memory_limit.empty()) ep.memory_budget_bytes = parse_size(memory_limit, "--memory-limit");

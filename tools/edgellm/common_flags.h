@@ -27,6 +27,7 @@ struct session_flags {
     std::string flash_attn = "auto";  // --flash-attn auto|on|off
     bool no_prefix_cache = false;     // --no-prefix-cache
     bool deterministic = false;       // --deterministic
+    bool swa_full = false;            // --swa-full
 
     // -t -tb -c -b --kv-type --no-repack -ngl (the model option is added by each command: its spelling differs).
     void add_to(CLI::App* cmd, const std::string& ctx_help = "context size (default: model's, at most 4096)");
