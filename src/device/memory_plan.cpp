@@ -156,7 +156,7 @@ memory_plan plan_memory(const model_memory_facts& m, const plan_budget& b,
     if (m.n_layer <= 0) throw usage_error("memory plan: the model has no layers");
     int64_t ctx = req.n_ctx > 0
                       ? req.n_ctx
-                      : (m.n_ctx_train > 0 ? std::min<int64_t>(m.n_ctx_train, 4096) : 4096);
+                      : model::default_ctx(m.n_ctx_train);
     const int64_t min_ctx = std::min(std::max<int64_t>(req.min_ctx, 1), ctx);
     int max_ngl = b.has_gpu ? m.n_layer : 0;
     if (req.n_gpu_layers_max >= 0) max_ngl = std::min(max_ngl, req.n_gpu_layers_max);

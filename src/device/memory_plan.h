@@ -64,7 +64,7 @@ plan_budget budget_from_device(const device_info& dev,
                                std::optional<uint64_t> memory_cap_bytes = std::nullopt);
 
 struct plan_request {
-    int64_t n_ctx = 0;  // 0: min(n_ctx_train, 4096)
+    int64_t n_ctx = 0;  // 0: model::default_ctx(n_ctx_train)
     int64_t n_batch = 512;
     int64_t min_ctx = 256;      // the planner never shrinks the context below this
     int n_gpu_layers_max = -1;  // -1: as many as fit

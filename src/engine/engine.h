@@ -96,7 +96,7 @@ struct engine_params {
     bool deterministic = false;
 };
 constexpr int64_t k_fallback_min_ctx = 256;
-constexpr int64_t k_default_max_ctx = 4096;
+using model::k_default_max_ctx;
 
 
 // What one generate() call measured: the scheduler's record of the sequence (sequence_result:

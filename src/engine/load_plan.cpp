@@ -80,7 +80,7 @@ load_plan plan_load(const engine_params& p, const load_plan_model& m, const load
     // 1. The context: the requested one, or the model's trained context capped. Sliding-window
     // layers mask keys older than the window (forward_pass::attend), so the context is limited by
     // the trained context only.
-    plan.asked_ctx = plan.n_ctx = p.n_ctx == 0 ? std::min(hp.n_ctx_train, k_default_max_ctx) : p.n_ctx;
+    plan.asked_ctx = plan.n_ctx = p.n_ctx == 0 ? model::default_ctx(hp.n_ctx_train) : p.n_ctx;
     plan.n_batch = std::min(p.n_batch, plan.n_ctx * p.n_seq);
     if (plan.n_ctx > hp.n_ctx_train) {
         plan.error = fmt::format("context size {} exceeds the model's maximum of {} tokens", plan.n_ctx, hp.n_ctx_train);

@@ -9,6 +9,13 @@
 
 namespace edgellm::model {
 
+// The context a session uses when none is asked for: the model's trained context, capped at this
+// (the owner of the rule; the load plan, the server's pool and the memory advice read it).
+constexpr int64_t k_default_max_ctx = 4096;
+inline int64_t default_ctx(int64_t n_ctx_train) {
+    return n_ctx_train > 0 ? (n_ctx_train < k_default_max_ctx ? n_ctx_train : k_default_max_ctx) : k_default_max_ctx;
+}
+
 // The FFN's gate activation: SwiGLU (silu) or GeGLU (tanh GELU, Gemma).
 enum class ffn_activation { silu, gelu };
 

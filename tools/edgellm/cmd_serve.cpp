@@ -89,7 +89,7 @@ void serve(serve_options& o) {
     // unless --ctx-per-seq caps it (and never more than the model was trained for).
     const int64_t pool_flag = ep.n_ctx;
     auto size_pool = [&](engine::engine_params& e, const model::model_hparams& hp) {
-        const int64_t pool = pool_flag > 0 ? pool_flag : std::min(hp.n_ctx_train, engine::k_default_max_ctx);
+        const int64_t pool = pool_flag > 0 ? pool_flag : model::default_ctx(hp.n_ctx_train);
         e.n_kv_cells = pool;
         e.n_ctx = std::min({o.n_ctx_seq > 0 ? o.n_ctx_seq : pool, pool, hp.n_ctx_train});
         e.n_seq = n_parallel;
