@@ -12,7 +12,22 @@
 #include <string>
 #include <vector>
 
+#include "model/hparams.h"
+
 namespace edgellm::test {
+
+// Gemma-3-270M's KV geometry: 18 layers, every 6th global, a 512 window, one 256-wide KV head.
+inline model::model_hparams gemma3_270m_kv_hparams() {
+    model::model_hparams hp;
+    hp.n_layer = 18;
+    hp.n_head = 4;
+    hp.n_head_kv = 1;
+    hp.head_dim = 256;
+    hp.n_embd = 640;
+    hp.n_swa = 512;
+    hp.swa_pattern = 6;
+    return hp;
+}
 
 // Path of a file under ../shared (models, vocabs, templates).
 inline std::filesystem::path shared_path(const std::string& rel) {

@@ -197,15 +197,7 @@ TEST(MemoryPlan, OrinNanoFixtureKeepsTheSystemReserveInOnePool) {
 }
 
 TEST(MemoryPlan, SlidingWindowLayersCountTheEnginesWindowPool) {
-    // Gemma-3-270M's KV geometry: 18 layers, every 6th global, a 512 window, one 256-wide KV head.
-    model::model_hparams hp;
-    hp.n_layer = 18;
-    hp.n_head = 4;
-    hp.n_head_kv = 1;
-    hp.head_dim = 256;
-    hp.n_embd = 640;
-    hp.n_swa = 512;
-    hp.swa_pattern = 6;
+    const model::model_hparams hp = test::gemma3_270m_kv_hparams();
     model_memory_facts m;
     m.n_layer = 18;
     m.n_head_kv = 1;

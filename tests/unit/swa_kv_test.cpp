@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "fake_runners.h"
+#include "test_util.h"
 
 namespace edgellm {
 namespace {
@@ -46,15 +47,7 @@ void expect_rows(const model::kv_cache& kv, int64_t il, int seq, const std::vect
 }
 
 TEST(SwaKv, BytesForCountTheWindowPoolOfGemma3Like) {
-    // Gemma-3-270M's KV geometry: 18 layers, every 6th global, a 512 window, one 256-wide KV head.
-    model::model_hparams hp;
-    hp.n_layer = 18;
-    hp.n_head = 4;
-    hp.n_head_kv = 1;
-    hp.head_dim = 256;
-    hp.n_embd = 640;
-    hp.n_swa = 512;
-    hp.swa_pattern = 6;
+    model::model_hparams hp = test::gemma3_270m_kv_hparams();
     const uint64_t per_pos_layer = 2 * 256 * 2;  // K and V rows of 256 f16
     const uint64_t full = 3 * 32768 * per_pos_layer;
     // Per sequence and window layer: window 512 + step 512 - 1 + slack 64 = 1087 positions -> 68
