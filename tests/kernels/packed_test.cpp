@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <tuple>
 
@@ -34,7 +35,7 @@ std::vector<ggml_type> packed_types() {
 }
 
 TEST(Packed, TheCommonDecodeTypesHaveALayout) {
-    for (auto t : {ggml_type::q4_0, ggml_type::q5_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k})
+    for (auto t : {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q5_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k})
         EXPECT_NE(packed_layout_for(t), nullptr) << type_traits(t).name;
 }
 
@@ -123,8 +124,9 @@ std::string pk_name(const ::testing::TestParamInfo<pk_param>& info) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, PackedMulMat, ::testing::ValuesIn(pk_params()), pk_name);
 
-// Rows whose every quant bit is set (Q4_0 / Q4_K: q = 15, Q5_0 / Q5_K: q = 31, Q3_K: q = 7, Q2_K:
-// q = 3; K scales and mins 63, Q3_K's signed scales 31, Q2_K's 15) with block scales 1: the largest unsigned weights the gemms see, against activations of +-1
+// Rows whose every quant bit is set (Q4_0 / Q4_1 / Q4_K: q = 15, Q5_0 / Q5_K: q = 31, Q3_K: q = 7, Q2_K:
+// q = 3; K scales and mins 63, Q3_K's signed scales 31, Q2_K's 15) with block scales (and Q4_1
+// mins) 1: the largest unsigned weights the gemms see, against activations of +-1
 // (quantized to exactly +-127). Summing too many maddubs pairs in i16 would saturate and be off
 // by thousands; the exact answer is an integer the gemm must reproduce to f32 rounding.
 std::vector<uint8_t> saturated_rows(ggml_type t, int64_t n_rows, int64_t n_cols) {
@@ -135,6 +137,10 @@ std::vector<uint8_t> saturated_rows(ggml_type t, int64_t n_rows, int64_t n_cols)
         switch (t) {
             case ggml_type::q4_0:
             case ggml_type::q5_0: std::memcpy(&w[at], &one, 2); break;
+            case ggml_type::q4_1:
+                std::memcpy(&w[at + offsetof(q4_1_block, d)], &one, 2);
+                std::memcpy(&w[at + offsetof(q4_1_block, m)], &one, 2);
+                break;
             case ggml_type::q3_k: std::memcpy(&w[at + offsetof(q3_k_block, d)], &one, 2); break;
             case ggml_type::q2_k:
                 std::memcpy(&w[at + offsetof(q2_k_block, d)], &one, 2);
@@ -152,7 +158,7 @@ std::vector<uint8_t> saturated_rows(ggml_type t, int64_t n_rows, int64_t n_cols)
 }
 
 TEST(PackedMulMatExtremes, LargestWeightsAndActivationsDoNotSaturate) {
-    for (auto type : {ggml_type::q4_0, ggml_type::q5_0, ggml_type::q2_k, ggml_type::q3_k, ggml_type::q4_k, ggml_type::q5_k}) {
+    for (auto type : {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q5_0, ggml_type::q2_k, ggml_type::q3_k, ggml_type::q4_k, ggml_type::q5_k}) {
         const auto* l = packed_layout_for(type);
         if (!l) continue;
         SCOPED_TRACE(type_name(type));
@@ -199,6 +205,25 @@ TEST(PackedDispatch, PackingInSlicesOfGroupsEqualsPackingTheWholeMatrix) {
         EXPECT_EQ(0, std::memcmp(whole.data(), sliced.data(), whole.size()));
     }
     if (n_checked == 0) GTEST_SKIP() << "no packed gemm on this CPU";
+}
+
+// The loader repacks a matrix only where the CPU's best table has the gemm for its layout (Q4_1 x8
+// has none on NEON): packed_size is zero exactly where that gemm is missing.
+TEST(PackedDispatch, ALayoutIsUsedOnlyWhereTheBestTableHasItsGemm) {
+    const char* no_repack = std::getenv("EDGELLM_NO_REPACK");
+    if (no_repack && *no_repack && std::strcmp(no_repack, "0") != 0) GTEST_SKIP() << "EDGELLM_NO_REPACK is set";
+    const auto& best = *test::available_tables().back().ops;
+    for (auto type : packed_types()) {
+        SCOPED_TRACE(type_name(type));
+        const bool has_gemm = best.packed_gemm_for && best.packed_gemm_for(type);
+        const int64_t n_cols = type_traits(type).block_size == 1 ? 64 : 2 * type_traits(type).block_size;
+        EXPECT_EQ(kernels::packed_size(type, 16, n_cols) != 0, has_gemm);
+    }
+    EXPECT_EQ(kernels::cpu::generic_ops().packed_gemm_for ? kernels::cpu::generic_ops().packed_gemm_for(ggml_type::q4_1) : nullptr,
+              nullptr);
+    if (const auto* neon = kernels::cpu::neon_ops()) {
+        EXPECT_EQ(neon->packed_gemm_for(ggml_type::q4_1), nullptr) << "Q4_1 x8 has no NEON gemm: per-row kernels there";
+    }
 }
 
 TEST(PackedDispatch, SizeIsZeroWhenNotPackedAndPublicProductMatches) {

@@ -43,6 +43,15 @@ void packed_q5_0_gemm_avx2(const void* group, const void* act, size_t act_stride
 void packed_q5_0_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                              float* y, size_t y_stride);
 
+// Q4_1: the Q4_0 layout plus the rows' f16 mins after their scales (packed_q4_1.cpp); its gemms
+// share the Q4_0 ones' code, the min term coming from the activation blocks' sums. No NEON gemm:
+// Q4_1 stays on the per-row kernels there.
+const packed_layout& packed_q4_1_layout();
+void packed_q4_1_gemm_avx2(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride);
+void packed_q4_1_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                             float* y, size_t y_stride);
+
 // Packs a whole matrix (groups, then the tail rows copied) into dst of packed_bytes() bytes.
 size_t packed_bytes(const packed_layout& l, int64_t n_rows, int64_t n_cols);
 void pack_matrix(const packed_layout& l, const void* w, int64_t n_rows, int64_t n_cols, void* dst, int n_threads);
