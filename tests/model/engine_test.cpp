@@ -373,7 +373,7 @@ TEST_P(EngineRepack, RepackedWeightsMatchTheFileLayout) {
         }
     }
 }
-INSTANTIATE_TEST_SUITE_P(PackedTypes, EngineRepack, ::testing::Values(ggml_type::q4_0, ggml_type::q4_1, ggml_type::q5_0, ggml_type::q8_0, ggml_type::q2_k, ggml_type::q3_k, ggml_type::q4_k, ggml_type::q5_k,
+INSTANTIATE_TEST_SUITE_P(PackedTypes, EngineRepack, ::testing::Values(ggml_type::q4_0, ggml_type::q4_1, ggml_type::q5_0, ggml_type::q5_1, ggml_type::q8_0, ggml_type::q2_k, ggml_type::q3_k, ggml_type::q4_k, ggml_type::q5_k,
                                                                  ggml_type::q6_k, ggml_type::f16, ggml_type::bf16),
                          [](const auto& info) { return std::string(type_name(info.param)); });
 

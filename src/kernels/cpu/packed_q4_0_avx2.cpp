@@ -1,10 +1,11 @@
-// AVX2 gemms over Q4_0, Q5_0 and Q4_1 x8 groups (packed_q4_0.cpp, packed_q5_0.cpp,
-// packed_q4_1.cpp): per block, 4 chunk loads unpack into the low and high nibbles of 8 rows (Q5_0:
-// each ORed with its fifth bit from the block's qh vector); each token's 4-byte activation
-// broadcasts meet them with maddubs. Q4_1 adds m * dy * sum(y) per block (the rows' mins times the
-// activation block's sum) in f32.
+// AVX2 gemms over Q4_0, Q5_0, Q4_1 and Q5_1 x8 groups (packed_q4_0.cpp, packed_q5_0.cpp,
+// packed_q4_1.cpp): per block, 4 chunk loads unpack into the low and high nibbles of 8 rows (Q5_0,
+// Q5_1: each ORed with its fifth bit from the block's qh vector); each token's 4-byte activation
+// broadcasts meet them with maddubs. Q4_1 / Q5_1 add m * dy * sum(y) per block (the rows' mins
+// times the activation block's integer sum) in f32, as the per-row dots (legacy_dots_x86.h) do.
 // i16 bounds: Q4_0 and Q4_1 sum a whole block in i16 (16 products of q <= 15 and |a| <= 127 per
-// lane, at most 30480); Q5_0 (q <= 31) sums two chunks (8 products, at most 31496) before widening.
+// lane, at most 30480); Q5_0 / Q5_1 (q <= 31) sum two chunks (8 products, at most 31496) before
+// widening.
 #include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/packed.h"
 #include "kernels/cpu/packed_hbits_x86.h"
@@ -13,9 +14,10 @@
 namespace edgellm::kernels::cpu {
 namespace {
 
-// The three layouts sharing this code: Q4_0 x8 (144-byte blocks, q - 8), Q5_0 x8 (176 bytes,
-// fifth bits from a qh vector, q - 16), Q4_1 x8 (160 bytes, d*q + m: f16 mins after the scales).
-enum class kind { q4_0, q5_0, q4_1 };
+// The four layouts sharing this code: Q4_0 x8 (144-byte blocks, q - 8), Q5_0 x8 (176 bytes,
+// fifth bits from a qh vector after the nibbles, q - 16), Q4_1 x8 (160 bytes, d*q + m: f16 mins
+// after the scales), Q5_1 x8 (192 bytes: Q4_1's scales, mins and nibbles, then Q5_0's qh vector).
+enum class kind { q4_0, q5_0, q4_1, q5_1 };
 
 inline __m256i bcast4(const int8_t* p) {
     int32_t v;
@@ -25,10 +27,10 @@ inline __m256i bcast4(const int8_t* p) {
 
 template <int T, kind K>
 void gemm_tile(const uint8_t* g, const act_q8_32* const* a, int64_t nb, float* y, size_t y_stride) {
-    constexpr bool Q5 = K == kind::q5_0, min = K == kind::q4_1;
-    constexpr size_t block_bytes = Q5 ? 176 : min ? 160 : 144;
-    constexpr size_t qs_at = min ? 32 : 16;
-    constexpr int offset = Q5 ? -16 : min ? 0 : -8;
+    constexpr bool Q5 = K == kind::q5_0 || K == kind::q5_1, min = K == kind::q4_1 || K == kind::q5_1;
+    constexpr size_t qs_at = min ? 32 : 16, qh_at = qs_at + 128;
+    constexpr size_t block_bytes = qh_at + (Q5 ? 32 : 0);
+    constexpr int offset = min ? 0 : Q5 ? -16 : -8;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[T];
@@ -43,7 +45,7 @@ void gemm_tile(const uint8_t* g, const act_q8_32* const* a, int64_t nb, float* y
             s32[t] = _mm256_set1_epi32(offset * a[t][b].sum);
         }
         [[maybe_unused]] __m256i qh;
-        if constexpr (Q5) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 144));
+        if constexpr (Q5) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + qh_at));
         auto chunk = [&](auto kc) {
             constexpr int k = decltype(kc)::value;
             const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + qs_at + 32 * k));
@@ -104,6 +106,11 @@ void packed_q5_0_gemm_avx2(const void* group, const void* act, size_t act_stride
 void packed_q4_1_gemm_avx2(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                            float* y, size_t y_stride) {
     gemm<kind::q4_1>(group, act, act_stride, n_tokens, n_cols, y, y_stride);
+}
+
+void packed_q5_1_gemm_avx2(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride) {
+    gemm<kind::q5_1>(group, act, act_stride, n_tokens, n_cols, y, y_stride);
 }
 
 }  // namespace edgellm::kernels::cpu
