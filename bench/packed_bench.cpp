@@ -72,8 +72,8 @@ int register_all() {
         const cpu::isa_ops* ops;
     };
     const isa isas[] = {{"avx2", cpu::avx2_ops()}, {"avx512", cpu::avx512_ops()}, {"neon", cpu::neon_ops()}};
-    for (auto t : {ggml_type::q4_0, ggml_type::q5_0, ggml_type::q8_0, ggml_type::q2_k, ggml_type::q3_k, ggml_type::q4_k,
-                   ggml_type::q5_k, ggml_type::q6_k, ggml_type::f16, ggml_type::bf16}) {
+    for (auto t : {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q5_0, ggml_type::q5_1, ggml_type::q8_0, ggml_type::q2_k,
+                   ggml_type::q3_k, ggml_type::q4_k, ggml_type::q5_k, ggml_type::q6_k, ggml_type::f16, ggml_type::bf16}) {
         if (!cpu::packed_layout_for(t)) continue;
         for (const auto& i : isas) {
             if (!i.ops || !i.ops->packed_gemm_for || !i.ops->packed_gemm_for(t)) continue;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <tuple>
 
@@ -34,7 +35,7 @@ std::vector<ggml_type> packed_types() {
 }
 
 TEST(Packed, TheCommonDecodeTypesHaveALayout) {
-    for (auto t : {ggml_type::q4_0, ggml_type::q5_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k})
+    for (auto t : {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q5_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k})
         EXPECT_NE(packed_layout_for(t), nullptr) << type_traits(t).name;
 }
 
@@ -129,8 +130,9 @@ std::string pk_name(const ::testing::TestParamInfo<pk_param>& info) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, PackedMulMat, ::testing::ValuesIn(pk_params()), pk_name);
 
-// Rows whose every quant bit is set (Q4_0 / Q4_K: q = 15, Q5_0 / Q5_K: q = 31, Q3_K: q = 7, Q2_K:
-// q = 3; K scales and mins 63, Q3_K's signed scales 31, Q2_K's 15) with block scales 1: the largest unsigned weights the gemms see, against activations of +-1
+// Rows whose every quant bit is set (Q4_0 / Q4_1 / Q4_K: q = 15, Q5_0 / Q5_K: q = 31, Q3_K: q = 7, Q2_K:
+// q = 3; K scales and mins 63, Q3_K's signed scales 31, Q2_K's 15) with block scales (and Q4_1
+// mins) 1: the largest unsigned weights the gemms see, against activations of +-1
 // (quantized to exactly +-127). Summing too many maddubs pairs in i16 would saturate and be off
 // by thousands; the exact answer is an integer the gemm must reproduce to f32 rounding.
 std::vector<uint8_t> saturated_rows(ggml_type t, int64_t n_rows, int64_t n_cols) {
@@ -141,6 +143,14 @@ std::vector<uint8_t> saturated_rows(ggml_type t, int64_t n_rows, int64_t n_cols)
         switch (t) {
             case ggml_type::q4_0:
             case ggml_type::q5_0: std::memcpy(&w[at], &one, 2); break;
+            case ggml_type::q4_1:
+                std::memcpy(&w[at + offsetof(q4_1_block, d)], &one, 2);
+                std::memcpy(&w[at + offsetof(q4_1_block, m)], &one, 2);
+                break;
+            case ggml_type::q5_1:
+                std::memcpy(&w[at + offsetof(q5_1_block, d)], &one, 2);
+                std::memcpy(&w[at + offsetof(q5_1_block, m)], &one, 2);
+                break;
             case ggml_type::q3_k: std::memcpy(&w[at + offsetof(q3_k_block, d)], &one, 2); break;
             case ggml_type::q2_k:
                 std::memcpy(&w[at + offsetof(q2_k_block, d)], &one, 2);
@@ -158,7 +168,7 @@ std::vector<uint8_t> saturated_rows(ggml_type t, int64_t n_rows, int64_t n_cols)
 }
 
 TEST(PackedMulMatExtremes, LargestWeightsAndActivationsDoNotSaturate) {
-    for (auto type : {ggml_type::q4_0, ggml_type::q5_0, ggml_type::q2_k, ggml_type::q3_k, ggml_type::q4_k, ggml_type::q5_k}) {
+    for (auto type : {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q5_0, ggml_type::q5_1, ggml_type::q2_k, ggml_type::q3_k, ggml_type::q4_k, ggml_type::q5_k}) {
         const auto* l = packed_layout_for(type);
         if (!l) continue;
         SCOPED_TRACE(type_name(type));
@@ -205,6 +215,57 @@ TEST(PackedDispatch, PackingInSlicesOfGroupsEqualsPackingTheWholeMatrix) {
         EXPECT_EQ(0, std::memcmp(whole.data(), sliced.data(), whole.size()));
     }
     if (n_checked == 0) GTEST_SKIP() << "no packed gemm on this CPU";
+}
+
+// The loader repacks a matrix only where the CPU's best table has the gemm for its layout (Q4_1 and
+// Q5_1 x8 have none on NEON): packed_size is zero exactly where that gemm is missing.
+TEST(PackedDispatch, ALayoutIsUsedOnlyWhereTheBestTableHasItsGemm) {
+    const char* no_repack = std::getenv("EDGELLM_NO_REPACK");
+    if (no_repack && *no_repack && std::strcmp(no_repack, "0") != 0) GTEST_SKIP() << "EDGELLM_NO_REPACK is set";
+    const auto& best = *test::available_tables().back().ops;
+    for (auto type : packed_types()) {
+        SCOPED_TRACE(type_name(type));
+        const bool has_gemm = best.packed_gemm_for && best.packed_gemm_for(type);
+        const int64_t n_cols = type_traits(type).block_size == 1 ? 64 : 2 * type_traits(type).block_size;
+        EXPECT_EQ(kernels::packed_size(type, 16, n_cols) != 0, has_gemm);
+    }
+    EXPECT_EQ(kernels::cpu::generic_ops().packed_gemm_for ? kernels::cpu::generic_ops().packed_gemm_for(ggml_type::q4_1) : nullptr,
+              nullptr);
+    if (const auto* neon = kernels::cpu::neon_ops()) {
+        EXPECT_EQ(neon->packed_gemm_for(ggml_type::q4_1), nullptr) << "Q4_1 x8 has no NEON gemm: per-row kernels there";
+        EXPECT_EQ(neon->packed_gemm_for(ggml_type::q5_1), nullptr) << "Q5_1 x8 has no NEON gemm: per-row kernels there";
+    }
+}
+
+// The 32-element types' packed gemms and the per-row fast dots (mul_mat on the GGUF rows) take the
+// same 8-bit activation blocks and the same integer block sums and scales; for Q4_1 / Q5_1 the
+// same min term m * dy * (integer sum of the block's int8 activations). Only the f32 summation
+// order differs, so the two agree far below the reference tolerance, also with activations of
+// nonzero mean and an outlier channel (where a min term built from another block sum, e.g. the
+// float sum of the unquantized block, would show), on 17-block rows and odd row counts (tail rows).
+TEST(PackedDispatch, LegacyGemmsComputeWhatThePerRowDotsCompute) {
+    int n_checked = 0;
+    for (auto type : {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q5_0, ggml_type::q5_1, ggml_type::q8_0}) {
+        const int64_t n_rows = 43, n_cols = 17 * 32;
+        if (kernels::packed_size(type, n_rows, n_cols) == 0) continue;
+        SCOPED_TRACE(type_name(type));
+        ++n_checked;
+        const auto w = test::random_weights(type, n_rows, n_cols, 21);
+        for (int64_t n_tokens : {1, 5, 9}) {
+            auto x = test::random_floats(size_t(n_cols * n_tokens), 22 + uint32_t(n_tokens));
+            for (int64_t t = 0; t < n_tokens; ++t) {
+                for (int64_t c = 0; c < n_cols; ++c) x[size_t(t * n_cols + c)] += 0.7f;
+                x[size_t(t * n_cols + 37)] = 25.0f;
+            }
+            std::vector<uint8_t> p(kernels::packed_size(type, n_rows, n_cols));
+            kernels::pack_weights(type, w.data(), n_rows, n_cols, p.data(), 1);
+            std::vector<float> y(size_t(n_rows * n_tokens)), y_row(y.size());
+            kernels::mul_mat_packed(type, p.data(), n_rows, n_cols, x.data(), n_tokens, y.data(), 2);
+            kernels::mul_mat(type, w.data(), n_rows, n_cols, x.data(), n_tokens, y_row.data(), 2);
+            EXPECT_LE(test::nmse(y.data(), y_row.data(), y.size()), 1e-11) << n_tokens << " tokens";
+        }
+    }
+    if (n_checked == 0) GTEST_SKIP() << "no packed gemm for the 32-element types on this CPU";
 }
 
 TEST(PackedDispatch, SizeIsZeroWhenNotPackedAndPublicProductMatches) {

@@ -342,9 +342,10 @@ class EngineRepack : public ::testing::TestWithParam<ggml_type> {};
 TEST_P(EngineRepack, RepackedWeightsMatchTheFileLayout) {
     tiny_model_spec s;
     s.weight_type = GetParam();
-    // Tied embeddings (Gemma, SmolLM2) for some types: the output projection is packed while the
+    // Tied embeddings (Gemma, SmolLM2: Q4_1) for some types: the output projection is packed while the
     // embedding lookup reads token_embd's file rows.
-    s.tied = s.weight_type == ggml_type::q8_0 || s.weight_type == ggml_type::q5_0 || s.weight_type == ggml_type::q6_k;
+    s.tied = s.weight_type == ggml_type::q8_0 || s.weight_type == ggml_type::q4_1 || s.weight_type == ggml_type::q5_0 ||
+             s.weight_type == ggml_type::q6_k;
     const bool k_quant = type_traits(s.weight_type).block_size == 256;
     s.n_embd = k_quant ? 256 : 128;
     s.n_ff = k_quant ? 256 : 96;
@@ -385,7 +386,7 @@ TEST_P(EngineRepack, RepackedWeightsMatchTheFileLayout) {
         }
     }
 }
-INSTANTIATE_TEST_SUITE_P(PackedTypes, EngineRepack, ::testing::Values(ggml_type::q4_0, ggml_type::q5_0, ggml_type::q8_0, ggml_type::q2_k, ggml_type::q3_k, ggml_type::q4_k, ggml_type::q5_k,
+INSTANTIATE_TEST_SUITE_P(PackedTypes, EngineRepack, ::testing::Values(ggml_type::q4_0, ggml_type::q4_1, ggml_type::q5_0, ggml_type::q5_1, ggml_type::q8_0, ggml_type::q2_k, ggml_type::q3_k, ggml_type::q4_k, ggml_type::q5_k,
                                                                  ggml_type::q6_k, ggml_type::f16, ggml_type::bf16),
                          [](const auto& info) { return std::string(type_name(info.param)); });
 

@@ -172,6 +172,8 @@ namespace {
 packed_gemm_fn packed_gemm_for(ggml_type t) {
     switch (t) {
         case ggml_type::q4_0: return packed_q4_0_gemm_avx2;
+        case ggml_type::q4_1: return packed_q4_1_gemm_avx2;
+        case ggml_type::q5_1: return packed_q5_1_gemm_avx2;
         case ggml_type::q5_0: return packed_q5_0_gemm_avx2;
         case ggml_type::q8_0: return packed_q8_0_gemm_avx2;
         case ggml_type::q2_k: return packed_q2_k_gemm_avx2;

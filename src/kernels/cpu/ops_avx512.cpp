@@ -218,6 +218,8 @@ mul_mat_kernel mul_mat_batch_for(ggml_type t) {
 packed_gemm_fn packed_gemm_for(ggml_type t) {
     switch (t) {
         case ggml_type::q4_0: return packed_q4_0_gemm_avx512;
+        case ggml_type::q4_1: return packed_q4_1_gemm_avx512;
+        case ggml_type::q5_1: return packed_q5_1_gemm_avx512;
         case ggml_type::q5_0: return packed_q5_0_gemm_avx512;
         case ggml_type::q8_0: return packed_q8_0_gemm_avx512;
         case ggml_type::q2_k: return packed_q2_k_gemm_avx512;

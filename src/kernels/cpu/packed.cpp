@@ -20,6 +20,8 @@ namespace edgellm::kernels::cpu {
 const packed_layout* packed_layout_for(ggml_type t) {
     switch (t) {
         case ggml_type::q4_0: return &packed_q4_0_layout();
+        case ggml_type::q4_1: return &packed_q4_1_layout();
+        case ggml_type::q5_1: return &packed_q5_1_layout();
         case ggml_type::q5_0: return &packed_q5_0_layout();
         case ggml_type::q8_0: return &packed_q8_0_layout();
         case ggml_type::q2_k: return &packed_q2_k_layout();

@@ -43,6 +43,25 @@ void packed_q5_0_gemm_avx2(const void* group, const void* act, size_t act_stride
 void packed_q5_0_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                              float* y, size_t y_stride);
 
+// Q4_1: the Q4_0 layout plus the rows' f16 mins after their scales (packed_q4_1.cpp); Q5_1: the
+// Q4_1 layout plus Q5_0's fifth-bit vector (same file). Their gemms share the Q4_0 ones' code, the
+// min term coming from the activation blocks' sums. No NEON gemm: they stay on the per-row kernels
+// there.
+const packed_layout& packed_q4_1_layout();
+void packed_q4_1_gemm_avx2(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride);
+void packed_q4_1_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                             float* y, size_t y_stride);
+// A Q5_0 / Q5_1 block's qh (4 bytes, GGUF order) as the 4 bytes row r holds in the x8 fifth-bit
+// vector, and back (packed_q5_0.cpp documents the bit order).
+void q5_hbits_to_x8(const uint8_t* qh_bytes, uint8_t* out);
+void q5_hbits_from_x8(const uint8_t* in, uint8_t* qh_bytes);
+const packed_layout& packed_q5_1_layout();
+void packed_q5_1_gemm_avx2(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride);
+void packed_q5_1_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                             float* y, size_t y_stride);
+
 // Packs a whole matrix (groups, then the tail rows copied) into dst of packed_bytes() bytes.
 size_t packed_bytes(const packed_layout& l, int64_t n_rows, int64_t n_cols);
 void pack_matrix(const packed_layout& l, const void* w, int64_t n_rows, int64_t n_cols, void* dst, int n_threads);

@@ -1,6 +1,7 @@
-// AVX-512 VNNI gemms over Q4_0 and Q5_0 x8 groups (packed_q4_0.cpp, packed_q5_0.cpp): as the AVX2
-// ones, but vpdpbusd adds each 4-byte product sum straight into the row's i32 lane, seeded with
-// the -8 * sum(a) (Q5_0: -16 * sum(a)) offset, so Q5_0 needs no widening steps.
+// AVX-512 VNNI gemms over Q4_0, Q5_0, Q4_1 and Q5_1 x8 groups (packed_q4_0.cpp, packed_q5_0.cpp,
+// packed_q4_1.cpp): as the AVX2 ones, but vpdpbusd adds each 4-byte product sum straight into the
+// row's i32 lane, seeded with the -8 * sum(a) (Q5_0: -16 * sum(a); Q4_1, Q5_1: no offset)
+// correction, so Q5 needs no widening steps. The Q4_1 / Q5_1 min term m * da * sum(a) is added in f32.
 #pragma GCC target("avx512vnni")
 #include <immintrin.h>
 
@@ -13,28 +14,37 @@
 namespace edgellm::kernels::cpu {
 namespace {
 
+// The four layouts sharing this code: Q4_0 x8 (144-byte blocks, q - 8), Q5_0 x8 (176 bytes,
+// fifth bits from a qh vector after the nibbles, q - 16), Q4_1 x8 (160 bytes, d*q + m: f16 mins
+// after the scales), Q5_1 x8 (192 bytes: Q4_1's scales, mins and nibbles, then Q5_0's qh vector).
+enum class kind { q4_0, q5_0, q4_1, q5_1 };
+
 inline __m256i bcast4(const int8_t* p) {
     int32_t v;
     std::memcpy(&v, p, 4);
     return _mm256_set1_epi32(v);
 }
 
-template <int T, bool Q5>
+template <int T, kind K>
 void gemm_tile(const uint8_t* g, const act_q8_32* const* a, int64_t nb, float* y, size_t y_stride) {
-    constexpr size_t block_bytes = Q5 ? 176 : 144;
-    constexpr int offset = Q5 ? -16 : -8;
+    constexpr bool Q5 = K == kind::q5_0 || K == kind::q5_1, min = K == kind::q4_1 || K == kind::q5_1;
+    constexpr size_t qs_at = min ? 32 : 16, qh_at = qs_at + 128;
+    constexpr size_t block_bytes = qh_at + (Q5 ? 32 : 0);
+    constexpr int offset = min ? 0 : Q5 ? -16 : -8;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256 acc[T];
     for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b, g += block_bytes) {
         const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
+        [[maybe_unused]] __m256 m8;
+        if constexpr (min) m8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16)));
         __m256i s[T];
         for (int t = 0; t < T; ++t) s[t] = _mm256_set1_epi32(offset * a[t][b].sum);
         [[maybe_unused]] __m256i qh;
-        if constexpr (Q5) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 144));
+        if constexpr (Q5) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + qh_at));
         auto chunk = [&](auto kc) {
             constexpr int k = decltype(kc)::value;
-            const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 16 + 32 * k));
+            const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + qs_at + 32 * k));
             __m256i lo = _mm256_and_si256(c, m4);
             __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
             if constexpr (Q5) {
@@ -51,20 +61,22 @@ void gemm_tile(const uint8_t* g, const act_q8_32* const* a, int64_t nb, float* y
         chunk(std::integral_constant<int, 1>{});
         chunk(std::integral_constant<int, 2>{});
         chunk(std::integral_constant<int, 3>{});
-        for (int t = 0; t < T; ++t)
+        for (int t = 0; t < T; ++t) {
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[t]), _mm256_mul_ps(d8, _mm256_set1_ps(a[t][b].d)), acc[t]);
+            if constexpr (min) acc[t] = _mm256_fmadd_ps(m8, _mm256_set1_ps(a[t][b].d * float(a[t][b].sum)), acc[t]);
+        }
     }
     for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + size_t(t) * y_stride, acc[t]);
 }
 
-template <bool Q5>
+template <kind K>
 void gemm(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols, float* y,
           size_t y_stride) {
     const auto* g = static_cast<const uint8_t*>(group);
     const int64_t nb = n_cols / 32;
     for_each_token_tile<8, act_q8_32>(act, act_stride, n_tokens, y, y_stride,
                                       [&](auto width, const act_q8_32* const* a, float* yt) {
-                                          gemm_tile<decltype(width)::value, Q5>(g, a, nb, yt, y_stride);
+                                          gemm_tile<decltype(width)::value, K>(g, a, nb, yt, y_stride);
                                       });
 }
 
@@ -72,12 +84,22 @@ void gemm(const void* group, const void* act, size_t act_stride, int64_t n_token
 
 void packed_q4_0_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                              float* y, size_t y_stride) {
-    gemm<false>(group, act, act_stride, n_tokens, n_cols, y, y_stride);
+    gemm<kind::q4_0>(group, act, act_stride, n_tokens, n_cols, y, y_stride);
 }
 
 void packed_q5_0_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                              float* y, size_t y_stride) {
-    gemm<true>(group, act, act_stride, n_tokens, n_cols, y, y_stride);
+    gemm<kind::q5_0>(group, act, act_stride, n_tokens, n_cols, y, y_stride);
+}
+
+void packed_q4_1_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                             float* y, size_t y_stride) {
+    gemm<kind::q4_1>(group, act, act_stride, n_tokens, n_cols, y, y_stride);
+}
+
+void packed_q5_1_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                             float* y, size_t y_stride) {
+    gemm<kind::q5_1>(group, act, act_stride, n_tokens, n_cols, y, y_stride);
 }
 
 }  // namespace edgellm::kernels::cpu

@@ -26,14 +26,7 @@ void pack(const void* src, size_t row_bytes, int64_t n_cols, void* dst) {
             const auto* blk = reinterpret_cast<const q5_0_block*>(s + size_t(r) * row_bytes) + b;
             std::memcpy(d + 2 * r, &blk->d, 2);
             for (int k = 0; k < 4; ++k) std::memcpy(d + k_qs_at + 32 * k + 4 * r, blk->qs + 4 * k, 4);
-            uint32_t qh;
-            std::memcpy(&qh, blk->qh, 4);
-            for (int j = 0; j < 4; ++j) {
-                uint8_t h = 0;
-                for (int k = 0; k < 4; ++k)
-                    h = uint8_t(h | (((qh >> (4 * k + j)) & 1) << (2 * k)) | (((qh >> (16 + 4 * k + j)) & 1) << (2 * k + 1)));
-                d[k_qh_at + 4 * r + j] = h;
-            }
+            q5_hbits_to_x8(blk->qh, d + k_qh_at + 4 * r);
         }
     }
 }
@@ -46,18 +39,33 @@ void unpack(const void* group, int64_t n_cols, void* dst, size_t row_bytes) {
             auto* blk = reinterpret_cast<q5_0_block*>(d + size_t(r) * row_bytes) + b;
             std::memcpy(&blk->d, s + 2 * r, 2);
             for (int k = 0; k < 4; ++k) std::memcpy(blk->qs + 4 * k, s + k_qs_at + 32 * k + 4 * r, 4);
-            uint32_t qh = 0;
-            for (int j = 0; j < 4; ++j) {
-                const uint32_t h = s[k_qh_at + 4 * r + j];
-                for (int k = 0; k < 4; ++k)
-                    qh |= ((h >> (2 * k)) & 1) << (4 * k + j) | ((h >> (2 * k + 1)) & 1) << (16 + 4 * k + j);
-            }
-            std::memcpy(blk->qh, &qh, 4);
+            q5_hbits_from_x8(s + k_qh_at + 4 * r, blk->qh);
         }
     }
 }
 
 }  // namespace
+
+void q5_hbits_to_x8(const uint8_t* qh_bytes, uint8_t* out) {
+    uint32_t qh;
+    std::memcpy(&qh, qh_bytes, 4);
+    for (int j = 0; j < 4; ++j) {
+        uint8_t h = 0;
+        for (int k = 0; k < 4; ++k)
+            h = uint8_t(h | (((qh >> (4 * k + j)) & 1) << (2 * k)) | (((qh >> (16 + 4 * k + j)) & 1) << (2 * k + 1)));
+        out[j] = h;
+    }
+}
+
+void q5_hbits_from_x8(const uint8_t* in, uint8_t* qh_bytes) {
+    uint32_t qh = 0;
+    for (int j = 0; j < 4; ++j) {
+        const uint32_t h = in[j];
+        for (int k = 0; k < 4; ++k)
+            qh |= ((h >> (2 * k)) & 1) << (4 * k + j) | ((h >> (2 * k + 1)) & 1) << (16 + 4 * k + j);
+    }
+    std::memcpy(qh_bytes, &qh, 4);
+}
 
 const packed_layout& packed_q5_0_layout() {
     static const packed_layout l{ggml_type::q5_0, act_format::q8_32, group_bytes, pack, unpack};
