@@ -19,19 +19,9 @@ if [ -z "$src" ] || [ ! -f "$src/CMakeLists.txt" ] || [ ! -d "$src/ggml" ]; then
   echo "build-ik-llama-cpp: give the path of an ik_llama.cpp source tree (CMakeLists.txt and ggml/ in it)" >&2
   exit 2
 fi
-flags=()
-if [ "$(uname -m)" = x86_64 ]; then
-  flags+=(-DCMAKE_C_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
-          -DCMAKE_CXX_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16")
-fi
-launcher=()
-command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-gen=()
-command -v ninja >/dev/null && gen=(-G Ninja)
+. "$(dirname "$0")/lib-llama-cmake.sh"
 echo "build-ik-llama-cpp: building llama-bench (ik_llama.cpp's iqk kernels take a long time on 2 cores)" >&2
-cmake -S "$src" -B "$root/build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
-  -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF \
-  "${launcher[@]}" "${flags[@]}" >&2
+cmake -S "$src" -B "$root/build" "${llama_cmake_args[@]}" -DLLAMA_BUILD_SERVER=OFF >&2
 cmake --build "$root/build" -j "$(nproc)" --target llama-bench >&2
 mkdir -p "$root/bin"
 cp "$root/build/bin/llama-bench" "$root/bin/"

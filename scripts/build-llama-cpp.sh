@@ -25,19 +25,9 @@ if [ ! -f "$root/src/CMakeLists.txt" ]; then
   rm -rf "$root/src"
   mv "$tmp/llama_cpp_python-$version/vendor/llama.cpp" "$root/src"
 fi
-flags=()
-if [ "$(uname -m)" = x86_64 ]; then
-  flags+=(-DCMAKE_C_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
-          -DCMAKE_CXX_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16")
-fi
-launcher=()
-command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-gen=()
-command -v ninja >/dev/null && gen=(-G Ninja)
+. "$(dirname "$0")/lib-llama-cmake.sh"
 echo "build-llama-cpp: building llama-server and llama-bench (several minutes on 2 cores)" >&2
-cmake -S "$root/src" -B "$root/build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
-  -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF \
-  "${launcher[@]}" "${flags[@]}" >&2
+cmake -S "$root/src" -B "$root/build" "${llama_cmake_args[@]}" -DLLAMA_BUILD_EXAMPLES=OFF >&2
 cmake --build "$root/build" -j "$(nproc)" --target llama-server llama-bench >&2
 mkdir -p "$bin"
 cp "$root/build/bin/llama-server" "$root/build/bin/llama-bench" "$bin/"
