@@ -144,6 +144,14 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t po
     cpu::rope(x, n_heads, head_dim, n_rot, pos, freq_base, freq_scale, freq_factors, mode);
 }
 
+void rope_angles(int64_t n_rot, int64_t pos, float freq_base, float freq_scale, const float* freq_factors, float* cs) {
+    cpu::rope_angles(n_rot, pos, freq_base, freq_scale, freq_factors, cs);
+}
+
+void rope_rotate(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cs, rope_mode mode) {
+    cpu::rope_rotate(x, n_heads, head_dim, n_rot, cs, mode);
+}
+
 void softmax(float* x, int64_t n) {
     const auto& o = best_ops();
     if (use_ref() || !o.softmax) return ref::softmax(x, n);

@@ -71,6 +71,13 @@ void layer_norm(const float* x, const float* weight, const float* bias, float* y
 void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos, float freq_base,
           float freq_scale, const float* freq_factors, rope_mode mode);
 
+// rope() in two parts, so one position's angle table serves several calls (Q and K, layers that
+// share base and scale): rope_angles writes the table of `pos` (cs[2i], cs[2i + 1] = cos, sin of
+// theta_i; n_rot floats), rope_rotate applies it. Bit-identical to rope() on the fast path; under
+// the forced reference (EDGELLM_FORCE_REF) use rope() itself, which then computes in double.
+void rope_angles(int64_t n_rot, int64_t pos, float freq_base, float freq_scale, const float* freq_factors, float* cs);
+void rope_rotate(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cs, rope_mode mode);
+
 // In place, numerically stable softmax over n values.
 void softmax(float* x, int64_t n);
 

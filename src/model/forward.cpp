@@ -16,6 +16,10 @@
 
 namespace edgellm::model {
 
+// Element-wise work (activations, RoPE and the KV stores) of fewer elements than this runs on the
+// calling thread: a worker's wake-up costs more than the work (mul_mat's threshold for tiny products).
+constexpr int64_t k_min_parallel_elems = 32 * 1024;
+
 const char* flash_attn_name(flash_attn_mode m) {
     switch (m) {
         case flash_attn_mode::automatic: return "auto";
@@ -192,6 +196,7 @@ void forward_pass::eval_step(kv_cache& kv, const batch& b, size_t begin, size_t 
         kernels::layer_norm(x_.data(), w.token_embd_norm, w.token_embd_norm_b, x_.data(), n_embd, n, hp.norm_eps);
 
     const int nt = threads_for(n);
+    n_rope_tables_ = 0;  // the step's positions are new
     const int first_gpu = gpu_ ? gpu_->first_layer() : static_cast<int>(hp.n_layer);
     for (int il = 0; il < first_gpu; ++il) {
         if (hp.post_layer_norm)
@@ -305,7 +310,9 @@ void forward_pass::attend(int il, const kv_cache& kv, const batch& b, size_t beg
     // The kernels' own pool: an OpenMP team here would spin after the loop and steal the cores
     // the next matrix product runs on.
     kernels::cpu::parallel_for(n_att_threads, n_items, [&](int64_t item, int ti) {
-        const unit& u = units[static_cast<size_t>(item / n_split)];
+        // Last units first: a causal sequence's later tiles see more keys, and handing out the
+        // longest first balances the threads (the result of a unit does not depend on the order).
+        const unit& u = units[static_cast<size_t>(n_units - 1 - item / n_split)];
         const int64_t part = item % n_split;
         const int64_t g0 = part * hp.n_head_kv / n_split, g1 = (part + 1) * hp.n_head_kv / n_split;
         kernels::kv_view view = kv.view(il, b.seq_ids[begin + u.t0]);
@@ -402,20 +409,47 @@ const float* forward_pass::attn_qkv(int il, kv_cache& kv, const batch& b, size_t
     }
     const float rope_base = hp.layer_rope_base(il), rope_scale = hp.layer_rope_scale(il);
     const float q_scale = hp.score_scale();
-    for (int64_t t = 0; t < n; ++t) {
+    // The angle tables of this step's positions for this layer's base and scale: made by the first
+    // layer that needs them (below, token by token), reused by the others. Under the forced
+    // reference every rope call stays the reference's own.
+    const bool tables = hp.use_rope && kernels::active_impl() != kernels::impl::reference;
+    float* cs = nullptr;
+    bool fill = false;
+    if (tables) {
+        size_t e = 0;
+        while (e < n_rope_tables_ && !(rope_tables_[e].base == rope_base && rope_tables_[e].scale == rope_scale)) ++e;
+        if (e == n_rope_tables_) {
+            if (rope_tables_.size() <= e) rope_tables_.emplace_back();
+            rope_tables_[e].base = rope_base;
+            rope_tables_[e].scale = rope_scale;
+            rope_tables_[e].cs.resize(static_cast<size_t>(n_batch_ * hp.n_rot));
+            ++n_rope_tables_;
+            fill = true;
+        }
+        cs = rope_tables_[e].cs.data();
+    }
+    // Token by token (each row's result is the same whatever the split): RoPE, Q's prescale, and
+    // the K and V rows into the cache (validate() checked every position, so store cannot throw).
+    auto token = [&](int64_t t, int) {
         const int64_t pos = b.positions[begin + t];
         float* qt = &q[t * q_dim];
-        if (!hp.use_rope) {
-            kv.store(il, b.seq_ids[begin + t], pos, &k[t * kv_dim], &v_[t * kv_dim]);
-            continue;
+        if (hp.use_rope) {
+            if (tables) {
+                float* ct = cs + t * hp.n_rot;
+                if (fill) kernels::rope_angles(hp.n_rot, pos, rope_base, rope_scale, w.rope_freqs, ct);
+                kernels::rope_rotate(qt, hp.n_head, hp.head_dim, hp.n_rot, ct, hp.rope);
+                kernels::rope_rotate(&k[t * kv_dim], hp.n_head_kv, hp.head_dim, hp.n_rot, ct, hp.rope);
+            } else {
+                kernels::rope(qt, hp.n_head, hp.head_dim, hp.n_rot, pos, rope_base, rope_scale, w.rope_freqs, hp.rope);
+                kernels::rope(&k[t * kv_dim], hp.n_head_kv, hp.head_dim, hp.n_rot, pos, rope_base, rope_scale,
+                              w.rope_freqs, hp.rope);
+            }
+            if (hp.prescale_q)
+                for (int64_t i = 0; i < q_dim; ++i) qt[i] *= q_scale;
         }
-        kernels::rope(qt, hp.n_head, hp.head_dim, hp.n_rot, pos, rope_base, rope_scale, w.rope_freqs, hp.rope);
-        kernels::rope(&k[t * kv_dim], hp.n_head_kv, hp.head_dim, hp.n_rot, pos, rope_base, rope_scale, w.rope_freqs,
-                      hp.rope);
-        if (hp.prescale_q)
-            for (int64_t i = 0; i < q_dim; ++i) qt[i] *= q_scale;
         kv.store(il, b.seq_ids[begin + t], pos, &k[t * kv_dim], &v_[t * kv_dim]);
-    }
+    };
+    kernels::cpu::parallel_for(n * (q_dim + 2 * kv_dim) < k_min_parallel_elems ? 1 : nt, n, token);
     return q;
 }
 
@@ -533,10 +567,17 @@ void forward_pass::dense_ffn(const layer_weights& lw, int64_t n, int nt) {
     const model_hparams& hp = m_.hparams();
     mul_mat(lw.ffn_gate, xn_.data(), n, gate_.data(), nt);
     mul_mat(lw.ffn_up, xn_.data(), n, up_.data(), nt);
-    if (hp.ffn_act == ffn_activation::gelu)
-        kernels::geglu(gate_.data(), up_.data(), gate_.data(), n * hp.n_ff);
-    else
-        kernels::swiglu(gate_.data(), up_.data(), gate_.data(), n * hp.n_ff);
+    // Row by row, so a token's result does not depend on the split or on the batch.
+    const int64_t n_ff = hp.n_ff;
+    const bool gelu = hp.ffn_act == ffn_activation::gelu;
+    kernels::cpu::parallel_for(n * n_ff < k_min_parallel_elems ? 1 : nt, n, [&](int64_t t, int) {
+        float* g = &gate_[static_cast<size_t>(t * n_ff)];
+        const float* u = &up_[static_cast<size_t>(t * n_ff)];
+        if (gelu)
+            kernels::geglu(g, u, g, n_ff);
+        else
+            kernels::swiglu(g, u, g, n_ff);
+    });
     mul_mat(lw.ffn_down, gate_.data(), n, proj_.data(), nt);
 }
 

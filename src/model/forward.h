@@ -137,6 +137,15 @@ private:
     std::vector<float> mla_out_; // [n_batch][max(kv_lora_rank, v_head)] one head's product
     std::vector<float> mla_v_;   // [n_batch][n_head * v_head] values of every head
     std::vector<float> rope_cs_; // [n_rot] cos and sin of one position
+    // RoPE angle tables of the current step, one per (base, scale) its layers use ([n][n_rot]
+    // each): layers that share them (all of Llama's; Gemma 3's local and global kinds) compute the
+    // trigonometry once per step, not once per layer and per Q and K.
+    struct rope_table {
+        float base, scale;
+        std::vector<float> cs;
+    };
+    std::vector<rope_table> rope_tables_;
+    size_t n_rope_tables_ = 0;  // entries valid for the current step
     // MoE only:
     std::vector<float> router_;  // [n_batch][n_expert] router logits, then probabilities
     std::vector<float> ex_in_;   // [n_batch][n_embd] the rows routed to one expert

@@ -277,6 +277,8 @@ INSTANTIATE_TEST_SUITE_P(
                       window_param{ggml_type::q8_0, 9, 60, 4, 2, 64, 13, 0.0f},      // quantized KV
                       window_param{ggml_type::f32, 23, 0, 4, 2, 16, 0, 5.0f},        // softcap only
                       window_param{ggml_type::f16, 40, 30, 8, 4, 24, 16, 2.5f},      // both
+                      window_param{ggml_type::f16, 37, 70, 4, 1, 256, 50, 0.0f},     // Gemma 3's heads: window, 4:1
+                      window_param{ggml_type::f32, 11, 5, 4, 2, 128, 0, 3.0f},       // wide heads, softcap
                       window_param{ggml_type::q4_0, 5, 127, 4, 1, 32, 200, 50.0f})); // window > context
 
 // The window is the plain attention over the window's rows: ref::attention_ext from row f equals

@@ -172,6 +172,13 @@ TEST_P(Rope, MatchesReference) {
     // Dimensions past n_rot pass through untouched.
     for (int64_t h = 0; h < n_heads; ++h)
         for (int64_t d = n_rot; d < head_dim; ++d) EXPECT_EQ(y[h * head_dim + d], x[h * head_dim + d]);
+    // The table form the forward pass uses (one angle table per position, shared by Q, K and
+    // layers) gives exactly rope()'s bits.
+    std::vector<float> cs(static_cast<size_t>(n_rot));
+    kernels::rope_angles(n_rot, pos, 10000.0f, 0.5f, ff, cs.data());
+    auto z = x;
+    kernels::rope_rotate(z.data(), n_heads, head_dim, n_rot, cs.data(), mode);
+    EXPECT_EQ(0, std::memcmp(z.data(), y.data(), y.size() * sizeof(float)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, Rope,

@@ -111,6 +111,8 @@ const uint8_t* prepare_activations(const isa_ops& ops, act_format f, const float
 void mul_mat(const isa_ops& ops, ggml_type wt, const void* w, int64_t n_rows, int64_t n_cols,
              const float* x, int64_t n_tokens, float* y, int n_threads);
 // RoPE with the angle table computed once per call (the same for every head).
+void rope_angles(int64_t n_rot, int64_t pos, float freq_base, float freq_scale, const float* freq_factors, float* cs);
+void rope_rotate(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cs, rope_mode mode);
 void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos, float freq_base,
           float freq_scale, const float* freq_factors, rope_mode mode);
 

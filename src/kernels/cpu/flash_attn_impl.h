@@ -22,7 +22,7 @@
 #include "kernels/ref/ref.h"
 #include "quant/fp16.h"
 
-#if defined(__F16C__)
+#if defined(__F16C__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 #if defined(__aarch64__)
@@ -77,6 +77,59 @@ inline float fa_dot(const float* a, const float* b, int64_t n) {
     return s;
 }
 
+#if defined(__AVX512F__)
+inline bool fa_wide(int64_t head_dim) { return head_dim % 64 == 0; }
+// s[r] = q . k_r for the 4 rows k_r = k + r * head_dim: four independent accumulator chains (one
+// dot's chain of FMAs is latency-bound) sharing each load of q. Each row's sum is formed exactly as
+// fa_dot's vectorized loop forms it (one 16-lane FMA chain over d, then lane 0 + lane 1 + ... + lane
+// 15 in order), so the scores are bit-identical to the plain loop's; the four rows' lane sums run
+// side by side in one 128-bit vector after a 4 x 16 transpose.
+inline void fa_dot4(const float* q, const float* k, int64_t head_dim, float* s) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t d = 0; d < head_dim; d += 16) {
+        const __m512 qv = _mm512_loadu_ps(q + d);
+        a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k + d), a0);
+        a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k + head_dim + d), a1);
+        a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k + 2 * head_dim + d), a2);
+        a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k + 3 * head_dim + d), a3);
+    }
+    // 4 x 4 transposes within each 128-bit lane: t_c's lane j holds (a0, a1, a2, a3)[4 j + c].
+    const __m512 u0 = _mm512_unpacklo_ps(a0, a1), u1 = _mm512_unpackhi_ps(a0, a1);
+    const __m512 u2 = _mm512_unpacklo_ps(a2, a3), u3 = _mm512_unpackhi_ps(a2, a3);
+    const __m512 t[4] = {
+        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(u0), _mm512_castps_pd(u2))),
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(u0), _mm512_castps_pd(u2))),
+        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(u1), _mm512_castps_pd(u3))),
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(u1), _mm512_castps_pd(u3)))};
+    __m128 sum = _mm_setzero_ps();
+    for (int c = 0; c < 4; ++c) sum = _mm_add_ps(sum, _mm512_castps512_ps128(t[c]));
+    for (int c = 0; c < 4; ++c) sum = _mm_add_ps(sum, _mm512_extractf32x4_ps(t[c], 1));
+    for (int c = 0; c < 4; ++c) sum = _mm_add_ps(sum, _mm512_extractf32x4_ps(t[c], 2));
+    for (int c = 0; c < 4; ++c) sum = _mm_add_ps(sum, _mm512_extractf32x4_ps(t[c], 3));
+    _mm_storeu_ps(s, sum);
+}
+// a[0, head_dim) += sum_j p[j] * v_j over rows j of v (stride head_dim), 64 outputs at a time kept
+// in registers across the rows (the same FMA per element and row order as the plain loop).
+inline void fa_pv(float* a, const float* p, const float* v, int64_t n_rows, int64_t head_dim) {
+    for (int64_t d = 0; d < head_dim; d += 64) {
+        __m512 a0 = _mm512_loadu_ps(a + d), a1 = _mm512_loadu_ps(a + d + 16);
+        __m512 a2 = _mm512_loadu_ps(a + d + 32), a3 = _mm512_loadu_ps(a + d + 48);
+        for (int64_t j = 0; j < n_rows; ++j) {
+            const __m512 pj = _mm512_set1_ps(p[j]);
+            const float* vr = v + j * head_dim + d;
+            a0 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr), a0);
+            a1 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16), a1);
+            a2 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 32), a2);
+            a3 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 48), a3);
+        }
+        _mm512_storeu_ps(a + d, a0);
+        _mm512_storeu_ps(a + d + 16, a1);
+        _mm512_storeu_ps(a + d + 32, a2);
+        _mm512_storeu_ps(a + d + 48, a3);
+    }
+}
+#endif
+
 // Query i sees rows first(i) .. n_kv[i]-1 (first = kv_first[i], or 0 when kv_first is null); when
 // softcap > 0 every scaled score s becomes softcap * tanh(s / softcap) (Gemma 2).
 void flash_attention_impl(const float* q, int64_t q_stride, const kv_view& kv, const int64_t* kv_first,
@@ -130,7 +183,20 @@ void flash_attention_impl(const float* q, int64_t q_stride, const kv_view& kv, c
                     const int64_t vec = i * group + hh;
                     const float* qv = q + i * q_stride + (g * group + hh) * head_dim;
                     float tmax = -std::numeric_limits<float>::infinity();
-                    for (int64_t j = j_lo; j < jn; ++j) {
+                    int64_t j = j_lo;
+#if defined(__AVX512F__)
+                    if (fa_wide(head_dim)) {
+                        for (; j + 4 <= jn; j += 4) fa_dot4(qv, kt + j * head_dim, head_dim, s + j);
+                        for (; j < jn; ++j) s[j] = fa_dot(qv, kt + j * head_dim, head_dim);
+                        for (j = j_lo; j < jn; ++j) {
+                            float sc = s[j] * scale;
+                            if (softcap > 0.0f) sc = softcap * std::tanh(sc / softcap);
+                            s[j] = sc;
+                            tmax = std::max(tmax, sc);
+                        }
+                    }
+#endif
+                    for (; j < jn; ++j) {
                         float sc = fa_dot(qv, kt + j * head_dim, head_dim) * scale;
                         if (softcap > 0.0f) sc = softcap * std::tanh(sc / softcap);
                         s[j] = sc;
@@ -153,6 +219,12 @@ void flash_attention_impl(const float* q, int64_t q_stride, const kv_view& kv, c
                         sum += s[j];
                     }
                     l[vec] += sum;
+#if defined(__AVX512F__)
+                    if (fa_wide(head_dim)) {
+                        fa_pv(a, s + j_lo, vt + j_lo * head_dim, jn - j_lo, head_dim);
+                        continue;
+                    }
+#endif
                     for (int64_t j = j_lo; j < jn; ++j) {
                         const float p = s[j];
                         const float* vr = vt + j * head_dim;

@@ -122,20 +122,20 @@ void mul_mat(const isa_ops& ops, ggml_type wt, const void* w, int64_t n_rows, in
     });
 }
 
-// theta_i = pos * freq_scale * base^(-2i/n_rot) / freq_factors[i], as the reference; the angle
-// table is shared by all heads so the trigonometry runs n_rot/2 times per call, not per head.
-void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos, float freq_base,
-          float freq_scale, const float* freq_factors, rope_mode mode) {
-    if (n_rot > head_dim || n_rot % 2 != 0) throw error("rope: n_rot must be even and <= head_dim");
+// theta_i = pos * freq_scale * base^(-2i/n_rot) / freq_factors[i], as the reference.
+void rope_angles(int64_t n_rot, int64_t pos, float freq_base, float freq_scale, const float* freq_factors, float* cs) {
     const int64_t half = n_rot / 2;
-    thread_local std::vector<float> cs;
-    cs.resize(size_t(2 * half));
     for (int64_t i = 0; i < half; ++i) {
         double theta = double(pos) * freq_scale * std::pow(double(freq_base), -2.0 * double(i) / double(n_rot));
         if (freq_factors) theta /= freq_factors[i];
         cs[2 * i] = float(std::cos(theta));
         cs[2 * i + 1] = float(std::sin(theta));
     }
+}
+
+void rope_rotate(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cs, rope_mode mode) {
+    if (n_rot > head_dim || n_rot % 2 != 0) throw error("rope: n_rot must be even and <= head_dim");
+    const int64_t half = n_rot / 2;
     for (int64_t h = 0; h < n_heads; ++h) {
         float* xh = x + h * head_dim;
         if (mode == rope_mode::neox) {
@@ -152,6 +152,16 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t po
             }
         }
     }
+}
+
+// The angle table is shared by all heads so the trigonometry runs n_rot/2 times per call, not per head.
+void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos, float freq_base,
+          float freq_scale, const float* freq_factors, rope_mode mode) {
+    if (n_rot > head_dim || n_rot % 2 != 0) throw error("rope: n_rot must be even and <= head_dim");
+    thread_local std::vector<float> cs;
+    cs.resize(size_t(n_rot));
+    cpu::rope_angles(n_rot, pos, freq_base, freq_scale, freq_factors, cs.data());
+    cpu::rope_rotate(x, n_heads, head_dim, n_rot, cs.data(), mode);
 }
 
 }  // namespace edgellm::kernels::cpu

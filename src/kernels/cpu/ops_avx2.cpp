@@ -3,6 +3,7 @@
 #include <cpuid.h>
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -106,6 +107,27 @@ void swiglu(const float* gate, const float* up, float* y, int64_t n) {
     for (; i < n; ++i) y[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
+// GELU (tanh form) times up as g * sigmoid(2z), the generic table's formula (see generic.cpp), with
+// the 8-lane exp; z is clamped to [-40, 40] as there.
+void geglu(const float* gate, const float* up, float* y, int64_t n) {
+    int64_t i = 0;
+    const __m256 one = _mm256_set1_ps(1.0f), lo = _mm256_set1_ps(-40.0f), hi = _mm256_set1_ps(40.0f);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 g = _mm256_loadu_ps(gate + i);
+        const __m256 inner = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), g), g, one);
+        __m256 z = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.7978845608f), g), inner);
+        z = _mm256_min_ps(_mm256_max_ps(z, lo), hi);
+        const __m256 e = exp256(_mm256_mul_ps(_mm256_set1_ps(-2.0f), z));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; ++i) {
+        const float g = gate[i];
+        float z = 0.7978845608f * g * (1.0f + 0.044715f * g * g);
+        z = std::min(std::max(z, -40.0f), 40.0f);
+        y[i] = g / (1.0f + std::exp(-2.0f * z)) * up[i];
+    }
+}
+
 void add(float* y, const float* x, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
@@ -201,6 +223,7 @@ const isa_ops* avx2_ops() {
         o.rms_norm = rms_norm;
         o.softmax = softmax;
         o.swiglu = swiglu;
+        o.geglu = geglu;
         o.add = add;
         o.attention = attention;
         o.flash_attention = flash_attention_avx2;

@@ -4,6 +4,7 @@
 // 2-thread decode ~40x slower than 1 thread on our shared 2-core CI box).
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 namespace edgellm::kernels::cpu {
 
@@ -17,8 +18,8 @@ template <class F>
 void parallel_for(int n_threads, int64_t n_items, F&& f) {
     parallel_for(
         n_threads, n_items,
-        [](void* c, int64_t item, int ti) { (*static_cast<F*>(c))(item, ti); },
-        static_cast<void*>(&f));
+        [](void* c, int64_t item, int ti) { (*static_cast<std::remove_reference_t<F>*>(c))(item, ti); },
+        const_cast<void*>(static_cast<const void*>(&f)));
 }
 
 }  // namespace edgellm::kernels::cpu
