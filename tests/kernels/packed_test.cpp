@@ -113,8 +113,9 @@ std::vector<pk_param> pk_params() {
         // 17-block rows (an odd count past the 16 a 512-bit loop might assume) with odd row counts.
         out.emplace_back(t, per_element ? 549 : 17, 17, 5);
         out.emplace_back(t, per_element ? 549 : 17, 25, 1);
-        // 21 tokens (tiles 8 + 8 + 5): the Q4_K / Q5_K AVX-512 gemms decode a group once from 16 tokens.
-        if (!per_element) out.emplace_back(t, 3, 17, 21);
+        // 21 tokens (tiles 8 + 8 + 5), 25 rows (3 groups and a tail row): from 16 tokens an ISA's
+        // two-group gemm (Q4_K / Q5_K on AVX-512) takes groups 0-1, the one-group gemm group 2.
+        if (!per_element) out.emplace_back(t, 3, 25, 21);
         // F16 / BF16: no column tail (64 = 2 blocks), and a tail only (31 < 32: 7 steps of 4 and 3
         // single columns).
         if (per_element) {
@@ -134,14 +135,14 @@ INSTANTIATE_TEST_SUITE_P(Shapes, PackedMulMat, ::testing::ValuesIn(pk_params()),
 
 // A K-quant token's result must not depend on how many tokens share the call (prefill vs decode
 // give the same logits): 21 tokens at once (full tiles, a tail, and for Q4_K / Q5_K on AVX-512
-// the decode-once prefill path) equal 21 single-token calls bit for bit. (The 32-element types'
+// the two-group prefill gemm) equal 21 single-token calls bit for bit. (The 32-element types'
 // and F16's single-token paths sum in another order, so they are not bit-identical.)
 TEST(PackedDispatch, AKQuantTokensResultDoesNotDependOnTheBatch) {
     int n_checked = 0;
     for (auto type : {ggml_type::q2_k, ggml_type::q3_k, ggml_type::q4_k, ggml_type::q5_k, ggml_type::q6_k}) {
         if (!packed_layout_for(type)) continue;
         const auto& l = *packed_layout_for(type);
-        const int64_t n_rows = 17, n_tokens = 21;
+        const int64_t n_rows = 25, n_tokens = 21;  // groups 0-1 in the two-group gemm, group 2 alone, a tail row
         const int64_t n_cols = 3 * QK_K;
         const auto w = test::random_weights(type, n_rows, n_cols, 91);
         const auto x = test::random_floats(size_t(n_cols * n_tokens), 92);
@@ -207,7 +208,7 @@ TEST(PackedMulMatExtremes, LargestWeightsAndActivationsDoNotSaturate) {
         if (!l) continue;
         SCOPED_TRACE(type_name(type));
         const int64_t n_rows = 16, n_cols = 3 * type_traits(type).block_size * (type_traits(type).block_size == 32 ? 8 : 1);
-        const int64_t n_tokens = 17;  // tiles 8 + 8 + 1; 16 or more take the prefill path of Q4_K / Q5_K
+        const int64_t n_tokens = 17;  // tiles 8 + 8 + 1; from 16 tokens Q4_K / Q5_K take the two-group gemm
         const auto w = saturated_rows(type, n_rows, n_cols);
         std::vector<float> x(size_t(n_cols * n_tokens));
         for (int64_t t = 0; t < n_tokens; ++t)
