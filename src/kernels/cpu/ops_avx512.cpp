@@ -237,6 +237,7 @@ packed_gemm_fn packed_gemm2_for(ggml_type t) {
     switch (t) {
         case ggml_type::q4_k: return packed_q4_k_gemm2_avx512;
         case ggml_type::q5_k: return packed_q5_k_gemm2_avx512;
+        case ggml_type::q6_k: return packed_q6_k_gemm2_avx512;
         default: return nullptr;
     }
 }

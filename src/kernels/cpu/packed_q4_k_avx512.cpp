@@ -19,7 +19,6 @@
 #endif
 #include <immintrin.h>
 
-#include <cstdlib>
 #include <cstring>
 
 #include "kernels/cpu/packed_hbits_x86.h"
@@ -194,26 +193,6 @@ void gemm_tile_pair(const uint8_t* dec, const q8_k_block* const* a, int64_t nb, 
     for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + size_t(t) * y_stride, acc[t]);
 }
 
-// Per-thread scratch for one decoded group (64-byte aligned, grown on demand, kept).
-uint8_t* decode_scratch(size_t bytes) {
-    struct buf {
-        uint8_t* p = nullptr;
-        size_t n = 0;
-        ~buf() { std::free(p); }
-    };
-    thread_local buf b;
-    if (b.n < bytes) {
-        std::free(b.p);
-        b.n = (bytes + 63) / 64 * 64;
-        b.p = static_cast<uint8_t*>(std::aligned_alloc(64, b.n));
-        if (!b.p) {
-            b.n = 0;
-            return nullptr;
-        }
-    }
-    return b.p;
-}
-
 }  // namespace
 
 namespace {
@@ -232,7 +211,7 @@ void gemm_pair(const void* groups, const void* act, size_t act_stride, int64_t n
                size_t y_stride) {
     const auto* g = static_cast<const uint8_t*>(groups);
     const int64_t nb = n_cols / QK_K;
-    uint8_t* dec = decode_scratch(size_t(nb) * k_dec2_block_bytes);
+    uint8_t* dec = packed_decode_scratch(size_t(nb) * k_dec2_block_bytes);
     if (!dec) {  // no scratch: the two groups one by one
         gemm<Q5>(g, act, act_stride, n_tokens, n_cols, y, y_stride);
         gemm<Q5>(g + size_t(nb) * (Q5 ? k_q5_k_group_block_bytes : k_q4_k_group_block_bytes), act, act_stride, n_tokens, n_cols, y + k_pack_rows, y_stride);
