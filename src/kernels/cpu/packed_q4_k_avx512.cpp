@@ -129,10 +129,10 @@ void decode_pair(const uint8_t* g0, const uint8_t* g1, int64_t nb, uint8_t* dec)
                 const __m512i w = load2(g0, g1, k_q4_k_q_at + 256 * j + 32 * c);
                 __m512i lo = _mm512_and_si512(w, m4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), m4);
                 if constexpr (Q5) {
-                    // bit 2j (low nibble) and 2j + 1 (high) of each qh byte -> bit 4
+                    // bit 2j (low nibble) and 2j + 1 (high) of each qh byte -> bit 4: (h' & 0x10) | v
                     const __m512i h = _mm512_srlv_epi16(load2(g0, g1, k_q5_k_qh_at + 32 * c), _mm512_set1_epi16(short(2 * j)));
-                    lo = _mm512_or_si512(lo, _mm512_and_si512(_mm512_slli_epi16(h, 4), m10));
-                    hi = _mm512_or_si512(hi, _mm512_and_si512(_mm512_slli_epi16(h, 3), m10));
+                    lo = _mm512_ternarylogic_epi32(_mm512_slli_epi16(h, 4), m10, lo, 0xEA);
+                    hi = _mm512_ternarylogic_epi32(_mm512_slli_epi16(h, 3), m10, hi, 0xEA);
                 }
                 _mm512_store_si512(reinterpret_cast<__m512i*>(dec + 512 * (2 * j) + 64 * c), lo);
                 _mm512_store_si512(reinterpret_cast<__m512i*>(dec + 512 * (2 * j + 1) + 64 * c), hi);
@@ -168,7 +168,7 @@ void gemm_tile_pair(const uint8_t* dec, const q8_k_block* const* a, int64_t nb, 
             for (int t = 0; t < T; ++t) ms[t] = _mm512_setzero_si512();
             for (int s = 0; s < 8; ++s) {
                 const __m512i mp = _mm512_load_si512(reinterpret_cast<const __m512i*>(dec + k_dec2_mn_at + 64 * s));
-                for (int t = 0; t < T; ++t) ms[t] = _mm512_add_epi32(ms[t], _mm512_madd_epi16(mp, bcast4z(a[t][b].bsums + 2 * s)));
+                for (int t = 0; t < T; ++t) ms[t] = _mm512_dpwssd_epi32(ms[t], mp, bcast4z(a[t][b].bsums + 2 * s));
             }
             const __m512 dmin = _mm512_load_ps(reinterpret_cast<const float*>(dec + k_dec2_d_at + 64));
             for (int t = 0; t < T; ++t)
