@@ -77,6 +77,32 @@ inline float fa_dot(const float* a, const float* b, int64_t n) {
     return s;
 }
 
+// a[d] += s[j] * V[j][d] for j in [j_lo, jn): per 64 columns, the sums stay in registers across
+// the keys (updating a[] in memory per key chained every key's FMA through a store and a reload).
+// The same operations in the same order per element as the plain loop, so the same results.
+inline void fa_accumulate_pv(float* a, const float* s, const float* vt, int64_t j_lo, int64_t jn, int64_t head_dim) {
+    constexpr int64_t C = 64;
+    int64_t d0 = 0;
+    for (; d0 + C <= head_dim; d0 += C) {
+        float t[C];
+        for (int64_t d = 0; d < C; ++d) t[d] = a[d0 + d];
+        for (int64_t j = j_lo; j < jn; ++j) {
+            const float p = s[j];
+            const float* vr = vt + j * head_dim + d0;
+#pragma omp simd
+            for (int64_t d = 0; d < C; ++d) t[d] += p * vr[d];
+        }
+        for (int64_t d = 0; d < C; ++d) a[d0 + d] = t[d];
+    }
+    if (d0 == head_dim) return;
+    for (int64_t j = j_lo; j < jn; ++j) {
+        const float p = s[j];
+        const float* vr = vt + j * head_dim;
+#pragma omp simd
+        for (int64_t d = d0; d < head_dim; ++d) a[d] += p * vr[d];
+    }
+}
+
 // Query i sees rows first(i) .. n_kv[i]-1 (first = kv_first[i], or 0 when kv_first is null); when
 // softcap > 0 every scaled score s becomes softcap * tanh(s / softcap) (Gemma 2).
 void flash_attention_impl(const float* q, int64_t q_stride, const kv_view& kv, const int64_t* kv_first,
@@ -153,12 +179,7 @@ void flash_attention_impl(const float* q, int64_t q_stride, const kv_view& kv, c
                         sum += s[j];
                     }
                     l[vec] += sum;
-                    for (int64_t j = j_lo; j < jn; ++j) {
-                        const float p = s[j];
-                        const float* vr = vt + j * head_dim;
-#pragma omp simd
-                        for (int64_t d = 0; d < head_dim; ++d) a[d] += p * vr[d];
-                    }
+                    fa_accumulate_pv(a, s, vt, j_lo, jn, head_dim);
                 }
             }
         }
