@@ -8,7 +8,7 @@
 // Prefill (gemm2, two groups = 16 rows, used by mul_mat_packed from 16 tokens): the 16 rows are
 // first decoded once per call into a per-thread scratch of plain bytes (nibbles with their fifth
 // bits; scales, mins, d, dmin widened), one row per dword lane of a 512-bit vector, so a token
-// tile is bare vpdpbusd with the activations' 4 bytes as an embedded broadcast, 8 independent
+// tile is bare vpdpbusd with the activations' 4 bytes broadcast, 8 independent
 // chains, and one vpmulld per 16 rows, token and sub-block. The same integer sums and f32
 // operations per row as the 8-row tiles, so the results are bit for bit those of gemm.
 #pragma GCC target("avx512vnni")
@@ -98,7 +98,8 @@ void gemm_tile(const uint8_t* g, const q8_k_block* const* a, int64_t nb, float* 
 // ---- Prefill over two groups (16 rows): one row per dword lane ----
 // Decoded block of a group pair: per sub-block s, 8 vectors w[s][k] (dword lane i = weights
 // 4k .. 4k + 3 of sub-block s of row i, rows 0-7 from the first group, 8-15 from the second), met
-// by an embedded 4-byte broadcast of the activations; then the sub-blocks' scales as i32, their
+// by a 4-byte broadcast of the activations (GCC keeps it a separate vpbroadcastd; forcing the
+// embedded-broadcast form with inline asm measured no faster); then the sub-blocks' scales as i32, their
 // mins as i16 pairs (m, m), and the 16 rows' d and dmin as f32.
 constexpr size_t k_dec2_w_bytes = 8 * 8 * 64;
 constexpr size_t k_dec2_sc_at = k_dec2_w_bytes;
