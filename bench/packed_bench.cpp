@@ -1,5 +1,6 @@
 // Microbenchmark of every x8 packed layout's gemm (packed.h) against the plain per-row product of
-// the same ISA table for that type: 1 thread, decode (1 token) and prefill (64 tokens), with
+// the same ISA table for that type: 1 thread, decode (1 token), a 16-token batch (the smallest that
+// takes the AVX-512 two-group gemms of Q4_K / Q5_K / Q6_K) and prefill (64 tokens), with
 // weight GB/s and GMAC/s counters. Types without a layout or an ISA without a gemm are skipped.
 //   build/bin/packed_bench --benchmark_filter='q5_0/.*2048x2048' --benchmark_min_time=0.3
 #include <benchmark/benchmark.h>
@@ -84,6 +85,7 @@ int register_all() {
                     benchmark::RegisterBenchmark(name.c_str(), bm, t, i.ops, packed_path, s.n_rows, s.n_cols)
                         ->ArgName("tokens")
                         ->Arg(1)
+                        ->Arg(16)
                         ->Arg(64)
                         ->Unit(benchmark::kMillisecond)
                         ->UseRealTime();

@@ -113,6 +113,9 @@ std::vector<pk_param> pk_params() {
         // 17-block rows (an odd count past the 16 a 512-bit loop might assume) with odd row counts.
         out.emplace_back(t, per_element ? 549 : 17, 17, 5);
         out.emplace_back(t, per_element ? 549 : 17, 25, 1);
+        // 21 tokens (tiles 8 + 8 + 5), 25 rows (3 groups and a tail row): from 16 tokens an ISA's
+        // two-group gemm (Q4_K / Q5_K on AVX-512) takes groups 0-1, the one-group gemm group 2.
+        if (!per_element) out.emplace_back(t, 3, 25, 21);
         // F16 / BF16: no column tail (64 = 2 blocks), and a tail only (31 < 32: 7 steps of 4 and 3
         // single columns).
         if (per_element) {
@@ -129,6 +132,38 @@ std::string pk_name(const ::testing::TestParamInfo<pk_param>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, PackedMulMat, ::testing::ValuesIn(pk_params()), pk_name);
+
+// A K-quant token's result must not depend on how many tokens share the call (prefill vs decode
+// give the same logits): 21 tokens at once (full tiles, a tail, and for Q4_K / Q5_K on AVX-512
+// the two-group prefill gemm) equal 21 single-token calls bit for bit. (The 32-element types'
+// and F16's single-token paths sum in another order, so they are not bit-identical.)
+TEST(PackedDispatch, AKQuantTokensResultDoesNotDependOnTheBatch) {
+    int n_checked = 0;
+    for (auto type : {ggml_type::q2_k, ggml_type::q3_k, ggml_type::q4_k, ggml_type::q5_k, ggml_type::q6_k}) {
+        if (!packed_layout_for(type)) continue;
+        const auto& l = *packed_layout_for(type);
+        const int64_t n_rows = 25, n_tokens = 21;  // groups 0-1 in the two-group gemm, group 2 alone, a tail row
+        const int64_t n_cols = 3 * QK_K;
+        const auto w = test::random_weights(type, n_rows, n_cols, 91);
+        const auto x = test::random_floats(size_t(n_cols * n_tokens), 92);
+        std::vector<uint8_t> packed(kernels::cpu::packed_bytes(l, n_rows, n_cols));
+        kernels::cpu::pack_matrix(l, w.data(), n_rows, n_cols, packed.data(), 1);
+        for (const auto& table : test::available_tables()) {
+            const auto gemm = table.ops->packed_gemm_for ? table.ops->packed_gemm_for(type) : nullptr;
+            if (!gemm) continue;
+            ++n_checked;
+            SCOPED_TRACE(std::string(type_name(type)) + " " + table.name);
+            std::vector<float> all(size_t(n_rows * n_tokens));
+            std::vector<float> one(static_cast<size_t>(n_rows));
+            kernels::cpu::mul_mat_packed(*table.ops, l, gemm, packed.data(), n_rows, n_cols, x.data(), n_tokens, all.data(), 1);
+            for (int64_t t = 0; t < n_tokens; ++t) {
+                kernels::cpu::mul_mat_packed(*table.ops, l, gemm, packed.data(), n_rows, n_cols, x.data() + t * n_cols, 1, one.data(), 1);
+                EXPECT_EQ(0, std::memcmp(one.data(), all.data() + t * n_rows, size_t(n_rows) * sizeof(float))) << "token " << t;
+            }
+        }
+    }
+    if (n_checked == 0) GTEST_SKIP() << "no packed gemm on this CPU";
+}
 
 // Rows whose every quant bit is set (Q4_0 / Q4_1 / Q4_K: q = 15, Q5_0 / Q5_K: q = 31, Q3_K: q = 7, Q2_K:
 // q = 3; K scales and mins 63, Q3_K's signed scales 31, Q2_K's 15) with block scales (and Q4_1
@@ -173,7 +208,7 @@ TEST(PackedMulMatExtremes, LargestWeightsAndActivationsDoNotSaturate) {
         if (!l) continue;
         SCOPED_TRACE(type_name(type));
         const int64_t n_rows = 16, n_cols = 3 * type_traits(type).block_size * (type_traits(type).block_size == 32 ? 8 : 1);
-        const int64_t n_tokens = 9;
+        const int64_t n_tokens = 17;  // tiles 8 + 8 + 1; from 16 tokens Q4_K / Q5_K take the two-group gemm
         const auto w = saturated_rows(type, n_rows, n_cols);
         std::vector<float> x(size_t(n_cols * n_tokens));
         for (int64_t t = 0; t < n_tokens; ++t)

@@ -77,6 +77,9 @@ struct isa_ops {
     mul_mat_kernel (*mul_mat_batch_for)(ggml_type) = nullptr;
     // Gemm over the packed layout of a type (packed.h); null: this ISA does not use packing for it.
     packed_gemm_fn (*packed_gemm_for)(ggml_type) = nullptr;
+    // Optional, prefill: a gemm over two consecutive groups at once (16 rows; same contract, y
+    // columns 0-15), giving each row the same result as packed_gemm_for's; null: none.
+    packed_gemm_fn (*packed_gemm2_for)(ggml_type) = nullptr;
     quantize_act_fn quantize_q8_32 = nullptr;
     quantize_act_fn quantize_q8_k = nullptr;
     // No generic versions of these two: only the tables whose kernels use them set them.

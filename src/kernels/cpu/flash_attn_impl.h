@@ -108,27 +108,32 @@ inline void fa_dot4(const float* q, const float* k, int64_t head_dim, float* s) 
     for (int c = 0; c < 4; ++c) sum = _mm_add_ps(sum, _mm512_extractf32x4_ps(t[c], 3));
     _mm_storeu_ps(s, sum);
 }
-// a[0, head_dim) += sum_j p[j] * v_j over rows j of v (stride head_dim), 64 outputs at a time kept
-// in registers across the rows (the same FMA per element and row order as the plain loop).
-inline void fa_pv(float* a, const float* p, const float* v, int64_t n_rows, int64_t head_dim) {
-    for (int64_t d = 0; d < head_dim; d += 64) {
-        __m512 a0 = _mm512_loadu_ps(a + d), a1 = _mm512_loadu_ps(a + d + 16);
-        __m512 a2 = _mm512_loadu_ps(a + d + 32), a3 = _mm512_loadu_ps(a + d + 48);
-        for (int64_t j = 0; j < n_rows; ++j) {
-            const __m512 pj = _mm512_set1_ps(p[j]);
-            const float* vr = v + j * head_dim + d;
-            a0 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr), a0);
-            a1 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16), a1);
-            a2 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 32), a2);
-            a3 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 48), a3);
+#endif
+// a[d] += s[j] * V[j][d] for j in [j_lo, jn): per 64 columns, the sums stay in registers across
+// the keys (updating a[] in memory per key chained every key's FMA through a store and a reload).
+// The same operations in the same order per element as the plain loop, so the same results.
+inline void fa_accumulate_pv(float* a, const float* s, const float* vt, int64_t j_lo, int64_t jn, int64_t head_dim) {
+    constexpr int64_t C = 64;
+    int64_t d0 = 0;
+    for (; d0 + C <= head_dim; d0 += C) {
+        float t[C];
+        for (int64_t d = 0; d < C; ++d) t[d] = a[d0 + d];
+        for (int64_t j = j_lo; j < jn; ++j) {
+            const float p = s[j];
+            const float* vr = vt + j * head_dim + d0;
+#pragma omp simd
+            for (int64_t d = 0; d < C; ++d) t[d] += p * vr[d];
         }
-        _mm512_storeu_ps(a + d, a0);
-        _mm512_storeu_ps(a + d + 16, a1);
-        _mm512_storeu_ps(a + d + 32, a2);
-        _mm512_storeu_ps(a + d + 48, a3);
+        for (int64_t d = 0; d < C; ++d) a[d0 + d] = t[d];
+    }
+    if (d0 == head_dim) return;
+    for (int64_t j = j_lo; j < jn; ++j) {
+        const float p = s[j];
+        const float* vr = vt + j * head_dim;
+#pragma omp simd
+        for (int64_t d = d0; d < head_dim; ++d) a[d] += p * vr[d];
     }
 }
-#endif
 
 // Query i sees rows first(i) .. n_kv[i]-1 (first = kv_first[i], or 0 when kv_first is null); when
 // softcap > 0 every scaled score s becomes softcap * tanh(s / softcap) (Gemma 2).
@@ -219,18 +224,7 @@ void flash_attention_impl(const float* q, int64_t q_stride, const kv_view& kv, c
                         sum += s[j];
                     }
                     l[vec] += sum;
-#if defined(__AVX512F__)
-                    if (fa_wide(head_dim)) {
-                        fa_pv(a, s + j_lo, vt + j_lo * head_dim, jn - j_lo, head_dim);
-                        continue;
-                    }
-#endif
-                    for (int64_t j = j_lo; j < jn; ++j) {
-                        const float p = s[j];
-                        const float* vr = vt + j * head_dim;
-#pragma omp simd
-                        for (int64_t d = 0; d < head_dim; ++d) a[d] += p * vr[d];
-                    }
+                    fa_accumulate_pv(a, s, vt, j_lo, jn, head_dim);
                 }
             }
         }

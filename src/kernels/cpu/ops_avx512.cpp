@@ -233,6 +233,15 @@ packed_gemm_fn packed_gemm_for(ggml_type t) {
     }
 }
 
+packed_gemm_fn packed_gemm2_for(ggml_type t) {
+    switch (t) {
+        case ggml_type::q4_k: return packed_q4_k_gemm2_avx512;
+        case ggml_type::q5_k: return packed_q5_k_gemm2_avx512;
+        case ggml_type::q6_k: return packed_q6_k_gemm2_avx512;
+        default: return nullptr;
+    }
+}
+
 mul_mat_kernel mul_mat_for(ggml_type t) {
     switch (t) {
         case ggml_type::q4_0:
@@ -270,6 +279,7 @@ const isa_ops* avx512_ops() {
         o.id = impl::avx512;
         o.mul_mat_for = mul_mat_for;
         o.packed_gemm_for = packed_gemm_for;
+        o.packed_gemm2_for = packed_gemm2_for;
         o.flash_attention = flash_attention_avx512;
         o.convert_f32_even_odd = convert_f32_even_odd;
         if (avx512_bf16::supported()) {

@@ -32,5 +32,10 @@ void packed_q5_k_gemm_avx2(const void* group, const void* act, size_t act_stride
                            float* y, size_t y_stride);
 void packed_q5_k_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                              float* y, size_t y_stride);
+// Prefill: two consecutive groups (16 rows, y columns 0-15) in one pass (packed_gemm_fn contract).
+void packed_q4_k_gemm2_avx512(const void* groups, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                              float* y, size_t y_stride);
+void packed_q5_k_gemm2_avx512(const void* groups, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                              float* y, size_t y_stride);
 
 }  // namespace edgellm::kernels::cpu

@@ -16,5 +16,8 @@ void packed_q6_k_gemm_avx2(const void* group, const void* act, size_t act_stride
                            float* y, size_t y_stride);
 void packed_q6_k_gemm_avx512(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                              float* y, size_t y_stride);
+// Prefill: two consecutive groups (16 rows, y columns 0-15) in one pass (isa_ops::packed_gemm2_for).
+void packed_q6_k_gemm2_avx512(const void* groups, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                              float* y, size_t y_stride);
 
 }  // namespace edgellm::kernels::cpu

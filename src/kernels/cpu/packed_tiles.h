@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <type_traits>
 
 namespace edgellm::kernels::cpu {
@@ -34,6 +35,24 @@ inline void for_each_token_tile(const void* act, size_t act_stride, int64_t n_to
         float* yt = y + size_t(t) * y_stride;
         with_tile_width<MaxT>(n, [&](auto width) { run(width, a, yt); });
     }
+}
+
+// Per-thread scratch of at least `bytes` bytes, 64-byte aligned, grown on demand and kept for the
+// thread's life (the prefill gemms decode their rows into it once per call); null if out of memory.
+inline uint8_t* packed_decode_scratch(size_t bytes) {
+    struct buf {
+        uint8_t* p = nullptr;
+        size_t n = 0;
+        ~buf() { std::free(p); }
+    };
+    thread_local buf b;
+    if (b.n < bytes) {
+        std::free(b.p);
+        b.n = (bytes + 63) / 64 * 64;
+        b.p = static_cast<uint8_t*>(std::aligned_alloc(64, b.n));
+        if (!b.p) b.n = 0;
+    }
+    return b.p;
 }
 
 }  // namespace edgellm::kernels::cpu
