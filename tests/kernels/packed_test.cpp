@@ -217,8 +217,9 @@ TEST(PackedDispatch, PackingInSlicesOfGroupsEqualsPackingTheWholeMatrix) {
     if (n_checked == 0) GTEST_SKIP() << "no packed gemm on this CPU";
 }
 
-// The loader repacks a matrix only where the CPU's best table has the gemm for its layout (Q4_1 and
-// Q5_1 x8 have none on NEON): packed_size is zero exactly where that gemm is missing.
+// The loader repacks a matrix only where the CPU's best table has the gemm for its layout:
+// packed_size is zero exactly where that gemm is missing. The generic table has no packed gemms;
+// NEON (dotprod) and AVX2 have one for every layout, Q4_1 / Q5_1 and (AVX2) F16 / BF16 included.
 TEST(PackedDispatch, ALayoutIsUsedOnlyWhereTheBestTableHasItsGemm) {
     const char* no_repack = std::getenv("EDGELLM_NO_REPACK");
     if (no_repack && *no_repack && std::strcmp(no_repack, "0") != 0) GTEST_SKIP() << "EDGELLM_NO_REPACK is set";
@@ -231,9 +232,9 @@ TEST(PackedDispatch, ALayoutIsUsedOnlyWhereTheBestTableHasItsGemm) {
     }
     EXPECT_EQ(kernels::cpu::generic_ops().packed_gemm_for ? kernels::cpu::generic_ops().packed_gemm_for(ggml_type::q4_1) : nullptr,
               nullptr);
-    if (const auto* neon = kernels::cpu::neon_ops()) {
-        EXPECT_EQ(neon->packed_gemm_for(ggml_type::q4_1), nullptr) << "Q4_1 x8 has no NEON gemm: per-row kernels there";
-        EXPECT_EQ(neon->packed_gemm_for(ggml_type::q5_1), nullptr) << "Q5_1 x8 has no NEON gemm: per-row kernels there";
+    for (const auto* ops : {kernels::cpu::neon_ops(), kernels::cpu::avx2_ops()}) {
+        if (!ops) continue;
+        for (auto type : packed_types()) EXPECT_NE(ops->packed_gemm_for(type), nullptr) << type_name(type);
     }
 }
 
