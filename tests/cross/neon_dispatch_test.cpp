@@ -51,9 +51,12 @@ TEST(NeonDispatch, DotprodCpuUsesTheNeonTable) {
     bool listed = false;
     for (const auto& t : test::available_tables()) listed = listed || t.name == "neon";
     EXPECT_TRUE(listed) << "the kernel tests would not compare the NEON table with the reference";
-    // Q4_0, Q8_0, Q4_K, Q6_K, Q3_K, Q2_K, F16 and BF16 weights are repacked on this CPU (the
-    // NEON packed gemms are the ones mul_mat_packed uses).
+    // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K, Q3_K, Q2_K, F16 and BF16 weights are repacked on
+    // this CPU (the NEON packed gemms are the ones mul_mat_packed uses).
     EXPECT_GT(kernels::packed_size(ggml_type::q4_0, 16, 64), 0u);
+    EXPECT_GT(kernels::packed_size(ggml_type::q4_1, 16, 64), 0u);
+    EXPECT_GT(kernels::packed_size(ggml_type::q5_0, 16, 64), 0u);
+    EXPECT_GT(kernels::packed_size(ggml_type::q5_1, 16, 64), 0u);
     EXPECT_GT(kernels::packed_size(ggml_type::q8_0, 16, 64), 0u);
     EXPECT_GT(kernels::packed_size(ggml_type::q4_k, 16, QK_K), 0u);
     EXPECT_GT(kernels::packed_size(ggml_type::q6_k, 16, QK_K), 0u);
@@ -156,6 +159,85 @@ TEST(NeonDispatch, PackedQ8_0GemmEqualsTheIntegerDot) {
                     }
             }
 }
+
+// The Q4_1 and Q5_1 gemms, called directly, against the exact integer form of the product: per
+// block and token, d * d_a * dot(q, a) + m * d_a * sum(a), in double (q = nibble, Q5_1: plus 16 *
+// its fifth bit). Random weights; then every nibble 0 or 15, every fifth bit 0 or 1 and mins of
+// both signs against activations of +-127 (the largest integer sums). Token counts cover the
+// 4-token tile and its remainders; each token's outputs must be bit-identical to a 1-token call.
+class PackedMinLegacy : public ::testing::TestWithParam<ggml_type> {};
+
+TEST_P(PackedMinLegacy, GemmEqualsTheIntegerDot) {
+    if (!kernels::cpu::neon_ops()) GTEST_SKIP() << "this CPU lacks dotprod/fp16";
+    const ggml_type type = GetParam();
+    const bool q5 = type == ggml_type::q5_1;
+    const auto& l = *kernels::cpu::packed_layout_for(type);
+    const auto gemm = q5 ? kernels::cpu::packed_q5_1_gemm_neon : kernels::cpu::packed_q4_1_gemm_neon;
+    ASSERT_EQ(kernels::cpu::neon_ops()->packed_gemm_for(type), gemm);
+    const size_t bb = type_traits(type).type_size;
+    for (const bool extreme : {false, true})
+        for (const int n_blocks : {1, 3})
+            for (const int n_tokens : {1, 2, 3, 4, 5, 7, 9}) {
+                SCOPED_TRACE("extreme " + std::to_string(extreme) + " blocks " + std::to_string(n_blocks) + " tokens " +
+                             std::to_string(n_tokens));
+                const int64_t n_cols = 32 * n_blocks;
+                auto w = test::random_weights(type, 8, n_cols, uint32_t(n_blocks * 41 + n_tokens + (q5 ? 5 : 0)));
+                auto x = test::random_floats(size_t(n_cols * n_tokens), uint32_t(n_tokens + 13));
+                // Fields of block i: d at 0, m at 2, then (Q5_1) qh[4], then qs[16].
+                const size_t qh_at = 4, qs_at = q5 ? 8 : 4;
+                if (extreme) {
+                    for (int64_t i = 0; i < 8 * n_blocks; ++i) {
+                        uint8_t* blk = w.data() + size_t(i) * bb;
+                        const uint16_t d = fp32_to_fp16(0.01f), m = fp32_to_fp16(i % 3 ? -0.05f : 0.03f);
+                        std::memcpy(blk, &d, 2);
+                        std::memcpy(blk + 2, &m, 2);
+                        std::memset(blk + qs_at, (i % 2) ? 0xFF : (i % 4) ? 0x0F : 0x00, 16);
+                        if (q5) std::memset(blk + qh_at, (i % 2) ? 0xFF : (i % 4) ? 0x00 : 0xF0, 4);
+                    }
+                    for (size_t i = 0; i < x.size(); ++i) x[i] = (i / 5) % 2 ? 1.0f : -1.0f;
+                }
+                std::vector<kernels::cpu::act_q8_32> act(size_t(n_blocks * n_tokens));
+                for (int t = 0; t < n_tokens; ++t)
+                    kernels::cpu::generic_ops().quantize_q8_32(x.data() + t * n_cols, act.data() + t * n_blocks, n_cols);
+                const auto group = pack_group(l, type, w, n_cols);
+                const size_t act_stride = n_blocks * sizeof(kernels::cpu::act_q8_32);
+                test::guarded_buffer y(size_t(8 * n_tokens));
+                gemm(group.data(), act.data(), act_stride, n_tokens, n_cols, y.data(), 8);
+                EXPECT_TRUE(y.guards_intact());
+                for (int t = 0; t < n_tokens; ++t) {
+                    float y1[8];
+                    gemm(group.data(), act.data() + t * n_blocks, act_stride, 1, n_cols, y1, 8);
+                    EXPECT_EQ(0, std::memcmp(y1, y.data() + t * 8, sizeof y1)) << "token " << t << " depends on its tile";
+                    for (int r = 0; r < 8; ++r) {
+                        double want = 0.0, scale = 0.0;  // scale: sum of |terms|, which the f32 rounding follows
+                        for (int b = 0; b < n_blocks; ++b) {
+                            const uint8_t* blk = w.data() + size_t(r * n_blocks + b) * bb;
+                            const auto& ab = act[size_t(t * n_blocks + b)];
+                            uint16_t d16, m16;
+                            std::memcpy(&d16, blk, 2);
+                            std::memcpy(&m16, blk + 2, 2);
+                            uint32_t qh = 0;
+                            if (q5) std::memcpy(&qh, blk + qh_at, 4);
+                            int64_t dot = 0, sum = 0;
+                            for (int e = 0; e < 32; ++e) {
+                                const uint8_t byte = blk[qs_at + e % 16];
+                                const int q = (e < 16 ? byte & 0xF : byte >> 4) + (q5 ? int((qh >> e) & 1) << 4 : 0);
+                                dot += int64_t(q) * ab.qs[e];
+                                sum += ab.qs[e];
+                            }
+                            EXPECT_EQ(sum, ab.sum) << "the quantizer's block sum";
+                            const double dd = double(fp16_to_fp32(d16)) * ab.d, dm = double(fp16_to_fp32(m16)) * ab.d;
+                            want += dd * double(dot) + dm * double(sum);
+                            scale += std::fabs(dd * double(dot)) + std::fabs(dm * double(sum));
+                        }
+                        EXPECT_NEAR(y.data()[t * 8 + r], want, 1e-6 * scale + 1e-30) << "token " << t << " row " << r;
+                    }
+                }
+            }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, PackedMinLegacy, ::testing::Values(ggml_type::q4_1, ggml_type::q5_1),
+                         [](const ::testing::TestParamInfo<ggml_type>& i) { return std::string(type_name(i.param)); });
 
 // The same for the Q6_K gemm, against the exactly dequantized weights (the reference's get_row)
 // times the quantized activations: random weights, then every 6-bit value 0 or 63 with scales
@@ -379,8 +461,9 @@ TEST(NoDotprod, CpuWithoutDotprodUsesTheGenericTable) {
     ASSERT_FALSE(cpu_has_dotprod()) << "this check is for a CPU without dotprod/fp16 (qemu -cpu cortex-a72)";
     EXPECT_EQ(kernels::cpu::neon_ops(), nullptr);
     EXPECT_EQ(kernels::active_impl(), kernels::impl::generic);
-    for (const ggml_type t : {ggml_type::q4_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k, ggml_type::q3_k,
-                             ggml_type::q2_k, ggml_type::f16, ggml_type::bf16})
+    for (const ggml_type t : {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q5_0, ggml_type::q5_1, ggml_type::q8_0,
+                             ggml_type::q4_k, ggml_type::q6_k, ggml_type::q3_k, ggml_type::q2_k, ggml_type::f16,
+                             ggml_type::bf16})
         EXPECT_EQ(kernels::packed_size(t, 16, QK_K), 0u) << type_name(t);
     std::printf("active kernel implementation: %s\n", kernels::impl_name(kernels::active_impl()));
 }

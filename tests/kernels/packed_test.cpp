@@ -252,8 +252,42 @@ TEST(PackedDispatch, PackingInSlicesOfGroupsEqualsPackingTheWholeMatrix) {
     if (n_checked == 0) GTEST_SKIP() << "no packed gemm on this CPU";
 }
 
-// The loader repacks a matrix only where the CPU's best table has the gemm for its layout (Q4_1 and
-// Q5_1 x8 have none on NEON): packed_size is zero exactly where that gemm is missing.
+// Each token's outputs do not depend on the token tile it ran in: for every ISA's gemm, one
+// group against 11 tokens (tiles of 2..8 plus remainders) gives, per token, bit-identical outputs
+// to a 1-token call (the engine's batch-invariant mode and the decode-batch split rely on it).
+// Column counts with a tail for F16 / BF16 (101 = 3 blocks + 5).
+TEST(PackedDispatch, EveryGemmIsIndependentOfItsTokenTile) {
+    int n_checked = 0;
+    for (auto type : packed_types()) {
+        const auto& l = *packed_layout_for(type);
+        const int64_t n_cols = type_traits(type).block_size == 1 ? 101 : 3 * type_traits(type).block_size;
+        const int64_t n_tokens = 11;
+        const auto w = test::random_weights(type, k_pack_rows, n_cols, 31);
+        const auto x = test::random_floats(size_t(n_cols * n_tokens), 32);
+        std::vector<uint8_t> group(l.group_bytes(n_cols));
+        l.pack(w.data(), row_size(type, n_cols), n_cols, group.data());
+        for (const auto& table : test::available_tables()) {
+            const auto gemm = table.ops->packed_gemm_for ? table.ops->packed_gemm_for(type) : nullptr;
+            if (!gemm) continue;
+            SCOPED_TRACE(std::string(type_name(type)) + " " + table.name);
+            ++n_checked;
+            size_t a_row_bytes = 0;
+            const uint8_t* act = kernels::cpu::prepare_activations(*table.ops, l.act, x.data(), n_tokens, n_cols, 1, &a_row_bytes);
+            const std::vector<uint8_t> a(act, act + a_row_bytes * size_t(n_tokens));
+            std::vector<float> y(size_t(k_pack_rows * n_tokens)), y1(k_pack_rows);
+            gemm(group.data(), a.data(), a_row_bytes, n_tokens, n_cols, y.data(), k_pack_rows);
+            for (int64_t t = 0; t < n_tokens; ++t) {
+                gemm(group.data(), a.data() + a_row_bytes * size_t(t), a_row_bytes, 1, n_cols, y1.data(), k_pack_rows);
+                EXPECT_EQ(0, std::memcmp(y1.data(), y.data() + t * k_pack_rows, k_pack_rows * sizeof(float))) << "token " << t;
+            }
+        }
+    }
+    if (n_checked == 0) GTEST_SKIP() << "no packed gemm on this CPU";
+}
+
+// The loader repacks a matrix only where the CPU's best table has the gemm for its layout:
+// packed_size is zero exactly where that gemm is missing. The generic table has no packed gemms;
+// NEON (dotprod) and AVX2 have one for every layout, Q4_1 / Q5_1 and (AVX2) F16 / BF16 included.
 TEST(PackedDispatch, ALayoutIsUsedOnlyWhereTheBestTableHasItsGemm) {
     const char* no_repack = std::getenv("EDGELLM_NO_REPACK");
     if (no_repack && *no_repack && std::strcmp(no_repack, "0") != 0) GTEST_SKIP() << "EDGELLM_NO_REPACK is set";
@@ -266,9 +300,9 @@ TEST(PackedDispatch, ALayoutIsUsedOnlyWhereTheBestTableHasItsGemm) {
     }
     EXPECT_EQ(kernels::cpu::generic_ops().packed_gemm_for ? kernels::cpu::generic_ops().packed_gemm_for(ggml_type::q4_1) : nullptr,
               nullptr);
-    if (const auto* neon = kernels::cpu::neon_ops()) {
-        EXPECT_EQ(neon->packed_gemm_for(ggml_type::q4_1), nullptr) << "Q4_1 x8 has no NEON gemm: per-row kernels there";
-        EXPECT_EQ(neon->packed_gemm_for(ggml_type::q5_1), nullptr) << "Q5_1 x8 has no NEON gemm: per-row kernels there";
+    for (const auto* ops : {kernels::cpu::neon_ops(), kernels::cpu::avx2_ops()}) {
+        if (!ops) continue;
+        for (auto type : packed_types()) EXPECT_NE(ops->packed_gemm_for(type), nullptr) << type_name(type);
     }
 }
 

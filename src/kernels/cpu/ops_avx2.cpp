@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/packed.h"
+#include "kernels/cpu/packed_f16.h"
 #include "kernels/cpu/packed_q3_k.h"
 #include "kernels/cpu/packed_q4_k.h"
 #include "kernels/cpu/packed_q6_k.h"
@@ -203,6 +204,8 @@ packed_gemm_fn packed_gemm_for(ggml_type t) {
         case ggml_type::q4_k: return packed_q4_k_gemm_avx2;
         case ggml_type::q5_k: return packed_q5_k_gemm_avx2;
         case ggml_type::q6_k: return packed_q6_k_gemm_avx2;
+        case ggml_type::f16: return packed_f16_gemm_avx2;
+        case ggml_type::bf16: return packed_bf16_gemm_avx2;
         default: return nullptr;
     }
 }

@@ -1,8 +1,8 @@
 // NEON + dotprod op table for aarch64 (Jetson Orin's Cortex-A78AE and other ARMv8.2-A cores):
 // element-wise ops, softmax, SwiGLU and attention in f32, the mul_mat dots of mul_mat_neon.cpp,
-// the activation quantizers of quantize_neon.cpp and the packed gemms (Q4_0, Q5_0, Q8_0, Q2_K to
-// Q6_K, F16, BF16). Reached only when the kernel reports dotprod (and fp16) at run time. RoPE
-// stays with the shared driver.
+// the activation quantizers of quantize_neon.cpp and the packed gemms (Q4_0, Q4_1, Q5_0, Q5_1,
+// Q8_0, Q2_K to Q6_K, F16, BF16). Reached only when the kernel reports dotprod (and fp16) at run
+// time. RoPE stays with the shared driver.
 #if defined(__aarch64__)
 #include <arm_neon.h>
 #include <sys/auxv.h>
@@ -153,6 +153,8 @@ packed_gemm_fn packed_gemm_for(ggml_type t) {
         case ggml_type::q4_k: return packed_q4_k_gemm_neon;
         case ggml_type::q6_k: return packed_q6_k_gemm_neon;
         case ggml_type::q5_0: return packed_q5_0_gemm_neon;
+        case ggml_type::q4_1: return packed_q4_1_gemm_neon;
+        case ggml_type::q5_1: return packed_q5_1_gemm_neon;
         case ggml_type::q5_k: return packed_q5_k_gemm_neon;
         case ggml_type::q3_k: return packed_q3_k_gemm_neon;
         case ggml_type::q2_k: return packed_q2_k_gemm_neon;

@@ -45,8 +45,7 @@ void packed_q5_0_gemm_avx512(const void* group, const void* act, size_t act_stri
 
 // Q4_1: the Q4_0 layout plus the rows' f16 mins after their scales (packed_q4_1.cpp); Q5_1: the
 // Q4_1 layout plus Q5_0's fifth-bit vector (same file). Their gemms share the Q4_0 ones' code, the
-// min term coming from the activation blocks' sums. No NEON gemm: they stay on the per-row kernels
-// there.
+// min term coming from the activation blocks' sums (NEON: packed_neon.h).
 const packed_layout& packed_q4_1_layout();
 void packed_q4_1_gemm_avx2(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                            float* y, size_t y_stride);

@@ -20,6 +20,11 @@ void packed_q4_k_gemm_neon(const void* group, const void* act, size_t act_stride
                            float* y, size_t y_stride);
 void packed_q5_0_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                            float* y, size_t y_stride);
+// One Q4_1 / Q5_1 x8 group (packed_q4_1.cpp) times n_tokens act_q8_32 rows (packed_q4_0_neon.cpp).
+void packed_q4_1_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride);
+void packed_q5_1_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
+                           float* y, size_t y_stride);
 void packed_q5_k_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
                            float* y, size_t y_stride);
 void packed_q6_k_gemm_neon(const void* group, const void* act, size_t act_stride, int64_t n_tokens, int64_t n_cols,
