@@ -33,7 +33,7 @@ namespace edgellm::kernels::cpu {
 namespace {
 
 constexpr int64_t k_fa_tile = 64;  // key rows per tile
-constexpr int k_fa_block = 16;     // keys per score block, output elements per p.V block (one AVX-512 vector)
+constexpr int k_fa_block = 16;     // output elements per p.V block (one AVX-512 vector)
 
 // e^x for x <= 0 (the softmax's s - max), same scheme as the SIMD exp of ops_avx2.cpp: x = k ln2 + r,
 // a degree-6 polynomial for e^r, 2^k in the exponent bits. Branch-free so loops over it vectorize.
@@ -71,6 +71,13 @@ inline void fa_load_row(const void* row, ggml_type t, int64_t first, int64_t n, 
     ref::kv_head_slice(row, t, first, n, dst);
 }
 
+inline float fa_dot(const float* a, const float* b, int64_t n) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
 // Query i sees rows first(i) .. n_kv[i]-1 (first = kv_first[i], or 0 when kv_first is null); when
 // softcap > 0 every scaled score s becomes softcap * tanh(s / softcap) (Gemma 2).
 void flash_attention_impl(const float* q, int64_t q_stride, const kv_view& kv, const int64_t* kv_first,
@@ -96,12 +103,11 @@ void flash_attention_impl(const float* q, int64_t q_stride, const kv_view& kv, c
     // accumulator, running max and running sum.
     thread_local std::vector<float> buf;
     const size_t tile = static_cast<size_t>(k_fa_tile * head_dim);
-    const size_t need = 3 * tile + static_cast<size_t>(k_fa_tile) + static_cast<size_t>(n_vec * (head_dim + 2));
+    const size_t need = 2 * tile + static_cast<size_t>(k_fa_tile) + static_cast<size_t>(n_vec * (head_dim + 2));
     if (buf.size() < need) buf.resize(need);
     float* kt = buf.data();
     float* vt = kt + tile;
-    float* ktt = vt + tile;  // the K tile transposed: ktt[d * k_fa_tile + j] = K row j, element d
-    float* s = ktt + tile;
+    float* s = vt + tile;
     float* acc = s + k_fa_tile;
     float* m = acc + n_vec * head_dim;
     float* l = m + n_vec;
@@ -116,13 +122,6 @@ void flash_attention_impl(const float* q, int64_t q_stride, const kv_view& kv, c
                 fa_load_row(kv.k_row(j0 + j), t, g * head_dim, head_dim, kt + j * head_dim);
                 fa_load_row(kv.v_row(j0 + j), t, g * head_dim, head_dim, vt + j * head_dim);
             }
-            // Transposed, with the columns of a short last tile zeroed (the score blocks below
-            // run over whole blocks of k_fa_block keys and ignore the extra ones).
-            for (int64_t d = 0; d < head_dim; ++d) {
-                float* col = ktt + d * k_fa_tile;
-                for (int64_t j = 0; j < nt; ++j) col[j] = kt[j * head_dim + d];
-                for (int64_t j = nt; j < k_fa_tile; ++j) col[j] = 0.0f;
-            }
             for (int64_t i = 0; i < n_q; ++i) {
                 // This query's rows of the tile: [j_lo, jn) relative to j0.
                 const int64_t j_lo = kv_first ? std::max<int64_t>(0, kv_first[i] - j0) : 0;
@@ -131,22 +130,9 @@ void flash_attention_impl(const float* q, int64_t q_stride, const kv_view& kv, c
                 for (int64_t hh = 0; hh < group; ++hh) {
                     const int64_t vec = i * group + hh;
                     const float* qv = q + i * q_stride + (g * group + hh) * head_dim;
-                    // Scores of k_fa_block keys at a time from the transposed tile: one vector of
-                    // partial dots per block, no horizontal sum per key (the per-key dot product
-                    // with its reduction ran at ~4 GMAC/s).
-                    for (int64_t jb = j_lo / k_fa_block * k_fa_block; jb < jn; jb += k_fa_block) {
-                        float part[k_fa_block] = {};
-                        for (int64_t d = 0; d < head_dim; ++d) {
-                            const float qd = qv[d];
-                            const float* col = ktt + d * k_fa_tile + jb;
-#pragma omp simd
-                            for (int jj = 0; jj < k_fa_block; ++jj) part[jj] += qd * col[jj];
-                        }
-                        for (int jj = 0; jj < k_fa_block; ++jj) s[jb + jj] = part[jj];
-                    }
                     float tmax = -std::numeric_limits<float>::infinity();
                     for (int64_t j = j_lo; j < jn; ++j) {
-                        float sc = s[j] * scale;
+                        float sc = fa_dot(qv, kt + j * head_dim, head_dim) * scale;
                         if (softcap > 0.0f) sc = softcap * std::tanh(sc / softcap);
                         s[j] = sc;
                         tmax = std::max(tmax, sc);
