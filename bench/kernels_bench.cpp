@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "quant/fp16.h"
 #include "quant/quant.h"
 
 namespace {
@@ -59,6 +60,37 @@ void bm_mul_mat(benchmark::State& state, ggml_type t, int64_t n_rows, int64_t n_
     state.SetLabel(reference ? "reference" : edgellm::kernels::impl_name(edgellm::kernels::active_impl()));
 }
 
+// Prefill attention at TinyLlama's shape (32 query heads, 4 KV heads, head_dim 64, F16 KV cache):
+// n_q tokens of a fresh sequence, causal (token i sees keys 0..i), one flash_attention call over
+// all KV heads (the engine splits KV heads across threads; this is one thread's kernel).
+void bm_flash(benchmark::State& state) {
+    const int64_t n_q = state.range(0), n_head = 32, n_head_kv = 4, head_dim = 64;
+    const int64_t row = n_head_kv * head_dim;
+    std::mt19937 rng(3);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    std::vector<float> q(size_t(n_q * n_head * head_dim)), out(q.size());
+    for (auto& v : q) v = dist(rng);
+    std::vector<uint16_t> k(size_t(n_q * row)), v(k.size());
+    for (size_t i = 0; i < k.size(); ++i) {
+        k[i] = edgellm::fp32_to_fp16(dist(rng));
+        v[i] = edgellm::fp32_to_fp16(dist(rng));
+    }
+    const auto kv = edgellm::kernels::kv_view::contiguous(k.data(), v.data(), ggml_type::f16, row);
+    std::vector<int64_t> n_kv(static_cast<size_t>(n_q));
+    double macs = 0.0;
+    for (int64_t i = 0; i < n_q; ++i) {
+        n_kv[size_t(i)] = i + 1;
+        macs += 2.0 * double(i + 1) * double(n_head * head_dim);  // q.k and p.v
+    }
+    for (auto _ : state) {
+        edgellm::kernels::flash_attention(q.data(), n_head * head_dim, kv, n_kv.data(), n_q, n_head, n_head_kv, head_dim,
+                                          0.125f, out.data(), n_head * head_dim);
+        benchmark::DoNotOptimize(out.data());
+        benchmark::ClobberMemory();
+    }
+    state.counters["GFLOP/s"] = benchmark::Counter(2.0 * macs * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+}
+
 struct shape {
     const char* name;
     int64_t n_rows, n_cols;
@@ -81,6 +113,12 @@ int register_all() {
                 ->Unit(benchmark::kMillisecond)
                 ->UseRealTime();
         }
+    benchmark::RegisterBenchmark("flash_attention/f16/tinyllama", bm_flash)
+        ->ArgName("tokens")
+        ->Arg(128)
+        ->Arg(512)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
     // The reference at the attention shape, decode only (it is ~100x slower).
     for (auto t : {ggml_type::q4_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k, ggml_type::f16}) {
         const std::string name = "mul_mat_ref/" + std::string(edgellm::type_name(t)) + "/attn_2048x2048";

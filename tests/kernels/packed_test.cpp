@@ -355,5 +355,45 @@ TEST(PackedDispatch, SizeIsZeroWhenNotPackedAndPublicProductMatches) {
     EXPECT_THROW(kernels::pack_weights(ggml_type::f32, w.data(), 8, 32, p.data(), 1), error);
 }
 
+// The work split (packed.cpp): decode products take guided items (each 1 / (2 * threads) of the
+// groups left, down to 2 groups), prefill items of 2 groups. Every output is written once by one
+// thread in a fixed order, so any thread count gives the same bits, and no row is skipped: odd group
+// counts (19 groups + 5 tail rows), 1 / 8 tokens (the decode split) and 9 / 12 tokens (prefill).
+TEST(PackedDispatch, EveryThreadCountWritesEveryRowWithTheSameBits) {
+    const ggml_type type = ggml_type::q6_k;
+    const int64_t n_rows = 19 * k_pack_rows + 5, n_cols = 2 * 256;
+    const auto& l = *packed_layout_for(type);
+    const auto w = test::random_weights(type, n_rows, n_cols, 11);
+    std::vector<uint8_t> packed(kernels::cpu::packed_bytes(l, n_rows, n_cols));
+    kernels::cpu::pack_matrix(l, w.data(), n_rows, n_cols, packed.data(), 2);
+    int n_checked = 0;
+    for (const auto& table : test::available_tables()) {
+        const auto gemm = table.ops->packed_gemm_for ? table.ops->packed_gemm_for(type) : nullptr;
+        if (!gemm) continue;
+        SCOPED_TRACE(table.name);
+        for (int64_t n_tokens : {1, 8, 9, 12}) {
+            const auto x = test::random_floats(size_t(n_cols * n_tokens), uint32_t(12 + n_tokens));
+            const size_t n_out = size_t(n_rows * n_tokens);
+            std::vector<float> y_ref(n_out);
+            kernels::ref::mul_mat(type, w.data(), n_rows, n_cols, x.data(), n_tokens, y_ref.data());
+            test::guarded_buffer y1(n_out);
+            std::fill(y1.data(), y1.data() + n_out, std::nanf(""));
+            kernels::cpu::mul_mat_packed(*table.ops, l, gemm, packed.data(), n_rows, n_cols, x.data(), n_tokens, y1.data(), 1);
+            ASSERT_TRUE(test::all_finite(y1.data(), n_out)) << "a row was not written, tokens " << n_tokens;
+            EXPECT_LE(test::nmse(y1.data(), y_ref.data(), n_out), tolerance(type)) << "tokens " << n_tokens;
+            for (int nt : {2, 3, 4, 7}) {
+                test::guarded_buffer yn(n_out);
+                std::fill(yn.data(), yn.data() + n_out, std::nanf(""));
+                kernels::cpu::mul_mat_packed(*table.ops, l, gemm, packed.data(), n_rows, n_cols, x.data(), n_tokens, yn.data(), nt);
+                EXPECT_TRUE(yn.guards_intact()) << "write outside the output";
+                EXPECT_EQ(0, std::memcmp(y1.data(), yn.data(), n_out * sizeof(float)))
+                    << "1 and " << nt << " threads differ, tokens " << n_tokens;
+            }
+            ++n_checked;
+        }
+    }
+    if (n_checked == 0) GTEST_SKIP() << "no packed Q6_K gemm on this CPU";
+}
+
 }  // namespace
 }  // namespace edgellm
