@@ -9,8 +9,9 @@ tinyllama-1.1b --type TYPE`, written once into --dir), or GGUF paths.
 
 Per decode row it also prints the weight bandwidth (matrix bytes read per token x tokens/s) as a
 percentage of this machine's memory read bandwidth at that moment (numpy sums over a 1 GiB buffer
-in T threads, best of 5, measured right before and after each model's runs: on a shared VM the
-host's bandwidth moves by half within minutes; the table shows the figure used). --busy adds a pass with a CPU-bound process on one core
+in T threads, best of 5, measured before and after each round of a model's runs: on a shared VM
+the host's bandwidth moves by half within minutes; the table shows the figure used). --rounds N
+runs the sides N times in turn and keeps each side's best round. --busy adds a pass with a CPU-bound process on one core
 (llama.cpp's spinning threads collapse under it; edgellm should degrade gently).
 
   python3 bench/compare_llama_bench.py --bin build/bin/edgellm --threads 1 2 --models real \\
@@ -196,8 +197,8 @@ def main():
     ik = bool(a.ik_bench)
     lines = [f"edgellm bench vs llama-bench, -p {a.p} -n {a.n} -r {a.reps}" +
              (f", best of {a.rounds} interleaved rounds per side" if a.rounds > 1 else "") + ", "
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; memory read bandwidth measured right before "
-             "and after each model's runs at its thread count (the better of the two)", "",
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; memory read bandwidth measured before and "
+             "after each round of a model's runs at its thread count (the best)", "",
              "| model | threads | test | edgellm t/s | llama.cpp t/s | edgellm / llama.cpp |" +
              (" ik_llama.cpp t/s | edgellm / ik |" if ik else "") + " bandwidth GB/s | edgellm % of bandwidth | llama.cpp % of bandwidth |",
              "|---|---:|---|---:|---:|---:|" + ("---:|---:|" if ik else "") + "---:|---:|---:|"]
