@@ -48,7 +48,7 @@ fi
 # (filtered, not skipped), plus the check that the generic table is the one dispatched.
 declare -A a72_filter=(
   [ops_test]='*'
-  [packed_test]='-PackedDispatch.SizeIsZeroWhenNotPackedAndPublicProductMatches:PackedDispatch.PackingInSlicesOfGroupsEqualsPackingTheWholeMatrix:PackedDispatch.LegacyGemmsComputeWhatThePerRowDotsCompute:PackedDispatch.EveryGemmIsIndependentOfItsTokenTile'
+  [packed_test]='-PackedDispatch.SizeIsZeroWhenNotPackedAndPublicProductMatches:PackedDispatch.PackingInSlicesOfGroupsEqualsPackingTheWholeMatrix:PackedDispatch.LegacyGemmsComputeWhatThePerRowDotsCompute:PackedDispatch.EveryGemmIsIndependentOfItsTokenTile:PackedDispatch.AKQuantTokensResultDoesNotDependOnTheBatch:PackedDispatch.EveryThreadCountWritesEveryRowWithTheSameBits'
   [neon_dispatch_test]='NoDotprod.*'
 )
 for t in ops_test packed_test neon_dispatch_test; do
