@@ -8,6 +8,7 @@
 // sum scaled by dmin.
 // i16 bounds: a maddubs lane is 2 products of q <= 7 and |a| <= 128, at most 1792; 4 summed 7168.
 // i32: 16 sub-blocks of |16 * 7 * 128 * 32| plus the offset 16 * 4 * 32 * 2048: below 2^24.
+#include "kernels/cpu/bcast_x86.h"
 #include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/packed_hbits_x86.h"
 #include "kernels/cpu/packed_q3_k.h"
@@ -16,11 +17,6 @@
 namespace edgellm::kernels::cpu {
 namespace {
 
-inline __m256i bcast4(const void* p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
 
 template <int T, bool Q2>
 void gemm_tile(const uint8_t* g, const q8_k_block* const* a, int64_t nb, float* y, size_t y_stride) {

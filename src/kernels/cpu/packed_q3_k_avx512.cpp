@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "kernels/cpu/bcast_x86.h"
 #include "kernels/cpu/packed_hbits_x86.h"
 #include "kernels/cpu/packed_q3_k.h"
 #include "kernels/cpu/packed_tiles.h"
@@ -15,11 +16,6 @@
 namespace edgellm::kernels::cpu {
 namespace {
 
-inline __m256i bcast4(const void* p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
 
 template <int T, bool Q2>
 void gemm_tile(const uint8_t* g, const q8_k_block* const* a, int64_t nb, float* y, size_t y_stride) {

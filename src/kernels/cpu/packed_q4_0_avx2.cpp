@@ -6,6 +6,7 @@
 // i16 bounds: Q4_0 and Q4_1 sum a whole block in i16 (16 products of q <= 15 and |a| <= 127 per
 // lane, at most 30480); Q5_0 / Q5_1 (q <= 31) sum two chunks (8 products, at most 31496) before
 // widening.
+#include "kernels/cpu/bcast_x86.h"
 #include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/packed.h"
 #include "kernels/cpu/packed_hbits_x86.h"
@@ -19,11 +20,6 @@ namespace {
 // after the scales), Q5_1 x8 (192 bytes: Q4_1's scales, mins and nibbles, then Q5_0's qh vector).
 enum class kind { q4_0, q5_0, q4_1, q5_1 };
 
-inline __m256i bcast4(const int8_t* p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
 
 template <int T, kind K>
 void gemm_tile(const uint8_t* g, const act_q8_32* const* a, int64_t nb, float* y, size_t y_stride) {

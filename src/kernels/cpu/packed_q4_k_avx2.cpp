@@ -8,6 +8,7 @@
 // Q5_K (Q5 = true, same code): each nibble vector ORed with its fifth bit from the chunk's qh
 // vector (q <= 31, a maddubs lane at most 7936), so a sub-block is summed in i16 as two halves
 // of 4 chunks (31744) that each take their own madd with the scales.
+#include "kernels/cpu/bcast_x86.h"
 #include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/packed_hbits_x86.h"
 #include "kernels/cpu/packed_q4_k.h"
@@ -16,11 +17,6 @@
 namespace edgellm::kernels::cpu {
 namespace {
 
-inline __m256i bcast4(const void* p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
 
 // 8 unsigned bytes (one per row) -> each row's value in both i16 lanes of its i32 lane.
 inline __m256i row_pairs(const uint8_t* p) {

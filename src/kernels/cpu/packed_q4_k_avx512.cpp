@@ -21,6 +21,7 @@
 
 #include <cstring>
 
+#include "kernels/cpu/bcast_x86.h"
 #include "kernels/cpu/packed_hbits_x86.h"
 #include "kernels/cpu/packed_q4_k.h"
 #include "kernels/cpu/packed_tiles.h"
@@ -28,11 +29,6 @@
 namespace edgellm::kernels::cpu {
 namespace {
 
-inline __m256i bcast4(const void* p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
 
 inline __m256i row_i32(const uint8_t* p) {
     return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
@@ -152,11 +148,6 @@ void decode_pair(const uint8_t* g0, const uint8_t* g1, int64_t nb, uint8_t* dec)
     }
 }
 
-inline __m512i bcast4z(const void* p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
-}
 
 // The same per-row f32 operations on the same integer sums as gemm_tile, 16 rows per vector.
 template <int T>

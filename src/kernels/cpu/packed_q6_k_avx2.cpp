@@ -6,6 +6,7 @@
 // i16 saturation: one maddubs lane is 2 products of q <= 63 and |a| <= 128, at most 16128; two
 // summed stay at most 32256 < 32767. i32 bounds: see packed_q6_k_avx512.cpp.
 
+#include "kernels/cpu/bcast_x86.h"
 #include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/packed_q6_k.h"
 #include "kernels/cpu/packed_tiles.h"
@@ -13,11 +14,6 @@
 namespace edgellm::kernels::cpu {
 namespace {
 
-inline __m256i bcast4(const void* p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
 
 inline __m256i merge(__m256i lo, __m256i m4, __m256i hi, __m256i m30) {
     return _mm256_or_si256(_mm256_and_si256(lo, m4), _mm256_and_si256(hi, m30));

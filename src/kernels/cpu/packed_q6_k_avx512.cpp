@@ -15,17 +15,13 @@
 
 #include <cstring>
 
+#include "kernels/cpu/bcast_x86.h"
 #include "kernels/cpu/packed_q6_k.h"
 #include "kernels/cpu/packed_tiles.h"
 
 namespace edgellm::kernels::cpu {
 namespace {
 
-inline __m256i bcast4(const void* p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
 
 // (a & b) | c
 inline __m256i and_or(__m256i a, __m256i b, __m256i c) { return _mm256_ternarylogic_epi32(a, b, c, 0xEA); }
@@ -122,11 +118,6 @@ void decode_pair(const uint8_t* g0, const uint8_t* g1, int64_t nb, uint8_t* dec)
     }
 }
 
-inline __m512i bcast4z(const void* p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
-}
 
 template <int T>
 void gemm_tile_pair(const uint8_t* dec, const q8_k_block* const* a, int64_t nb, float* y, size_t y_stride) {
