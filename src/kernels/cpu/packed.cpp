@@ -59,6 +59,7 @@ constexpr int64_t k_stream_tokens = 8;
 // From this many tokens an ISA's two-group gemm (isa_ops::packed_gemm2_for) is used: it decodes
 // the 16 rows once per call, which pays off over several token tiles.
 constexpr int64_t k_pair_min_tokens = 16;
+static_assert(k_pair_min_tokens > k_stream_tokens, "the two-group gemm needs the prefill items (pairs of groups)");
 
 void mul_mat_packed(const isa_ops& ops, const packed_layout& l, packed_gemm_fn gemm, const void* packed,
                     int64_t n_rows, int64_t n_cols, const float* x, int64_t n_tokens, float* y, int n_threads) {
@@ -97,16 +98,15 @@ void mul_mat_packed(const isa_ops& ops, const packed_layout& l, packed_gemm_fn g
         // Batch-invariant: the gemm of one token for each token (the group stays in cache), so a
         // row's sums do not depend on the gemm's multi-token tiling.
         const bool invariant = batch_invariant() && n_tokens > 1;
-        // Prefill with a two-group gemm (same results per row): items are pairs of groups, the
-        // last one alone when the count is odd.
+        // Prefill items are pairs of groups (above), so an ISA's two-group gemm (same results per
+        // row) takes a whole item; the last item of an odd count is one group.
         const packed_gemm_fn gemm2 = n_tokens >= k_pair_min_tokens && !invariant && ops.packed_gemm2_for ? ops.packed_gemm2_for(l.type) : nullptr;
-        if (gemm2) {
-            parallel_for(nt, (n_groups + 1) / 2, [&](int64_t item, int) {
-                const int64_t g = 2 * item;
-                (g + 1 < n_groups ? gemm2 : gemm)(wb + size_t(g) * gb, act, a_row_bytes, n_tokens, n_cols, y + g * k_pack_rows, size_t(n_rows));
-            });
-        } else parallel_for(nt, n_items, [&](int64_t item, int) {
+        parallel_for(nt, n_items, [&](int64_t item, int) {
             const int64_t g0 = bound[item], g1 = bound[item + 1];
+            if (gemm2 && g1 - g0 == 2) {
+                gemm2(wb + size_t(g0) * gb, act, a_row_bytes, n_tokens, n_cols, y + g0 * k_pack_rows, size_t(n_rows));
+                return;
+            }
             for (int64_t g = g0; g < g1; ++g) {
                 if (invariant) {
                     for (int64_t t = 0; t < n_tokens; ++t)
