@@ -43,6 +43,24 @@ std::vector<q8_k_block> q8_k_rows(const std::vector<float>& x, int n_tokens, int
     return act;
 }
 
+// A group's gemm over n_tokens tokens at once, into a guarded buffer (the guards must stay intact),
+// and over each token alone, which must give the same bits: a token's result may not depend on the
+// tile it lands in. Returns the all-at-once outputs (8 per token).
+template <class Gemm, class Act>
+std::vector<float> gemm_each_token_alike(Gemm gemm, const std::vector<uint8_t>& group, const std::vector<Act>& act,
+                                         int64_t n_blocks, int n_tokens, int64_t n_cols) {
+    const size_t act_stride = size_t(n_blocks) * sizeof(Act);
+    test::guarded_buffer y(size_t(8 * n_tokens));
+    gemm(group.data(), act.data(), act_stride, n_tokens, n_cols, y.data(), 8);
+    EXPECT_TRUE(y.guards_intact());
+    for (int t = 0; t < n_tokens; ++t) {
+        float y1[8];
+        gemm(group.data(), act.data() + t * n_blocks, act_stride, 1, n_cols, y1, 8);
+        EXPECT_EQ(0, std::memcmp(y1, y.data() + t * 8, sizeof y1)) << "token " << t << " depends on its tile";
+    }
+    return std::vector<float>(y.data(), y.data() + 8 * n_tokens);
+}
+
 TEST(NeonDispatch, DotprodCpuUsesTheNeonTable) {
     if (!cpu_has_dotprod()) GTEST_SKIP() << "this CPU lacks dotprod/fp16: the generic table serves it";
     ASSERT_NE(kernels::cpu::neon_ops(), nullptr);
@@ -200,14 +218,8 @@ TEST_P(PackedMinLegacy, GemmEqualsTheIntegerDot) {
                 for (int t = 0; t < n_tokens; ++t)
                     kernels::cpu::generic_ops().quantize_q8_32(x.data() + t * n_cols, act.data() + t * n_blocks, n_cols);
                 const auto group = pack_group(l, type, w, n_cols);
-                const size_t act_stride = n_blocks * sizeof(kernels::cpu::act_q8_32);
-                test::guarded_buffer y(size_t(8 * n_tokens));
-                gemm(group.data(), act.data(), act_stride, n_tokens, n_cols, y.data(), 8);
-                EXPECT_TRUE(y.guards_intact());
+                const auto y = gemm_each_token_alike(gemm, group, act, n_blocks, n_tokens, n_cols);
                 for (int t = 0; t < n_tokens; ++t) {
-                    float y1[8];
-                    gemm(group.data(), act.data() + t * n_blocks, act_stride, 1, n_cols, y1, 8);
-                    EXPECT_EQ(0, std::memcmp(y1, y.data() + t * 8, sizeof y1)) << "token " << t << " depends on its tile";
                     for (int r = 0; r < 8; ++r) {
                         double want = 0.0, scale = 0.0;  // scale: sum of |terms|, which the f32 rounding follows
                         for (int b = 0; b < n_blocks; ++b) {
@@ -313,14 +325,8 @@ TEST(NeonDispatch, PackedQ4_KGemmEqualsTheIntegerDot) {
                 }
                 const auto act = q8_k_rows(x, n_tokens, n_cols);
                 const auto group = pack_group(l, ggml_type::q4_k, w, n_cols);
-                const size_t act_stride = n_blocks * sizeof(q8_k_block);
-                test::guarded_buffer y(size_t(8 * n_tokens));
-                kernels::cpu::packed_q4_k_gemm_neon(group.data(), act.data(), act_stride, n_tokens, n_cols, y.data(), 8);
-                EXPECT_TRUE(y.guards_intact());
+                const auto y = gemm_each_token_alike(kernels::cpu::packed_q4_k_gemm_neon, group, act, n_blocks, n_tokens, n_cols);
                 for (int t = 0; t < n_tokens; ++t) {
-                    float y1[8];
-                    kernels::cpu::packed_q4_k_gemm_neon(group.data(), act.data() + t * n_blocks, act_stride, 1, n_cols, y1, 8);
-                    EXPECT_EQ(0, std::memcmp(y1, y.data() + t * 8, sizeof y1)) << "token " << t << " depends on its tile";
                     for (int r = 0; r < 8; ++r) {
                         double want = 0.0, scale = 0.0;  // scale: sum of |terms|, which the f32 rounding follows
                         for (int b = 0; b < n_blocks; ++b) {
@@ -396,14 +402,8 @@ TEST_P(PackedLowBitK, GemmEqualsTheIntegerDot) {
                 }
                 const auto act = q8_k_rows(x, n_tokens, n_cols);
                 const auto group = pack_group(l, type, w, n_cols);
-                const size_t act_stride = n_blocks * sizeof(q8_k_block);
-                test::guarded_buffer y(size_t(8 * n_tokens));
-                gemm(group.data(), act.data(), act_stride, n_tokens, n_cols, y.data(), 8);
-                EXPECT_TRUE(y.guards_intact());
+                const auto y = gemm_each_token_alike(gemm, group, act, n_blocks, n_tokens, n_cols);
                 for (int t = 0; t < n_tokens; ++t) {
-                    float y1[8];
-                    gemm(group.data(), act.data() + t * n_blocks, act_stride, 1, n_cols, y1, 8);
-                    EXPECT_EQ(0, std::memcmp(y1, y.data() + t * 8, sizeof y1)) << "token " << t << " depends on its tile";
                     for (int r = 0; r < 8; ++r) {
                         double want = 0.0, scale = 0.0;  // scale: sum of |terms|, which the f32 rounding follows
                         for (int b = 0; b < n_blocks; ++b) {
